@@ -1,0 +1,194 @@
+//! Command-line types (clap only; nothing below `config` sees these).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Fleet runbooks for Choria over NATS.
+#[derive(Debug, Parser)]
+#[command(name = "fleetbook", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub sim: SimArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How to reach the fleet; valid on every command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConnectArgs {
+    /// Broker URL (nats://host:4222); may repeat.
+    #[arg(
+        long = "server",
+        short = 's',
+        env = "FLEETBOOK_SERVER",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub servers: Vec<String>,
+    /// The main collective.
+    #[arg(long, global = true)]
+    pub collective: Option<String>,
+    /// Protocol generation of the fleet: v1 (x509) or v2 (ed25519/JWT).
+    #[arg(long, global = true, value_parser = ["v1", "v2"])]
+    pub protocol: Option<String>,
+    /// Our identity (senderid); defaults to the host name.
+    #[arg(long, global = true)]
+    pub identity: Option<String>,
+    /// Our caller id, e.g. choria=ops.mcollective.
+    #[arg(long = "caller-id", global = true)]
+    pub caller_id: Option<String>,
+    /// NATS credentials file.
+    #[arg(long, global = true)]
+    pub creds: Option<PathBuf>,
+    /// NATS user name.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// NATS password (prefer the environment variable).
+    #[arg(
+        long,
+        env = "FLEETBOOK_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub password: Option<String>,
+    /// Send unsigned requests (what provisioning-mode and test fleets accept).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Directory of extra agent DDLs (JSON); may repeat.
+    #[arg(long = "ddl-dir", global = true)]
+    pub ddl_dirs: Vec<PathBuf>,
+    /// Start an embedded broker and a simulated fleet of N nodes and run against them.
+    #[arg(long, value_name = "N", global = true)]
+    pub sim: Option<usize>,
+}
+
+/// Behaviour of the simulated fleet (with `--sim N` or `sim`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SimArgs {
+    /// Seed for facts and faults.
+    #[arg(long = "sim-seed", global = true)]
+    pub seed: Option<u64>,
+    /// Provisioning token the simulated servers expect ("" accepts any).
+    #[arg(
+        long = "sim-token",
+        global = true,
+        hide_env_values = true,
+        env = "FLEETBOOK_SIM_TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Real seconds per simulated second of splay (0.01 = 100x faster).
+    #[arg(long = "sim-time-scale", global = true)]
+    pub time_scale: Option<f64>,
+    /// Fraction of nodes that fail mutating actions (status 1 or 5).
+    #[arg(long = "sim-fail-rate", global = true)]
+    pub fail_rate: Option<f64>,
+    /// Fraction of nodes that answer discovery but never RPC.
+    #[arg(long = "sim-silent-rate", global = true)]
+    pub silent_rate: Option<f64>,
+    /// Fraction of nodes that answer RPC late.
+    #[arg(long = "sim-slow-rate", global = true)]
+    pub slow_rate: Option<f64>,
+    /// How late slow nodes answer, e.g. 3s.
+    #[arg(long = "sim-slow-delay", global = true)]
+    pub slow_delay: Option<String>,
+    /// Nodes that fail (identities or short names, comma separated).
+    #[arg(long = "sim-fail", global = true, value_delimiter = ',')]
+    pub fail_nodes: Vec<String>,
+    /// Nodes that stay silent to RPC.
+    #[arg(long = "sim-silent", global = true, value_delimiter = ',')]
+    pub silent_nodes: Vec<String>,
+    /// Nodes that answer late.
+    #[arg(long = "sim-slow", global = true, value_delimiter = ',')]
+    pub slow_nodes: Vec<String>,
+    /// Return reprovisioned nodes to service after this long, e.g. 5s.
+    #[arg(long = "sim-auto-provision", global = true)]
+    pub auto_provision: Option<String>,
+}
+
+/// Node selection, as `choria` spells it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Fact filter: name=value, name>=4, name=/regex/.
+    #[arg(short = 'F', long = "wf", id = "wf", value_name = "FACT")]
+    pub fact: Vec<String>,
+    /// Class filter: exact or /regex/.
+    #[arg(short = 'C', long = "wc", id = "wc", value_name = "CLASS")]
+    pub class: Vec<String>,
+    /// Agent filter: exact or /regex/.
+    #[arg(short = 'A', long = "wa", id = "wa", value_name = "AGENT")]
+    pub agent: Vec<String>,
+    /// Identity filter: exact or /regex/.
+    #[arg(short = 'I', long = "wi", id = "wi", value_name = "IDENTITY")]
+    pub identity: Vec<String>,
+    /// Compound filter expression.
+    #[arg(short = 'S', long = "select", value_name = "EXPR")]
+    pub compound: Vec<String>,
+    /// Collective to target.
+    #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
+    pub target: Option<String>,
+    /// Discovery timeout in seconds (default 2).
+    #[arg(long = "discovery-timeout", value_name = "SECONDS")]
+    pub discovery_timeout: Option<f64>,
+    /// End discovery once replies pause for 300 ms.
+    #[arg(long = "discovery-window")]
+    pub discovery_window: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the nodes that match a filter.
+    Discover {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Print a JSON array of identities.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one agent action on the matching nodes, optionally in batches.
+    Req {
+        agent: String,
+        action: String,
+        /// Inputs as key=value, typed by the agent DDL.
+        inputs: Vec<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Nodes per batch.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Seconds between batches (default 1 when batching).
+        #[arg(long = "batch-sleep")]
+        batch_sleep: Option<f64>,
+        /// Publish one broadcast instead of discovering and sending direct requests.
+        #[arg(long, conflicts_with = "batch")]
+        broadcast: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the rpcutil inventory of one node.
+    Inventory {
+        identity: String,
+        #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
+        target: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a simulated fleet against a broker until stopped.
+    Sim {
+        /// Number of simulated servers.
+        #[arg(long, default_value_t = 50)]
+        nodes: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,44 @@
+//! `fleetbook discover`: list matching nodes.
+
+use std::io::Write;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::FilterArgs;
+use crate::config::{discovery_options, Settings};
+use crate::env::FleetEnv;
+use crate::error::Error;
+
+/// Runs discovery and prints one identity per line, or a JSON array.
+pub async fn run(
+    settings: Settings,
+    filter: &FilterArgs,
+    json: bool,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let mut opts = discovery_options(filter)?;
+    // `choria discover` looks for nodes running rpcutil.
+    opts.filter.require_agent("rpcutil");
+    let env = FleetEnv::open(settings).await?;
+    let found = env.fleet.discover(&opts, cancel).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&found.nodes).unwrap_or_default()
+        )?;
+    } else {
+        for n in &found.nodes {
+            writeln!(out, "{n}")?;
+        }
+        eprintln!("\nDiscovered {} node(s)", found.nodes.len());
+    }
+    if found.malformed > 0 {
+        eprintln!(
+            "warning: {} discovery repl(ies) named no sender and were ignored",
+            found.malformed
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `fleetbook sim`: serve a simulated fleet on a broker until interrupted.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::SimArgs;
+use crate::config::sim_config;
+use crate::error::Error;
+use crate::sim::broker::EmbeddedBroker;
+use crate::sim::{Simulator, STATS_SUBJECT};
+
+/// Runs the simulator against `servers[0]`, or an embedded broker when none is given.
+pub async fn run(
+    nodes: usize,
+    servers: &[String],
+    args: &SimArgs,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    if nodes == 0 {
+        return Err(Error::Usage {
+            message: "--nodes must be at least 1".into(),
+        });
+    }
+    let cfg = sim_config(nodes, args)?;
+    let (broker, url) = match servers.first() {
+        Some(s) => (None, s.clone()),
+        None => {
+            let b = tokio::task::spawn_blocking(EmbeddedBroker::start)
+                .await
+                .map_err(|e| Error::Usage {
+                    message: e.to_string(),
+                })??;
+            let url = b.url().to_string();
+            (Some(b), url)
+        }
+    };
+    let sim = Simulator::start(&url, cfg).await?;
+    eprintln!("simulating {nodes} Choria servers on {url} (stats: nats req {STATS_SUBJECT} ''); Ctrl-C stops");
+    if broker.is_some() {
+        // Machine-readable for scripts that start us and then connect.
+        println!("{url}");
+    }
+    cancel.cancelled().await;
+    sim.flush().await;
+    eprintln!("stopped");
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! The top-level error and the one place that maps outcomes to exit codes.
+
+use crate::fleet::{ErrorKind, FleetError};
+use crate::sim::broker::BrokerError;
+use crate::sim::SimError;
+
+/// Exit codes (DESIGN.md): decided here and nowhere else.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const GUARDRAIL: i32 = 3;
+    pub const UNREACHABLE: i32 = 4;
+}
+
+/// Anything that ends a command unsuccessfully.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    Usage { message: String },
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// The command ran but some nodes failed or did not answer.
+    #[error("{failed} of {total} node(s) did not succeed")]
+    NodesFailed { failed: usize, total: usize },
+    /// Nothing matched.
+    #[error("no nodes matched the filter")]
+    NoNodes,
+    #[error("interrupted")]
+    Interrupted,
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage { .. } => exit::USAGE,
+            Error::Fleet(e) => match e.kind() {
+                ErrorKind::Connection => exit::UNREACHABLE,
+                ErrorKind::Invalid => exit::USAGE,
+                ErrorKind::Cancelled => exit::GUARDRAIL,
+                _ => exit::FAILED,
+            },
+            Error::Broker(_) => exit::USAGE,
+            Error::Sim(_) => exit::UNREACHABLE,
+            Error::NodesFailed { .. } | Error::NoNodes => exit::FAILED,
+            Error::Interrupted => exit::GUARDRAIL,
+            Error::Output(_) => exit::FAILED,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Broadcast ("mc") discovery: ask the `discovery` agent, collect who answers.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client::Fleet;
+use super::error::{FleetError, Result};
+use super::filter::Filter;
+use super::protocol::{self, Payload, RequestSpec};
+
+/// After the first reply, a windowed discovery ends once replies pause this long.
+pub const WINDOW: Duration = Duration::from_millis(300);
+
+/// What to discover.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryOptions {
+    pub filter: Filter,
+    /// Collective to search (`-T`); the main collective when `None`.
+    pub collective: Option<String>,
+    /// Overall wait; the client's discovery timeout when `None`.
+    pub timeout: Option<Duration>,
+    /// End early once replies pause for 300 ms.
+    pub window: bool,
+}
+
+/// The outcome of a discovery.
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    /// Identities that answered, sorted.
+    pub nodes: Vec<String>,
+    /// Messages on the reply subject that named no sender.
+    pub malformed: usize,
+    /// True when the identity-only shortcut answered without the network.
+    pub from_filter: bool,
+}
+
+impl Fleet {
+    /// Discovers the nodes matching `opts`.
+    pub async fn discover(
+        &self,
+        opts: &DiscoveryOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Discovered> {
+        opts.filter.validate()?;
+        if let Some(nodes) = opts.filter.exact_identities_only() {
+            return Ok(Discovered {
+                nodes,
+                malformed: 0,
+                from_filter: true,
+            });
+        }
+        let o = self.options();
+        let collective = opts.collective.as_deref().unwrap_or(&o.collective);
+        let timeout = opts.timeout.unwrap_or(o.discovery_timeout);
+        let request_id = o.protocol.new_request_id();
+        let reply_to = protocol::reply_subject(collective, &o.caller_id, &request_id);
+        let nats = self.nats();
+        let mut sub = nats
+            .subscribe(reply_to.clone())
+            .await
+            .map_err(|e| FleetError::nats("subscribe", e))?;
+        // Subscribe first, then publish: otherwise the fastest replies are lost.
+        nats.flush()
+            .await
+            .map_err(|e| FleetError::nats("flush", e))?;
+        let spec = RequestSpec {
+            request_id: &request_id,
+            sender: &o.identity,
+            caller: &o.caller_id,
+            collective,
+            agent: "discovery",
+            ttl: o.ttl,
+            filter: &opts.filter,
+            reply_to: &reply_to,
+            payload: Payload::Discovery,
+            security: o.security,
+        };
+        let msg = protocol::encode_request(o.protocol, &spec, chrono::Utc::now());
+        nats.publish(protocol::broadcast_subject(collective, "discovery"), msg)
+            .await
+            .map_err(|e| FleetError::nats("publish", e))?;
+        nats.flush()
+            .await
+            .map_err(|e| FleetError::nats("flush", e))?;
+
+        let hard_deadline = Instant::now() + timeout;
+        let mut deadline = hard_deadline;
+        let mut found = BTreeSet::new();
+        let mut malformed = 0;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(FleetError::Cancelled),
+                _ = tokio::time::sleep_until(deadline) => break,
+                m = sub.next() => match m {
+                    None => break,
+                    Some(m) => {
+                        match protocol::transport_sender(&m.payload) {
+                            Some(id) => { found.insert(id); }
+                            None => malformed += 1,
+                        }
+                        if opts.window {
+                            deadline = (Instant::now() + WINDOW).min(hard_deadline);
+                        }
+                    }
+                },
+            }
+        }
+        let _ = sub.unsubscribe().await;
+        Ok(Discovered {
+            nodes: found.into_iter().collect(),
+            malformed,
+            from_filter: false,
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! The Choria request filter (`protocol/filter.go`) and its command-line forms.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{FleetError, Result};
+
+/// One fact comparison, as it travels on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactFilter {
+    pub fact: String,
+    pub operator: String,
+    pub value: String,
+}
+
+/// The filter carried in every request. Go always sends all five arrays, so we do too.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub fact: Vec<FactFilter>,
+    #[serde(default)]
+    pub cf_class: Vec<String>,
+    #[serde(default)]
+    pub agent: Vec<String>,
+    #[serde(default)]
+    pub identity: Vec<String>,
+    #[serde(default)]
+    pub compound: Vec<Vec<serde_json::Value>>,
+}
+
+/// The fact operators a Choria server understands.
+pub const FACT_OPERATORS: [&str; 7] = ["==", "=~", "!=", "<=", ">=", "<", ">"];
+
+impl Filter {
+    /// True when no filter kind is set: every node matches.
+    pub fn is_empty(&self) -> bool {
+        self.fact.is_empty()
+            && self.cf_class.is_empty()
+            && self.agent.is_empty()
+            && self.identity.is_empty()
+            && self.compound.is_empty()
+    }
+
+    /// The identities when the filter is nothing but exact identities (`identityOptimize`):
+    /// discovery can then skip the network.
+    pub fn exact_identities_only(&self) -> Option<Vec<String>> {
+        let only_identity = self.fact.is_empty()
+            && self.cf_class.is_empty()
+            && self.agent.is_empty()
+            && self.compound.is_empty()
+            && !self.identity.is_empty();
+        if only_identity && !self.identity.iter().any(|i| is_regex(i)) {
+            let mut ids = self.identity.clone();
+            ids.sort();
+            ids.dedup();
+            Some(ids)
+        } else {
+            None
+        }
+    }
+
+    /// Adds a fact filter in CLI form (`country=mt`, `cpus>=4`, `role=/web/`).
+    pub fn add_fact(&mut self, spec: &str) -> Result<()> {
+        self.fact.push(parse_fact(spec)?);
+        Ok(())
+    }
+
+    /// Adds a compound (`-S`) expression, passed through to the servers.
+    pub fn add_compound(&mut self, expr: &str) {
+        self.compound
+            .push(vec![serde_json::json!({ "expr": expr })]);
+    }
+
+    /// Adds an agent to the agent filter unless it is there already.
+    pub fn require_agent(&mut self, agent: &str) {
+        if !self.agent.iter().any(|a| a == agent) {
+            self.agent.push(agent.to_string());
+        }
+    }
+
+    /// Checks every regular expression in the filter compiles, so a typo fails before sending.
+    pub fn validate(&self) -> Result<()> {
+        let lists = [&self.cf_class, &self.agent, &self.identity];
+        for item in lists.into_iter().flatten() {
+            if is_regex(item) {
+                compile_slashed(item)?;
+            }
+        }
+        for f in &self.fact {
+            if !FACT_OPERATORS.contains(&f.operator.as_str()) {
+                return Err(FleetError::Filter {
+                    filter: f.fact.clone(),
+                    reason: format!("unknown operator {}", f.operator),
+                });
+            }
+            if f.operator == "=~" {
+                compile_slashed(&f.value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a filter entry is a `/regex/`.
+pub fn is_regex(s: &str) -> bool {
+    s.len() >= 2 && s.starts_with('/') && s.ends_with('/')
+}
+
+/// Compiles `/re/` (or a bare regex) into a `Regex`.
+pub fn compile_slashed(s: &str) -> Result<regex::Regex> {
+    let inner = if is_regex(s) { &s[1..s.len() - 1] } else { s };
+    regex::Regex::new(inner).map_err(|e| FleetError::Filter {
+        filter: s.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Parses a fact filter as `ParseFactFilterString` does: `=` is `==`, `=<` is `<=`, `=>` is
+/// `>=`, and a `/value/` forces `=~`.
+pub fn parse_fact(spec: &str) -> Result<FactFilter> {
+    // Longest operators first, so `<=` is not read as `<`.
+    const FORMS: [(&str, &str); 11] = [
+        ("==", "=="),
+        ("=~", "=~"),
+        ("!=", "!="),
+        ("<=", "<="),
+        (">=", ">="),
+        ("=<", "<="),
+        ("=>", ">="),
+        ("<", "<"),
+        (">", ">"),
+        ("=", "=="),
+        ("~", "=~"),
+    ];
+    let bad = |reason: &str| FleetError::Filter {
+        filter: spec.to_string(),
+        reason: reason.to_string(),
+    };
+    let (pos, len, op) = FORMS
+        .iter()
+        .filter_map(|(form, op)| spec.find(form).map(|p| (p, form.len(), *op)))
+        .min_by_key(|(p, l, _)| (*p, usize::MAX - l))
+        .ok_or_else(|| bad("expected fact<op>value, with op one of = == != =~ < > <= >="))?;
+    let name = spec[..pos].trim();
+    let value = spec[pos + len..].trim();
+    if name.is_empty() {
+        return Err(bad("missing fact name"));
+    }
+    if value.is_empty() {
+        return Err(bad("missing value"));
+    }
+    let op = if is_regex(value) { "=~" } else { op };
+    let ff = FactFilter {
+        fact: name.to_string(),
+        operator: op.to_string(),
+        value: value.to_string(),
+    };
+    if op == "=~" {
+        compile_slashed(value)?;
+    }
+    Ok(ff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_fact_forms() {
+        let f = parse_fact("country=mt").unwrap();
+        assert_eq!(
+            (f.fact.as_str(), f.operator.as_str(), f.value.as_str()),
+            ("country", "==", "mt")
+        );
+        assert_eq!(parse_fact("cpus>=4").unwrap().operator, ">=");
+        assert_eq!(parse_fact("cpus=>4").unwrap().operator, ">=");
+        assert_eq!(parse_fact("cpus=<4").unwrap().operator, "<=");
+        assert_eq!(parse_fact("cpus<4").unwrap().operator, "<");
+        assert_eq!(parse_fact("role!=db").unwrap().operator, "!=");
+        let r = parse_fact("role=/^web/").unwrap();
+        assert_eq!((r.operator.as_str(), r.value.as_str()), ("=~", "/^web/"));
+        assert_eq!(parse_fact("os.family==Debian").unwrap().fact, "os.family");
+        assert!(parse_fact("country").is_err());
+        assert!(parse_fact("=mt").is_err());
+        assert!(parse_fact("role=/[/").is_err());
+    }
+
+    #[test]
+    fn identity_shortcut_only_for_plain_identities() {
+        let mut f = Filter::default();
+        f.identity = vec!["b".into(), "a".into()];
+        assert_eq!(
+            f.exact_identities_only(),
+            Some(vec!["a".into(), "b".into()])
+        );
+        f.identity.push("/web/".into());
+        assert_eq!(f.exact_identities_only(), None);
+        let mut g = Filter::default();
+        g.identity = vec!["a".into()];
+        g.cf_class = vec!["apache".into()];
+        assert_eq!(g.exact_identities_only(), None);
+    }
+
+    #[test]
+    fn wire_form_has_all_five_arrays() {
+        let v = serde_json::to_value(Filter::default()).unwrap();
+        for k in ["fact", "cf_class", "agent", "identity", "compound"] {
+            assert!(v[k].as_array().unwrap().is_empty(), "{k}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Choria over NATS: the wire protocol, filters, DDLs, discovery and RPC.
+
+pub mod client;
+pub mod ddl;
+pub mod discovery;
+pub mod error;
+pub mod filter;
+pub mod protocol;
+pub mod rpc;
+
+pub use client::{ClientOptions, Fleet};
+pub use error::{ErrorKind, FleetError};

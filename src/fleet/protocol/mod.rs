@@ -1,0 +1,290 @@
+//! The Choria wire protocol: the transport → secure request → request onion and back.
+//!
+//! Version 1 (`choria:*:1`, x509) and version 2 (`io.choria.protocol.v2.*`, ed25519/JWT) have
+//! one module each behind the same functions here, so callers never branch on the version.
+
+mod v1;
+mod v2;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::error::{FleetError, Result};
+use super::filter::Filter;
+
+pub(crate) use base64::engine::general_purpose::STANDARD as B64;
+
+/// Which protocol generation to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Version {
+    /// `choria:request:1` and friends (x509 security providers).
+    #[default]
+    V1,
+    /// `io.choria.protocol.v2.*` (the `choria` ed25519/JWT security provider).
+    V2,
+}
+
+impl Version {
+    /// Parses `v1` / `v2` (also `1` / `2`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "v1" | "1" => Some(Version::V1),
+            "v2" | "2" => Some(Version::V2),
+            _ => None,
+        }
+    }
+
+    /// A fresh request id: 32 hex characters (v1) or a KSUID (v2).
+    pub fn new_request_id(self) -> String {
+        match self {
+            Version::V1 => uuid::Uuid::new_v4().simple().to_string(),
+            Version::V2 => ksuid(),
+        }
+    }
+}
+
+/// How requests are vouched for. Signing with certificates and keys comes with real-fleet
+/// support; today only the unsigned form that provisioning-mode and test fleets accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Security {
+    /// `"signature":"insecure","pubcert":"insecure"` in v1, the bytes `insecure` in v2.
+    #[default]
+    Insecure,
+}
+
+/// What travels inside `Request.message`.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// The discovery `ping`: base64 of `ping`, as Go sends it.
+    Discovery,
+    /// An RPC body, `{"agent","action","data"}` as JSON text.
+    Rpc(&'a str),
+}
+
+/// The discovery payload exactly as Go puts it on the wire (base64 of `ping`).
+pub const DISCOVERY_PING: &str = "cGluZw==";
+
+/// Everything needed to build one request.
+#[derive(Debug, Clone)]
+pub struct RequestSpec<'a> {
+    pub request_id: &'a str,
+    /// `senderid`: the client's configured identity.
+    pub sender: &'a str,
+    /// `callerid`: `choria=<certname>` and the like.
+    pub caller: &'a str,
+    pub collective: &'a str,
+    pub agent: &'a str,
+    pub ttl: u64,
+    pub filter: &'a Filter,
+    pub reply_to: &'a str,
+    pub payload: Payload<'a>,
+    pub security: Security,
+}
+
+/// A reply opened and checked, as the client sees it.
+#[derive(Debug, Clone)]
+pub struct DecodedReply {
+    pub version: Version,
+    pub sender: String,
+    pub request_id: String,
+    pub agent: String,
+    /// The agent's reply body (RPC JSON, or `pong` for discovery).
+    pub body: Vec<u8>,
+}
+
+/// A request opened, as a server sees it.
+#[derive(Debug, Clone)]
+pub struct DecodedRequest {
+    pub version: Version,
+    pub request_id: String,
+    pub sender: String,
+    pub caller: String,
+    pub collective: String,
+    pub agent: String,
+    pub ttl: u64,
+    /// Unix seconds.
+    pub time_secs: i64,
+    pub filter: Filter,
+    pub reply_to: String,
+    /// The payload after the server's "try base64" step.
+    pub payload: Vec<u8>,
+}
+
+/// The reply subject Go derives: `<collective>.reply.<md5hex(callerid)>.<requestid>`.
+pub fn reply_subject(collective: &str, caller: &str, request_id: &str) -> String {
+    format!(
+        "{collective}.reply.{:x}.{request_id}",
+        Md5::digest(caller.as_bytes())
+    )
+}
+
+/// Subject of a direct request to one node.
+pub fn node_subject(collective: &str, identity: &str) -> String {
+    format!("{collective}.node.{identity}")
+}
+
+/// Subject of a broadcast request to an agent.
+pub fn broadcast_subject(collective: &str, agent: &str) -> String {
+    format!("{collective}.broadcast.agent.{agent}")
+}
+
+/// Builds the NATS payload (the transport JSON) of a request. `now` is the send time.
+pub fn encode_request(
+    version: Version,
+    spec: &RequestSpec<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Bytes {
+    match version {
+        Version::V1 => v1::encode_request(spec, now),
+        Version::V2 => v2::encode_request(spec, now),
+    }
+}
+
+/// Opens a reply transport, checks its hash and returns the agent body.
+pub fn decode_reply(payload: &[u8]) -> Result<DecodedReply> {
+    match detect(payload)? {
+        (Version::V1, t) => v1::decode_reply(t),
+        (Version::V2, t) => v2::decode_reply(t),
+    }
+}
+
+/// Opens a request transport the way a server does.
+pub fn decode_request(payload: &[u8]) -> Result<DecodedRequest> {
+    match detect(payload)? {
+        (Version::V1, t) => v1::decode_request(t),
+        (Version::V2, t) => v2::decode_request(t),
+    }
+}
+
+/// Builds a server's reply transport to `req` with the given agent body.
+pub fn encode_reply(
+    req: &DecodedRequest,
+    identity: &str,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Bytes {
+    match req.version {
+        Version::V1 => v1::encode_reply(req, identity, body, now),
+        Version::V2 => v2::encode_reply(req, identity, body, now),
+    }
+}
+
+/// The sender named in a transport's headers, without opening the inner layers (what
+/// discovery does: `mc_sender` in v1, `sender` in v2).
+pub fn transport_sender(payload: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let headers = v.get("headers")?;
+    headers
+        .get("mc_sender")
+        .or_else(|| headers.get("sender"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Reads the transport and decides its version from its `protocol`.
+fn detect(payload: &[u8]) -> Result<(Version, Value)> {
+    let v: Value =
+        serde_json::from_slice(payload).map_err(|e| FleetError::decode("transport", e))?;
+    let version = match v.get("protocol").and_then(Value::as_str) {
+        Some(v1::TRANSPORT) => Version::V1,
+        Some(v2::TRANSPORT) => Version::V2,
+        Some(other) => {
+            return Err(FleetError::decode(
+                "transport",
+                format!("unknown protocol {other:?}"),
+            ))
+        }
+        None => return Err(FleetError::decode("transport", "no protocol field")),
+    };
+    Ok((version, v))
+}
+
+/// base64(sha256(bytes)), the reply hash of both versions.
+pub(crate) fn sha256_b64(bytes: &[u8]) -> String {
+    B64.encode(Sha256::digest(bytes))
+}
+
+/// Reads a string field or fails with a decode error naming it.
+pub(crate) fn str_field<'a>(v: &'a Value, what: &'static str, field: &str) -> Result<&'a str> {
+    v.get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| FleetError::decode(what, format!("missing string field {field:?}")))
+}
+
+/// The server-side "try base64" step: decode if it decodes, else keep the raw bytes.
+pub(crate) fn try_base64(raw: &[u8]) -> Vec<u8> {
+    B64.decode(raw).unwrap_or_else(|_| raw.to_vec())
+}
+
+/// A KSUID: 4 bytes of seconds since 2014-05-13 16:53:20 UTC and 16 random bytes, in 27
+/// base62 characters.
+fn ksuid() -> String {
+    const EPOCH: i64 = 1_400_000_000;
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let ts = (chrono::Utc::now().timestamp() - EPOCH).max(0) as u32;
+    let mut bytes = [0u8; 20];
+    bytes[..4].copy_from_slice(&ts.to_be_bytes());
+    bytes[4..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    // Big-endian base conversion of the 160-bit number.
+    let mut digits = [0u8; 27];
+    let mut num = bytes.to_vec();
+    for d in digits.iter_mut().rev() {
+        let mut rem = 0u32;
+        for byte in num.iter_mut() {
+            let acc = (rem << 8) | u32::from(*byte);
+            *byte = (acc / 62) as u8;
+            rem = acc % 62;
+        }
+        *d = ALPHABET[rem as usize];
+    }
+    String::from_utf8_lossy(&digits).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_subject_matches_the_worked_example() {
+        // choria-protocol.md §10.1
+        assert_eq!(
+            reply_subject(
+                "mcollective",
+                "choria=rip.mcollective",
+                "3ad5c4a4f5a44e4c9b0c3b1b0f4a2f11"
+            ),
+            "mcollective.reply.37bdf08389145a56c13096c178802d3b.3ad5c4a4f5a44e4c9b0c3b1b0f4a2f11"
+        );
+        assert_eq!(
+            reply_subject("provisioning", "choria=runbook.mcollective", "x"),
+            "provisioning.reply.602914d7f7f9694a79c0c0609e0093ed.x"
+        );
+    }
+
+    #[test]
+    fn request_ids_have_the_right_shape() {
+        let id = Version::V1.new_request_id();
+        assert_eq!(id.len(), 32);
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        let k = Version::V2.new_request_id();
+        assert_eq!(k.len(), 27);
+        assert!(k.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(k, Version::V2.new_request_id());
+    }
+
+    #[test]
+    fn worked_example_hash() {
+        // choria-protocol.md §10.2: the hash of the example reply.
+        let reply = r#"{"protocol":"choria:reply:1","message":"{\"action\":\"restart\",\"statuscode\":0,\"statusmsg\":\"OK\",\"data\":{\"message\":\"Restarting Choria Server after 7s\"}}","envelope":{"requestid":"9f2c7e0d1b3a4c5d8e6f7a8b9c0d1e2f","senderid":"n1.choria.local","agent":"choria_provision","time":1732200001}}"#;
+        assert_eq!(
+            sha256_b64(reply.as_bytes()),
+            "UeXpp0Qn2YuWWlET/nDCpF5Enzpd5zVbLCKxikk574s="
+        );
+    }
+}

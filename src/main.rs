@@ -1,0 +1,43 @@
+//! The `fleetbook` binary: build the runtime, run, turn the outcome into an exit code.
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+fn main() {
+    let cli = fleetbook::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fleetbook: cannot start the async runtime: {e}");
+            std::process::exit(fleetbook::error::exit::FAILED);
+        }
+    };
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    let code = runtime.block_on(async move {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted, stopping");
+                on_signal.cancel();
+            }
+        });
+        match fleetbook::run(cli, cancel).await {
+            Ok(()) => fleetbook::error::exit::OK,
+            Err(fleetbook::error::Error::Output(e))
+                if e.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                fleetbook::error::exit::OK
+            }
+            Err(e) => {
+                eprintln!("fleetbook: {e}");
+                e.exit_code()
+            }
+        }
+    });
+    // Drop the runtime (and with it the embedded broker guard) before exiting.
+    drop(runtime);
+    std::process::exit(code);
+}
