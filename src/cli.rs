@@ -20,13 +20,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConnectArgs {
     /// Broker URL (nats://host:4222); may repeat.
-    #[arg(
-        long = "server",
-        short = 's',
-        env = "FLEETBOOK_SERVER",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long = "server", short = 's', env = "FLEETBOOK_SERVER", value_delimiter = ',', global = true)]
     pub servers: Vec<String>,
     /// The main collective.
     #[arg(long, global = true)]
@@ -47,12 +41,7 @@ pub struct ConnectArgs {
     #[arg(long, global = true)]
     pub user: Option<String>,
     /// NATS password (prefer the environment variable).
-    #[arg(
-        long,
-        env = "FLEETBOOK_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "FLEETBOOK_PASSWORD", hide_env_values = true, global = true)]
     pub password: Option<String>,
     /// Send unsigned requests (what provisioning-mode and test fleets accept).
     #[arg(long, global = true)]
@@ -72,12 +61,7 @@ pub struct SimArgs {
     #[arg(long = "sim-seed", global = true)]
     pub seed: Option<u64>,
     /// Provisioning token the simulated servers expect ("" accepts any).
-    #[arg(
-        long = "sim-token",
-        global = true,
-        hide_env_values = true,
-        env = "FLEETBOOK_SIM_TOKEN"
-    )]
+    #[arg(long = "sim-token", global = true, hide_env_values = true, env = "FLEETBOOK_SIM_TOKEN")]
     pub token: Option<String>,
     /// Real seconds per simulated second of splay (0.01 = 100x faster).
     #[arg(long = "sim-time-scale", global = true)]

@@ -21,9 +21,7 @@ pub struct Settings {
 }
 
 fn usage(message: impl Into<String>) -> Error {
-    Error::Usage {
-        message: message.into(),
-    }
+    Error::Usage { message: message.into() }
 }
 
 /// Parses `30s`, `2m`, `500ms`, `1h` or a plain number of seconds.
@@ -33,20 +31,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => (&t[..i], &t[i..]),
         None => (t, "s"),
     };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (like 30s, 2m, 500ms)"))?;
+    let n: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a duration (like 30s, 2m, 500ms)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "{s:?} has an unknown unit {unit:?} (use ms, s, m or h)"
-            ))
-        }
+        _ => return Err(format!("{s:?} has an unknown unit {unit:?} (use ms, s, m or h)")),
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("{s:?} is not a valid duration"));
@@ -73,25 +64,20 @@ impl Settings {
             client.collective = col.clone();
         }
         if let Some(p) = &c.protocol {
-            client.protocol = Version::parse(p)
-                .ok_or_else(|| usage(format!("--protocol {p}: expected v1 or v2")))?;
+            client.protocol = Version::parse(p).ok_or_else(|| usage(format!("--protocol {p}: expected v1 or v2")))?;
         }
         if let Some(id) = &c.identity {
             client.identity = id.clone();
         }
         if let Some(caller) = &c.caller_id {
             if !regex::Regex::new(r"^[a-z]+=[\w.\-]+$").is_ok_and(|r| r.is_match(caller)) {
-                return Err(usage(format!(
-                    "--caller-id {caller}: expected kind=name, e.g. choria=ops.mcollective"
-                )));
+                return Err(usage(format!("--caller-id {caller}: expected kind=name, e.g. choria=ops.mcollective")));
             }
             client.caller_id = caller.clone();
         }
         match (&c.user, &c.password) {
             (Some(u), Some(p)) => client.user_password = Some((u.clone(), p.clone())),
-            (Some(_), None) => {
-                return Err(usage("--user needs --password (or FLEETBOOK_PASSWORD)"))
-            }
+            (Some(_), None) => return Err(usage("--user needs --password (or FLEETBOOK_PASSWORD)")),
             (None, Some(_)) => return Err(usage("--password needs --user")),
             (None, None) => {}
         }
@@ -121,10 +107,7 @@ impl Settings {
 
 /// Simulator settings from `--sim-*` options.
 pub fn sim_config(nodes: usize, s: &SimArgs) -> Result<SimConfig, Error> {
-    let mut cfg = SimConfig {
-        nodes,
-        ..SimConfig::default()
-    };
+    let mut cfg = SimConfig { nodes, ..SimConfig::default() };
     if let Some(seed) = s.seed {
         cfg.seed = seed;
     }
@@ -133,9 +116,7 @@ pub fn sim_config(nodes: usize, s: &SimArgs) -> Result<SimConfig, Error> {
     }
     if let Some(ts) = s.time_scale {
         if !(ts.is_finite() && ts >= 0.0) {
-            return Err(usage(format!(
-                "--sim-time-scale {ts}: must be a number >= 0"
-            )));
+            return Err(usage(format!("--sim-time-scale {ts}: must be a number >= 0")));
         }
         cfg.time_scale = ts;
     }
@@ -146,8 +127,7 @@ pub fn sim_config(nodes: usize, s: &SimArgs) -> Result<SimConfig, Error> {
         cfg.slow_delay = parse_duration(d).map_err(|e| usage(format!("--sim-slow-delay: {e}")))?;
     }
     if let Some(d) = &s.auto_provision {
-        cfg.auto_provision =
-            Some(parse_duration(d).map_err(|e| usage(format!("--sim-auto-provision: {e}")))?);
+        cfg.auto_provision = Some(parse_duration(d).map_err(|e| usage(format!("--sim-auto-provision: {e}")))?);
     }
     cfg.fail_nodes = s.fail_nodes.clone();
     cfg.silent_nodes = s.silent_nodes.clone();
@@ -171,18 +151,9 @@ pub fn discovery_options(f: &FilterArgs) -> Result<DiscoveryOptions, Error> {
     let timeout = match f.discovery_timeout {
         None => None,
         Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-        Some(t) => {
-            return Err(usage(format!(
-                "--discovery-timeout {t}: must be a positive number of seconds"
-            )))
-        }
+        Some(t) => return Err(usage(format!("--discovery-timeout {t}: must be a positive number of seconds"))),
     };
-    Ok(DiscoveryOptions {
-        filter,
-        collective: f.target.clone(),
-        timeout,
-        window: f.discovery_window,
-    })
+    Ok(DiscoveryOptions { filter, collective: f.target.clone(), timeout, window: f.discovery_window, rpc_agent: None })
 }
 
 #[cfg(test)]

@@ -23,9 +23,7 @@ impl FleetEnv {
             Some(cfg) => {
                 let broker = tokio::task::spawn_blocking(EmbeddedBroker::start)
                     .await
-                    .map_err(|e| Error::Usage {
-                        message: format!("embedded broker: {e}"),
-                    })??;
+                    .map_err(|e| Error::Usage { message: format!("embedded broker: {e}") })??;
                 let sim = Simulator::start(broker.url(), cfg).await?;
                 client.servers = vec![broker.url().to_string()];
                 (Some(broker), Some(sim))

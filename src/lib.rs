@@ -29,23 +29,12 @@ use error::Error;
 /// Runs a parsed command line. Ctrl-C cancels `cancel`.
 pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<(), Error> {
     match &cli.command {
-        Command::Sim { nodes } => {
-            commands::sim::run(*nodes, &cli.connect.servers, &cli.sim, &cancel).await
-        }
+        Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect.servers, &cli.sim, &cancel).await,
         Command::Discover { filter, json } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
             commands::discover::run(settings, filter, *json, &cancel).await
         }
-        Command::Req {
-            agent,
-            action,
-            inputs,
-            filter,
-            batch,
-            batch_sleep,
-            broadcast,
-            json,
-        } => {
+        Command::Req { agent, action, inputs, filter, batch, batch_sleep, broadcast, json } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
             let args = commands::req::ReqArgs {
                 agent,
@@ -59,11 +48,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<(), Error> {
             };
             commands::req::run(settings, args, &cancel).await
         }
-        Command::Inventory {
-            identity,
-            target,
-            json,
-        } => {
+        Command::Inventory { identity, target, json } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
             commands::inventory::run(settings, identity, target.as_deref(), *json, &cancel).await
         }

@@ -33,9 +33,8 @@ pub fn choria_event(
 /// The CloudEvents 1.0 envelope servers publish by default (`ToCloudEventV1`).
 pub fn cloud_event(inner: Value) -> Value {
     let ts = inner.get("timestamp").and_then(Value::as_i64).unwrap_or(0);
-    let time = chrono::DateTime::from_timestamp(ts, 0)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default();
+    let time =
+        chrono::DateTime::from_timestamp(ts, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
     json!({
         "specversion": "1.0",
         "id": inner.get("id").cloned().unwrap_or(Value::Null),

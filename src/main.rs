@@ -5,10 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 fn main() {
     let cli = fleetbook::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fleetbook: cannot start the async runtime: {e}");
@@ -26,9 +23,7 @@ fn main() {
         });
         match fleetbook::run(cli, cancel).await {
             Ok(()) => fleetbook::error::exit::OK,
-            Err(fleetbook::error::Error::Output(e))
-                if e.kind() == std::io::ErrorKind::BrokenPipe =>
-            {
+            Err(fleetbook::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 fleetbook::error::exit::OK
             }
             Err(e) => {
@@ -41,3 +36,8 @@ fn main() {
     drop(runtime);
     std::process::exit(code);
 }
+
+// The RPC path allocates per reply (JSON layers, base64); mimalloc measurably beats glibc
+// malloc there (see docs/testing.md, benchmark).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,1 +1,7 @@
-fn main() {}
+//! The integration suite: one binary, real nats-server per test, real Choria data files.
+
+mod support;
+
+mod cli;
+mod protocol;
+mod simulator;

@@ -10,24 +10,15 @@ use crate::env::FleetEnv;
 use crate::error::Error;
 
 /// Runs discovery and prints one identity per line, or a JSON array.
-pub async fn run(
-    settings: Settings,
-    filter: &FilterArgs,
-    json: bool,
-    cancel: &CancellationToken,
-) -> Result<(), Error> {
+pub async fn run(settings: Settings, filter: &FilterArgs, json: bool, cancel: &CancellationToken) -> Result<(), Error> {
     let mut opts = discovery_options(filter)?;
     // `choria discover` looks for nodes running rpcutil.
-    opts.filter.require_agent("rpcutil");
+    opts.rpc_agent = Some("rpcutil".into());
     let env = FleetEnv::open(settings).await?;
     let found = env.fleet.discover(&opts, cancel).await?;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string(&found.nodes).unwrap_or_default()
-        )?;
+        writeln!(out, "{}", serde_json::to_string(&found.nodes).unwrap_or_default())?;
     } else {
         for n in &found.nodes {
             writeln!(out, "{n}")?;
@@ -35,10 +26,7 @@ pub async fn run(
         eprintln!("\nDiscovered {} node(s)", found.nodes.len());
     }
     if found.malformed > 0 {
-        eprintln!(
-            "warning: {} discovery repl(ies) named no sender and were ignored",
-            found.malformed
-        );
+        eprintln!("warning: {} discovery repl(ies) named no sender and were ignored", found.malformed);
     }
     Ok(())
 }

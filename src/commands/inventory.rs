@@ -20,54 +20,24 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<(), Error> {
     let env = FleetEnv::open(settings).await?;
-    let mut session = env
-        .fleet
-        .rpc_session(
-            "rpcutil",
-            "inventory",
-            &Map::new(),
-            target,
-            None,
-            Filter::default(),
-        )
-        .await?;
+    let mut session =
+        env.fleet.rpc_session("rpcutil", "inventory", &Map::new(), target, None, Filter::default()).await?;
     let out = session.send_batch(&[identity.to_string()], cancel).await?;
     if let Some(reason) = out.malformed.get(identity) {
-        return Err(FleetError::Decode {
-            what: "inventory reply",
-            reason: reason.clone(),
-        }
-        .into());
+        return Err(FleetError::Decode { what: "inventory reply", reason: reason.clone() }.into());
     }
     let Some(reply) = out.replies.into_iter().next() else {
-        eprintln!(
-            "{identity} did not answer within {:.1}s",
-            session.timeout().as_secs_f64()
-        );
-        return Err(Error::NodesFailed {
-            failed: 1,
-            total: 1,
-        });
+        eprintln!("{identity} did not answer within {:.1}s", session.timeout().as_secs_f64());
+        return Err(Error::NodesFailed { failed: 1, total: 1 });
     };
     let mut w = std::io::stdout().lock();
     if json {
-        writeln!(
-            w,
-            "{}",
-            serde_json::to_string_pretty(&reply.data).unwrap_or_default()
-        )?;
+        writeln!(w, "{}", serde_json::to_string_pretty(&reply.data).unwrap_or_default())?;
         return Ok(());
     }
     if !reply.ok() {
-        eprintln!(
-            "{identity}: {} ({})",
-            reply.statusmsg,
-            crate::fleet::rpc::status_name(reply.statuscode)
-        );
-        return Err(Error::NodesFailed {
-            failed: 1,
-            total: 1,
-        });
+        eprintln!("{identity}: {} ({})", reply.statusmsg, crate::fleet::rpc::status_name(reply.statuscode));
+        return Err(Error::NodesFailed { failed: 1, total: 1 });
     }
     write_inventory(&mut w, identity, &reply.data)?;
     Ok(())
@@ -79,11 +49,7 @@ fn write_inventory(w: &mut impl Write, identity: &str, d: &Value) -> std::io::Re
     let list = |k: &str| -> Vec<String> {
         d.get(k)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
             .unwrap_or_default()
     };
     writeln!(w, "Inventory for {identity}\n")?;
@@ -94,12 +60,7 @@ fn write_inventory(w: &mut impl Write, identity: &str, d: &Value) -> std::io::Re
     };
     writeln!(w, "{:>28} {}{upgradable}", "Version:", s("version"))?;
     writeln!(w, "{:>28} {}", "Main Collective:", s("main_collective"))?;
-    writeln!(
-        w,
-        "{:>28} {}\n",
-        "Collectives:",
-        list("collectives").join(", ")
-    )?;
+    writeln!(w, "{:>28} {}\n", "Collectives:", list("collectives").join(", "))?;
     writeln!(w, "  Agents:")?;
     write_columns(w, &list("agents"))?;
     writeln!(w, "\n  Configuration Management Classes:")?;
@@ -117,11 +78,7 @@ fn write_inventory(w: &mut impl Write, identity: &str, d: &Value) -> std::io::Re
 
 fn flatten(prefix: &str, m: &Map<String, Value>, out: &mut Vec<(String, String)>) {
     for (k, v) in m {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match v {
             Value::Object(inner) => flatten(&key, inner, out),
             Value::String(s) => out.push((key, s.clone())),

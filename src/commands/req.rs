@@ -51,21 +51,13 @@ impl Report {
 }
 
 /// Runs the request and prints the result.
-pub async fn run(
-    settings: Settings,
-    a: ReqArgs<'_>,
-    cancel: &CancellationToken,
-) -> Result<(), Error> {
+pub async fn run(settings: Settings, a: ReqArgs<'_>, cancel: &CancellationToken) -> Result<(), Error> {
     if a.batch == Some(0) {
-        return Err(Error::Usage {
-            message: "--batch must be at least 1".into(),
-        });
+        return Err(Error::Usage { message: "--batch must be at least 1".into() });
     }
     let sleep = match a.batch_sleep {
         Some(s) if !(s.is_finite() && s >= 0.0) => {
-            return Err(Error::Usage {
-                message: format!("--batch-sleep {s}: must be >= 0"),
-            })
+            return Err(Error::Usage { message: format!("--batch-sleep {s}: must be >= 0") })
         }
         // go-choria sleeps 1 s between batches when no (or a zero) sleep is given.
         Some(s) if s > 0.0 => Duration::from_secs_f64(s),
@@ -74,23 +66,14 @@ pub async fn run(
     // Reject unknown agents, actions and bad inputs before connecting or sending anything.
     let inputs = settings.ddl.parse_cli(a.agent, a.action, a.inputs)?;
     let mut dopts = discovery_options(a.filter)?;
-    dopts.filter.require_agent(a.agent);
+    dopts.rpc_agent = Some(a.agent.to_string());
     let env = FleetEnv::open(settings).await?;
     let fleet = &env.fleet;
     let started = Instant::now();
     let mut report = Report::default();
     let collective = dopts.collective.as_deref();
     let (discovery_time, request_id) = if a.broadcast {
-        let mut session = fleet
-            .rpc_session(
-                a.agent,
-                a.action,
-                &inputs,
-                collective,
-                None,
-                dopts.filter.clone(),
-            )
-            .await?;
+        let mut session = fleet.rpc_session(a.agent, a.action, &inputs, collective, None, dopts.filter.clone()).await?;
         report.absorb(session.broadcast(cancel).await?);
         report.discovered = report.replies.len() + report.malformed.len();
         (Duration::ZERO, session.request_id.clone())
@@ -101,16 +84,7 @@ pub async fn run(
             return Err(Error::NoNodes);
         }
         report.discovered = found.nodes.len();
-        let mut session = fleet
-            .rpc_session(
-                a.agent,
-                a.action,
-                &inputs,
-                collective,
-                None,
-                dopts.filter.clone(),
-            )
-            .await?;
+        let mut session = fleet.rpc_session(a.agent, a.action, &inputs, collective, None, dopts.filter.clone()).await?;
         let batches = match a.batch {
             Some(n) => plan_batches(&found.nodes, &[n]),
             None => vec![found.nodes.clone()],
@@ -138,52 +112,25 @@ pub async fn run(
     let elapsed = started.elapsed();
     let mut out = std::io::stdout().lock();
     if a.json {
-        let v = json_report(
-            &report,
-            a.agent,
-            a.action,
-            &request_id,
-            discovery_time,
-            elapsed,
-        );
+        let v = json_report(&report, a.agent, a.action, &request_id, discovery_time, elapsed);
         writeln!(out, "{v}")?;
     } else {
         write_text(&mut out, &report, elapsed)?;
     }
     match report.failures() {
         0 => Ok(()),
-        failed => Err(Error::NodesFailed {
-            failed,
-            total: report.discovered.max(failed),
-        }),
+        failed => Err(Error::NodesFailed { failed, total: report.discovered.max(failed) }),
     }
 }
 
-fn json_report(
-    r: &Report,
-    agent: &str,
-    action: &str,
-    request_id: &str,
-    discovery: Duration,
-    total: Duration,
-) -> Value {
-    let mut ok: Vec<&str> = r
-        .replies
-        .iter()
-        .filter(|x| x.ok())
-        .map(|x| x.sender.as_str())
-        .collect();
+fn json_report(r: &Report, agent: &str, action: &str, request_id: &str, discovery: Duration, total: Duration) -> Value {
+    let mut ok: Vec<&str> = r.replies.iter().filter(|x| x.ok()).map(|x| x.sender.as_str()).collect();
     ok.sort();
     let failed: serde_json::Map<String, Value> = r
         .replies
         .iter()
         .filter(|x| !x.ok())
-        .map(|x| {
-            (
-                x.sender.clone(),
-                json!({"statuscode": x.statuscode, "statusmsg": x.statusmsg}),
-            )
-        })
+        .map(|x| (x.sender.clone(), json!({"statuscode": x.statuscode, "statusmsg": x.statusmsg})))
         .collect();
     json!({
         "request_id": request_id,
@@ -205,11 +152,7 @@ fn json_report(
 fn write_text(w: &mut impl Write, r: &Report, elapsed: Duration) -> std::io::Result<()> {
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for x in &r.replies {
-        let msg = if x.ok() {
-            summarize(&x.data)
-        } else {
-            x.statusmsg.clone()
-        };
+        let msg = if x.ok() { summarize(&x.data) } else { x.statusmsg.clone() };
         rows.push((x.sender.clone(), status_name(x.statuscode).to_string(), msg));
     }
     for (n, why) in &r.malformed {

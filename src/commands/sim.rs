@@ -9,16 +9,9 @@ use crate::sim::broker::EmbeddedBroker;
 use crate::sim::{Simulator, STATS_SUBJECT};
 
 /// Runs the simulator against `servers[0]`, or an embedded broker when none is given.
-pub async fn run(
-    nodes: usize,
-    servers: &[String],
-    args: &SimArgs,
-    cancel: &CancellationToken,
-) -> Result<(), Error> {
+pub async fn run(nodes: usize, servers: &[String], args: &SimArgs, cancel: &CancellationToken) -> Result<(), Error> {
     if nodes == 0 {
-        return Err(Error::Usage {
-            message: "--nodes must be at least 1".into(),
-        });
+        return Err(Error::Usage { message: "--nodes must be at least 1".into() });
     }
     let cfg = sim_config(nodes, args)?;
     let (broker, url) = match servers.first() {
@@ -26,9 +19,7 @@ pub async fn run(
         None => {
             let b = tokio::task::spawn_blocking(EmbeddedBroker::start)
                 .await
-                .map_err(|e| Error::Usage {
-                    message: e.to_string(),
-                })??;
+                .map_err(|e| Error::Usage { message: e.to_string() })??;
             let url = b.url().to_string();
             (Some(b), url)
         }

@@ -32,10 +32,7 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        let user = std::env::var("USER")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "fleetbook".into());
+        let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "fleetbook".into());
         let host = hostname();
         ClientOptions {
             servers: vec!["nats://127.0.0.1:4222".into()],
@@ -77,10 +74,7 @@ impl Fleet {
     /// Connects to the first reachable broker of `opts.servers`.
     pub async fn connect(opts: ClientOptions, ddl: DdlRegistry) -> Result<Fleet> {
         let shown = opts.servers.join(",");
-        let fail = |reason: String| FleetError::Connect {
-            servers: redact_url(&shown),
-            reason,
-        };
+        let fail = |reason: String| FleetError::Connect { servers: redact_url(&shown), reason };
         let mut addrs = Vec::new();
         for s in &opts.servers {
             addrs.push(
@@ -97,19 +91,13 @@ impl Fleet {
             co = co.user_and_password(u.clone(), p.clone());
         }
         if let Some(path) = &opts.creds {
-            co = co.credentials_file(path).await.map_err(|e| {
-                fail(format!(
-                    "cannot read credentials file {}: {e}",
-                    path.display()
-                ))
-            })?;
+            co = co
+                .credentials_file(path)
+                .await
+                .map_err(|e| fail(format!("cannot read credentials file {}: {e}", path.display())))?;
         }
-        let nats = async_nats::connect_with_options(addrs, co)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(Fleet {
-            inner: Arc::new(Inner { nats, opts, ddl }),
-        })
+        let nats = async_nats::connect_with_options(addrs, co).await.map_err(|e| fail(e.to_string()))?;
+        Ok(Fleet { inner: Arc::new(Inner { nats, opts, ddl }) })
     }
 
     /// The settings in use.
@@ -151,10 +139,7 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact_url("nats://u:secret@h:4222"),
-            "nats://u:[redacted]@h:4222"
-        );
+        assert_eq!(super::redact_url("nats://u:secret@h:4222"), "nats://u:[redacted]@h:4222");
         assert_eq!(super::redact_url("nats://h:4222"), "nats://h:4222");
     }
 }

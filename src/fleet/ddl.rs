@@ -13,10 +13,7 @@ use super::error::{FleetError, Result};
 /// the binary builds without `../shared`; a test checks they equal the shared originals.
 const BUILTIN: [(&str, &str); 3] = [
     ("rpcutil", include_str!("../../ddl/rpcutil.json")),
-    (
-        "choria_provision",
-        include_str!("../../ddl/choria_provision.json"),
-    ),
+    ("choria_provision", include_str!("../../ddl/choria_provision.json")),
     ("choria_util", include_str!("../../ddl/choria_util.json")),
 ];
 
@@ -77,14 +74,11 @@ pub struct Input {
 impl AgentDdl {
     /// The action named `name`, or an error listing the valid ones.
     pub fn action(&self, name: &str) -> Result<&Action> {
-        self.actions
-            .iter()
-            .find(|a| a.action == name)
-            .ok_or_else(|| FleetError::UnknownAction {
-                agent: self.metadata.name.clone(),
-                action: name.to_string(),
-                valid: self.action_names().join(", "),
-            })
+        self.actions.iter().find(|a| a.action == name).ok_or_else(|| FleetError::UnknownAction {
+            agent: self.metadata.name.clone(),
+            action: name.to_string(),
+            valid: self.action_names().join(", "),
+        })
     }
 
     /// Names of all actions, in DDL order.
@@ -114,10 +108,7 @@ impl DdlRegistry {
 
     /// Adds every `*.json` agent DDL found in `dir`, replacing built-ins of the same name.
     pub fn load_dir(&mut self, dir: &Path) -> Result<()> {
-        let err = |reason: String| FleetError::Ddl {
-            path: dir.display().to_string(),
-            reason,
-        };
+        let err = |reason: String| FleetError::Ddl { path: dir.display().to_string(), reason };
         let entries = std::fs::read_dir(dir).map_err(|e| err(e.to_string()))?;
         for entry in entries {
             let path = entry.map_err(|e| err(e.to_string()))?.path();
@@ -133,10 +124,7 @@ impl DdlRegistry {
     pub fn agent(&self, agent: &str) -> Result<&AgentDdl> {
         self.agents
             .get(agent)
-            .ok_or_else(|| FleetError::UnknownAgent {
-                agent: agent.to_string(),
-                known: self.agent_names().join(", "),
-            })
+            .ok_or_else(|| FleetError::UnknownAgent { agent: agent.to_string(), known: self.agent_names().join(", ") })
     }
 
     /// Names of all known agents, sorted.
@@ -146,12 +134,7 @@ impl DdlRegistry {
 
     /// Checks an action's inputs given as typed JSON values, fills in DDL defaults, and
     /// returns the map to send.
-    pub fn validate(
-        &self,
-        agent: &str,
-        action: &str,
-        inputs: &Map<String, Value>,
-    ) -> Result<Map<String, Value>> {
+    pub fn validate(&self, agent: &str, action: &str, inputs: &Map<String, Value>) -> Result<Map<String, Value>> {
         let act = self.agent(agent)?.action(action)?;
         let bad = |input: &str, reason: String| FleetError::BadInput {
             agent: agent.to_string(),
@@ -162,15 +145,8 @@ impl DdlRegistry {
         for name in inputs.keys() {
             if !act.input.contains_key(name) {
                 let valid: Vec<&str> = act.input.keys().map(String::as_str).collect();
-                let valid = if valid.is_empty() {
-                    "none".to_string()
-                } else {
-                    valid.join(", ")
-                };
-                return Err(bad(
-                    name,
-                    format!("not an input of this action; valid inputs: {valid}"),
-                ));
+                let valid = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
+                return Err(bad(name, format!("not an input of this action; valid inputs: {valid}")));
             }
         }
         let mut out = Map::new();
@@ -196,12 +172,7 @@ impl DdlRegistry {
 
     /// Turns `key=value` strings from the command line into typed values by the DDL
     /// (`splay=1` becomes the number 1), then validates them.
-    pub fn parse_cli(
-        &self,
-        agent: &str,
-        action: &str,
-        pairs: &[String],
-    ) -> Result<Map<String, Value>> {
+    pub fn parse_cli(&self, agent: &str, action: &str, pairs: &[String]) -> Result<Map<String, Value>> {
         let act = self.agent(agent)?.action(action)?;
         let mut map = Map::new();
         for pair in pairs {
@@ -212,9 +183,7 @@ impl DdlRegistry {
                 reason: "expected key=value".to_string(),
             })?;
             let value = match act.input.get(k).map(|i| i.kind.as_str()) {
-                Some("hash" | "array") => {
-                    serde_json::from_str(v).unwrap_or(Value::String(v.to_string()))
-                }
+                Some("hash" | "array") => serde_json::from_str(v).unwrap_or(Value::String(v.to_string())),
                 _ => Value::String(v.to_string()),
             };
             map.insert(k.to_string(), value);
@@ -224,10 +193,7 @@ impl DdlRegistry {
 }
 
 fn load_file(path: &Path) -> Result<AgentDdl> {
-    let err = |reason: String| FleetError::Ddl {
-        path: path.display().to_string(),
-        reason,
-    };
+    let err = |reason: String| FleetError::Ddl { path: path.display().to_string(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     serde_json::from_str(&text).map_err(|e| err(e.to_string()))
 }
@@ -238,11 +204,7 @@ fn coerce(spec: &Input, v: &Value) -> std::result::Result<Value, String> {
     match spec.kind.as_str() {
         "integer" => match (v, s) {
             (Value::Number(n), _) if n.is_i64() || n.is_u64() => Ok(v.clone()),
-            (_, Some(s)) => s
-                .trim()
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| format!("{s:?} is not an integer")),
+            (_, Some(s)) => s.trim().parse::<i64>().map(Value::from).map_err(|_| format!("{s:?} is not an integer")),
             _ => Err(format!("expected an integer, got {v}")),
         },
         "number" | "float" => {
@@ -299,18 +261,9 @@ fn check(spec: &Input, v: &Value) -> std::result::Result<(), String> {
             Some(c) => Err(format!("contains the shell-unsafe character {c:?}")),
             None => Ok(()),
         },
-        Some("ipv4address") => s
-            .parse::<std::net::Ipv4Addr>()
-            .map(|_| ())
-            .map_err(|_| "not an IPv4 address".into()),
-        Some("ipv6address") => s
-            .parse::<std::net::Ipv6Addr>()
-            .map(|_| ())
-            .map_err(|_| "not an IPv6 address".into()),
-        Some("ipaddress") => s
-            .parse::<std::net::IpAddr>()
-            .map(|_| ())
-            .map_err(|_| "not an IP address".into()),
+        Some("ipv4address") => s.parse::<std::net::Ipv4Addr>().map(|_| ()).map_err(|_| "not an IPv4 address".into()),
+        Some("ipv6address") => s.parse::<std::net::Ipv6Addr>().map(|_| ()).map_err(|_| "not an IPv6 address".into()),
+        Some("ipaddress") => s.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| "not an IP address".into()),
         Some(re) => match regex::Regex::new(re) {
             Ok(r) if r.is_match(s) => Ok(()),
             Ok(_) => Err(format!("does not match the validation /{re}/")),
@@ -327,10 +280,7 @@ mod tests {
     #[test]
     fn builtins_load() {
         let r = DdlRegistry::builtin();
-        assert_eq!(
-            r.agent_names(),
-            vec!["choria_provision", "choria_util", "rpcutil"]
-        );
+        assert_eq!(r.agent_names(), vec!["choria_provision", "choria_util", "rpcutil"]);
         assert_eq!(r.agent("choria_provision").unwrap().metadata.timeout, 20);
         assert_eq!(r.agent("rpcutil").unwrap().metadata.timeout, 2);
     }
@@ -338,59 +288,24 @@ mod tests {
     #[test]
     fn splay_is_sent_as_a_number() {
         let r = DdlRegistry::builtin();
-        let m = r
-            .parse_cli(
-                "choria_provision",
-                "restart",
-                &["token=s3cret".into(), "splay=1".into()],
-            )
-            .unwrap();
+        let m = r.parse_cli("choria_provision", "restart", &["token=s3cret".into(), "splay=1".into()]).unwrap();
         assert_eq!(Value::Object(m), json!({"splay": 1, "token": "s3cret"}));
     }
 
     #[test]
     fn errors_name_the_valid_choices() {
         let r = DdlRegistry::builtin();
-        let e = r
-            .parse_cli("choria_provision", "reboot", &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("unknown action 'reboot'")
-                && e.contains("restart")
-                && e.contains("shutdown"),
-            "{e}"
-        );
+        let e = r.parse_cli("choria_provision", "reboot", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown action 'reboot'") && e.contains("restart") && e.contains("shutdown"), "{e}");
         let e = r.parse_cli("nope", "x", &[]).unwrap_err().to_string();
-        assert!(
-            e.contains("unknown agent 'nope'") && e.contains("rpcutil"),
-            "{e}"
-        );
-        let e = r
-            .parse_cli("choria_provision", "restart", &["splay=1".into()])
-            .unwrap_err()
-            .to_string();
+        assert!(e.contains("unknown agent 'nope'") && e.contains("rpcutil"), "{e}");
+        let e = r.parse_cli("choria_provision", "restart", &["splay=1".into()]).unwrap_err().to_string();
         assert!(e.contains("'token'") && e.contains("required"), "{e}");
-        let e = r
-            .parse_cli(
-                "choria_provision",
-                "restart",
-                &["token=x".into(), "splay=soon".into()],
-            )
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("not a number") || e.to_string().contains("expected a number"),
-            "{e}"
-        );
-        let e = r
-            .parse_cli("rpcutil", "ping", &["foo=1".into()])
-            .unwrap_err()
-            .to_string();
+        let e = r.parse_cli("choria_provision", "restart", &["token=x".into(), "splay=soon".into()]).unwrap_err();
+        assert!(e.to_string().contains("not a number") || e.to_string().contains("expected a number"), "{e}");
+        let e = r.parse_cli("rpcutil", "ping", &["foo=1".into()]).unwrap_err().to_string();
         assert!(e.contains("valid inputs: none"), "{e}");
-        let e = r
-            .parse_cli("choria_provision", "restart", &["token=".into()])
-            .unwrap_err()
-            .to_string();
+        let e = r.parse_cli("choria_provision", "restart", &["token=".into()]).unwrap_err().to_string();
         assert!(e.contains("does not match"), "{e}");
     }
 }

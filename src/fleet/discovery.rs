@@ -25,6 +25,9 @@ pub struct DiscoveryOptions {
     pub timeout: Option<Duration>,
     /// End early once replies pause for 300 ms.
     pub window: bool,
+    /// The agent the nodes must run: added to the network filter, as the RPC client and
+    /// `choria discover` (rpcutil) do, but ignored by the identity-only shortcut.
+    pub rpc_agent: Option<String>,
 }
 
 /// The outcome of a discovery.
@@ -40,18 +43,14 @@ pub struct Discovered {
 
 impl Fleet {
     /// Discovers the nodes matching `opts`.
-    pub async fn discover(
-        &self,
-        opts: &DiscoveryOptions,
-        cancel: &CancellationToken,
-    ) -> Result<Discovered> {
+    pub async fn discover(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
         opts.filter.validate()?;
         if let Some(nodes) = opts.filter.exact_identities_only() {
-            return Ok(Discovered {
-                nodes,
-                malformed: 0,
-                from_filter: true,
-            });
+            return Ok(Discovered { nodes, malformed: 0, from_filter: true });
+        }
+        let mut filter = opts.filter.clone();
+        if let Some(agent) = &opts.rpc_agent {
+            filter.require_agent(agent);
         }
         let o = self.options();
         let collective = opts.collective.as_deref().unwrap_or(&o.collective);
@@ -59,14 +58,9 @@ impl Fleet {
         let request_id = o.protocol.new_request_id();
         let reply_to = protocol::reply_subject(collective, &o.caller_id, &request_id);
         let nats = self.nats();
-        let mut sub = nats
-            .subscribe(reply_to.clone())
-            .await
-            .map_err(|e| FleetError::nats("subscribe", e))?;
+        let mut sub = nats.subscribe(reply_to.clone()).await.map_err(|e| FleetError::nats("subscribe", e))?;
         // Subscribe first, then publish: otherwise the fastest replies are lost.
-        nats.flush()
-            .await
-            .map_err(|e| FleetError::nats("flush", e))?;
+        nats.flush().await.map_err(|e| FleetError::nats("flush", e))?;
         let spec = RequestSpec {
             request_id: &request_id,
             sender: &o.identity,
@@ -74,7 +68,7 @@ impl Fleet {
             collective,
             agent: "discovery",
             ttl: o.ttl,
-            filter: &opts.filter,
+            filter: &filter,
             reply_to: &reply_to,
             payload: Payload::Discovery,
             security: o.security,
@@ -83,9 +77,7 @@ impl Fleet {
         nats.publish(protocol::broadcast_subject(collective, "discovery"), msg)
             .await
             .map_err(|e| FleetError::nats("publish", e))?;
-        nats.flush()
-            .await
-            .map_err(|e| FleetError::nats("flush", e))?;
+        nats.flush().await.map_err(|e| FleetError::nats("flush", e))?;
 
         let hard_deadline = Instant::now() + timeout;
         let mut deadline = hard_deadline;
@@ -110,10 +102,6 @@ impl Fleet {
             }
         }
         let _ = sub.unsubscribe().await;
-        Ok(Discovered {
-            nodes: found.into_iter().collect(),
-            malformed,
-            from_filter: false,
-        })
+        Ok(Discovered { nodes: found.into_iter().collect(), malformed, from_filter: false })
     }
 }

@@ -50,10 +50,7 @@ pub enum FleetError {
     Connect { servers: String, reason: String },
     /// A NATS operation failed on an established connection.
     #[error("NATS {operation} failed: {reason}")]
-    Nats {
-        operation: &'static str,
-        reason: String,
-    },
+    Nats { operation: &'static str, reason: String },
     /// A message did not decode.
     #[error("malformed {what}: {reason}")]
     Decode { what: &'static str, reason: String },
@@ -62,19 +59,10 @@ pub enum FleetError {
     UnknownAgent { agent: String, known: String },
     /// The agent has no such action.
     #[error("unknown action '{action}' for agent '{agent}'; valid actions: {valid}")]
-    UnknownAction {
-        agent: String,
-        action: String,
-        valid: String,
-    },
+    UnknownAction { agent: String, action: String, valid: String },
     /// An input is wrong.
     #[error("invalid input '{input}' for {agent}#{action}: {reason}")]
-    BadInput {
-        agent: String,
-        action: String,
-        input: String,
-        reason: String,
-    },
+    BadInput { agent: String, action: String, input: String, reason: String },
     /// A DDL file could not be loaded.
     #[error("cannot load DDL {path}: {reason}")]
     Ddl { path: String, reason: String },
@@ -106,17 +94,11 @@ impl FleetError {
     }
 
     pub(crate) fn nats(operation: &'static str, err: impl fmt::Display) -> Self {
-        FleetError::Nats {
-            operation,
-            reason: err.to_string(),
-        }
+        FleetError::Nats { operation, reason: err.to_string() }
     }
 
     pub(crate) fn decode(what: &'static str, err: impl fmt::Display) -> Self {
-        FleetError::Decode {
-            what,
-            reason: err.to_string(),
-        }
+        FleetError::Decode { what, reason: err.to_string() }
     }
 }
 

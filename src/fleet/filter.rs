@@ -66,8 +66,7 @@ impl Filter {
 
     /// Adds a compound (`-S`) expression, passed through to the servers.
     pub fn add_compound(&mut self, expr: &str) {
-        self.compound
-            .push(vec![serde_json::json!({ "expr": expr })]);
+        self.compound.push(vec![serde_json::json!({ "expr": expr })]);
     }
 
     /// Adds an agent to the agent filter unless it is there already.
@@ -108,10 +107,7 @@ pub fn is_regex(s: &str) -> bool {
 /// Compiles `/re/` (or a bare regex) into a `Regex`.
 pub fn compile_slashed(s: &str) -> Result<regex::Regex> {
     let inner = if is_regex(s) { &s[1..s.len() - 1] } else { s };
-    regex::Regex::new(inner).map_err(|e| FleetError::Filter {
-        filter: s.to_string(),
-        reason: e.to_string(),
-    })
+    regex::Regex::new(inner).map_err(|e| FleetError::Filter { filter: s.to_string(), reason: e.to_string() })
 }
 
 /// Parses a fact filter as `ParseFactFilterString` does: `=` is `==`, `=<` is `<=`, `=>` is
@@ -131,10 +127,7 @@ pub fn parse_fact(spec: &str) -> Result<FactFilter> {
         ("=", "=="),
         ("~", "=~"),
     ];
-    let bad = |reason: &str| FleetError::Filter {
-        filter: spec.to_string(),
-        reason: reason.to_string(),
-    };
+    let bad = |reason: &str| FleetError::Filter { filter: spec.to_string(), reason: reason.to_string() };
     let (pos, len, op) = FORMS
         .iter()
         .filter_map(|(form, op)| spec.find(form).map(|p| (p, form.len(), *op)))
@@ -149,11 +142,7 @@ pub fn parse_fact(spec: &str) -> Result<FactFilter> {
         return Err(bad("missing value"));
     }
     let op = if is_regex(value) { "=~" } else { op };
-    let ff = FactFilter {
-        fact: name.to_string(),
-        operator: op.to_string(),
-        value: value.to_string(),
-    };
+    let ff = FactFilter { fact: name.to_string(), operator: op.to_string(), value: value.to_string() };
     if op == "=~" {
         compile_slashed(value)?;
     }
@@ -167,10 +156,7 @@ mod tests {
     #[test]
     fn cli_fact_forms() {
         let f = parse_fact("country=mt").unwrap();
-        assert_eq!(
-            (f.fact.as_str(), f.operator.as_str(), f.value.as_str()),
-            ("country", "==", "mt")
-        );
+        assert_eq!((f.fact.as_str(), f.operator.as_str(), f.value.as_str()), ("country", "==", "mt"));
         assert_eq!(parse_fact("cpus>=4").unwrap().operator, ">=");
         assert_eq!(parse_fact("cpus=>4").unwrap().operator, ">=");
         assert_eq!(parse_fact("cpus=<4").unwrap().operator, "<=");
@@ -186,17 +172,11 @@ mod tests {
 
     #[test]
     fn identity_shortcut_only_for_plain_identities() {
-        let mut f = Filter::default();
-        f.identity = vec!["b".into(), "a".into()];
-        assert_eq!(
-            f.exact_identities_only(),
-            Some(vec!["a".into(), "b".into()])
-        );
+        let mut f = Filter { identity: vec!["b".into(), "a".into()], ..Default::default() };
+        assert_eq!(f.exact_identities_only(), Some(vec!["a".into(), "b".into()]));
         f.identity.push("/web/".into());
         assert_eq!(f.exact_identities_only(), None);
-        let mut g = Filter::default();
-        g.identity = vec!["a".into()];
-        g.cf_class = vec!["apache".into()];
+        let g = Filter { identity: vec!["a".into()], cf_class: vec!["apache".into()], ..Default::default() };
         assert_eq!(g.exact_identities_only(), None);
     }
 

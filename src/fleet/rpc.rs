@@ -52,12 +52,7 @@ pub struct BatchOutcome {
 impl BatchOutcome {
     /// Nodes that answered with status 0, sorted.
     pub fn ok_nodes(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .replies
-            .iter()
-            .filter(|r| r.ok())
-            .map(|r| r.sender.clone())
-            .collect();
+        let mut v: Vec<String> = self.replies.iter().filter(|r| r.ok()).map(|r| r.sender.clone()).collect();
         v.sort();
         v
     }
@@ -124,15 +119,8 @@ impl Fleet {
         let mut filter = filter;
         // A direct request carries the agent in its filter (`SetType(direct_request)`).
         filter.require_agent(agent);
-        let sub = self
-            .nats()
-            .subscribe(reply_to.clone())
-            .await
-            .map_err(|e| FleetError::nats("subscribe", e))?;
-        self.nats()
-            .flush()
-            .await
-            .map_err(|e| FleetError::nats("flush", e))?;
+        let sub = self.nats().subscribe(reply_to.clone()).await.map_err(|e| FleetError::nats("subscribe", e))?;
+        self.nats().flush().await.map_err(|e| FleetError::nats("flush", e))?;
         Ok(RpcSession {
             fleet: self.clone(),
             agent: agent.to_string(),
@@ -173,11 +161,7 @@ impl RpcSession {
     }
 
     /// Sends a direct request to each of `nodes` and waits until all answered or the timeout.
-    pub async fn send_batch(
-        &mut self,
-        nodes: &[String],
-        cancel: &CancellationToken,
-    ) -> Result<BatchOutcome> {
+    pub async fn send_batch(&mut self, nodes: &[String], cancel: &CancellationToken) -> Result<BatchOutcome> {
         let start = Instant::now();
         let msg = self.transport();
         let nats = self.fleet.nats().clone();
@@ -186,9 +170,7 @@ impl RpcSession {
                 .await
                 .map_err(|e| FleetError::nats("publish", e))?;
         }
-        nats.flush()
-            .await
-            .map_err(|e| FleetError::nats("flush", e))?;
+        nats.flush().await.map_err(|e| FleetError::nats("flush", e))?;
         self.collect(nodes, Some(nodes.len()), start, cancel).await
     }
 
@@ -197,15 +179,10 @@ impl RpcSession {
         let start = Instant::now();
         let msg = self.transport();
         let nats = self.fleet.nats().clone();
-        nats.publish(
-            protocol::broadcast_subject(&self.collective, &self.agent),
-            msg,
-        )
-        .await
-        .map_err(|e| FleetError::nats("publish", e))?;
-        nats.flush()
+        nats.publish(protocol::broadcast_subject(&self.collective, &self.agent), msg)
             .await
-            .map_err(|e| FleetError::nats("flush", e))?;
+            .map_err(|e| FleetError::nats("publish", e))?;
+        nats.flush().await.map_err(|e| FleetError::nats("flush", e))?;
         self.collect(&[], None, start, cancel).await
     }
 
@@ -216,10 +193,7 @@ impl RpcSession {
         start: Instant,
         cancel: &CancellationToken,
     ) -> Result<BatchOutcome> {
-        let mut out = BatchOutcome {
-            nodes: nodes.to_vec(),
-            ..Default::default()
-        };
+        let mut out = BatchOutcome { nodes: nodes.to_vec(), ..Default::default() };
         let wanted: HashSet<&str> = nodes.iter().map(String::as_str).collect();
         let mut pending: HashSet<&str> = wanted.clone();
         let deadline = start + self.timeout;
@@ -229,26 +203,22 @@ impl RpcSession {
                 _ = tokio::time::sleep_until(deadline) => break,
                 m = self.sub.next() => match m { Some(m) => m, None => break },
             };
-            let sender_hint = protocol::transport_sender(&m.payload);
             let reply = protocol::decode_reply(&m.payload).and_then(|r| {
                 if r.request_id != self.request_id {
-                    return Err(FleetError::decode(
-                        "reply",
-                        format!("request id {} is not ours", r.request_id),
-                    ));
+                    return Err(FleetError::decode("reply", format!("request id {} is not ours", r.request_id)));
                 }
                 parse_body(&r.sender, &r.body)
             });
-            let sender = match (&reply, sender_hint) {
-                (Ok(r), _) => r.sender.clone(),
-                (Err(_), Some(s)) => s,
-                (Err(e), None) => {
-                    out.malformed.insert(
-                        format!("<unknown sender #{}>", out.malformed.len() + 1),
-                        e.to_string(),
-                    );
-                    continue;
-                }
+            // Only a reply that failed to open needs the transport header to say who sent it.
+            let sender = match &reply {
+                Ok(r) => r.sender.clone(),
+                Err(e) => match protocol::transport_sender(&m.payload) {
+                    Some(s) => s,
+                    None => {
+                        out.malformed.insert(format!("<unknown sender #{}>", out.malformed.len() + 1), e.to_string());
+                        continue;
+                    }
+                },
             };
             let addressed = expect.is_none() || wanted.contains(sender.as_str());
             if !addressed || self.answered.contains(&sender) {
@@ -283,15 +253,8 @@ fn parse_body(sender: &str, body: &[u8]) -> Result<NodeReply> {
     Ok(NodeReply {
         sender: sender.to_string(),
         statuscode: code as u8,
-        statusmsg: v
-            .get("statusmsg")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        data: v
-            .get("data")
-            .cloned()
-            .unwrap_or_else(|| Value::Object(Map::new())),
+        statusmsg: v.get("statusmsg").and_then(Value::as_str).unwrap_or("").to_string(),
+        data: v.get("data").cloned().unwrap_or_else(|| Value::Object(Map::new())),
     })
 }
 
@@ -301,12 +264,7 @@ pub fn plan_batches(nodes: &[String], sizes: &[usize]) -> Vec<Vec<String>> {
     let mut rest = nodes;
     let mut i = 0;
     while !rest.is_empty() {
-        let size = sizes
-            .get(i)
-            .or(sizes.last())
-            .copied()
-            .unwrap_or(rest.len())
-            .max(1);
+        let size = sizes.get(i).or(sizes.last()).copied().unwrap_or(rest.len()).max(1);
         let n = size.min(rest.len());
         out.push(rest[..n].to_vec());
         rest = &rest[n..];
@@ -344,19 +302,9 @@ mod tests {
 
     #[test]
     fn reply_body_needs_a_status() {
-        assert!(parse_body(
-            "n",
-            br#"{"statuscode":0,"statusmsg":"OK","data":{"pong":1}}"#
-        )
-        .unwrap()
-        .ok());
+        assert!(parse_body("n", br#"{"statuscode":0,"statusmsg":"OK","data":{"pong":1}}"#).unwrap().ok());
         assert!(parse_body("n", br#"{"statusmsg":"OK"}"#).is_err());
         assert!(parse_body("n", b"pong").is_err());
-        assert_eq!(
-            parse_body("n", br#"{"statuscode":1,"statusmsg":"no"}"#)
-                .unwrap()
-                .statuscode,
-            1
-        );
+        assert_eq!(parse_body("n", br#"{"statuscode":1,"statusmsg":"no"}"#).unwrap().statuscode, 1);
     }
 }

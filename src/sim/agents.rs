@@ -32,28 +32,25 @@ pub struct Answer {
 
 impl Answer {
     fn ok(data: Value) -> Self {
-        Answer {
-            statuscode: 0,
-            statusmsg: "OK".into(),
-            data,
-            effect: None,
-        }
+        Answer { statuscode: 0, statusmsg: "OK".into(), data, effect: None }
     }
 
     fn fail(code: u8, msg: impl Into<String>) -> Self {
-        Answer {
-            statuscode: code,
-            statusmsg: msg.into(),
-            data: json!({}),
-            effect: None,
-        }
+        Answer { statuscode: code, statusmsg: msg.into(), data: json!({}), effect: None }
     }
 
     /// The SimpleRPC reply body.
     pub fn body(&self, action: &str) -> Vec<u8> {
-        json!({"action": action, "statuscode": self.statuscode, "statusmsg": self.statusmsg, "data": self.data})
-            .to_string()
-            .into_bytes()
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            action: &'a str,
+            statuscode: u8,
+            statusmsg: &'a str,
+            data: &'a Value,
+        }
+        let body = Body { action, statuscode: self.statuscode, statusmsg: &self.statusmsg, data: &self.data };
+        // Serialising a struct of strings and a Value cannot fail.
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 }
 
@@ -71,10 +68,7 @@ pub fn dispatch(
     }
     if let Fault::Failing(code) = node.fault {
         if agent != "rpcutil" {
-            return Some(Answer::fail(
-                code,
-                format!("simulated failure of {agent}#{action} on {}", node.identity),
-            ));
+            return Some(Answer::fail(code, format!("simulated failure of {agent}#{action} on {}", node.identity)));
         }
     }
     Some(match agent {
@@ -112,14 +106,10 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
         "agent_inventory" => Answer::ok(
             json!({"agents": node.agents.iter().map(|a| json!({"agent": a, "name": a})).collect::<Vec<_>>()}),
         ),
-        "collective_info" => {
-            Answer::ok(json!({"main_collective": collective, "collectives": [collective]}))
-        }
+        "collective_info" => Answer::ok(json!({"main_collective": collective, "collectives": [collective]})),
         "get_fact" => {
             let name = data.get("fact").and_then(Value::as_str).unwrap_or("");
-            Answer::ok(
-                json!({"fact": name, "value": node.fact(name).cloned().unwrap_or(Value::Null)}),
-            )
+            Answer::ok(json!({"fact": name, "value": node.fact(name).cloned().unwrap_or(Value::Null)}))
         }
         "get_facts" => {
             let names = data.get("facts").and_then(Value::as_str).unwrap_or("");
@@ -131,9 +121,9 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
                 .collect();
             Answer::ok(json!({"values": values}))
         }
-        "daemon_stats" => Answer::ok(
-            json!({"version": node.version, "agents": node.agents, "configfile": "/etc/choria/server.conf"}),
-        ),
+        "daemon_stats" => {
+            Answer::ok(json!({"version": node.version, "agents": node.agents, "configfile": "/etc/choria/server.conf"}))
+        }
         _ => unknown("rpcutil", action),
     }
 }
@@ -143,13 +133,7 @@ fn token_ok(cfg: &SimConfig, data: &Map<String, Value>) -> bool {
     cfg.token.is_empty() || data.get("token").and_then(Value::as_str) == Some(cfg.token.as_str())
 }
 
-fn provision(
-    node: &mut Node,
-    cfg: &SimConfig,
-    rng: &mut SmallRng,
-    action: &str,
-    data: &Map<String, Value>,
-) -> Answer {
+fn provision(node: &mut Node, cfg: &SimConfig, rng: &mut SmallRng, action: &str, data: &Map<String, Value>) -> Answer {
     let provisioning = node.mode == Mode::Provisioning;
     let bad_token = || Answer::fail(1, "Incorrect provision token supplied");
     match action {
@@ -164,7 +148,10 @@ fn provision(
                 return bad_token();
             }
             if provisioning && !node.configured {
-                return Answer::fail(1, "Configuration /etc/choria/server.conf enables provisioning, restart cannot continue");
+                return Answer::fail(
+                    1,
+                    "Configuration /etc/choria/server.conf enables provisioning, restart cannot continue",
+                );
             }
             // Go unmarshals splay into an int: a float or a string is invalid data.
             let splay = match data.get("splay") {
@@ -172,10 +159,7 @@ fn provision(
                 Some(v) => match v.as_u64() {
                     Some(s) => s,
                     None => {
-                        return Answer::fail(
-                            4,
-                            format!("Could not parse request data: splay {v} is not an integer"),
-                        )
+                        return Answer::fail(4, format!("Could not parse request data: splay {v} is not an integer"))
                     }
                 },
             };
@@ -204,7 +188,10 @@ fn provision(
         }
         "shutdown" => {
             if !provisioning && cfg.token.is_empty() {
-                return Answer::fail(1, "Cannot shutdown a server that is not in provisioning mode or with no token set");
+                return Answer::fail(
+                    1,
+                    "Cannot shutdown a server that is not in provisioning mode or with no token set",
+                );
             }
             if !token_ok(cfg, data) {
                 return bad_token();
@@ -212,17 +199,12 @@ fn provision(
             let delay = rng.gen_range(0..10);
             Answer {
                 effect: Some(Effect::Shutdown(delay)),
-                ..Answer::ok(
-                    json!({"message": format!("Shutting Choria Server down after {delay}s")}),
-                )
+                ..Answer::ok(json!({"message": format!("Shutting Choria Server down after {delay}s")}))
             }
         }
         "configure" => {
             if !provisioning {
-                return Answer::fail(
-                    1,
-                    "Cannot reconfigure a server that is not in provisioning mode",
-                );
+                return Answer::fail(1, "Cannot reconfigure a server that is not in provisioning mode");
             }
             if !token_ok(cfg, data) {
                 return bad_token();
@@ -230,23 +212,23 @@ fn provision(
             let config = data.get("config").and_then(Value::as_str).unwrap_or("");
             let lines = match serde_json::from_str::<Map<String, Value>>(config) {
                 Ok(m) if !m.is_empty() => m.len(),
-                _ => return Answer::fail(1, "Did not receive any configuration to write, cannot write a empty configuration file"),
+                _ => {
+                    return Answer::fail(
+                        1,
+                        "Did not receive any configuration to write, cannot write a empty configuration file",
+                    )
+                }
             };
             node.configured = true;
             Answer {
                 effect: Some(Effect::Provisioned),
-                ..Answer::ok(
-                    json!({"message": format!("Wrote {lines} lines to /etc/choria/server.conf")}),
-                )
+                ..Answer::ok(json!({"message": format!("Wrote {lines} lines to /etc/choria/server.conf")}))
             }
         }
-        "gen25519" | "gencsr" | "jwt" | "release_update" if !provisioning => Answer::fail(
-            1,
-            "Cannot perform this action on a server that is not in provisioning mode",
-        ),
-        "gen25519" | "gencsr" | "jwt" | "release_update" => {
-            Answer::fail(5, format!("{action} is not simulated"))
+        "gen25519" | "gencsr" | "jwt" | "release_update" if !provisioning => {
+            Answer::fail(1, "Cannot perform this action on a server that is not in provisioning mode")
         }
+        "gen25519" | "gencsr" | "jwt" | "release_update" => Answer::fail(5, format!("{action} is not simulated")),
         _ => unknown("choria_provision", action),
     }
 }

@@ -37,14 +37,8 @@ impl EmbeddedBroker {
     /// Starts a server with extra command-line arguments.
     pub fn start_with(extra: &[&str]) -> Result<Self, BrokerError> {
         let bin = find_nats_server()?;
-        let spawn_err = |reason: String| BrokerError::Spawn {
-            path: bin.display().to_string(),
-            reason,
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("fleetbook-nats-")
-            .tempdir()
-            .map_err(|e| spawn_err(e.to_string()))?;
+        let spawn_err = |reason: String| BrokerError::Spawn { path: bin.display().to_string(), reason };
+        let dir = tempfile::Builder::new().prefix("fleetbook-nats-").tempdir().map_err(|e| spawn_err(e.to_string()))?;
         let log = dir.path().join("nats.log");
         let log_file = std::fs::File::create(&log).map_err(|e| spawn_err(e.to_string()))?;
         let mut cmd = Command::new(&bin);
@@ -59,11 +53,7 @@ impl EmbeddedBroker {
             .stderr(Stdio::from(log_file));
         kill_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
-        let mut broker = EmbeddedBroker {
-            child,
-            url: String::new(),
-            _dir: dir,
-        };
+        let mut broker = EmbeddedBroker { child, url: String::new(), _dir: dir };
         broker.url = broker.wait_for_ports(Duration::from_secs(15), &log)?;
         Ok(broker)
     }
@@ -75,20 +65,12 @@ impl EmbeddedBroker {
 
     fn wait_for_ports(&mut self, limit: Duration, log: &Path) -> Result<String, BrokerError> {
         let started = Instant::now();
-        let ports = self
-            ._dir
-            .path()
-            .join(format!("nats-server_{}.ports", self.child.id()));
+        let ports = self._dir.path().join(format!("nats-server_{}.ports", self.child.id()));
         loop {
             if let Ok(text) = std::fs::read_to_string(&ports) {
                 let url = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
-                    .and_then(|v| {
-                        v.get("nats")
-                            .and_then(|n| n.get(0))
-                            .and_then(|u| u.as_str())
-                            .map(str::to_string)
-                    });
+                    .and_then(|v| v.get("nats").and_then(|n| n.get(0)).and_then(|u| u.as_str()).map(str::to_string));
                 if let Some(url) = url {
                     return Ok(url);
                 }
@@ -96,19 +78,9 @@ impl EmbeddedBroker {
             let exited = matches!(self.child.try_wait(), Ok(Some(_)));
             if exited || started.elapsed() > limit {
                 let log = std::fs::read_to_string(log).unwrap_or_default();
-                let tail: String = log
-                    .lines()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join(" | ");
-                return Err(BrokerError::NoPorts {
-                    secs: limit.as_secs(),
-                    log: tail,
-                });
+                let tail: String =
+                    log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+                return Err(BrokerError::NoPorts { secs: limit.as_secs(), log: tail });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -162,27 +134,19 @@ pub fn find_nats_server() -> Result<PathBuf, BrokerError> {
         }
         match version_of(&c) {
             Some((major, minor)) if (major, minor) >= (2, 10) => return Ok(c),
-            Some((major, minor)) => {
-                looked.push(format!("{} is {major}.{minor}, too old", c.display()))
-            }
+            Some((major, minor)) => looked.push(format!("{} is {major}.{minor}, too old", c.display())),
             None => looked.push(format!("{} does not report a version", c.display())),
         }
     }
     if looked.is_empty() {
         looked.push("none on PATH, in $FLEETBOOK_NATS_SERVER or in .tools/nats-server".into());
     }
-    Err(BrokerError::NotFound {
-        looked: looked.join("; "),
-    })
+    Err(BrokerError::NotFound { looked: looked.join("; ") })
 }
 
 /// `nats-server --version` prints `nats-server: v2.15.1`.
 fn version_of(bin: &Path) -> Option<(u32, u32)> {
-    let out = Command::new(bin)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
+    let out = Command::new(bin).arg("--version").stdin(Stdio::null()).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let v = text.rsplit('v').next()?;
     let mut parts = v.trim().split('.');

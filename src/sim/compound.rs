@@ -20,9 +20,7 @@ enum Tok {
 }
 
 fn lex(src: &str) -> Option<Vec<Tok>> {
-    const OPS: [&str; 12] = [
-        "&&", "||", "==", "!=", "<=", ">=", "=~", "<", ">", "!", "(", ")",
-    ];
+    const OPS: [&str; 12] = ["&&", "||", "==", "!=", "<=", ">=", "=~", "<", ">", "!", "(", ")"];
     let b = src.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -35,15 +33,11 @@ fn lex(src: &str) -> Option<Vec<Tok>> {
             out.push(Tok::Str(src[i + 1..end].to_string()));
             i = end + 1;
         } else if c.is_ascii_digit() {
-            let len = src[i..]
-                .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
-                .unwrap_or(src.len() - i);
+            let len = src[i..].find(|ch: char| !(ch.is_ascii_digit() || ch == '.')).unwrap_or(src.len() - i);
             out.push(Tok::Num(src[i..i + len].parse().ok()?));
             i += len;
         } else if c.is_alphabetic() || c == '_' {
-            let len = src[i..]
-                .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
-                .unwrap_or(src.len() - i);
+            let len = src[i..].find(|ch: char| !(ch.is_alphanumeric() || ch == '_')).unwrap_or(src.len() - i);
             out.push(Tok::Ident(src[i..i + len].to_string()));
             i += len;
         } else if c == ',' {
@@ -142,11 +136,7 @@ impl Parser<'_> {
             Val::Json(v) => v,
             Val::Bool(b) => Value::Bool(b),
         };
-        let want = if op == "=~" {
-            format!("/{want}/")
-        } else {
-            want
-        };
+        let want = if op == "=~" { format!("/{want}/") } else { want };
         Some(Val::Bool(compare(&actual, op, &want)))
     }
 
@@ -162,9 +152,7 @@ impl Parser<'_> {
             Tok::Str(s) => Some(Val::Json(Value::String(s))),
             Tok::Num(n) => Some(Val::Json(serde_json::json!(n))),
             Tok::Ident(w) if w == "true" || w == "false" => Some(Val::Bool(w == "true")),
-            Tok::Ident(w) if w == "identity" => {
-                Some(Val::Json(Value::String(self.node.identity.clone())))
-            }
+            Tok::Ident(w) if w == "identity" => Some(Val::Json(Value::String(self.node.identity.clone()))),
             Tok::Ident(f) if self.peek() == Some(&Tok::LParen) => {
                 self.pos += 1;
                 let arg = match self.peek()?.clone() {
@@ -186,10 +174,8 @@ impl Parser<'_> {
             "with" => {
                 let hit = n.classes.iter().any(|c| matches_item(arg, c))
                     || n.agents.iter().any(|a| matches_item(arg, a))
-                    || parse_fact(arg).is_ok_and(|ff| {
-                        n.fact(&ff.fact)
-                            .is_some_and(|v| compare(v, &ff.operator, &ff.value))
-                    });
+                    || parse_fact(arg)
+                        .is_ok_and(|ff| n.fact(&ff.fact).is_some_and(|v| compare(v, &ff.operator, &ff.value)));
                 Some(Val::Bool(hit))
             }
             _ => None,
@@ -220,10 +206,7 @@ mod tests {
         n.classes = vec!["apache".into()];
         assert!(eval("with('apache') && fact('country') == 'mt'", &n));
         assert!(eval("with('apache') and not with('nginx')", &n));
-        assert!(eval(
-            "fact('cpus') >= 4 && (fact('os.family') == 'RedHat' || fact('os.family') == 'Debian')",
-            &n
-        ));
+        assert!(eval("fact('cpus') >= 4 && (fact('os.family') == 'RedHat' || fact('os.family') == 'Debian')", &n));
         assert!(eval("identity =~ '^n001'", &n));
         assert!(eval("with('country=mt')", &n));
         assert!(!eval("with('nginx') || fact('cpus') < 2", &n));

@@ -137,17 +137,12 @@ impl Simulator {
             .map_err(|e| SimError(format!("cannot connect to {url}: {e}")))?;
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let width = cfg.nodes.to_string().len().max(3);
-        let mut nodes: Vec<Node> = (1..=cfg.nodes)
-            .map(|i| Node::generate(i, width, &cfg.domain, &cfg.version, &mut rng))
-            .collect();
+        let mut nodes: Vec<Node> =
+            (1..=cfg.nodes).map(|i| Node::generate(i, width, &cfg.domain, &cfg.version, &mut rng)).collect();
         for n in nodes.iter_mut() {
             n.fault = pick_fault(&cfg, &n.identity, &mut rng);
         }
-        let index = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.identity.clone(), i))
-            .collect();
+        let index = nodes.iter().enumerate().map(|(i, n)| (n.identity.clone(), i)).collect();
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             nodes: Mutex::new(nodes),
@@ -159,26 +154,18 @@ impl Simulator {
         let mut subs = Vec::new();
         for c in [cfg.collective.as_str(), "provisioning"] {
             for pattern in [format!("{c}.broadcast.agent.>"), format!("{c}.node.>")] {
-                subs.push(
-                    nats.subscribe(pattern)
-                        .await
-                        .map_err(|e| SimError(format!("subscribe: {e}")))?,
-                );
+                subs.push(nats.subscribe(pattern).await.map_err(|e| SimError(format!("subscribe: {e}")))?);
             }
         }
-        let stats_sub = nats
-            .subscribe(STATS_SUBJECT)
-            .await
-            .map_err(|e| SimError(format!("subscribe: {e}")))?;
-        nats.flush()
-            .await
-            .map_err(|e| SimError(format!("flush: {e}")))?;
+        let stats_sub = nats.subscribe(STATS_SUBJECT).await.map_err(|e| SimError(format!("subscribe: {e}")))?;
+        nats.flush().await.map_err(|e| SimError(format!("flush: {e}")))?;
         let mut tasks = Vec::new();
         let s = shared.clone();
         tasks.push(tokio::spawn(async move {
             let mut all = futures::stream::select_all(subs);
+            let mut cache: Option<Prepared> = None;
             while let Some(m) = all.next().await {
-                handle(&s, &m.subject, &m.payload).await;
+                handle(&s, &m.subject, &m.payload, &mut cache).await;
             }
         }));
         let s = shared.clone();
@@ -196,10 +183,7 @@ impl Simulator {
 
     /// Identities of all simulated nodes, sorted.
     pub fn identities(&self) -> Vec<String> {
-        let mut v: Vec<String> = lock(&self.shared.nodes)
-            .iter()
-            .map(|n| n.identity.clone())
-            .collect();
+        let mut v: Vec<String> = lock(&self.shared.nodes).iter().map(|n| n.identity.clone()).collect();
         v.sort();
         v
     }
@@ -230,10 +214,7 @@ impl Drop for Simulator {
 }
 
 fn pick_fault(cfg: &SimConfig, id: &str, rng: &mut SmallRng) -> Fault {
-    let listed = |l: &[String]| {
-        l.iter()
-            .any(|x| x == id || x == id.split('.').next().unwrap_or(id))
-    };
+    let listed = |l: &[String]| l.iter().any(|x| x == id || x == id.split('.').next().unwrap_or(id));
     let r: f64 = rng.gen();
     let code = if rng.gen_bool(0.5) { 1 } else { 5 };
     if listed(&cfg.silent_nodes) {
@@ -258,8 +239,7 @@ fn snapshot(s: &Shared) -> SimStats {
     let nodes = lock(&s.nodes);
     for n in nodes.iter() {
         if n.fault != Fault::None {
-            st.faults
-                .insert(n.identity.clone(), n.fault.name().to_string());
+            st.faults.insert(n.identity.clone(), n.fault.name().to_string());
         }
         let state = match (n.state, n.mode) {
             (State::Gone, _) => "gone",
@@ -279,33 +259,45 @@ struct Outgoing {
     delay: Option<Duration>,
 }
 
-async fn handle(s: &Arc<Shared>, subject: &str, payload: &[u8]) {
-    let req = match protocol::decode_request(payload) {
-        Ok(r) => r,
-        Err(_) => {
-            lock(&s.stats).malformed += 1;
-            return;
-        }
+/// A decoded request with its body parsed and filter compiled. A direct request to a batch
+/// publishes the same transport bytes to every node; real servers decode it in parallel,
+/// one each, so decoding it once here keeps one process a fair stand-in for many.
+struct Prepared {
+    payload: bytes::Bytes,
+    req: protocol::DecodedRequest,
+    body: Option<(String, Map<String, Value>)>,
+    key: String,
+    matcher: node::Matcher,
+}
+
+fn prepare(payload: &bytes::Bytes) -> Option<Prepared> {
+    let req = protocol::decode_request(payload).ok()?;
+    let body = if req.agent == "discovery" { None } else { parse_rpc_body(&req.payload) };
+    let key = match &body {
+        _ if req.agent == "discovery" => "discovery".to_string(),
+        Some((action, _)) => format!("{}#{action}", req.agent),
+        None => format!("{}#<invalid>", req.agent),
     };
+    let matcher = node::Matcher::new(&req.filter);
+    Some(Prepared { payload: payload.clone(), req, body, key, matcher })
+}
+
+async fn handle(s: &Arc<Shared>, subject: &str, payload: &bytes::Bytes, cache: &mut Option<Prepared>) {
+    if cache.as_ref().is_none_or(|c| c.payload != *payload) {
+        *cache = prepare(payload);
+    }
+    let Some(p) = cache.as_ref() else {
+        lock(&s.stats).malformed += 1;
+        return;
+    };
+    let (req, body, key) = (&p.req, &p.body, &p.key);
     // Servers drop requests outside now ± ttl (message.ValidateTTL).
     if (chrono::Utc::now().timestamp() - req.time_secs).unsigned_abs() > req.ttl {
         lock(&s.stats).ttl_expired += 1;
         return;
     }
-    let direct = subject
-        .strip_prefix(&format!("{}.node.", req.collective))
-        .map(str::to_string);
+    let direct = subject.strip_prefix(&format!("{}.node.", req.collective)).map(str::to_string);
     let is_discovery = req.agent == "discovery";
-    let body: Option<(String, Map<String, Value>)> = if is_discovery {
-        None
-    } else {
-        parse_rpc_body(&req.payload)
-    };
-    let key = match &body {
-        _ if is_discovery => "discovery".to_string(),
-        Some((action, _)) => format!("{}#{action}", req.agent),
-        None => format!("{}#<invalid>", req.agent),
-    };
     let mut out = Vec::new();
     let mut effects = Vec::new();
     {
@@ -322,7 +314,7 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &[u8]) {
             let served = node.state == State::Up
                 && node.collective(&cfg.collective) == req.collective
                 && (is_discovery || node.agents.iter().any(|a| a == &req.agent))
-                && node.matches(&req.filter);
+                && p.matcher.matches(node);
             if !served {
                 continue;
             }
@@ -334,25 +326,14 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &[u8]) {
                 }
                 out.push(Outgoing {
                     reply_to: req.reply_to.clone(),
-                    payload: protocol::encode_reply(
-                        &req,
-                        &node.identity,
-                        b"pong",
-                        chrono::Utc::now(),
-                    ),
+                    payload: protocol::encode_reply(req, &node.identity, b"pong", chrono::Utc::now()),
                     delay: None,
                 });
                 continue;
             } else {
-                stats
-                    .received
-                    .entry(node.identity.clone())
-                    .or_default()
-                    .push(key.clone());
-                match &body {
-                    Some((action, data)) => {
-                        agents::dispatch(node, cfg, &mut rng, &req.agent, action, data)
-                    }
+                stats.received.entry(node.identity.clone()).or_default().push(key.clone());
+                match body {
+                    Some((action, data)) => agents::dispatch(node, cfg, &mut rng, &req.agent, action, data),
                     None if node.fault == Fault::Silent => None,
                     None => Some(Answer {
                         statuscode: 4,
@@ -371,12 +352,7 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &[u8]) {
             let delay = (node.fault == Fault::Slow).then_some(cfg.slow_delay);
             out.push(Outgoing {
                 reply_to: req.reply_to.clone(),
-                payload: protocol::encode_reply(
-                    &req,
-                    &node.identity,
-                    &answer.body(action),
-                    chrono::Utc::now(),
-                ),
+                payload: protocol::encode_reply(req, &node.identity, &answer.body(action), chrono::Utc::now()),
                 delay,
             });
         }
@@ -423,20 +399,12 @@ fn transition(s: &Shared, i: usize, epoch: u64, f: impl FnOnce(&mut Node)) -> Op
 }
 
 async fn publish_event(s: &Shared, kind: &str, node: &Node) {
-    let inner = lifecycle::choria_event(
-        kind,
-        &node.identity,
-        node.component(),
-        Some(&node.version),
-        chrono::Utc::now(),
-    );
+    let inner =
+        lifecycle::choria_event(kind, &node.identity, node.component(), Some(&node.version), chrono::Utc::now());
     let event = lifecycle::cloud_event(inner);
     let body = serde_json::to_vec(&event).unwrap_or_default();
     *lock(&s.stats).events.entry(kind.to_string()).or_default() += 1;
-    let _ = s
-        .nats
-        .publish(lifecycle::subject(kind, node.component()), body.into())
-        .await;
+    let _ = s.nats.publish(lifecycle::subject(kind, node.component()), body.into()).await;
 }
 
 /// Runs the part of an action that happens after the splay.

@@ -74,20 +74,10 @@ const ROLES: [&str; 4] = ["web", "db", "cache", "worker"];
 
 impl Node {
     /// A node with seeded facts. `index` is 1-based.
-    pub fn generate(
-        index: usize,
-        width: usize,
-        domain: &str,
-        version: &str,
-        rng: &mut SmallRng,
-    ) -> Node {
+    pub fn generate(index: usize, width: usize, domain: &str, version: &str, rng: &mut SmallRng) -> Node {
         let identity = format!("n{index:0width$}.{domain}");
         let role = ROLES[rng.gen_range(0..ROLES.len())];
-        let (family, release) = if rng.gen_bool(0.7) {
-            ("Debian", "12")
-        } else {
-            ("RedHat", "9")
-        };
+        let (family, release) = if rng.gen_bool(0.7) { ("Debian", "12") } else { ("RedHat", "9") };
         let cpus = [2, 4, 8, 16][rng.gen_range(0..4)];
         let memory = [4, 8, 16, 32, 64][rng.gen_range(0..5)];
         let facts = json!({
@@ -108,10 +98,8 @@ impl Node {
             "cache" => classes.push("redis".into()),
             _ => {}
         }
-        let mut agents: Vec<String> = ["choria_provision", "choria_util", "discovery", "rpcutil"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut agents: Vec<String> =
+            ["choria_provision", "choria_util", "discovery", "rpcutil"].iter().map(|s| s.to_string()).collect();
         if rng.gen_bool(0.5) {
             agents.push("package".into());
             agents.sort();
@@ -148,21 +136,7 @@ impl Node {
 
     /// Server-side filter matching: each non-empty kind must match.
     pub fn matches(&self, f: &Filter) -> bool {
-        (f.identity.is_empty() || f.identity.iter().any(|i| matches_item(i, &self.identity)))
-            && f.agent
-                .iter()
-                .all(|a| self.agents.iter().any(|x| matches_item(a, x)))
-            && f.cf_class
-                .iter()
-                .all(|c| self.classes.iter().any(|x| matches_item(c, x)))
-            && f.fact.iter().all(|ff| fact_matches(&self.facts, ff))
-            && f.compound.iter().all(|group| {
-                group.iter().all(|e| {
-                    e.get("expr")
-                        .and_then(Value::as_str)
-                        .is_some_and(|x| compound::eval(x, self))
-                })
-            })
+        Matcher::new(f).matches(self)
     }
 
     /// A fact by gjson-like dotted path.
@@ -173,10 +147,78 @@ impl Node {
 
 /// Exact match, or `/regex/` match.
 pub fn matches_item(pattern: &str, value: &str) -> bool {
-    if is_regex(pattern) {
-        compile_slashed(pattern).is_ok_and(|r| r.is_match(value))
-    } else {
-        pattern == value
+    Pattern::new(pattern).is_some_and(|p| p.matches(value))
+}
+
+/// One filter entry, compiled.
+enum Pattern {
+    Exact(String),
+    Re(regex::Regex),
+}
+
+impl Pattern {
+    /// `None` for a broken regex, which matches nothing.
+    fn new(s: &str) -> Option<Pattern> {
+        if is_regex(s) {
+            compile_slashed(s).ok().map(Pattern::Re)
+        } else {
+            Some(Pattern::Exact(s.to_string()))
+        }
+    }
+
+    fn matches(&self, v: &str) -> bool {
+        match self {
+            Pattern::Exact(s) => s == v,
+            Pattern::Re(r) => r.is_match(v),
+        }
+    }
+}
+
+/// A request filter compiled once and applied to many nodes (go-choria
+/// `Filter.MatchServerRequest`): each non-empty kind must match; identities OR, the rest AND.
+pub struct Matcher {
+    identity: Vec<Option<Pattern>>,
+    agent: Vec<Option<Pattern>>,
+    class: Vec<Option<Pattern>>,
+    fact: Vec<(FactFilter, Option<regex::Regex>)>,
+    compound: Vec<Option<String>>,
+}
+
+impl Matcher {
+    pub fn new(f: &Filter) -> Matcher {
+        let pats = |v: &[String]| v.iter().map(|p| Pattern::new(p)).collect();
+        Matcher {
+            identity: pats(&f.identity),
+            agent: pats(&f.agent),
+            class: pats(&f.cf_class),
+            fact: f
+                .fact
+                .iter()
+                .map(|ff| (ff.clone(), (ff.operator == "=~").then(|| compile_slashed(&ff.value).ok()).flatten()))
+                .collect(),
+            compound: f
+                .compound
+                .iter()
+                .flatten()
+                .map(|e| e.get("expr").and_then(Value::as_str).map(str::to_string))
+                .collect(),
+        }
+    }
+
+    pub fn matches(&self, n: &Node) -> bool {
+        let any = |p: &Option<Pattern>, v: &[String]| p.as_ref().is_some_and(|p| v.iter().any(|x| p.matches(x)));
+        (self.identity.is_empty() || self.identity.iter().any(|p| p.as_ref().is_some_and(|p| p.matches(&n.identity))))
+            && self.agent.iter().all(|p| any(p, &n.agents))
+            && self.class.iter().all(|p| any(p, &n.classes))
+            && self.fact.iter().all(|(ff, re)| match n.fact(&ff.fact) {
+                None => false,
+                Some(v) => match re {
+                    Some(re) => re.is_match(&fact_text(v)),
+                    None if ff.operator == "=~" => false,
+                    None => compare(v, &ff.operator, &ff.value),
+                },
+            })
+            && self.compound.iter().all(|e| e.as_deref().is_some_and(|x| compound::eval(x, n)))
     }
 }
 
@@ -221,10 +263,6 @@ pub fn compare(actual: &Value, op: &str, want: &str) -> bool {
     }
 }
 
-fn fact_matches(facts: &Value, f: &FactFilter) -> bool {
-    lookup(facts, &f.fact).is_some_and(|v| compare(v, &f.operator, &f.value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,16 +289,13 @@ mod tests {
         assert!(n.matches(&f));
         f.fact.push(parse_fact("cpus>8").unwrap());
         assert!(!n.matches(&f));
-        let mut c = Filter::default();
-        c.cf_class = vec!["apache".into(), "/^role::/".into()];
+        let mut c = Filter { cf_class: vec!["apache".into(), "/^role::/".into()], ..Default::default() };
         assert!(n.matches(&c));
         c.cf_class.push("postgresql".into());
         assert!(!n.matches(&c));
-        let mut i = Filter::default();
-        i.identity = vec!["other".into(), "/^n00[0-9]/".into()];
+        let i = Filter { identity: vec!["other".into(), "/^n00[0-9]/".into()], ..Default::default() };
         assert!(n.matches(&i));
-        let mut a = Filter::default();
-        a.agent = vec!["rpcutil".into(), "nope".into()];
+        let a = Filter { agent: vec!["rpcutil".into(), "nope".into()], ..Default::default() };
         assert!(!n.matches(&a));
         assert!(compare(&json!(true), "==", "true"));
         assert!(compare(&json!("10"), ">", "9"));

@@ -9,7 +9,6 @@ mod v2;
 use base64::Engine as _;
 use bytes::Bytes;
 use md5::{Digest, Md5};
-use serde_json::Value;
 use sha2::Sha256;
 
 use super::error::{FleetError, Result};
@@ -115,10 +114,7 @@ pub struct DecodedRequest {
 
 /// The reply subject Go derives: `<collective>.reply.<md5hex(callerid)>.<requestid>`.
 pub fn reply_subject(collective: &str, caller: &str, request_id: &str) -> String {
-    format!(
-        "{collective}.reply.{:x}.{request_id}",
-        Md5::digest(caller.as_bytes())
-    )
+    format!("{collective}.reply.{:x}.{request_id}", Md5::digest(caller.as_bytes()))
 }
 
 /// Subject of a direct request to one node.
@@ -132,11 +128,7 @@ pub fn broadcast_subject(collective: &str, agent: &str) -> String {
 }
 
 /// Builds the NATS payload (the transport JSON) of a request. `now` is the send time.
-pub fn encode_request(
-    version: Version,
-    spec: &RequestSpec<'_>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Bytes {
+pub fn encode_request(version: Version, spec: &RequestSpec<'_>, now: chrono::DateTime<chrono::Utc>) -> Bytes {
     match version {
         Version::V1 => v1::encode_request(spec, now),
         Version::V2 => v2::encode_request(spec, now),
@@ -160,12 +152,7 @@ pub fn decode_request(payload: &[u8]) -> Result<DecodedRequest> {
 }
 
 /// Builds a server's reply transport to `req` with the given agent body.
-pub fn encode_reply(
-    req: &DecodedRequest,
-    identity: &str,
-    body: &[u8],
-    now: chrono::DateTime<chrono::Utc>,
-) -> Bytes {
+pub fn encode_reply(req: &DecodedRequest, identity: &str, body: &[u8], now: chrono::DateTime<chrono::Utc>) -> Bytes {
     match req.version {
         Version::V1 => v1::encode_reply(req, identity, body, now),
         Version::V2 => v2::encode_reply(req, identity, body, now),
@@ -175,44 +162,67 @@ pub fn encode_reply(
 /// The sender named in a transport's headers, without opening the inner layers (what
 /// discovery does: `mc_sender` in v1, `sender` in v2).
 pub fn transport_sender(payload: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(payload).ok()?;
-    let headers = v.get("headers")?;
-    headers
-        .get("mc_sender")
-        .or_else(|| headers.get("sender"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    #[derive(serde::Deserialize)]
+    struct Only {
+        #[serde(default)]
+        headers: HeadersIn,
+    }
+    let t: Only = serde_json::from_slice(payload).ok()?;
+    t.headers.mc_sender.or(t.headers.sender).filter(|s| !s.is_empty())
+}
+
+/// A transport of either version, read with typed fields (no `Value` tree).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct TransportIn<'a> {
+    #[serde(borrow)]
+    pub(crate) protocol: std::borrow::Cow<'a, str>,
+    /// Base64 has nothing to unescape, so this borrows from the payload in practice.
+    #[serde(borrow)]
+    pub(crate) data: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    pub(crate) headers: HeadersIn,
+}
+
+/// Transport headers of both versions.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct HeadersIn {
+    #[serde(rename = "reply-to")]
+    pub(crate) reply_to: Option<String>,
+    pub(crate) mc_sender: Option<String>,
+    pub(crate) reply: Option<String>,
+    pub(crate) sender: Option<String>,
 }
 
 /// Reads the transport and decides its version from its `protocol`.
-fn detect(payload: &[u8]) -> Result<(Version, Value)> {
-    let v: Value =
-        serde_json::from_slice(payload).map_err(|e| FleetError::decode("transport", e))?;
-    let version = match v.get("protocol").and_then(Value::as_str) {
-        Some(v1::TRANSPORT) => Version::V1,
-        Some(v2::TRANSPORT) => Version::V2,
-        Some(other) => {
-            return Err(FleetError::decode(
-                "transport",
-                format!("unknown protocol {other:?}"),
-            ))
-        }
-        None => return Err(FleetError::decode("transport", "no protocol field")),
+fn detect(payload: &[u8]) -> Result<(Version, TransportIn<'_>)> {
+    let t: TransportIn = serde_json::from_slice(payload).map_err(|e| FleetError::decode("transport", e))?;
+    let version = match t.protocol.as_ref() {
+        v1::TRANSPORT => Version::V1,
+        v2::TRANSPORT => Version::V2,
+        other => return Err(FleetError::decode("transport", format!("unknown protocol {other:?}"))),
     };
-    Ok((version, v))
+    Ok((version, t))
+}
+
+/// Decodes `data` of a transport (base64) and parses it as `T`.
+pub(crate) fn open_data<T: serde::de::DeserializeOwned>(data: &str, what: &'static str) -> Result<(Vec<u8>, T)> {
+    let raw = B64.decode(data).map_err(|e| FleetError::decode(what, format!("base64: {e}")))?;
+    let v = serde_json::from_slice(&raw).map_err(|e| FleetError::decode(what, e))?;
+    Ok((raw, v))
+}
+
+/// Fails unless `got` is the protocol string `want`.
+pub(crate) fn expect_protocol(got: &str, what: &'static str, want: &str) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(FleetError::decode(what, format!("expected protocol {want:?}, got {got:?}")))
+    }
 }
 
 /// base64(sha256(bytes)), the reply hash of both versions.
 pub(crate) fn sha256_b64(bytes: &[u8]) -> String {
     B64.encode(Sha256::digest(bytes))
-}
-
-/// Reads a string field or fails with a decode error naming it.
-pub(crate) fn str_field<'a>(v: &'a Value, what: &'static str, field: &str) -> Result<&'a str> {
-    v.get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| FleetError::decode(what, format!("missing string field {field:?}")))
 }
 
 /// The server-side "try base64" step: decode if it decodes, else keep the raw bytes.
@@ -252,11 +262,7 @@ mod tests {
     fn reply_subject_matches_the_worked_example() {
         // choria-protocol.md §10.1
         assert_eq!(
-            reply_subject(
-                "mcollective",
-                "choria=rip.mcollective",
-                "3ad5c4a4f5a44e4c9b0c3b1b0f4a2f11"
-            ),
+            reply_subject("mcollective", "choria=rip.mcollective", "3ad5c4a4f5a44e4c9b0c3b1b0f4a2f11"),
             "mcollective.reply.37bdf08389145a56c13096c178802d3b.3ad5c4a4f5a44e4c9b0c3b1b0f4a2f11"
         );
         assert_eq!(
@@ -269,9 +275,7 @@ mod tests {
     fn request_ids_have_the_right_shape() {
         let id = Version::V1.new_request_id();
         assert_eq!(id.len(), 32);
-        assert!(id
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         let k = Version::V2.new_request_id();
         assert_eq!(k.len(), 27);
         assert!(k.chars().all(|c| c.is_ascii_alphanumeric()));
@@ -282,9 +286,6 @@ mod tests {
     fn worked_example_hash() {
         // choria-protocol.md §10.2: the hash of the example reply.
         let reply = r#"{"protocol":"choria:reply:1","message":"{\"action\":\"restart\",\"statuscode\":0,\"statusmsg\":\"OK\",\"data\":{\"message\":\"Restarting Choria Server after 7s\"}}","envelope":{"requestid":"9f2c7e0d1b3a4c5d8e6f7a8b9c0d1e2f","senderid":"n1.choria.local","agent":"choria_provision","time":1732200001}}"#;
-        assert_eq!(
-            sha256_b64(reply.as_bytes()),
-            "UeXpp0Qn2YuWWlET/nDCpF5Enzpd5zVbLCKxikk574s="
-        );
+        assert_eq!(sha256_b64(reply.as_bytes()), "UeXpp0Qn2YuWWlET/nDCpF5Enzpd5zVbLCKxikk574s=");
     }
 }

@@ -5,12 +5,11 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use super::{
-    sha256_b64, str_field, try_base64, DecodedReply, DecodedRequest, Payload, RequestSpec,
-    Security, Version, B64, DISCOVERY_PING,
+    expect_protocol, open_data, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload, RequestSpec, Security,
+    TransportIn, Version, B64, DISCOVERY_PING,
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
@@ -111,103 +110,92 @@ pub(super) fn encode_request(spec: &RequestSpec<'_>, now: chrono::DateTime<chron
     let (signature, pubcert) = match spec.security {
         Security::Insecure => ("insecure", "insecure"),
     };
-    let secure = to_json(&SecureRequest {
-        protocol: SECURE_REQUEST,
-        message: &request,
-        signature,
-        pubcert,
-    });
+    let secure = to_json(&SecureRequest { protocol: SECURE_REQUEST, message: &request, signature, pubcert });
     let transport = Transport {
         protocol: TRANSPORT,
         data: B64.encode(secure),
-        headers: Headers {
-            reply_to: Some(spec.reply_to),
-            mc_sender: spec.sender,
-        },
+        headers: Headers { reply_to: Some(spec.reply_to), mc_sender: spec.sender },
     };
     Bytes::from(to_json(&transport))
 }
 
-/// Opens `data` of a transport into the secure layer's JSON.
-fn open_transport(t: &Value) -> Result<Value> {
-    let data = str_field(t, "transport", "data")?;
-    let raw = B64
-        .decode(data)
-        .map_err(|e| FleetError::decode("transport data", e))?;
-    serde_json::from_slice(&raw).map_err(|e| FleetError::decode("secure message", e))
+#[derive(Deserialize)]
+struct SecureIn {
+    protocol: String,
+    message: String,
+    #[serde(default)]
+    hash: String,
 }
 
-fn expect_protocol(v: &Value, what: &'static str, want: &str) -> Result<()> {
-    match v.get("protocol").and_then(Value::as_str) {
-        Some(p) if p == want => Ok(()),
-        other => Err(FleetError::decode(
-            what,
-            format!("expected protocol {want:?}, got {other:?}"),
-        )),
-    }
+#[derive(Deserialize)]
+struct ReplyIn {
+    protocol: String,
+    message: String,
+    envelope: ReplyEnvelopeIn,
 }
 
-pub(super) fn decode_reply(t: Value) -> Result<DecodedReply> {
-    let secure = open_transport(&t)?;
-    expect_protocol(&secure, "secure reply", SECURE_REPLY)?;
-    let message = str_field(&secure, "secure reply", "message")?;
-    let hash = str_field(&secure, "secure reply", "hash")?;
-    if sha256_b64(message.as_bytes()) != hash {
-        return Err(FleetError::decode(
-            "secure reply",
-            "hash does not match the message",
-        ));
+#[derive(Deserialize)]
+struct ReplyEnvelopeIn {
+    requestid: String,
+    senderid: String,
+    agent: String,
+}
+
+#[derive(Deserialize)]
+struct RequestIn {
+    protocol: String,
+    message: String,
+    envelope: RequestEnvelopeIn,
+}
+
+#[derive(Deserialize)]
+struct RequestEnvelopeIn {
+    requestid: String,
+    senderid: String,
+    callerid: String,
+    collective: String,
+    agent: String,
+    ttl: i64,
+    time: i64,
+    filter: Filter,
+}
+
+pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
+    let (_, secure): (_, SecureIn) = open_data(&t.data, "secure reply")?;
+    expect_protocol(&secure.protocol, "secure reply", SECURE_REPLY)?;
+    if sha256_b64(secure.message.as_bytes()) != secure.hash {
+        return Err(FleetError::decode("secure reply", "hash does not match the message"));
     }
-    let reply: Value = serde_json::from_str(message).map_err(|e| FleetError::decode("reply", e))?;
-    expect_protocol(&reply, "reply", REPLY)?;
-    let env = reply
-        .get("envelope")
-        .ok_or_else(|| FleetError::decode("reply", "no envelope"))?;
+    let reply: ReplyIn = serde_json::from_str(&secure.message).map_err(|e| FleetError::decode("reply", e))?;
+    expect_protocol(&reply.protocol, "reply", REPLY)?;
     Ok(DecodedReply {
         version: Version::V1,
-        sender: str_field(env, "reply envelope", "senderid")?.to_string(),
-        request_id: str_field(env, "reply envelope", "requestid")?.to_string(),
-        agent: str_field(env, "reply envelope", "agent")?.to_string(),
-        body: str_field(&reply, "reply", "message")?.as_bytes().to_vec(),
+        sender: reply.envelope.senderid,
+        request_id: reply.envelope.requestid,
+        agent: reply.envelope.agent,
+        body: reply.message.into_bytes(),
     })
 }
 
-pub(super) fn decode_request(t: Value) -> Result<DecodedRequest> {
-    let reply_to = t
-        .pointer("/headers/reply-to")
-        .and_then(Value::as_str)
-        .ok_or_else(|| FleetError::decode("transport", "no reply-to header"))?
-        .to_string();
-    let secure = open_transport(&t)?;
-    expect_protocol(&secure, "secure request", SECURE_REQUEST)?;
-    let message = str_field(&secure, "secure request", "message")?;
-    let req: Value = serde_json::from_str(message).map_err(|e| FleetError::decode("request", e))?;
-    expect_protocol(&req, "request", REQUEST)?;
-    let env = req
-        .get("envelope")
-        .ok_or_else(|| FleetError::decode("request", "no envelope"))?;
-    let filter = match env.get("filter") {
-        Some(f) => serde_json::from_value(f.clone())
-            .map_err(|e| FleetError::decode("request filter", e))?,
-        None => return Err(FleetError::decode("request envelope", "no filter")),
-    };
-    let num = |field: &str| {
-        env.get(field).and_then(Value::as_i64).ok_or_else(|| {
-            FleetError::decode("request envelope", format!("missing integer {field:?}"))
-        })
-    };
+pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
+    let reply_to = t.headers.reply_to.ok_or_else(|| FleetError::decode("transport", "no reply-to header"))?;
+    let (_, secure): (_, SecureIn) = open_data(&t.data, "secure request")?;
+    expect_protocol(&secure.protocol, "secure request", SECURE_REQUEST)?;
+    let req: RequestIn = serde_json::from_str(&secure.message).map_err(|e| FleetError::decode("request", e))?;
+    expect_protocol(&req.protocol, "request", REQUEST)?;
+    let e = req.envelope;
     Ok(DecodedRequest {
         version: Version::V1,
-        request_id: str_field(env, "request envelope", "requestid")?.to_string(),
-        sender: str_field(env, "request envelope", "senderid")?.to_string(),
-        caller: str_field(env, "request envelope", "callerid")?.to_string(),
-        collective: str_field(env, "request envelope", "collective")?.to_string(),
-        agent: str_field(env, "request envelope", "agent")?.to_string(),
-        ttl: num("ttl")?.max(0) as u64,
-        time_secs: num("time")?,
-        filter,
+        request_id: e.requestid,
+        sender: e.senderid,
+        caller: e.callerid,
+        collective: e.collective,
+        agent: e.agent,
+        ttl: e.ttl.max(0) as u64,
+        time_secs: e.time,
+        filter: e.filter,
         reply_to,
-        payload: try_base64(str_field(&req, "request", "message")?.as_bytes()),
+        payload: try_base64(req.message.as_bytes()),
     })
 }
 
@@ -228,18 +216,11 @@ pub(super) fn encode_reply(
             time: now.timestamp(),
         },
     });
-    let secure = to_json(&SecureReply {
-        protocol: SECURE_REPLY,
-        hash: sha256_b64(reply.as_bytes()),
-        message: &reply,
-    });
+    let secure = to_json(&SecureReply { protocol: SECURE_REPLY, hash: sha256_b64(reply.as_bytes()), message: &reply });
     let transport = Transport {
         protocol: TRANSPORT,
         data: B64.encode(secure),
-        headers: Headers {
-            reply_to: None,
-            mc_sender: identity,
-        },
+        headers: Headers { reply_to: None, mc_sender: identity },
     };
     Bytes::from(to_json(&transport))
 }

@@ -5,12 +5,11 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use super::{
-    sha256_b64, str_field, try_base64, DecodedReply, DecodedRequest, Payload, RequestSpec,
-    Security, Version, B64, DISCOVERY_PING,
+    expect_protocol, open_data, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload, RequestSpec, Security,
+    TransportIn, Version, B64, DISCOVERY_PING,
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
@@ -107,98 +106,92 @@ pub(super) fn encode_request(spec: &RequestSpec<'_>, now: chrono::DateTime<chron
     let (signature, caller) = match spec.security {
         Security::Insecure => (B64.encode("insecure"), spec.caller),
     };
-    let secure = to_json(&SecureRequest {
-        protocol: SECURE_REQUEST,
-        request: B64.encode(request),
-        signature,
-        caller,
-    });
+    let secure = to_json(&SecureRequest { protocol: SECURE_REQUEST, request: B64.encode(request), signature, caller });
     let transport = Transport {
         protocol: TRANSPORT,
         data: B64.encode(secure),
-        headers: Headers {
-            reply: Some(spec.reply_to),
-            sender: spec.sender,
-        },
+        headers: Headers { reply: Some(spec.reply_to), sender: spec.sender },
     };
     Bytes::from(to_json(&transport))
 }
 
-fn open_b64_json(v: &Value, what: &'static str, field: &str) -> Result<(Vec<u8>, Value)> {
-    let raw = B64
-        .decode(str_field(v, what, field)?)
-        .map_err(|e| FleetError::decode(what, format!("{field}: {e}")))?;
-    let json = serde_json::from_slice(&raw)
-        .map_err(|e| FleetError::decode(what, format!("{field}: {e}")))?;
-    Ok((raw, json))
+#[derive(Deserialize)]
+struct SecureReplyIn {
+    protocol: String,
+    reply: String,
+    hash: String,
 }
 
-fn expect_protocol(v: &Value, what: &'static str, want: &str) -> Result<()> {
-    match v.get("protocol").and_then(Value::as_str) {
-        Some(p) if p == want => Ok(()),
-        other => Err(FleetError::decode(
-            what,
-            format!("expected protocol {want:?}, got {other:?}"),
-        )),
-    }
+#[derive(Deserialize)]
+struct ReplyIn {
+    protocol: String,
+    message: String,
+    request: String,
+    sender: String,
+    agent: String,
 }
 
-pub(super) fn decode_reply(t: Value) -> Result<DecodedReply> {
-    let (_, secure) = open_b64_json(&t, "transport", "data")?;
-    expect_protocol(&secure, "secure reply", SECURE_REPLY)?;
-    let (raw, reply) = open_b64_json(&secure, "secure reply", "reply")?;
-    if sha256_b64(&raw) != str_field(&secure, "secure reply", "hash")? {
-        return Err(FleetError::decode(
-            "secure reply",
-            "hash does not match the reply",
-        ));
+#[derive(Deserialize)]
+struct SecureRequestIn {
+    protocol: String,
+    request: String,
+}
+
+#[derive(Deserialize)]
+struct RequestIn {
+    protocol: String,
+    message: String,
+    id: String,
+    sender: String,
+    caller: String,
+    collective: String,
+    agent: String,
+    ttl: i64,
+    time: i64,
+    #[serde(default)]
+    filter: Option<Filter>,
+}
+
+fn b64(s: &str, what: &'static str) -> Result<Vec<u8>> {
+    B64.decode(s).map_err(|e| FleetError::decode(what, format!("base64: {e}")))
+}
+
+pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
+    let (_, secure): (_, SecureReplyIn) = open_data(&t.data, "secure reply")?;
+    expect_protocol(&secure.protocol, "secure reply", SECURE_REPLY)?;
+    let raw = b64(&secure.reply, "secure reply")?;
+    if sha256_b64(&raw) != secure.hash {
+        return Err(FleetError::decode("secure reply", "hash does not match the reply"));
     }
-    expect_protocol(&reply, "reply", REPLY)?;
-    let body = B64
-        .decode(str_field(&reply, "reply", "message")?)
-        .map_err(|e| FleetError::decode("reply", format!("message: {e}")))?;
+    let reply: ReplyIn = serde_json::from_slice(&raw).map_err(|e| FleetError::decode("reply", e))?;
+    expect_protocol(&reply.protocol, "reply", REPLY)?;
     Ok(DecodedReply {
         version: Version::V2,
-        sender: str_field(&reply, "reply", "sender")?.to_string(),
-        request_id: str_field(&reply, "reply", "request")?.to_string(),
-        agent: str_field(&reply, "reply", "agent")?.to_string(),
-        body,
+        body: b64(&reply.message, "reply message")?,
+        sender: reply.sender,
+        request_id: reply.request,
+        agent: reply.agent,
     })
 }
 
-pub(super) fn decode_request(t: Value) -> Result<DecodedRequest> {
-    let reply_to = t
-        .pointer("/headers/reply")
-        .and_then(Value::as_str)
-        .ok_or_else(|| FleetError::decode("transport", "no reply header"))?
-        .to_string();
-    let (_, secure) = open_b64_json(&t, "transport", "data")?;
-    expect_protocol(&secure, "secure request", SECURE_REQUEST)?;
-    let (_, req) = open_b64_json(&secure, "secure request", "request")?;
-    expect_protocol(&req, "request", REQUEST)?;
-    let filter = match req.get("filter") {
-        Some(f) => serde_json::from_value(f.clone())
-            .map_err(|e| FleetError::decode("request filter", e))?,
-        None => Filter::default(),
-    };
-    let num = |field: &str| {
-        req.get(field)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| FleetError::decode("request", format!("missing integer {field:?}")))
-    };
-    let message = B64
-        .decode(str_field(&req, "request", "message")?)
-        .map_err(|e| FleetError::decode("request", format!("message: {e}")))?;
+pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
+    let reply_to = t.headers.reply.ok_or_else(|| FleetError::decode("transport", "no reply header"))?;
+    let (_, secure): (_, SecureRequestIn) = open_data(&t.data, "secure request")?;
+    expect_protocol(&secure.protocol, "secure request", SECURE_REQUEST)?;
+    let req: RequestIn = serde_json::from_slice(&b64(&secure.request, "secure request")?)
+        .map_err(|e| FleetError::decode("request", e))?;
+    expect_protocol(&req.protocol, "request", REQUEST)?;
+    let message = b64(&req.message, "request message")?;
     Ok(DecodedRequest {
         version: Version::V2,
-        request_id: str_field(&req, "request", "id")?.to_string(),
-        sender: str_field(&req, "request", "sender")?.to_string(),
-        caller: str_field(&req, "request", "caller")?.to_string(),
-        collective: str_field(&req, "request", "collective")?.to_string(),
-        agent: str_field(&req, "request", "agent")?.to_string(),
-        ttl: num("ttl")?.max(0) as u64,
-        time_secs: num("time")? / 1_000_000_000,
-        filter,
+        request_id: req.id,
+        sender: req.sender,
+        caller: req.caller,
+        collective: req.collective,
+        agent: req.agent,
+        ttl: req.ttl.max(0) as u64,
+        time_secs: req.time / 1_000_000_000,
+        filter: req.filter.unwrap_or_default(),
         reply_to,
         payload: try_base64(&message),
     })
@@ -218,18 +211,9 @@ pub(super) fn encode_reply(
         agent: &req.agent,
         time: nanos(now),
     });
-    let secure = to_json(&SecureReply {
-        protocol: SECURE_REPLY,
-        hash: sha256_b64(reply.as_bytes()),
-        reply: B64.encode(&reply),
-    });
-    let transport = Transport {
-        protocol: TRANSPORT,
-        data: B64.encode(secure),
-        headers: Headers {
-            reply: None,
-            sender: identity,
-        },
-    };
+    let secure =
+        to_json(&SecureReply { protocol: SECURE_REPLY, hash: sha256_b64(reply.as_bytes()), reply: B64.encode(&reply) });
+    let transport =
+        Transport { protocol: TRANSPORT, data: B64.encode(secure), headers: Headers { reply: None, sender: identity } };
     Bytes::from(to_json(&transport))
 }

@@ -1,0 +1,192 @@
+//! The simulated fleet behaves like Choria servers: lifecycle events around restarts,
+//! provisioning mode after reprovision, shutdown for good, TTL checks, statistics.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{drain, eventually, record, sim, World};
+use fleetbook::sim::node::{Mode, State};
+use fleetbook::sim::SimConfig;
+
+fn events(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes, std::time::Instant)>,
+) -> Vec<(String, Value)> {
+    drain(rx).into_iter().map(|(s, p, _)| (s, serde_json::from_slice(&p).expect("event is JSON"))).collect()
+}
+
+/// Validates a CloudEvent's data against the published lifecycle schema of its type.
+fn assert_lifecycle_schema(kind: &str, data: &Value) {
+    let schema = crate::support::choria_json(&format!("lifecycle/schema/{kind}.json"));
+    let v = jsonschema::validator_for(&schema).expect("lifecycle schema compiles");
+    let errs: Vec<String> = v.iter_errors(data).map(|e| e.to_string()).collect();
+    assert!(errs.is_empty(), "{kind} event {data} fails its schema: {errs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_publishes_shutdown_then_startup_cloudevents() {
+    let w = World::start(sim(3)).await;
+    let nats = w.nats().await;
+    let mut rx = record(&nats, "choria.lifecycle.event.>").await;
+    w.fleetbook()
+        .args(["req", "choria_provision", "restart", "token=s3cret", "splay=1", "-I", "n002.example.net"])
+        .run()
+        .await
+        .assert_code(0);
+    eventually(Duration::from_secs(10), "startup event", || w.sim.stats().events.get("startup") == Some(&1)).await;
+    w.sim.flush().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = events(&mut rx);
+    let kinds: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(kinds, vec!["choria.lifecycle.event.shutdown.server", "choria.lifecycle.event.startup.server"]);
+    for (subject, e) in &got {
+        assert_eq!(e["specversion"], "1.0");
+        assert_eq!(e["source"], "io.choria.lifecycle");
+        assert_eq!(e["subject"], "n002.example.net");
+        let kind = subject.split('.').nth(3).unwrap();
+        assert_eq!(e["type"], format!("io.choria.lifecycle.v1.{kind}"));
+        assert_eq!(e["data"]["component"], "server");
+        assert_lifecycle_schema(kind, &e["data"]);
+    }
+    assert_eq!(got[1].1["data"]["version"], "0.29.4");
+    assert_eq!(w.sim.node("n002.example.net").unwrap().state, State::Up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprovision_moves_a_node_into_provisioning_mode_and_back() {
+    let cfg = SimConfig { auto_provision: Some(Duration::from_secs(4)), ..sim(3) };
+    let w = World::start(cfg).await;
+    let nats = w.nats().await;
+    let mut rx = record(&nats, "choria.lifecycle.event.>").await;
+    let r = w
+        .fleetbook()
+        .args(["req", "choria_provision", "reprovision", "token=s3cret", "-I", "n001.example.net", "--json"])
+        .run()
+        .await;
+    r.assert_code(0);
+    assert!(r.json()["replies"][0]["data"]["message"].as_str().unwrap().starts_with("Restarting after "));
+    eventually(Duration::from_secs(10), "provisioning mode", || {
+        w.sim.node("n001.example.net").unwrap().mode == Mode::Provisioning
+    })
+    .await;
+    // Now it answers only in the provisioning collective.
+    let prov =
+        w.fleetbook().args(["discover", "--json", "-T", "provisioning", "--discovery-timeout", "0.5"]).run().await;
+    assert_eq!(prov.json(), serde_json::json!(["n001.example.net"]));
+    let normal = w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).run().await;
+    assert_eq!(normal.json(), serde_json::json!(["n002.example.net", "n003.example.net"]));
+    // Reprovisioning it again is refused the way go-choria refuses it.
+    let again = w
+        .fleetbook()
+        .args([
+            "req",
+            "choria_provision",
+            "reprovision",
+            "token=s3cret",
+            "-I",
+            "n001.example.net",
+            "-T",
+            "provisioning",
+            "--json",
+        ])
+        .run()
+        .await;
+    again.assert_code(1);
+    assert_eq!(
+        again.json()["failed"]["n001.example.net"]["statusmsg"],
+        "Server is already in provisioning mode, cannot enable provisioning mode again"
+    );
+    // --sim-auto-provision returns it to service.
+    eventually(Duration::from_secs(10), "back in service", || {
+        let n = w.sim.node("n001.example.net").unwrap();
+        n.mode == Mode::Normal && n.state == State::Up
+    })
+    .await;
+    w.sim.flush().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seq: Vec<String> =
+        events(&mut rx).into_iter().map(|(s, _)| s.trim_start_matches("choria.lifecycle.event.").to_string()).collect();
+    assert_eq!(
+        seq,
+        vec![
+            "shutdown.server",
+            "startup.provision_mode_server",
+            "provisioned.provision_mode_server",
+            "shutdown.provision_mode_server",
+            "startup.server"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_nodes_stay_gone() {
+    let w = World::start(sim(3)).await;
+    let r = w
+        .fleetbook()
+        .args(["req", "choria_provision", "shutdown", "token=s3cret", "-I", "n003.example.net", "--json"])
+        .run()
+        .await;
+    r.assert_code(0);
+    assert!(r.json()["replies"][0]["data"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Shutting Choria Server down after "));
+    eventually(Duration::from_secs(10), "node gone", || w.sim.node("n003.example.net").unwrap().state == State::Gone)
+        .await;
+    let d = w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).run().await;
+    assert_eq!(d.json(), serde_json::json!(["n001.example.net", "n002.example.net"]));
+    let r = w
+        .fleetbook()
+        .args(["req", "rpcutil", "ping", "-I", "n003.example.net", "--json", "--discovery-timeout", "0.2"])
+        .run()
+        .await;
+    r.assert_code(1);
+    assert_eq!(r.json()["no_reply"], serde_json::json!(["n003.example.net"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_requests_are_dropped_and_stats_are_served() {
+    use fleetbook::fleet::filter::Filter;
+    use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+    let w = World::start(sim(2)).await;
+    let nats = w.nats().await;
+    let id = Version::V1.new_request_id();
+    let filter = Filter::default();
+    let spec = RequestSpec {
+        request_id: &id,
+        sender: "t",
+        caller: "choria=t.mcollective",
+        collective: "mcollective",
+        agent: "discovery",
+        ttl: 60,
+        filter: &filter,
+        reply_to: "mcollective.reply.x",
+        payload: Payload::Discovery,
+        security: Security::Insecure,
+    };
+    let old = chrono::Utc::now() - chrono::Duration::seconds(120);
+    nats.publish("mcollective.broadcast.agent.discovery", protocol::encode_request(Version::V1, &spec, old))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    eventually(Duration::from_secs(5), "ttl drop", || w.sim.stats().ttl_expired == 1).await;
+    let reply = nats.request(fleetbook::sim::STATS_SUBJECT, "".into()).await.expect("stats answer");
+    let stats: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(stats["ttl_expired"], 1);
+    assert_eq!(stats["states"]["up"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_follow_the_seed() {
+    let cfg = |seed| SimConfig { seed, fail_rate: 0.2, silent_rate: 0.1, slow_rate: 0.1, ..sim(200) };
+    let a = World::start(cfg(42)).await;
+    let b = World::start(cfg(42)).await;
+    let c = World::start(cfg(43)).await;
+    let (fa, fb, fc) = (a.sim.stats().faults, b.sim.stats().faults, c.sim.stats().faults);
+    assert_eq!(fa, fb, "same seed, same faults");
+    assert_ne!(fa, fc, "another seed, other faults");
+    let count = |k: &str| fa.values().filter(|v| *v == k).count();
+    assert!((20..=60).contains(&count("failing")), "about 20% failing: {}", count("failing"));
+    assert!((5..=35).contains(&count("silent")), "about 10% silent: {}", count("silent"));
+    assert_eq!(a.sim.node("n001.example.net").unwrap().facts, b.sim.node("n001.example.net").unwrap().facts);
+}
