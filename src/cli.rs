@@ -121,6 +121,17 @@ pub struct FilterArgs {
     pub discovery_window: bool,
 }
 
+/// Script engine settings.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EngineArgs {
+    /// Stop a runbook after this many script operations (guards against endless loops).
+    #[arg(long = "max-operations", value_name = "N")]
+    pub max_operations: Option<u64>,
+    /// Extra directory for `import`; may repeat (also FLEETBOOK_LIB, colon-separated).
+    #[arg(long = "lib", value_name = "DIR")]
+    pub lib: Vec<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the nodes that match a filter.
@@ -159,6 +170,32 @@ pub enum Command {
         target: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Run a runbook.
+    Run {
+        /// The runbook (.rhai).
+        file: PathBuf,
+        /// Runbook argument as name=value, read with arg(name, default); may repeat.
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+        /// Run discovery and read-only actions; plan every other RPC without sending it.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+        /// Answer yes to confirmations (required for shutdown without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// text (bars or lines on stderr) or json (JSONL events on stdout).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Compile and lint runbooks without touching a fleet.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Run a simulated fleet against a broker until stopped.
     Sim {

@@ -32,6 +32,15 @@ pub enum Error {
     NoNodes,
     #[error("interrupted")]
     Interrupted,
+    /// A runbook failed to compile or run; the text is already rendered with its location.
+    #[error("{rendered}")]
+    Runbook { rendered: String },
+    /// A guardrail stopped the run.
+    #[error("stopped: {reason}")]
+    Guardrail { reason: String },
+    /// `check` found problems in these files.
+    #[error("check failed: {}", files.join(", "))]
+    CheckFailed { files: Vec<String> },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -50,7 +59,8 @@ impl Error {
             Error::Broker(_) => exit::USAGE,
             Error::Sim(_) => exit::UNREACHABLE,
             Error::NodesFailed { .. } | Error::NoNodes => exit::FAILED,
-            Error::Interrupted => exit::GUARDRAIL,
+            Error::Interrupted | Error::Guardrail { .. } => exit::GUARDRAIL,
+            Error::Runbook { .. } | Error::CheckFailed { .. } => exit::FAILED,
             Error::Output(_) => exit::FAILED,
         }
     }

@@ -5,6 +5,11 @@
 //! | [`cli`] | clap types only |
 //! | [`config`] | command line → validated [`config::Settings`] |
 //! | [`error`] | the top-level error and the exit codes |
+//! | [`engine`] | Rhai: the engine, the runbook API, rollouts, lint, diagnostics |
+//! | [`guard`] | rollout policy: batch plans and thresholds (pure) |
+//! | [`progress`] | bars, plain lines and JSONL events |
+//! | [`redact`] | secrets and the scrubber |
+//! | [`interrupt`] | two-level Ctrl-C |
 //! | [`fleet`] | Choria over NATS: protocol v1/v2, filters, DDLs, discovery, RPC |
 //! | [`lifecycle`] | lifecycle events as servers publish them |
 //! | [`sim`] | the simulated fleet and the embedded `nats-server` |
@@ -14,21 +19,74 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod env;
 pub mod error;
 pub mod fleet;
+pub mod guard;
+pub mod interrupt;
 pub mod lifecycle;
+pub mod progress;
+pub mod redact;
 pub mod sim;
 
-use tokio_util::sync::CancellationToken;
-
-use cli::{Cli, Command};
+use cli::{Cli, Command, EngineArgs};
 use config::Settings;
 use error::Error;
 
-/// Runs a parsed command line. Ctrl-C cancels `cancel`.
-pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<(), Error> {
+/// The environment variable the shipped runbooks read the provisioning token from.
+pub const PROVISION_TOKEN_ENV: &str = "FLEETBOOK_PROVISION_TOKEN";
+
+/// Engine settings from the command line and `FLEETBOOK_LIB`.
+fn run_settings(e: &EngineArgs) -> engine::RunSettings {
+    let mut s = engine::RunSettings::default();
+    if let Some(n) = e.max_operations {
+        s.limits.max_operations = n;
+    }
+    s.lib_dirs = e.lib.clone();
+    if let Some(env) = std::env::var_os("FLEETBOOK_LIB") {
+        s.lib_dirs.extend(std::env::split_paths(&env));
+    }
+    s
+}
+
+/// Parses `name=value` runbook arguments.
+fn parse_args(args: &[String]) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    args.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Error::Usage { message: format!("--arg {a}: expected NAME=VALUE") }),
+        })
+        .collect()
+}
+
+/// Runs a parsed command line; `interrupt` counts Ctrl-C presses.
+pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error> {
+    let cancel = interrupt.hard().clone();
     match &cli.command {
+        Command::Run { file, args, dry_run, yes, output, engine } => {
+            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let mut rs = run_settings(engine);
+            if let Some(sim) = &settings.sim {
+                rs.secret_defaults.insert(PROVISION_TOKEN_ENV.into(), sim.token.clone());
+            }
+            let a = commands::run::RunArgs {
+                file: file.clone(),
+                args: parse_args(args)?,
+                dry_run: *dry_run,
+                yes: *yes,
+                json: output == "json",
+                settings: rs,
+            };
+            commands::run::run(settings, a, interrupt).await
+        }
+        Command::Check { files, engine } => {
+            let mut ddl = fleet::ddl::DdlRegistry::builtin();
+            for dir in &cli.connect.ddl_dirs {
+                ddl.load_dir(dir)?;
+            }
+            commands::check::run(files, &ddl, run_settings(engine)).await
+        }
         Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect.servers, &cli.sim, &cancel).await,
         Command::Discover { filter, json } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;

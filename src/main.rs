@@ -1,7 +1,6 @@
 //! The `fleetbook` binary: build the runtime, run, turn the outcome into an exit code.
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 fn main() {
     let cli = fleetbook::cli::Cli::parse();
@@ -12,19 +11,28 @@ fn main() {
             std::process::exit(fleetbook::error::exit::FAILED);
         }
     };
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
+    let interrupt = fleetbook::interrupt::Interrupt::new();
+    let on_signal = interrupt.clone();
     let code = runtime.block_on(async move {
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted, stopping");
-                on_signal.cancel();
+            while tokio::signal::ctrl_c().await.is_ok() {
+                match on_signal.press() {
+                    1 => eprintln!(
+                        "\ninterrupted: finishing the current batch, then stopping (Ctrl-C again to abort now)"
+                    ),
+                    _ => eprintln!("\naborting now"),
+                }
             }
         });
-        match fleetbook::run(cli, cancel).await {
+        match fleetbook::run(cli, interrupt).await {
             Ok(()) => fleetbook::error::exit::OK,
             Err(fleetbook::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 fleetbook::error::exit::OK
+            }
+            // Runbook errors come rendered with their location already.
+            Err(e @ fleetbook::error::Error::Runbook { .. }) => {
+                eprintln!("{e}");
+                e.exit_code()
             }
             Err(e) => {
                 eprintln!("fleetbook: {e}");

@@ -1,6 +1,8 @@
 //! The built-in commands, thin layers over the fleet API.
 
+pub mod check;
 pub mod discover;
 pub mod inventory;
 pub mod req;
+pub mod run;
 pub mod sim;

@@ -1,0 +1,42 @@
+//! `fleetbook check FILE...`: compile and lint runbooks without a fleet.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::engine::{self, Host, RunSettings, TerminalPrompter, Totals};
+use crate::error::Error;
+use crate::fleet::ddl::DdlRegistry;
+use crate::interrupt::Interrupt;
+use crate::progress::Reporter;
+use crate::redact::Redactor;
+
+/// Checks each file; prints `ok FILE` or the rendered problems. Fails if any file fails.
+pub async fn run(files: &[PathBuf], ddl: &DdlRegistry, settings: RunSettings) -> Result<(), Error> {
+    let mut failed = Vec::new();
+    for file in files {
+        let dir = file.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() });
+        let host = Arc::new(Host {
+            rt: tokio::runtime::Handle::current(),
+            fleet: None,
+            reporter: Reporter::new(false, false, Redactor::default()),
+            interrupt: Interrupt::new(),
+            settings: settings.clone(),
+            prompter: Box::new(TerminalPrompter),
+            stop: Mutex::new(None),
+            totals: Mutex::new(Totals::default()),
+        });
+        let engine = engine::build(host, dir);
+        match super::run::compile(&engine, file, ddl) {
+            Ok(_) => println!("ok {}", file.display()),
+            Err(e) => {
+                eprintln!("{e}");
+                failed.push(file.display().to_string());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::CheckFailed { files: failed })
+    }
+}

@@ -1,0 +1,188 @@
+//! The Rhai engine: safety limits, the runbook API, module imports, and the bridge from the
+//! synchronous script thread into the async fleet client (`Handle::block_on`).
+
+pub mod api;
+pub mod convert;
+pub mod diag;
+pub mod lint;
+pub mod rollout;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
+use rhai::{Dynamic, Engine, EvalAltResult, Position};
+
+use crate::fleet::Fleet;
+use crate::interrupt::Interrupt;
+use crate::progress::Reporter;
+
+/// Limits that keep a runbook from running away.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_operations: 50_000_000,
+            max_call_levels: 64,
+            max_string_size: 4 << 20,
+            max_array_size: 1_000_000,
+            max_map_size: 1_000_000,
+        }
+    }
+}
+
+/// How a run was asked to behave.
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
+    pub dry_run: bool,
+    /// `--yes`: confirmations are given.
+    pub yes: bool,
+    /// A human can be asked (stdin and stderr are terminals).
+    pub interactive: bool,
+    /// `--arg k=v` values.
+    pub args: BTreeMap<String, String>,
+    pub limits: Limits,
+    /// Directories `import` looks in after the runbook's own.
+    pub lib_dirs: Vec<PathBuf>,
+    /// Values `secret(NAME)` falls back to when the environment has none: `--sim` puts the
+    /// simulated fleet's provisioning token under `FLEETBOOK_PROVISION_TOKEN`.
+    pub secret_defaults: BTreeMap<String, String>,
+}
+
+/// Node counts over a whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub ok: usize,
+    pub failed: usize,
+    pub no_reply: usize,
+    pub rpc_calls: usize,
+}
+
+/// Asks a human a yes/no question.
+pub trait Prompter: Send + Sync {
+    /// `None` when nobody can be asked.
+    fn ask(&self, question: &str) -> Option<String>;
+}
+
+/// Reads answers from the terminal.
+pub struct TerminalPrompter;
+
+impl Prompter for TerminalPrompter {
+    fn ask(&self, question: &str) -> Option<String> {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return None;
+        }
+        eprint!("{question} ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).ok()?;
+        Some(line.trim().to_string())
+    }
+}
+
+/// Everything the runbook API reaches: the fleet, the display, the settings and the
+/// run's state. Shared by every registered function.
+pub struct Host {
+    pub rt: tokio::runtime::Handle,
+    pub fleet: Option<Fleet>,
+    pub reporter: Reporter,
+    pub interrupt: Interrupt,
+    pub settings: RunSettings,
+    pub prompter: Box<dyn Prompter>,
+    /// Set when a guardrail stopped the run; the reason.
+    pub stop: Mutex<Option<String>>,
+    pub totals: Mutex<Totals>,
+}
+
+impl Host {
+    /// The fleet, or an error for runs that have none (lint-only).
+    pub fn fleet(&self) -> Result<&Fleet, Box<EvalAltResult>> {
+        self.fleet.as_ref().ok_or_else(|| runtime_error("invalid", "no fleet connected"))
+    }
+
+    /// Stops the run: an error no `try/catch` can swallow, with exit code 3.
+    pub fn guardrail(&self, reason: impl Into<String>) -> Box<EvalAltResult> {
+        let reason = reason.into();
+        let mut stop = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        if stop.is_none() {
+            *stop = Some(reason.clone());
+        }
+        EvalAltResult::ErrorTerminated(Dynamic::from(reason), Position::NONE).into()
+    }
+
+    /// The guardrail reason, if one stopped the run.
+    pub fn stopped(&self) -> Option<String> {
+        self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Adds a batch's counts to the run totals.
+    pub fn count(&self, ok: usize, failed: usize, no_reply: usize) {
+        let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        t.ok += ok;
+        t.failed += failed;
+        t.no_reply += no_reply;
+    }
+
+    /// The totals so far.
+    pub fn totals(&self) -> Totals {
+        *self.totals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A catchable runtime error carrying `#{kind, message}`, so scripts can branch on `kind`.
+pub fn runtime_error(kind: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+    let mut m = rhai::Map::new();
+    m.insert("kind".into(), Dynamic::from(kind.to_string()));
+    m.insert("message".into(), Dynamic::from(message.into()));
+    EvalAltResult::ErrorRuntime(Dynamic::from_map(m), Position::NONE).into()
+}
+
+/// Builds an engine with the safety settings and the API bound to `host`.
+/// `runbook_dir` is where `import` looks first.
+pub fn build(host: Arc<Host>, runbook_dir: Option<PathBuf>) -> Engine {
+    let mut engine = Engine::new();
+    let l = host.settings.limits;
+    engine
+        .set_strict_variables(true)
+        .set_max_operations(l.max_operations)
+        .set_max_call_levels(l.max_call_levels)
+        .set_max_string_size(l.max_string_size)
+        .set_max_array_size(l.max_array_size)
+        .set_max_map_size(l.max_map_size)
+        .set_max_expr_depths(128, 64)
+        .set_max_modules(64);
+    engine.disable_symbol("eval");
+    let mut resolvers = ModuleResolversCollection::new();
+    for dir in runbook_dir.iter().chain(host.settings.lib_dirs.iter()) {
+        resolvers.push(FileModuleResolver::new_with_path(dir));
+    }
+    engine.set_module_resolver(resolvers);
+    let r = host.reporter.clone();
+    engine.on_print(move |s| r.say(s));
+    let r = host.reporter.clone();
+    engine.on_debug(move |s, src, pos| {
+        r.say(&format!("[debug] {}{pos:?}: {s}", src.map(|s| format!("{s}:")).unwrap_or_default()))
+    });
+    let h = host.clone();
+    engine.on_progress(move |_| {
+        if h.interrupt.requested() {
+            // Between script operations: the first Ctrl-C stops here.
+            let _ = h.guardrail("interrupted (Ctrl-C)");
+            Some(Dynamic::from("interrupted (Ctrl-C)"))
+        } else {
+            None
+        }
+    });
+    api::register(&mut engine, host);
+    engine
+}

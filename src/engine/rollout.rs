@@ -1,0 +1,389 @@
+//! `rpc_batch`: a staged rollout of one agent action, with batches, thresholds, gates,
+//! dry-run planning and the Big Red Button's confirmation.
+
+use std::collections::BTreeMap;
+
+use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
+use serde_json::{json, Value};
+
+use super::api::{check_keys, discovery_options, duration, fleet_error, run_discovery, string_list, Res};
+use super::convert::{from_json, map_to_json, strings, Secrets};
+use super::{runtime_error, Host};
+use crate::fleet::filter::Filter;
+use crate::fleet::rpc::{status_name, BatchOutcome, RpcSession};
+use crate::guard::{self, Amount, Thresholds, Verdict};
+
+/// The doc comment of `rpc_batch` in the engine metadata.
+pub const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, replies, aborted, reason, batches}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\".";
+
+const KEYS: [&str; 9] =
+    ["nodes", "filter", "batch", "sleep", "timeout", "max_failures", "max_batch_failures", "gate", "wait_for"];
+
+/// Options of one rollout, validated.
+struct Plan {
+    nodes: Vec<String>,
+    batches: Vec<Vec<String>>,
+    sleep: std::time::Duration,
+    timeout: Option<std::time::Duration>,
+    thresholds: Thresholds,
+    gate: Option<FnPtr>,
+    collective: Option<String>,
+}
+
+/// What the rollout has done so far.
+#[derive(Default)]
+struct Progress {
+    ok: Vec<String>,
+    failed: BTreeMap<String, (Option<u8>, String)>,
+    no_reply: Vec<String>,
+    replies: Array,
+    batches: usize,
+}
+
+fn amount(d: &Dynamic, what: &str) -> Res<Amount> {
+    let text = if d.is_string() {
+        d.to_string()
+    } else {
+        d.clone().try_cast::<rhai::INT>().map(|i| i.to_string()).unwrap_or_default()
+    };
+    if text.starts_with('-') {
+        return Err(runtime_error("invalid", format!("{what}: {d} is negative")));
+    }
+    Amount::parse(&text).map_err(|e| runtime_error("invalid", format!("{what}: {e}")))
+}
+
+fn ramp(d: Option<&Dynamic>) -> Res<Vec<Amount>> {
+    match d {
+        None => Ok(Vec::new()),
+        Some(d) => match d.read_lock::<Array>() {
+            Some(a) if a.is_empty() => Err(runtime_error("invalid", "rpc_batch.batch: an empty ramp")),
+            Some(a) => a.iter().map(|x| amount(x, "rpc_batch.batch")).collect(),
+            None => Ok(vec![amount(d, "rpc_batch.batch")?]),
+        },
+    }
+}
+
+fn plan(host: &Host, agent: &str, opts: &Map) -> Res<Plan> {
+    check_keys(opts, &KEYS, "rpc_batch")?;
+    if opts.contains_key("wait_for") {
+        return Err(runtime_error("invalid", "rpc_batch: wait_for is not supported yet"));
+    }
+    let ramp = ramp(opts.get("batch"))?;
+    let thresholds = Thresholds {
+        max_failures: opts.get("max_failures").map(|d| amount(d, "rpc_batch.max_failures")).transpose()?,
+        max_batch_failures: opts
+            .get("max_batch_failures")
+            .map(|d| amount(d, "rpc_batch.max_batch_failures"))
+            .transpose()?,
+    };
+    let gate = match opts.get("gate") {
+        None => None,
+        Some(g) => Some(g.clone().try_cast::<FnPtr>().ok_or_else(|| {
+            runtime_error("invalid", "rpc_batch.gate: expected a closure like |batch| batch.failed.len() == 0")
+        })?),
+    };
+    let (nodes, collective) = match (opts.get("nodes"), opts.get("filter")) {
+        (Some(_), Some(_)) => return Err(runtime_error("invalid", "rpc_batch: give nodes or filter, not both")),
+        (None, None) => {
+            return Err(runtime_error(
+                "invalid",
+                "rpc_batch: give nodes (a list of identities) or filter (use filter: #{} for every node)",
+            ))
+        }
+        (Some(n), None) => {
+            let mut n = string_list(n, "rpc_batch.nodes")?;
+            n.dedup();
+            (n, None)
+        }
+        (None, Some(f)) => {
+            let m = f
+                .read_lock::<Map>()
+                .map(|m| m.clone())
+                .ok_or_else(|| runtime_error("invalid", "rpc_batch.filter: expected a map"))?;
+            let (mut d, min) = discovery_options(&m, "rpc_batch.filter")?;
+            d.rpc_agent = Some(agent.to_string());
+            let collective = d.collective.clone();
+            (run_discovery(host, &d, min)?, collective)
+        }
+    };
+    let sizes = guard::plan_sizes(nodes.len(), &ramp);
+    let mut rest = nodes.as_slice();
+    let batches = sizes
+        .iter()
+        .map(|n| {
+            let (b, r) = rest.split_at(*n);
+            rest = r;
+            b.to_vec()
+        })
+        .collect();
+    Ok(Plan {
+        nodes,
+        batches,
+        sleep: opts
+            .get("sleep")
+            .map(|d| duration(d, "rpc_batch.sleep"))
+            .transpose()?
+            .unwrap_or(std::time::Duration::from_secs(1)),
+        timeout: opts.get("timeout").map(|d| duration(d, "rpc_batch.timeout")).transpose()?,
+        thresholds,
+        gate,
+        collective,
+    })
+}
+
+/// Runs `rpc_batch`.
+pub fn rpc_batch(
+    host: &Host,
+    ctx: &NativeCallContext,
+    agent: &str,
+    action: &str,
+    inputs: &Map,
+    opts: &Map,
+) -> Res<Map> {
+    let fleet = host.fleet()?.clone();
+    // Validate before anything else touches the fleet; errors never carry clear secrets.
+    let wire = fleet
+        .ddl()
+        .validate(agent, action, &map_to_json(inputs, Secrets::Reveal))
+        .map_err(|e| runtime_error(e.kind().as_str(), e.to_string()))?;
+    let shown = Value::Object(map_to_json(inputs, Secrets::Mask));
+    let plan = plan(host, agent, opts)?;
+    let label = format!("{agent}#{action}");
+    let mut p = Progress::default();
+    host.reporter.emit("rollout_start", json!({"agent": agent, "action": action, "inputs": shown, "nodes": plan.nodes.len(), "batches": plan.batches.len(), "dry_run": host.settings.dry_run}));
+    if plan.nodes.is_empty() {
+        host.reporter.say(&format!("{label}: no nodes to call"));
+        return Ok(result(&p, false, None, false));
+    }
+    if host.settings.dry_run && !guard::is_read_only(agent, action) {
+        return Ok(dry_run(host, &label, &plan, &shown));
+    }
+    if guard::needs_confirmation(agent, action) {
+        super::api::confirm(
+            host,
+            &format!("{label} will SHUT DOWN {} node(s); they stay down. Continue?", plan.nodes.len()),
+        )?;
+    }
+    let mut session = host
+        .rt
+        .block_on(fleet.rpc_session(agent, action, &wire, plan.collective.as_deref(), plan.timeout, Filter::default()))
+        .map_err(|e| fleet_error(host, e))?;
+    host.reporter.rollout_start(&label, plan.nodes.len());
+    let outcome = run_batches(host, ctx, &plan, &mut session, &mut p);
+    host.reporter.rollout_end();
+    match outcome {
+        Ok(()) => Ok(result(&p, false, None, false)),
+        Err(e) => Err(e),
+    }
+}
+
+fn run_batches(
+    host: &Host,
+    ctx: &NativeCallContext,
+    plan: &Plan,
+    session: &mut RpcSession,
+    p: &mut Progress,
+) -> Res<()> {
+    let total = plan.batches.len();
+    for (i, nodes) in plan.batches.iter().enumerate() {
+        if i > 0 {
+            if host.interrupt.requested() {
+                return Err(host
+                    .guardrail(format!("interrupted (Ctrl-C) after batch {i}/{total}; later batches were not sent")));
+            }
+            host.rt.block_on(async {
+                tokio::select! {
+                    _ = host.interrupt.soft().cancelled() => {}
+                    _ = tokio::time::sleep(plan.sleep) => {}
+                }
+            });
+            if host.interrupt.requested() {
+                return Err(host
+                    .guardrail(format!("interrupted (Ctrl-C) after batch {i}/{total}; later batches were not sent")));
+            }
+        }
+        host.reporter.batch_start(i + 1, total, nodes.len());
+        host.reporter.emit("batch_start", json!({"batch": i + 1, "batches": total, "nodes": nodes}));
+        let out = host
+            .rt
+            .block_on(session.send_batch(nodes, host.interrupt.hard()))
+            .map_err(|e| super::api::fleet_error(host, e))?;
+        let batch_failed = absorb(host, p, &out);
+        p.batches += 1;
+        host.reporter.batch_end();
+        let (ok_n, no_reply_n) = (out.ok_nodes().len(), out.no_reply.len());
+        host.reporter.emit("batch_end", json!({"batch": i + 1, "batches": total, "ok": ok_n, "failed": batch_failed - no_reply_n, "no_reply": no_reply_n}));
+        host.reporter.say(&format!(
+            "{} batch {}/{total}: {ok_n} ok, {} failed, {no_reply_n} no reply",
+            session.agent,
+            i + 1,
+            batch_failed - no_reply_n
+        ));
+        let run_failed = p.failed.len() + p.no_reply.len();
+        if let Verdict::Stop(reason) = plan.thresholds.judge(plan.nodes.len(), nodes.len(), batch_failed, run_failed) {
+            return Err(stop(host, p, format!("stopped after batch {}/{total}: {reason}", i + 1)));
+        }
+        if let Some(gate) = &plan.gate {
+            if !run_gate(host, ctx, gate, i + 1, total, &out, p)? {
+                return Err(stop(host, p, format!("stopped by the gate after batch {}/{total}", i + 1)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds a batch to the rollout, emits `node_result` for each node, returns its failure count.
+fn absorb(host: &Host, p: &mut Progress, out: &BatchOutcome) -> usize {
+    let mut failed = 0;
+    for r in &out.replies {
+        let status = if r.ok() { "ok" } else { "failed" };
+        host.reporter.emit("node_result", json!({"node": r.sender, "status": status, "statuscode": r.statuscode, "statusmsg": r.statusmsg, "data": r.data}));
+        if r.ok() {
+            p.ok.push(r.sender.clone());
+        } else {
+            failed += 1;
+            p.failed.insert(r.sender.clone(), (Some(r.statuscode), r.statusmsg.clone()));
+        }
+        p.replies.push(from_json(&serde_json::to_value(r).unwrap_or(Value::Null)));
+    }
+    for (n, why) in &out.malformed {
+        host.reporter.emit("node_result", json!({"node": n, "status": "malformed", "statusmsg": why}));
+        p.failed.insert(n.clone(), (None, format!("malformed reply: {why}")));
+        failed += 1;
+    }
+    for n in &out.no_reply {
+        host.reporter.emit("node_result", json!({"node": n, "status": "no_reply"}));
+        p.no_reply.push(n.clone());
+        failed += 1;
+    }
+    host.reporter.nodes_done(out.replies.len() + out.malformed.len() + out.no_reply.len() - failed, failed);
+    host.count(out.ok_nodes().len(), failed - out.no_reply.len(), out.no_reply.len());
+    failed
+}
+
+/// Calls the gate with the batch result; true goes on.
+fn run_gate(
+    host: &Host,
+    ctx: &NativeCallContext,
+    gate: &FnPtr,
+    batch: usize,
+    total: usize,
+    out: &BatchOutcome,
+    p: &Progress,
+) -> Res<bool> {
+    let mut m = batch_map(out);
+    m.insert("batch".into(), Dynamic::from(batch as rhai::INT));
+    m.insert("batches".into(), Dynamic::from(total as rhai::INT));
+    m.insert("run".into(), Dynamic::from_map(result(p, false, None, false)));
+    let decision: Dynamic = gate.call_within_context(ctx, (Dynamic::from_map(m),))?;
+    let verdict = if let Some(b) = decision.clone().try_cast::<bool>() {
+        if b {
+            "continue"
+        } else {
+            "stop"
+        }
+    } else if decision.is_string() && decision.to_string() == "pause" {
+        "pause"
+    } else {
+        return Err(runtime_error(
+            "invalid",
+            format!("rpc_batch.gate must return true, false or \"pause\", not {decision}"),
+        ));
+    };
+    host.reporter.emit("gate", json!({"batch": batch, "decision": verdict}));
+    match verdict {
+        "continue" => Ok(true),
+        "stop" => Ok(false),
+        _ => {
+            host.reporter.say(&format!("gate paused the rollout after batch {batch}/{total}"));
+            // A pause needs a human; without a terminal the run stops.
+            let q = format!("Gate paused after batch {batch}/{total}. Continue the rollout?");
+            match host.reporter.suspend(|| host.prompter.ask(&format!("{q} [y/N]"))) {
+                Some(a) if matches!(a.to_ascii_lowercase().as_str(), "y" | "yes") => Ok(true),
+                Some(_) => Ok(false),
+                None => Err(host
+                    .guardrail(format!("the gate paused after batch {batch}/{total} and there is no terminal to ask"))),
+            }
+        }
+    }
+}
+
+/// Stops the run, naming every failed node and why.
+fn stop(host: &Host, p: &Progress, reason: String) -> Box<rhai::EvalAltResult> {
+    let mut lines: Vec<String> = p
+        .failed
+        .iter()
+        .map(|(n, (code, msg))| match code {
+            Some(c) => format!("{n}: {} ({msg})", status_name(*c)),
+            None => format!("{n}: {msg}"),
+        })
+        .collect();
+    lines.extend(p.no_reply.iter().map(|n| format!("{n}: no reply")));
+    for l in &lines {
+        host.reporter.say(&format!("failed {l}"));
+    }
+    host.reporter.emit("rollout_stopped", json!({"reason": reason, "failed": lines}));
+    host.guardrail(format!("{reason}; later batches were not sent; failed nodes: {}", lines.join(", ")))
+}
+
+fn dry_run(host: &Host, label: &str, plan: &Plan, shown: &Value) -> Map {
+    host.reporter.say(&format!(
+        "dry-run: would call {label} {shown} on {} node(s) in {} batch(es)",
+        plan.nodes.len(),
+        plan.batches.len()
+    ));
+    let total = plan.batches.len();
+    for (i, b) in plan.batches.iter().enumerate() {
+        host.reporter.say(&format!("dry-run: batch {}/{total}: {}", i + 1, b.join(", ")));
+        host.reporter.emit("batch_start", json!({"batch": i + 1, "batches": total, "nodes": b, "dry_run": true}));
+    }
+    let mut m = result(&Progress::default(), false, None, true);
+    m.insert("planned".into(), Dynamic::from_array(plan.batches.iter().map(|b| strings(b)).collect()));
+    m.insert("batches".into(), Dynamic::from(total as rhai::INT));
+    m
+}
+
+fn batch_map(out: &BatchOutcome) -> Map {
+    let mut m = Map::new();
+    m.insert("nodes".into(), strings(&out.nodes));
+    m.insert("ok".into(), strings(&out.ok_nodes()));
+    let mut failed = Map::new();
+    for (n, (code, msg)) in out.failed() {
+        failed.insert(n.into(), status(Some(code), &msg));
+    }
+    for (n, why) in &out.malformed {
+        failed.insert(n.into(), status(None, &format!("malformed reply: {why}")));
+    }
+    m.insert("failed".into(), Dynamic::from_map(failed));
+    m.insert("no_reply".into(), strings(&out.no_reply));
+    m.insert(
+        "replies".into(),
+        Dynamic::from_array(
+            out.replies.iter().map(|r| from_json(&serde_json::to_value(r).unwrap_or(Value::Null))).collect(),
+        ),
+    );
+    m
+}
+
+fn status(code: Option<u8>, msg: &str) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("statuscode".into(), code.map(|c| Dynamic::from(c as rhai::INT)).unwrap_or(Dynamic::UNIT));
+    m.insert("statusmsg".into(), Dynamic::from(msg.to_string()));
+    Dynamic::from_map(m)
+}
+
+fn result(p: &Progress, aborted: bool, reason: Option<String>, dry_run: bool) -> Map {
+    let mut m = Map::new();
+    let mut ok = p.ok.clone();
+    ok.sort();
+    m.insert("ok".into(), strings(&ok));
+    let failed: Map = p.failed.iter().map(|(n, (c, msg))| (n.into(), status(*c, msg))).collect();
+    m.insert("failed".into(), Dynamic::from_map(failed));
+    m.insert("no_reply".into(), strings(&p.no_reply));
+    m.insert("replies".into(), Dynamic::from_array(p.replies.clone()));
+    m.insert("aborted".into(), Dynamic::from(aborted));
+    m.insert("reason".into(), reason.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert("batches".into(), Dynamic::from(p.batches as rhai::INT));
+    m.insert("dry_run".into(), Dynamic::from(dry_run));
+    m
+}
