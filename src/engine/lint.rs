@@ -27,6 +27,10 @@ fn literal(e: &Expr) -> Option<&str> {
 fn map_keys(e: &Expr) -> Option<Vec<(String, Position)>> {
     match e {
         Expr::Map(m, _) => Some(m.0.iter().map(|(id, _)| (id.name.to_string(), id.pos)).collect()),
+        // The optimizer folds all-constant map literals into one value.
+        Expr::DynamicConstant(v, pos) => {
+            v.read_lock::<rhai::Map>().map(|m| m.keys().map(|k| (k.to_string(), *pos)).collect())
+        }
         _ => None,
     }
 }

@@ -1,0 +1,417 @@
+//! `fleetbook run` and `check` against a real nats-server and the in-process simulator.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{sim, Fleetbook, Run, World};
+use fleetbook::sim::SimConfig;
+
+/// Writes a runbook into a fresh temp dir; returns (dir guard, path).
+fn runbook(name: &str, body: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, body).unwrap();
+    (dir, path)
+}
+
+fn repo(rel: &str) -> String {
+    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn events(r: &Run) -> Vec<Value> {
+    r.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSONL ({e}): {l}"))).collect()
+}
+
+/// Nodes that received any choria_provision action.
+fn provisioned(w: &World) -> Vec<String> {
+    w.sim
+        .stats()
+        .received
+        .into_iter()
+        .filter(|(_, acts)| acts.iter().any(|a| a.starts_with("choria_provision#")))
+        .map(|(n, _)| n)
+        .collect()
+}
+
+const RESTART: &str = r#"
+let nodes = discover();
+rpc_batch("choria_provision", "restart", #{ token: "s3cret", splay: 1 }, #{
+    nodes: nodes, batch: 2, sleep: "0s", max_failures: arg("max", 0),
+});
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_failures_stops_after_the_offending_batch() {
+    let w = World::start(SimConfig { fail_nodes: vec!["n003".into()], ..sim(8) }).await;
+    let (_d, rb) = runbook("restart.rhai", RESTART);
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).run().await;
+    r.assert_code(3);
+    // Batches are n001-2, n003-4, n005-6, n007-8: the second fails, so the last two never run.
+    assert_eq!(provisioned(&w), vec!["n001.example.net", "n002.example.net", "n003.example.net", "n004.example.net"]);
+    assert!(r.stderr.contains("failed n003.example.net: "), "{}", r.stderr);
+    assert!(r.stderr.contains("max_failures 0"), "{}", r.stderr);
+    let ev = events(&r);
+    let last = ev.last().unwrap();
+    assert_eq!(last["event"], "run_end");
+    assert_eq!(last["status"], "stopped");
+    assert_eq!(last["exit_code"], 3);
+    assert_eq!(ev.iter().filter(|e| e["event"] == "batch_start").count(), 2);
+    assert!(ev
+        .iter()
+        .any(|e| e["event"] == "node_result" && e["node"] == "n003.example.net" && e["status"] == "failed"));
+
+    // With a budget of 1 the same fleet completes, but the failed node still fails the run.
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--arg", "max=1"]).run().await;
+    r.assert_code(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_nodes_count_against_the_budget() {
+    let w = World::start(SimConfig { silent_nodes: vec!["n001".into()], ..sim(4) }).await;
+    let (_d, rb) = runbook("restart.rhai", RESTART);
+    let r =
+        w.fleetbook().args(["--protocol", "v1", "run", rb.to_str().unwrap(), "--max-operations", "100000"]).run().await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("n001.example.net: no reply"), "{}", r.stderr);
+    assert_eq!(provisioned(&w), vec!["n001.example.net", "n002.example.net"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_gate_stops_and_pause_without_terminal_stops() {
+    let w = World::start(sim(6)).await;
+    let (_d, rb) = runbook(
+        "gate.rhai",
+        r#"
+        let decision = arg("decision", "stop");
+        let seen = [];
+        rpc_batch("choria_provision", "restart", #{ token: "s3cret" }, #{
+            filter: #{}, batch: [1, 2], sleep: 0,
+            gate: |b| { if b.batch < 2 { true } else if decision == "pause" { "pause" } else { false } },
+        });
+        print("not reached");
+        "#,
+    );
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).run().await;
+    r.assert_code(3);
+    assert!(!r.stderr.contains("not reached"));
+    assert_eq!(provisioned(&w).len(), 3, "batches of 1 and 2 ran, the rest did not");
+    let gates: Vec<Value> = events(&r).into_iter().filter(|e| e["event"] == "gate").collect();
+    assert_eq!(gates.len(), 2);
+    assert_eq!(gates[1]["decision"], "stop");
+
+    let w = World::start(sim(6)).await;
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--arg", "decision=pause"]).run().await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("no terminal"), "{}", r.stderr);
+    assert_eq!(provisioned(&w).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_sends_no_mutating_request() {
+    let w = World::start(sim(5)).await;
+    let (_d, rb) = runbook(
+        "dry.rhai",
+        r#"
+        let pongs = rpc_batch("rpcutil", "ping", #{}, #{ filter: #{} });
+        if pongs.ok.len() != 5 { throw "read-only actions must run"; }
+        let r = rpc_batch("choria_provision", "restart", #{ token: "s3cret" }, #{ filter: #{}, batch: 2 });
+        if !r.dry_run || r.planned.len() != 3 { throw `bad plan ${r}`; }
+        print(`dry=${dry_run()}`);
+        "#,
+    );
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--dry-run"]).run().await;
+    r.assert_code(0);
+    assert!(r.stderr.contains("dry-run: batch 3/3: n005.example.net"), "{}", r.stderr);
+    assert!(r.stderr.contains("dry=true"));
+    assert!(provisioned(&w).is_empty(), "no choria_provision request reached a node");
+    assert_eq!(w.sim.stats().requests.get("rpcutil#ping"), Some(&5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_without_yes_or_terminal_sends_nothing() {
+    let w = World::start(sim(4)).await;
+    let rb = repo("runbooks/emergency-shutdown.rhai");
+    let r = w
+        .fleetbook()
+        .args(["run", &rb, "--arg", "class=profile::base"])
+        .env("FLEETBOOK_PROVISION_TOKEN", "s3cret")
+        .run()
+        .await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("pass --yes"), "{}", r.stderr);
+    assert!(provisioned(&w).is_empty());
+    // With --yes it runs.
+    let r = w
+        .fleetbook()
+        .args(["run", &rb, "--arg", "fact=hostname=n002", "--yes"])
+        .env("FLEETBOOK_PROVISION_TOKEN", "s3cret")
+        .run()
+        .await;
+    r.assert_code(0);
+    assert_eq!(provisioned(&w), vec!["n002.example.net"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_show_file_line_column_and_source() {
+    let (_d, rb) = runbook("bad.rhai", "let a = 1;\nlet b = (a + ;\n");
+    let r = Fleetbook::new().args(["check", rb.to_str().unwrap()]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("bad.rhai:2:"), "{}", r.stderr);
+    assert!(r.stderr.contains("2 | let b = (a + ;"), "{}", r.stderr);
+    assert!(r.stderr.contains('^'), "{}", r.stderr);
+
+    // Strict variables: a typo is a compile error.
+    let (_d2, typo) = runbook("typo.rhai", "let nodes = [];\nprint(nodez);\n");
+    let r = Fleetbook::new().args(["check", typo.to_str().unwrap()]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("nodez") && r.stderr.contains("typo.rhai:2:7"), "{}", r.stderr);
+
+    // A runtime error, reported where it happened.
+    let w = World::start(sim(2)).await;
+    let (_d3, rt) = runbook("rt.rhai", "let x = 1;\nlet n = discover();\nlet y = n[10];\n");
+    let r = w.fleetbook().args(["run", rt.to_str().unwrap()]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("rt.rhai:3:"), "{}", r.stderr);
+    assert!(r.stderr.contains("3 | let y = n[10];"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_loops_hit_the_operation_limit() {
+    let w = World::start(sim(1)).await;
+    let (_d, rb) = runbook("loop.rhai", "let i = 0;\nloop { i += 1; }\n");
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--max-operations", "100000"]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.to_lowercase().contains("too many operations"), "{}", r.stderr);
+    assert!(r.stderr.contains("loop.rhai:2:"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guardrails_cannot_be_caught_but_fleet_errors_can() {
+    let w = World::start(sim(3)).await;
+    let (_d, rb) = runbook(
+        "catch.rhai",
+        r#"
+        try { discover(#{ min: 10, timeout: "300ms" }); } catch (e) { print(`caught ${e.kind}`); }
+        try { abort("stop here"); } catch (e) { print("caught the abort"); }
+        print("after");
+    "#,
+    );
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap()]).run().await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("caught no_responders"), "{}", r.stderr);
+    assert!(!r.stderr.contains("caught the abort") && !r.stderr.contains("after"), "{}", r.stderr);
+    assert!(r.stderr.contains("abort: stop here"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_any_output() {
+    const TOKEN: &str = "hunter2-very-secret-token";
+    let w = World::start(SimConfig { token: TOKEN.into(), fail_nodes: vec!["n002".into()], ..sim(3) }).await;
+    let (_d, rb) = runbook(
+        "secret.rhai",
+        r#"
+        let t = secret("MY_TOKEN");
+        print(t); debug(t); print(`interpolated ${t}`); print("concat " + t);
+        let r = rpc_batch("choria_provision", "restart", #{ token: t }, #{ filter: #{}, batch: 1, sleep: 0, max_failures: 5 });
+        print(r);
+        print(`ok ${r.ok.len()}`);
+        rpc_batch("choria_provision", "restart", #{ token: t, splay: "x" }, #{ nodes: ["n001.example.net"] });
+    "#,
+    );
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).env("MY_TOKEN", TOKEN).run().await;
+    // The last call has a bad input: a runbook error after the rollout.
+    r.assert_code(1);
+    assert!(r.stderr.contains("ok 2"), "the token reached the nodes in clear: {}", r.stderr);
+    assert!(r.stderr.contains("[secret]"), "{}", r.stderr);
+    for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        assert!(!text.contains(TOKEN), "{name} leaks the secret:\n{text}");
+    }
+    events(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_come_from_the_runbook_directory() {
+    let w = World::start(sim(2)).await;
+    let (d, rb) = runbook("main.rhai", "import \"helpers\" as h;\nprint(`found ${h::count()}`);\n");
+    std::fs::write(d.path().join("helpers.rhai"), "fn count() { discover().len() }\n").unwrap();
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap()]).run().await;
+    r.assert_code(0);
+    assert!(r.stderr.contains("found 2"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_lints_agents_actions_and_inputs() {
+    let (_d, rb) = runbook(
+        "lint.rhai",
+        r#"
+let a = rpc_batch("choria_provision", "reboot", #{ token: "x" }, #{ nodes: [] });
+let b = rpc_batch("choria_provision", "restart", #{ tokn: "x" }, #{ nodes: [], batchsize: 2 });
+let c = rpc_batch("nosuch", "ping", #{}, #{ nodes: [] });
+"#,
+    );
+    let r = Fleetbook::new().args(["check", rb.to_str().unwrap()]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("lint.rhai:2:") && r.stderr.contains("unknown action 'reboot'"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("'tokn' is not an input of choria_provision#restart; valid inputs: splay, token"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("unknown option 'batchsize'"), "{}", r.stderr);
+    assert!(r.stderr.contains("lint.rhai:4:") && r.stderr.contains("unknown agent 'nosuch'"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_runbook_checks_and_runs_against_the_simulator() {
+    let files: Vec<String> = std::fs::read_dir(repo("runbooks"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".rhai"))
+        .collect();
+    assert!(files.len() >= 3, "{files:?}");
+    let r = Fleetbook::new().args(["check"]).args(files.iter()).run().await;
+    r.assert_code(0);
+    let fast = ["--sim-time-scale", "0.01"];
+    let cases: &[(&str, &[&str])] = &[
+        ("rolling-restart.rhai", &["--arg", "sleep=0.1s"]),
+        ("reprovision.rhai", &["--arg", "fact=site=fra1", "--arg", "sleep=0.1s"]),
+        ("emergency-shutdown.rhai", &["--arg", "fact=country=mt", "--yes"]),
+    ];
+    for (name, extra) in cases {
+        let path = repo(&format!("runbooks/{name}"));
+        assert!(files.contains(&path), "{name} is shipped");
+        let r = Fleetbook::new()
+            .args(["--sim", "30"])
+            .args(fast)
+            .args(["run", &path, "--output", "json"])
+            .args(extra.iter())
+            .run()
+            .await;
+        r.assert_code(0);
+        let ev = events(&r);
+        assert_eq!(ev.last().unwrap()["event"], "run_end", "{name}");
+        assert!(ev.last().unwrap()["ok"].as_u64().unwrap() > 0, "{name} did something: {}", r.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_snippet_in_the_api_doc_compiles() {
+    let doc = std::fs::read_to_string(repo("docs/runbook-api.md")).unwrap();
+    let mut snippets = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```rhai") => current = Some(String::new()),
+            (Some(s), "```") => {
+                snippets.push(std::mem::take(s));
+                current = None;
+            }
+            (Some(s), _) => {
+                s.push_str(line);
+                s.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(snippets.len() >= 8, "found {} snippets", snippets.len());
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = snippets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let p = dir.path().join(format!("snippet{i}.rhai"));
+            std::fs::write(&p, s).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let r = Fleetbook::new().args(["check"]).args(files.iter()).run().await;
+    r.assert_code(0);
+    assert_eq!(r.stdout.lines().filter(|l| l.starts_with("ok ")).count(), snippets.len());
+}
+
+/// Starts `fleetbook` with piped stderr and returns it once a stderr line contains `marker`.
+async fn start_until(
+    args: &[&str],
+    marker: &str,
+) -> (tokio::process::Child, Vec<String>, tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let wait = async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            let hit = l.contains(marker);
+            seen.push(l);
+            if hit {
+                return;
+            }
+        }
+        panic!("fleetbook ended before printing {marker:?}: {seen:?}");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), wait).await.expect("marker in time");
+    (child, seen, lines)
+}
+
+fn sigint(child: &tokio::process::Child) {
+    // SAFETY: kill(2) with a pid we own.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+}
+
+async fn finish(
+    mut child: tokio::process::Child,
+    mut seen: Vec<String>,
+    mut lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+) -> (i32, String) {
+    let rest = async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            seen.push(l);
+        }
+        child.wait().await.unwrap().code().unwrap_or(-1)
+    };
+    let code = tokio::time::timeout(std::time::Duration::from_secs(30), rest).await.expect("fleetbook stops in time");
+    (code, seen.join("\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_ctrl_c_finishes_the_batch_then_stops() {
+    let w = World::start(sim(6)).await;
+    let (_d, rb) = runbook(
+        "slow.rhai",
+        r#"rpc_batch("choria_provision", "restart", #{ token: "s3cret" }, #{ filter: #{}, batch: 2, sleep: "20s" });"#,
+    );
+    let args = ["--server", w.url(), "--insecure", "run", rb.to_str().unwrap()];
+    let (child, seen, lines) = start_until(&args, "batch 1/3").await;
+    sigint(&child);
+    let (code, err) = finish(child, seen, lines).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("interrupted (Ctrl-C) after batch 1/3"), "{err}");
+    assert_eq!(provisioned(&w).len(), 2, "only the first batch was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_ctrl_c_aborts_a_wait() {
+    let w = World::start(SimConfig { silent_nodes: vec!["n001".into()], ..sim(2) }).await;
+    let (_d, rb) = runbook(
+        "wait.rhai",
+        r#"print("calling"); rpc_batch("rpcutil", "ping", #{}, #{ nodes: ["n001.example.net"], timeout: "60s" });"#,
+    );
+    let args = ["--server", w.url(), "--insecure", "run", rb.to_str().unwrap()];
+    let (child, seen, lines) = start_until(&args, "calling").await;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sigint(&child);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    sigint(&child);
+    let (code, err) = finish(child, seen, lines).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "did not wait out the 60 s timeout");
+    assert!(err.contains("interrupted"), "{err}");
+}
