@@ -415,3 +415,25 @@ async fn second_ctrl_c_aborts_a_wait() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "did not wait out the 60 s timeout");
     assert!(err.contains("interrupted"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_is_disabled_and_lib_dirs_are_searched() {
+    let (_d, rb) = runbook("ev.rhai", "let x = eval(\"1 + 1\");\n");
+    let r = Fleetbook::new().args(["check", rb.to_str().unwrap()]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("ev.rhai:1:"), "{}", r.stderr);
+
+    let lib = tempfile::tempdir().unwrap();
+    std::fs::write(lib.path().join("shared.rhai"), "fn answer() { 42 }\n").unwrap();
+    let (_d2, main) = runbook(
+        "uses.rhai",
+        "import \"shared\" as s;\nif s::answer() != 42 { throw \"wrong\"; }\nprint(\"lib ok\");\n",
+    );
+    let w = World::start(sim(1)).await;
+    let r = w.fleetbook().args(["run", main.to_str().unwrap(), "--lib", lib.path().to_str().unwrap()]).run().await;
+    r.assert_code(0);
+    assert!(r.stderr.contains("lib ok"), "{}", r.stderr);
+    let r = w.fleetbook().args(["run", main.to_str().unwrap()]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("shared"), "a missing module is named: {}", r.stderr);
+}

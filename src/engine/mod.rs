@@ -186,3 +186,39 @@ pub fn build(host: Arc<Host>, runbook_dir: Option<PathBuf>) -> Engine {
     api::register(&mut engine, host);
     engine
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_function_has_parameter_names_and_a_doc_comment() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let host = Arc::new(Host {
+            rt: rt.handle().clone(),
+            fleet: None,
+            reporter: Reporter::new(false, false, crate::redact::Redactor::default()),
+            interrupt: Interrupt::new(),
+            settings: RunSettings::default(),
+            prompter: Box::new(TerminalPrompter),
+            stop: Mutex::new(None),
+            totals: Mutex::new(Totals::default()),
+        });
+        let engine = build(host, None);
+        let meta: serde_json::Value = serde_json::from_str(&engine.gen_fn_metadata_to_json(false).unwrap()).unwrap();
+        let fns = meta["functions"].as_array().unwrap();
+        for name in ["discover", "rpc_batch", "confirm", "abort", "dry_run", "arg", "secret"] {
+            let found: Vec<&serde_json::Value> = fns.iter().filter(|f| f["name"] == name).collect();
+            assert!(!found.is_empty(), "{name} is registered");
+            for f in found {
+                let comments = f["docComments"].as_array().map(Vec::len).unwrap_or(0);
+                assert!(comments > 0, "{name} has a doc comment: {f}");
+                if let Some(params) = f["params"].as_array() {
+                    for p in params {
+                        assert!(p["name"].is_string(), "{name} names its parameters: {f}");
+                    }
+                }
+            }
+        }
+    }
+}
