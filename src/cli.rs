@@ -87,6 +87,9 @@ pub struct SimArgs {
     /// Nodes that answer late.
     #[arg(long = "sim-slow", global = true, value_delimiter = ',')]
     pub slow_nodes: Vec<String>,
+    /// Nodes that go down on restart or reprovision and never come back.
+    #[arg(long = "sim-stuck", global = true, value_delimiter = ',')]
+    pub stuck_nodes: Vec<String>,
     /// Return reprovisioned nodes to service after this long, e.g. 5s.
     #[arg(long = "sim-auto-provision", global = true)]
     pub auto_provision: Option<String>,
@@ -170,6 +173,24 @@ pub enum Command {
         target: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Show live lifecycle events, like `choria tool event`.
+    Events {
+        /// Only events of this component.
+        #[arg(long)]
+        component: Option<String>,
+        /// Only events of this type.
+        #[arg(long = "type", value_parser = ["alive", "governor", "provisioned", "shutdown", "startup", "upgraded"])]
+        kind: Option<String>,
+        /// Print each raw event as received.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop after this long (e.g. 30s).
+        #[arg(long)]
+        timeout: Option<String>,
     },
     /// Run a runbook.
     Run {

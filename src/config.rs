@@ -132,6 +132,7 @@ pub fn sim_config(nodes: usize, s: &SimArgs) -> Result<SimConfig, Error> {
     cfg.fail_nodes = s.fail_nodes.clone();
     cfg.silent_nodes = s.silent_nodes.clone();
     cfg.slow_nodes = s.slow_nodes.clone();
+    cfg.stuck_nodes = s.stuck_nodes.clone();
     Ok(cfg)
 }
 

@@ -80,6 +80,22 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             };
             commands::run::run(settings, a, interrupt).await
         }
+        Command::Events { component, kind, json, count, timeout } => {
+            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let timeout = timeout
+                .as_deref()
+                .map(config::parse_duration)
+                .transpose()
+                .map_err(|e| Error::Usage { message: format!("--timeout: {e}") })?;
+            let filter = fleet::events::EventFilter {
+                types: kind.iter().cloned().collect(),
+                component: component.clone(),
+                identities: Vec::new(),
+            };
+            let a = commands::events::EventsArgs { filter, json: *json, count: *count, timeout };
+            // Watching changes nothing: the first Ctrl-C ends it.
+            commands::events::run(settings, a, interrupt.soft()).await
+        }
         Command::Check { files, engine } => {
             let mut ddl = fleet::ddl::DdlRegistry::builtin();
             for dir in &cli.connect.ddl_dirs {

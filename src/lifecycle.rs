@@ -46,3 +46,169 @@ pub fn cloud_event(inner: Value) -> Value {
         "data": inner,
     })
 }
+
+/// The event types `--type` accepts, sorted as go-choria lists them.
+pub const TYPES: [&str; 6] = ["alive", "governor", "provisioned", "shutdown", "startup", "upgraded"];
+
+/// How an event arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `io.choria.lifecycle.v1.<type>` at the top level.
+    Choria,
+    /// A CloudEvents 1.0 envelope around the Choria form.
+    CloudEvent,
+    /// The pre-2019 `choria:lifecycle:<type>:1` form.
+    Legacy,
+}
+
+/// A parsed lifecycle event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub protocol: String,
+    pub id: Option<String>,
+    pub identity: String,
+    pub component: String,
+    pub timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub governor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    pub format: Format,
+}
+
+/// Parses an event in any of the three forms (go-choria `lifecycle.NewFromJSON`, plus the
+/// legacy protocol strings, which today's Go viewer drops but older servers send).
+pub fn parse(bytes: &[u8]) -> Result<Event, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let protocol = v.get("protocol").and_then(Value::as_str).unwrap_or("");
+    if protocol.starts_with("io.choria.lifecycle") {
+        return from_choria(&v, Format::Choria);
+    }
+    if protocol.starts_with("choria:lifecycle:") {
+        return from_choria(&v, Format::Legacy);
+    }
+    if v.get("specversion").and_then(Value::as_str) == Some("1.0")
+        && v.get("source").and_then(Value::as_str) == Some("io.choria.lifecycle")
+    {
+        let data = v.get("data").ok_or("CloudEvent without data")?;
+        let mut e = from_choria(data, Format::Choria)?;
+        e.format = Format::CloudEvent;
+        return Ok(e);
+    }
+    Err("unsupported event format".into())
+}
+
+fn from_choria(v: &Value, format: Format) -> Result<Event, String> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let protocol = s("protocol").ok_or("no protocol")?;
+    // Dotted: io.choria.lifecycle.v1.<type> (5 parts). Colon: choria:lifecycle:<type>:1 (4 parts).
+    let dotted: Vec<&str> = protocol.split('.').collect();
+    let colon: Vec<&str> = protocol.split(':').collect();
+    let kind = match (dotted.len(), colon.len()) {
+        (5, _) => dotted[4],
+        (_, 4) => colon[2],
+        _ => "",
+    };
+    if !TYPES.contains(&kind) {
+        return Err(format!("unknown protocol '{protocol}' received"));
+    }
+    let e = Event {
+        kind: kind.to_string(),
+        protocol: format!("io.choria.lifecycle.v1.{kind}"),
+        id: s("id"),
+        identity: s("identity").ok_or("no identity")?,
+        component: s("component").unwrap_or_default(),
+        timestamp: v.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
+        version: s("version"),
+        new_version: s("new_version"),
+        governor: s("governor"),
+        sequence: v.get("sequence").and_then(Value::as_u64),
+        event_type: s("event_type"),
+        format,
+    };
+    if kind == "governor" && e.governor.as_deref().unwrap_or("").is_empty() {
+        return Err("governor event without a governor".into());
+    }
+    Ok(e)
+}
+
+impl Event {
+    /// go-choria's `String()` of the event, as `choria tool event` prints it after the time.
+    pub fn display(&self) -> String {
+        let head = format!("[{}] {}", self.kind, self.identity);
+        let v = self.version.as_deref().unwrap_or("");
+        match self.kind.as_str() {
+            "startup" | "alive" => format!("{head}: {} version {v}", self.component),
+            "upgraded" => {
+                format!("{head}: {} version {v} to {}", self.component, self.new_version.as_deref().unwrap_or(""))
+            }
+            "governor" => {
+                let gov = self.governor.as_deref().unwrap_or("");
+                let seq = self.sequence.unwrap_or(0);
+                match (self.event_type.as_deref().unwrap_or(""), seq) {
+                    ("enter", 0) => format!("{head}: obtained slot on {gov}"),
+                    ("enter", n) => format!("{head}: obtained slot {n} on {gov}"),
+                    ("exit", 0) => format!("{head}: vacated {gov}"),
+                    ("exit", n) => format!("{head}: vacated slot {n} on {gov}"),
+                    ("timeouts", _) => format!("{head}: failed to obtain a slot on {gov}"),
+                    ("eviction", 0) => format!("{head}: evicted from {gov}"),
+                    ("eviction", n) => format!("{head}: evicted from slot {n} on {gov}"),
+                    _ => format!("{head}: unknown stage on Governor {gov}"),
+                }
+            }
+            _ => format!("{head}: {}", self.component),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_like_go_choria() {
+        let startup = br#"{"protocol":"io.choria.lifecycle.v1.startup","id":"x","identity":"n1.choria.local","component":"provision_mode_server","timestamp":1,"version":"0.26.15"}"#;
+        assert_eq!(
+            parse(startup).unwrap().display(),
+            "[startup] n1.choria.local: provision_mode_server version 0.26.15"
+        );
+        let up = br#"{"protocol":"io.choria.lifecycle.v1.upgraded","identity":"n","component":"server","timestamp":1,"version":"0.27.0","new_version":"0.28.0"}"#;
+        assert_eq!(parse(up).unwrap().display(), "[upgraded] n: server version 0.27.0 to 0.28.0");
+        let gov = |t: &str, seq: u64| {
+            let j = format!(
+                r#"{{"protocol":"io.choria.lifecycle.v1.governor","identity":"g","component":"c","timestamp":1,"governor":"PUPPET","event_type":"{t}","sequence":{seq}}}"#
+            );
+            parse(j.as_bytes()).unwrap().display()
+        };
+        assert_eq!(gov("enter", 10), "[governor] g: obtained slot 10 on PUPPET");
+        assert_eq!(gov("enter", 0), "[governor] g: obtained slot on PUPPET");
+        assert_eq!(gov("exit", 3), "[governor] g: vacated slot 3 on PUPPET");
+        assert_eq!(gov("exit", 0), "[governor] g: vacated PUPPET");
+        assert_eq!(gov("timeouts", 0), "[governor] g: failed to obtain a slot on PUPPET");
+        assert_eq!(gov("eviction", 2), "[governor] g: evicted from slot 2 on PUPPET");
+        assert_eq!(gov("eviction", 0), "[governor] g: evicted from PUPPET");
+        assert_eq!(gov("other", 0), "[governor] g: unknown stage on Governor PUPPET");
+    }
+
+    #[test]
+    fn rejects_what_go_rejects() {
+        assert!(parse(br#"{"protocol":"io.choria.lifecycle.v1.reboot","identity":"n","component":"c","timestamp":1}"#)
+            .unwrap_err()
+            .contains("unknown protocol 'io.choria.lifecycle.v1.reboot' received"));
+        assert!(parse(
+            br#"{"protocol":"io.choria.lifecycle.v1.governor","identity":"n","component":"c","timestamp":1}"#
+        )
+        .is_err());
+        assert!(parse(b"not json").is_err());
+        assert!(parse(br#"{"specversion":"1.0","source":"io.choria.machine","data":{}}"#).is_err());
+    }
+}

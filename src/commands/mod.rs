@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod discover;
+pub mod events;
 pub mod inventory;
 pub mod req;
 pub mod run;

@@ -49,6 +49,14 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
         );
 
     let h = host.clone();
+    FuncRegistration::new("watch_events")
+        .with_params_info(["opts: Map", "Array"])
+        .with_comments([super::watch::DOC])
+        .register_into_engine(engine, move |ctx: NativeCallContext, opts: Map| {
+            super::watch::watch_events(&h, &ctx, &opts)
+        });
+
+    let h = host.clone();
     FuncRegistration::new("confirm")
         .with_params_info(["message: &str", "bool"])
         .with_comments(["/// Asks a human to confirm. Returns true when confirmed (or with --yes); a refusal, or no\n/// terminal to ask on, stops the run with exit code 3."])

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod diag;
 pub mod lint;
 pub mod rollout;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -131,6 +132,13 @@ impl Host {
         t.ok += ok;
         t.failed += failed;
         t.no_reply += no_reply;
+    }
+
+    /// Moves `n` nodes counted OK to failed (an awaited event never came).
+    pub fn recount(&self, n: usize) {
+        let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        t.ok = t.ok.saturating_sub(n);
+        t.failed += n;
     }
 
     /// The totals so far.

@@ -28,6 +28,40 @@ struct Plan {
     thresholds: Thresholds,
     gate: Option<FnPtr>,
     collective: Option<String>,
+    wait_for: Option<WaitFor>,
+}
+
+/// `wait_for`: after each batch, every node that answered OK must publish this event.
+struct WaitFor {
+    event: String,
+    component: Option<String>,
+    timeout: std::time::Duration,
+}
+
+fn wait_for(d: &Dynamic) -> Res<WaitFor> {
+    let m = d.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+        runtime_error("invalid", "rpc_batch.wait_for: expected a map like #{event: \"startup\", timeout: \"60s\"}")
+    })?;
+    check_keys(&m, &["event", "component", "timeout"], "rpc_batch.wait_for")?;
+    let event = m
+        .get("event")
+        .map(|e| e.to_string())
+        .ok_or_else(|| runtime_error("invalid", "rpc_batch.wait_for: event is required"))?;
+    if !crate::lifecycle::TYPES.contains(&event.as_str()) {
+        return Err(runtime_error(
+            "invalid",
+            format!("rpc_batch.wait_for: unknown event '{event}'; valid: {}", crate::lifecycle::TYPES.join(", ")),
+        ));
+    }
+    Ok(WaitFor {
+        event,
+        component: m.get("component").map(|c| c.to_string()),
+        timeout: m
+            .get("timeout")
+            .map(|t| duration(t, "rpc_batch.wait_for.timeout"))
+            .transpose()?
+            .unwrap_or(std::time::Duration::from_secs(60)),
+    })
 }
 
 /// What the rollout has done so far.
@@ -65,9 +99,6 @@ fn ramp(d: Option<&Dynamic>) -> Res<Vec<Amount>> {
 
 fn plan(host: &Host, agent: &str, opts: &Map) -> Res<Plan> {
     check_keys(opts, &KEYS, "rpc_batch")?;
-    if opts.contains_key("wait_for") {
-        return Err(runtime_error("invalid", "rpc_batch: wait_for is not supported yet"));
-    }
     let ramp = ramp(opts.get("batch"))?;
     let thresholds = Thresholds {
         max_failures: opts.get("max_failures").map(|d| amount(d, "rpc_batch.max_failures")).transpose()?,
@@ -128,6 +159,7 @@ fn plan(host: &Host, agent: &str, opts: &Map) -> Res<Plan> {
         thresholds,
         gate,
         collective,
+        wait_for: opts.get("wait_for").map(wait_for).transpose()?,
     })
 }
 
@@ -204,14 +236,21 @@ fn run_batches(
         }
         host.reporter.batch_start(i + 1, total, nodes.len());
         host.reporter.emit("batch_start", json!({"batch": i + 1, "batches": total, "nodes": nodes}));
-        let out = host
-            .rt
-            .block_on(session.send_batch(nodes, host.interrupt.hard()))
-            .map_err(|e| super::api::fleet_error(host, e))?;
-        let batch_failed = absorb(host, p, &out);
+        // Subscribe before sending, so no event of this batch is missed.
+        let mut events = match &plan.wait_for {
+            Some(_) => Some(host.rt.block_on(session.fleet().lifecycle_events()).map_err(|e| fleet_error(host, e))?),
+            None => None,
+        };
+        let out =
+            host.rt.block_on(session.send_batch(nodes, host.interrupt.hard())).map_err(|e| fleet_error(host, e))?;
+        let mut batch_failed = absorb(host, p, &out);
+        if let (Some(w), Some(ev)) = (&plan.wait_for, events.as_mut()) {
+            batch_failed += await_events(host, w, ev, &out.ok_nodes(), p)?;
+        }
         p.batches += 1;
         host.reporter.batch_end();
-        let (ok_n, no_reply_n) = (out.ok_nodes().len(), out.no_reply.len());
+        let no_reply_n = out.no_reply.len();
+        let ok_n = nodes.len().saturating_sub(batch_failed);
         host.reporter.emit("batch_end", json!({"batch": i + 1, "batches": total, "ok": ok_n, "failed": batch_failed - no_reply_n, "no_reply": no_reply_n}));
         host.reporter.say(&format!(
             "{} batch {}/{total}: {ok_n} ok, {} failed, {no_reply_n} no reply",
@@ -230,6 +269,38 @@ fn run_batches(
         }
     }
     Ok(())
+}
+
+/// Waits for `w.event` from each node that answered OK; those that stay quiet become failures.
+fn await_events(
+    host: &Host,
+    w: &WaitFor,
+    ev: &mut crate::fleet::events::Events,
+    ok: &[String],
+    p: &mut Progress,
+) -> Res<usize> {
+    if ok.is_empty() {
+        return Ok(0);
+    }
+    host.reporter.say(&format!(
+        "waiting up to {:.0}s for {} event(s) from {} node(s)",
+        w.timeout.as_secs_f64(),
+        w.event,
+        ok.len()
+    ));
+    let deadline = tokio::time::Instant::now() + w.timeout;
+    let missing = host
+        .rt
+        .block_on(ev.wait_for(&w.event, w.component.as_deref(), ok, deadline, host.interrupt.hard()))
+        .map_err(|e| fleet_error(host, e))?;
+    for n in &missing {
+        let why = format!("no {} event within {:.0}s", w.event, w.timeout.as_secs_f64());
+        host.reporter.emit("node_result", json!({"node": n, "status": "no_event", "statusmsg": why}));
+        p.ok.retain(|x| x != n);
+        p.failed.insert(n.clone(), (None, why));
+    }
+    host.recount(missing.len());
+    Ok(missing.len())
 }
 
 /// Adds a batch to the rollout, emits `node_result` for each node, returns its failure count.

@@ -4,6 +4,7 @@ pub mod client;
 pub mod ddl;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod protocol;
 pub mod rpc;

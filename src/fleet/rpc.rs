@@ -138,6 +138,11 @@ impl Fleet {
 }
 
 impl RpcSession {
+    /// The fleet this session talks to.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
     /// The per-batch wait.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -42,6 +42,8 @@ pub struct SimConfig {
     pub fail_nodes: Vec<String>,
     pub silent_nodes: Vec<String>,
     pub slow_nodes: Vec<String>,
+    /// Nodes that go down on restart or reprovision and never come back.
+    pub stuck_nodes: Vec<String>,
     /// Nodes in provisioning mode return to service after this long (real time).
     pub auto_provision: Option<Duration>,
     /// The normal collective.
@@ -66,6 +68,7 @@ impl Default for SimConfig {
             fail_nodes: Vec::new(),
             silent_nodes: Vec::new(),
             slow_nodes: Vec::new(),
+            stuck_nodes: Vec::new(),
             auto_provision: None,
             collective: "mcollective".into(),
             domain: "example.net".into(),
@@ -223,6 +226,8 @@ fn pick_fault(cfg: &SimConfig, id: &str, rng: &mut SmallRng) -> Fault {
         Fault::Failing(code)
     } else if listed(&cfg.slow_nodes) {
         Fault::Slow
+    } else if listed(&cfg.stuck_nodes) {
+        Fault::Stuck
     } else if r < cfg.silent_rate {
         Fault::Silent
     } else if r < cfg.silent_rate + cfg.fail_rate {
@@ -407,6 +412,15 @@ async fn publish_event(s: &Shared, kind: &str, node: &Node) {
     let _ = s.nats.publish(lifecycle::subject(kind, node.component()), body.into()).await;
 }
 
+/// The state a going-down node takes: a stuck node is gone for good.
+fn stuck_or(n: &Node, state: State) -> State {
+    if n.fault == Fault::Stuck {
+        State::Gone
+    } else {
+        state
+    }
+}
+
 /// Runs the part of an action that happens after the splay.
 fn schedule(s: Arc<Shared>, i: usize, epoch: u64, effect: Effect) {
     tokio::spawn(async move {
@@ -420,7 +434,7 @@ fn schedule(s: Arc<Shared>, i: usize, epoch: u64, effect: Effect) {
             }
             Effect::Restart(secs) => {
                 tokio::time::sleep(cfg.scaled(secs as f64)).await;
-                let Some(n) = transition(&s, i, epoch, |n| n.state = State::Restarting) else {
+                let Some(n) = transition(&s, i, epoch, |n| n.state = stuck_or(n, State::Restarting)) else {
                     return;
                 };
                 publish_event(&s, "shutdown", &n).await;
@@ -438,7 +452,7 @@ fn schedule(s: Arc<Shared>, i: usize, epoch: u64, effect: Effect) {
             }
             Effect::Reprovision(secs) => {
                 tokio::time::sleep(cfg.scaled(secs as f64)).await;
-                let Some(n) = transition(&s, i, epoch, |n| n.state = State::Restarting) else {
+                let Some(n) = transition(&s, i, epoch, |n| n.state = stuck_or(n, State::Restarting)) else {
                     return;
                 };
                 publish_event(&s, "shutdown", &n).await;

@@ -37,6 +37,8 @@ pub enum Fault {
     Silent,
     /// Answers RPC after the configured delay.
     Slow,
+    /// Accepts a restart or reprovision, shuts down, and never comes back.
+    Stuck,
 }
 
 impl Fault {
@@ -47,6 +49,7 @@ impl Fault {
             Fault::Failing(_) => "failing",
             Fault::Silent => "silent",
             Fault::Slow => "slow",
+            Fault::Stuck => "stuck",
         }
     }
 }

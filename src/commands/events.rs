@@ -1,0 +1,56 @@
+//! `fleetbook events`: live lifecycle events, printed like `choria tool event`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::env::FleetEnv;
+use crate::error::Error;
+use crate::fleet::events::{EventFilter, SUBJECT};
+
+/// What to watch and for how long.
+pub struct EventsArgs {
+    pub filter: EventFilter,
+    /// Print the raw message instead of the formatted line.
+    pub json: bool,
+    /// Stop after this many printed events.
+    pub count: Option<usize>,
+    /// Stop after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// Prints matching events until Ctrl-C, `count` or `timeout`.
+pub async fn run(settings: Settings, a: EventsArgs, cancel: &CancellationToken) -> Result<(), Error> {
+    a.filter.validate()?;
+    let env = FleetEnv::open(settings).await?;
+    let mut events = env.fleet.lifecycle_events().await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Waiting for events from topic {SUBJECT} on {}", env.fleet.connected_url())?;
+    out.flush()?;
+    let deadline = a.timeout.map(|t| Instant::now() + t);
+    let mut printed = 0;
+    while a.count.is_none_or(|c| printed < c) {
+        let received = match events.next(deadline, cancel).await {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(crate::fleet::FleetError::Cancelled) => break,
+            Err(e) => return Err(e.into()),
+        };
+        // Like go-choria's viewer: what does not parse is skipped silently.
+        let Ok(event) = received.event else { continue };
+        if !a.filter.matches(&event) {
+            continue;
+        }
+        if a.json {
+            writeln!(out, "{}", String::from_utf8_lossy(&received.raw))?;
+        } else {
+            writeln!(out, "{} {}", chrono::Local::now().format("%H:%M:%S"), event.display())?;
+        }
+        out.flush()?;
+        printed += 1;
+    }
+    Ok(())
+}

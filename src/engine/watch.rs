@@ -1,0 +1,81 @@
+//! `watch_events`: lifecycle events for runbooks.
+
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
+use tokio::time::Instant;
+
+use super::api::{check_keys, count, duration, fleet_error, string_list, Res};
+use super::convert::from_json;
+use super::{runtime_error, Host};
+use crate::fleet::events::EventFilter;
+use crate::lifecycle::Event;
+
+/// The doc comment of `watch_events`.
+pub const DOC: &str = "/// Watches lifecycle events and returns them as maps #{type, identity, component, timestamp,\n/// version, format, subject, ...}. opts: types (a type or a list: startup, shutdown,\n/// provisioned, alive, upgraded, governor), component, identities (exact or /regex/), count\n/// (stop after this many), timeout (default 60s; returns what arrived), until (a closure\n/// called with each event; true stops). Accepts CloudEvent, Choria and legacy formats.";
+
+const KEYS: [&str; 8] = ["types", "type", "component", "identities", "identity", "count", "timeout", "until"];
+
+/// The map a runbook sees for one event.
+pub fn event_map(e: &Event, subject: &str) -> Dynamic {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("subject".into(), serde_json::Value::String(subject.to_string()));
+    }
+    from_json(&v)
+}
+
+/// The event filter from `watch_events` options (also used by `wait_for`).
+pub fn filter_from(opts: &Map) -> Res<EventFilter> {
+    let list = |k: &str| {
+        opts.get(k).map(|v| string_list(v, &format!("watch_events.{k}"))).transpose().map(Option::unwrap_or_default)
+    };
+    let mut types = list("types")?;
+    types.extend(list("type")?);
+    let mut identities = list("identities")?;
+    identities.extend(list("identity")?);
+    let f = EventFilter { types, component: opts.get("component").map(|c| c.to_string()), identities };
+    f.validate().map_err(|e| runtime_error("invalid", e.to_string()))?;
+    Ok(f)
+}
+
+/// Runs `watch_events`.
+pub fn watch_events(host: &Host, ctx: &NativeCallContext, opts: &Map) -> Res<Array> {
+    check_keys(opts, &KEYS, "watch_events")?;
+    let filter = filter_from(opts)?;
+    let want = opts.get("count").map(|c| count(c, "watch_events.count")).transpose()?;
+    let timeout = opts
+        .get("timeout")
+        .map(|t| duration(t, "watch_events.timeout"))
+        .transpose()?
+        .unwrap_or(Duration::from_secs(60));
+    let until = match opts.get("until") {
+        None => None,
+        Some(u) => Some(u.clone().try_cast::<FnPtr>().ok_or_else(|| {
+            runtime_error("invalid", "watch_events.until: expected a closure like |e| e.type == \"startup\"")
+        })?),
+    };
+    let fleet = host.fleet()?;
+    let mut events = host.rt.block_on(fleet.lifecycle_events()).map_err(|e| fleet_error(host, e))?;
+    let deadline = Instant::now() + timeout;
+    let mut out = Array::new();
+    while want.is_none_or(|w| out.len() < w) {
+        let next =
+            host.rt.block_on(events.next(Some(deadline), host.interrupt.hard())).map_err(|e| fleet_error(host, e))?;
+        let Some(r) = next else { break };
+        let Ok(e) = r.event else { continue };
+        if !filter.matches(&e) {
+            continue;
+        }
+        host.reporter.emit("event", serde_json::json!({"event_type": e.kind, "identity": e.identity, "component": e.component, "subject": r.subject}));
+        let m = event_map(&e, &r.subject);
+        out.push(m.clone());
+        if let Some(f) = &until {
+            let stop: Dynamic = f.call_within_context(ctx, (m,))?;
+            if stop.as_bool().unwrap_or(false) {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,132 @@
+//! Lifecycle event subscriptions: `choria.lifecycle.event.>`, parsed and filtered.
+
+use std::collections::HashSet;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client::Fleet;
+use super::error::{FleetError, Result};
+use super::filter::{compile_slashed, is_regex};
+use crate::lifecycle::{self, Event};
+
+/// The subject `choria tool event` subscribes to.
+pub const SUBJECT: &str = "choria.lifecycle.event.>";
+
+/// Which events to keep (client side, as go-choria's viewer filters).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Event types (`startup`, ...); empty keeps all.
+    pub types: Vec<String>,
+    /// Exact component.
+    pub component: Option<String>,
+    /// Identities, exact or `/regex/`; empty keeps all.
+    pub identities: Vec<String>,
+}
+
+impl EventFilter {
+    /// Checks the filter's own values before use.
+    pub fn validate(&self) -> Result<()> {
+        for t in &self.types {
+            if !lifecycle::TYPES.contains(&t.as_str()) {
+                return Err(FleetError::Filter {
+                    filter: t.clone(),
+                    reason: format!("unknown event type; valid types: {}", lifecycle::TYPES.join(", ")),
+                });
+            }
+        }
+        for i in self.identities.iter().filter(|i| is_regex(i)) {
+            compile_slashed(i)?;
+        }
+        Ok(())
+    }
+
+    pub fn matches(&self, e: &Event) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| *t == e.kind))
+            && self.component.as_ref().is_none_or(|c| *c == e.component)
+            && (self.identities.is_empty()
+                || self.identities.iter().any(|i| {
+                    if is_regex(i) {
+                        compile_slashed(i).is_ok_and(|r| r.is_match(&e.identity))
+                    } else {
+                        *i == e.identity
+                    }
+                }))
+    }
+}
+
+/// One message from the lifecycle subject.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub subject: String,
+    pub raw: bytes::Bytes,
+    /// The parsed event, or why it did not parse.
+    pub event: std::result::Result<Event, String>,
+}
+
+/// A live subscription to lifecycle events.
+pub struct Events {
+    sub: async_nats::Subscriber,
+}
+
+impl Fleet {
+    /// Subscribes to every lifecycle event; returns once the subscription is in place, so
+    /// nothing published after this call is missed.
+    pub async fn lifecycle_events(&self) -> Result<Events> {
+        let sub = self.nats().subscribe(SUBJECT).await.map_err(|e| FleetError::nats("subscribe", e))?;
+        self.nats().flush().await.map_err(|e| FleetError::nats("flush", e))?;
+        Ok(Events { sub })
+    }
+
+    /// The URL of the broker we are connected to, as `choria tool event` shows it.
+    pub fn connected_url(&self) -> String {
+        let info = self.nats().server_info();
+        format!("nats://{}:{}", info.host, info.port)
+    }
+}
+
+impl Events {
+    /// The next message, or `None` at the deadline or when the subscription ends.
+    pub async fn next(&mut self, deadline: Option<Instant>, cancel: &CancellationToken) -> Result<Option<Received>> {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => Err(FleetError::Cancelled),
+            _ = sleep => Ok(None),
+            m = self.sub.next() => Ok(m.map(|m| Received {
+                subject: m.subject.to_string(),
+                event: lifecycle::parse(&m.payload),
+                raw: m.payload,
+            })),
+        }
+    }
+
+    /// Waits until each of `nodes` published an event of `kind` (and `component`, if given),
+    /// or the deadline. Returns the nodes that did not.
+    pub async fn wait_for(
+        &mut self,
+        kind: &str,
+        component: Option<&str>,
+        nodes: &[String],
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<String>> {
+        let mut pending: HashSet<&str> = nodes.iter().map(String::as_str).collect();
+        while !pending.is_empty() {
+            let Some(r) = self.next(Some(deadline), cancel).await? else { break };
+            if let Ok(e) = r.event {
+                if e.kind == kind && component.is_none_or(|c| c == e.component) {
+                    pending.remove(e.identity.as_str());
+                }
+            }
+        }
+        let mut missing: Vec<String> = pending.into_iter().map(str::to_string).collect();
+        missing.sort();
+        Ok(missing)
+    }
+}
