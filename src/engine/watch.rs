@@ -12,15 +12,18 @@ use crate::fleet::events::EventFilter;
 use crate::lifecycle::Event;
 
 /// The doc comment of `watch_events`.
-pub const DOC: &str = "/// Watches lifecycle events and returns them as maps #{type, identity, component, timestamp,\n/// version, format, subject, ...}. opts: types (a type or a list: startup, shutdown,\n/// provisioned, alive, upgraded, governor), component, identities (exact or /regex/), count\n/// (stop after this many), timeout (default 60s; returns what arrived), until (a closure\n/// called with each event; true stops). Accepts CloudEvent, Choria and legacy formats.";
+pub const DOC: &str = "/// Watches lifecycle events and returns them as maps #{type, kind (= type, for e.kind), identity,\n/// component, timestamp, version, format, subject, ...}. opts: types (a type or a list: startup, shutdown,\n/// provisioned, alive, upgraded, governor), component, identities (exact or /regex/), count\n/// (stop after this many), timeout (default 60s; returns what arrived), \"until\" (quoted: until\n/// is a Rhai keyword) or stop_when, a closure called with each event; true stops. Accepts CloudEvent, Choria and legacy formats.";
 
-const KEYS: [&str; 8] = ["types", "type", "component", "identities", "identity", "count", "timeout", "until"];
+const KEYS: [&str; 9] =
+    ["types", "type", "component", "identities", "identity", "count", "timeout", "until", "stop_when"];
 
 /// The map a runbook sees for one event.
 pub fn event_map(e: &Event, subject: &str) -> Dynamic {
     let mut v = serde_json::to_value(e).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("subject".into(), serde_json::Value::String(subject.to_string()));
+        // `type` is a reserved word in Rhai (`e.type` does not parse): `e.kind` says the same.
+        o.insert("kind".into(), serde_json::Value::String(e.kind.clone()));
     }
     from_json(&v)
 }
@@ -49,7 +52,8 @@ pub fn watch_events(host: &Host, ctx: &NativeCallContext, opts: &Map) -> Res<Arr
         .map(|t| duration(t, "watch_events.timeout"))
         .transpose()?
         .unwrap_or(Duration::from_secs(60));
-    let until = match opts.get("until") {
+    // `until` is a Rhai keyword, so scripts write it quoted ("until": ...) or as stop_when.
+    let until = match opts.get("until").or_else(|| opts.get("stop_when")) {
         None => None,
         Some(u) => Some(u.clone().try_cast::<FnPtr>().ok_or_else(|| {
             runtime_error("invalid", "watch_events.until: expected a closure like |e| e.type == \"startup\"")

@@ -43,7 +43,7 @@ impl EventFilter {
     }
 
     pub fn matches(&self, e: &Event) -> bool {
-        (self.types.is_empty() || self.types.iter().any(|t| *t == e.kind))
+        (self.types.is_empty() || self.types.contains(&e.kind))
             && self.component.as_ref().is_none_or(|c| *c == e.component)
             && (self.identities.is_empty()
                 || self.identities.iter().any(|i| {
