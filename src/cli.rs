@@ -192,6 +192,16 @@ pub enum Command {
         #[arg(long)]
         timeout: Option<String>,
     },
+    /// Scrape and parse a Prometheus endpoint (e.g. the Provisioner's /metrics).
+    Metrics {
+        /// http://host:port/metrics
+        url: String,
+        #[arg(long)]
+        json: bool,
+        /// How long to wait for the endpoint (e.g. 5s).
+        #[arg(long, default_value = "5s")]
+        timeout: String,
+    },
     /// Run a runbook.
     Run {
         /// The runbook (.rhai).

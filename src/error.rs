@@ -24,6 +24,8 @@ pub enum Error {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::http::ScrapeError),
     /// The command ran but some nodes failed or did not answer.
     #[error("{failed} of {total} node(s) did not succeed")]
     NodesFailed { failed: usize, total: usize },
@@ -61,7 +63,7 @@ impl Error {
             Error::NodesFailed { .. } | Error::NoNodes => exit::FAILED,
             Error::Interrupted | Error::Guardrail { .. } => exit::GUARDRAIL,
             Error::Runbook { .. } | Error::CheckFailed { .. } => exit::FAILED,
-            Error::Output(_) => exit::FAILED,
+            Error::Output(_) | Error::Metrics(_) => exit::FAILED,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod fleet;
 pub mod guard;
 pub mod interrupt;
 pub mod lifecycle;
+pub mod metrics;
 pub mod progress;
 pub mod redact;
 pub mod sim;
@@ -95,6 +96,10 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             let a = commands::events::EventsArgs { filter, json: *json, count: *count, timeout };
             // Watching changes nothing: the first Ctrl-C ends it.
             commands::events::run(settings, a, interrupt.soft()).await
+        }
+        Command::Metrics { url, json, timeout } => {
+            let t = config::parse_duration(timeout).map_err(|e| Error::Usage { message: format!("--timeout: {e}") })?;
+            commands::metrics::run(url, *json, t).await
         }
         Command::Check { files, engine } => {
             let mut ddl = fleet::ddl::DdlRegistry::builtin();

@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod events;
+mod metrics;
 mod protocol;
 mod runbook;
 mod simulator;

@@ -4,6 +4,7 @@ pub mod check;
 pub mod discover;
 pub mod events;
 pub mod inventory;
+pub mod metrics;
 pub mod req;
 pub mod run;
 pub mod sim;

@@ -5,6 +5,7 @@ pub mod api;
 pub mod convert;
 pub mod diag;
 pub mod lint;
+pub mod metrics_api;
 pub mod rollout;
 pub mod watch;
 
@@ -191,6 +192,7 @@ pub fn build(host: Arc<Host>, runbook_dir: Option<PathBuf>) -> Engine {
             None
         }
     });
+    metrics_api::register(&mut engine, host.clone());
     api::register(&mut engine, host);
     engine
 }
