@@ -90,6 +90,12 @@ pub struct SimArgs {
     /// Nodes that go down on restart or reprovision and never come back.
     #[arg(long = "sim-stuck", global = true, value_delimiter = ',')]
     pub stuck_nodes: Vec<String>,
+    /// Simulated Provisioner candidates campaigning for leadership (default 3; 0: none).
+    #[arg(long = "sim-provisioners", global = true)]
+    pub provisioners: Option<usize>,
+    /// The site label of the simulated Provisioner's metrics.
+    #[arg(long = "sim-site", global = true)]
+    pub site: Option<String>,
     /// Return reprovisioned nodes to service after this long, e.g. 5s.
     #[arg(long = "sim-auto-provision", global = true)]
     pub auto_provision: Option<String>,
@@ -122,6 +128,29 @@ pub struct FilterArgs {
     /// End discovery once replies pause for 300 ms.
     #[arg(long = "discovery-window")]
     pub discovery_window: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ElectionCommand {
+    /// Show the election bucket and its leaders (NAME: a regular expression).
+    #[command(alias = "info")]
+    View {
+        name: Option<String>,
+        #[arg(long, default_value = "CHORIA_LEADER_ELECTION")]
+        bucket: String,
+    },
+    /// Evict the leader of an election (a KV delete); asks unless --force.
+    Evict {
+        name: String,
+        #[arg(long, default_value = "CHORIA_LEADER_ELECTION")]
+        bucket: String,
+        /// Do not ask.
+        #[arg(long)]
+        force: bool,
+        /// Only evict if this identity leads (revision-checked delete).
+        #[arg(long = "expect-leader")]
+        expect_leader: Option<String>,
+    },
 }
 
 /// Script engine settings.
@@ -202,6 +231,9 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         timeout: String,
     },
+    /// See and evict election leaders, like `choria election`.
+    #[command(subcommand, alias = "elect")]
+    Election(ElectionCommand),
     /// Run a runbook.
     Run {
         /// The runbook (.rhai).

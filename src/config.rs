@@ -133,6 +133,12 @@ pub fn sim_config(nodes: usize, s: &SimArgs) -> Result<SimConfig, Error> {
     cfg.silent_nodes = s.silent_nodes.clone();
     cfg.slow_nodes = s.slow_nodes.clone();
     cfg.stuck_nodes = s.stuck_nodes.clone();
+    if let Some(n) = s.provisioners {
+        cfg.provisioners = n;
+    }
+    if let Some(site) = &s.site {
+        cfg.site = site.clone();
+    }
     Ok(cfg)
 }
 

@@ -55,7 +55,7 @@ impl Error {
             Error::Fleet(e) => match e.kind() {
                 ErrorKind::Connection => exit::UNREACHABLE,
                 ErrorKind::Invalid => exit::USAGE,
-                ErrorKind::Cancelled => exit::GUARDRAIL,
+                ErrorKind::Cancelled | ErrorKind::Denied => exit::GUARDRAIL,
                 _ => exit::FAILED,
             },
             Error::Broker(_) => exit::USAGE,

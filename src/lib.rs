@@ -101,6 +101,14 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             let t = config::parse_duration(timeout).map_err(|e| Error::Usage { message: format!("--timeout: {e}") })?;
             commands::metrics::run(url, *json, t).await
         }
+        Command::Election(cli::ElectionCommand::View { name, bucket }) => {
+            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            commands::election::view(settings, name.as_deref(), bucket).await
+        }
+        Command::Election(cli::ElectionCommand::Evict { name, bucket, force, expect_leader }) => {
+            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            commands::election::evict(settings, name, bucket, *force, expect_leader.as_deref()).await
+        }
         Command::Check { files, engine } => {
             let mut ddl = fleet::ddl::DdlRegistry::builtin();
             for dir in &cli.connect.ddl_dirs {

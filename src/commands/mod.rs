@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod discover;
+pub mod election;
 pub mod events;
 pub mod inventory;
 pub mod metrics;

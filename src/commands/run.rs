@@ -90,6 +90,9 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     let shown = a.file.display().to_string();
     reporter.emit("run_start", json!({"runbook": shown, "dry_run": rs.dry_run, "args": rs.args}));
     let env = FleetEnv::open(settings).await?;
+    if let Some(url) = env.sim.as_ref().and_then(|s| s.metrics_url()) {
+        rs.arg_defaults.insert("metrics_url".into(), url);
+    }
     let h = host(rt, Some(env.fleet.clone()), reporter.clone(), interrupt, rs);
     let h2 = h.clone();
     let outcome = tokio::task::spawn_blocking(move || {

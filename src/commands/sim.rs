@@ -26,6 +26,9 @@ pub async fn run(nodes: usize, servers: &[String], args: &SimArgs, cancel: &Canc
     };
     let sim = Simulator::start(&url, cfg).await?;
     eprintln!("simulating {nodes} Choria servers on {url} (stats: nats req {STATS_SUBJECT} ''); Ctrl-C stops");
+    if let Some(m) = sim.metrics_url() {
+        eprintln!("simulated Provisioner metrics: {m}");
+    }
     if broker.is_some() {
         // Machine-readable for scripts that start us and then connect.
         println!("{url}");

@@ -56,6 +56,21 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
             super::watch::watch_events(&h, &ctx, &opts)
         });
 
+    engine.register_type_with_name::<super::watch::EventWatch>("EventWatch");
+    let h = host.clone();
+    FuncRegistration::new("event_watch")
+        .with_params_info(["filter: Map", "EventWatch"])
+        .with_comments([super::watch::WATCH_DOC])
+        .register_into_engine(engine, move |opts: Map| super::watch::event_watch(&h, &opts));
+    let h = host.clone();
+    FuncRegistration::new("watch_events")
+        .with_params_info(["watch: EventWatch", "opts: Map", "Array"])
+        .with_comments(["/// Collects events from an event_watch handle (including those that arrived since it was
+/// started). opts: count, timeout (default 60s), \"until\" / stop_when."])
+        .register_into_engine(engine, move |ctx: NativeCallContext, w: super::watch::EventWatch, opts: Map| {
+            super::watch::watch_events_from(&h, &ctx, &w, &opts)
+        });
+
     let h = host.clone();
     FuncRegistration::new("confirm")
         .with_params_info(["message: &str", "bool"])
@@ -67,6 +82,26 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
         .with_params_info(["reason: &str"])
         .with_comments(["/// Stops the run now with exit code 3. `try/catch` cannot catch it."])
         .register_into_engine(engine, move |reason: &str| -> Res<()> { Err(h.guardrail(format!("abort: {reason}"))) });
+
+    let h = host.clone();
+    FuncRegistration::new("sleep")
+        .with_params_info(["duration: Dynamic"])
+        .with_comments([
+            "/// Waits for a duration (\"2s\", \"500ms\" or seconds). Ctrl-C ends the wait and stops the run.",
+        ])
+        .register_into_engine(engine, move |d: Dynamic| -> Res<()> {
+            let d = duration(&d, "sleep")?;
+            let interrupted = h.rt.block_on(async {
+                tokio::select! {
+                    _ = h.interrupt.soft().cancelled() => true,
+                    _ = tokio::time::sleep(d) => false,
+                }
+            });
+            if interrupted {
+                return Err(h.guardrail("interrupted (Ctrl-C)"));
+            }
+            Ok(())
+        });
 
     let h = host.clone();
     FuncRegistration::new("dry_run")
@@ -240,7 +275,7 @@ pub fn confirm(host: &Host, message: &str) -> Res<bool> {
 }
 
 fn arg(host: &Host, name: &str, default: Option<Dynamic>) -> Res<Dynamic> {
-    let Some(raw) = host.settings.args.get(name) else {
+    let Some(raw) = host.settings.args.get(name).or_else(|| host.settings.arg_defaults.get(name)) else {
         return default.ok_or_else(|| runtime_error("invalid", format!("missing --arg {name}=VALUE")));
     };
     let bad = |t: &str| runtime_error("invalid", format!("--arg {name}={raw}: expected {t}"));

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod convert;
 pub mod diag;
+pub mod election_api;
 pub mod lint;
 pub mod metrics_api;
 pub mod rollout;
@@ -58,6 +59,9 @@ pub struct RunSettings {
     /// Values `secret(NAME)` falls back to when the environment has none: `--sim` puts the
     /// simulated fleet's provisioning token under `FLEETBOOK_PROVISION_TOKEN`.
     pub secret_defaults: BTreeMap<String, String>,
+    /// Defaults `arg(name, ...)` uses when `--arg` does not give one: `--sim` announces the
+    /// simulated Provisioner's `metrics_url` this way.
+    pub arg_defaults: BTreeMap<String, String>,
 }
 
 /// Node counts over a whole run.
@@ -77,6 +81,13 @@ pub trait Prompter: Send + Sync {
 
 /// Reads answers from the terminal.
 pub struct TerminalPrompter;
+
+impl TerminalPrompter {
+    /// Asks on the terminal; `None` when stdin or stderr is not one.
+    pub fn ask_line(&self, question: &str) -> Option<String> {
+        self.ask(question)
+    }
+}
 
 impl Prompter for TerminalPrompter {
     fn ask(&self, question: &str) -> Option<String> {
@@ -193,6 +204,7 @@ pub fn build(host: Arc<Host>, runbook_dir: Option<PathBuf>) -> Engine {
         }
     });
     metrics_api::register(&mut engine, host.clone());
+    election_api::register(&mut engine, host.clone());
     api::register(&mut engine, host);
     engine
 }

@@ -1,5 +1,6 @@
 //! `watch_events`: lifecycle events for runbooks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
@@ -42,10 +43,49 @@ pub fn filter_from(opts: &Map) -> Res<EventFilter> {
     Ok(f)
 }
 
-/// Runs `watch_events`.
+/// A subscription started by `event_watch`: events are buffered from that moment, so a
+/// runbook can start watching, act, then collect without missing anything.
+#[derive(Clone)]
+pub struct EventWatch {
+    events: Arc<std::sync::Mutex<crate::fleet::events::Events>>,
+    filter: EventFilter,
+}
+
+/// The doc comment of `event_watch`.
+pub const WATCH_DOC: &str =
+    "/// Starts watching lifecycle events now and returns a handle for watch_events(handle, opts):
+/// events that arrive in between are kept. opts: types, component, identities.";
+
+/// Runs `event_watch`.
+pub fn event_watch(host: &Host, opts: &Map) -> Res<EventWatch> {
+    check_keys(opts, &["types", "type", "component", "identities", "identity"], "event_watch")?;
+    let filter = filter_from(opts)?;
+    let events = host.rt.block_on(host.fleet()?.lifecycle_events()).map_err(|e| fleet_error(host, e))?;
+    Ok(EventWatch { events: Arc::new(std::sync::Mutex::new(events)), filter })
+}
+
+/// Runs `watch_events`, on a fresh subscription or on an `event_watch` handle.
 pub fn watch_events(host: &Host, ctx: &NativeCallContext, opts: &Map) -> Res<Array> {
     check_keys(opts, &KEYS, "watch_events")?;
     let filter = filter_from(opts)?;
+    let events = host.rt.block_on(host.fleet()?.lifecycle_events()).map_err(|e| fleet_error(host, e))?;
+    collect(host, ctx, &mut { events }, &filter, opts)
+}
+
+/// Runs `watch_events(handle, opts)`: collects from the handle's buffer and subscription.
+pub fn watch_events_from(host: &Host, ctx: &NativeCallContext, w: &EventWatch, opts: &Map) -> Res<Array> {
+    check_keys(opts, &["count", "timeout", "until", "stop_when"], "watch_events")?;
+    let mut events = w.events.lock().map_err(|_| runtime_error("invalid", "event watch is in use"))?;
+    collect(host, ctx, &mut events, &w.filter, opts)
+}
+
+fn collect(
+    host: &Host,
+    ctx: &NativeCallContext,
+    events: &mut crate::fleet::events::Events,
+    filter: &EventFilter,
+    opts: &Map,
+) -> Res<Array> {
     let want = opts.get("count").map(|c| count(c, "watch_events.count")).transpose()?;
     let timeout = opts
         .get("timeout")
@@ -59,8 +99,6 @@ pub fn watch_events(host: &Host, ctx: &NativeCallContext, opts: &Map) -> Res<Arr
             runtime_error("invalid", "watch_events.until: expected a closure like |e| e.type == \"startup\"")
         })?),
     };
-    let fleet = host.fleet()?;
-    let mut events = host.rt.block_on(fleet.lifecycle_events()).map_err(|e| fleet_error(host, e))?;
     let deadline = Instant::now() + timeout;
     let mut out = Array::new();
     while want.is_none_or(|w| out.len() < w) {

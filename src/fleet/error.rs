@@ -72,6 +72,9 @@ pub enum FleetError {
     /// Discovery found fewer nodes than required.
     #[error("discovery found {found} node(s), fewer than the required {min}")]
     TooFew { found: usize, min: usize },
+    /// The broker or a safety check refused the operation.
+    #[error("{reason}")]
+    Denied { reason: String },
     /// The wait was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -90,6 +93,7 @@ impl FleetError {
             | FleetError::Filter { .. } => ErrorKind::Invalid,
             FleetError::TooFew { .. } => ErrorKind::NoResponders,
             FleetError::Cancelled => ErrorKind::Cancelled,
+            FleetError::Denied { .. } => ErrorKind::Denied,
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod ddl;
 pub mod discovery;
+pub mod election;
 pub mod error;
 pub mod events;
 pub mod filter;

@@ -5,6 +5,8 @@ pub mod agents;
 pub mod broker;
 pub mod compound;
 pub mod node;
+pub mod prov_metrics;
+pub mod provisioner;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,6 +54,10 @@ pub struct SimConfig {
     pub version: String,
     /// Reported as `upgradable` by inventory.
     pub upgradable: bool,
+    /// Provisioner candidates campaigning for leadership (0: no simulated Provisioner).
+    pub provisioners: usize,
+    /// The `site` label of the Provisioner's metrics.
+    pub site: String,
 }
 
 impl Default for SimConfig {
@@ -74,6 +80,8 @@ impl Default for SimConfig {
             domain: "example.net".into(),
             version: "0.29.4".into(),
             upgradable: true,
+            provisioners: 3,
+            site: "simulated".into(),
         }
     }
 }
@@ -121,6 +129,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Simulator {
     shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The simulated Provisioner, when enabled.
+    pub provisioner: Option<provisioner::Provisioner>,
 }
 
 /// Why the simulator could not start.
@@ -181,7 +191,27 @@ impl Simulator {
                 }
             }
         }));
-        Ok(Simulator { shared, tasks })
+        let provisioner = match cfg.provisioners {
+            0 => None,
+            n => Some(
+                provisioner::Provisioner::start(
+                    url,
+                    provisioner::ProvisionerConfig {
+                        candidates: n,
+                        site: cfg.site.clone(),
+                        workers: 4,
+                        // The broker's default bucket TTL is 1m; scaled like every other wait,
+                        // but never under the 2 s the election algorithm needs.
+                        ttl: Duration::from_secs_f64((60.0 * cfg.time_scale).max(2.0)),
+                        interval: Duration::from_secs_f64((10.0 * cfg.time_scale).max(0.5)),
+                        time_scale: cfg.time_scale,
+                        token: cfg.token.clone(),
+                    },
+                )
+                .await?,
+            ),
+        };
+        Ok(Simulator { shared, tasks, provisioner })
     }
 
     /// Identities of all simulated nodes, sorted.
@@ -200,6 +230,11 @@ impl Simulator {
     pub fn node(&self, identity: &str) -> Option<Node> {
         let i = *self.shared.index.get(identity)?;
         lock(&self.shared.nodes).get(i).cloned()
+    }
+
+    /// The URL of the Provisioner's metrics (the current leader's), when it runs.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.provisioner.as_ref().map(|p| p.metrics_url.clone())
     }
 
     /// Flushes pending replies and events.

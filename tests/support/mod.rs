@@ -55,9 +55,10 @@ impl World {
     }
 }
 
-/// A simulator config for tests: small, fast splays.
+/// A simulator config for tests: small, fast splays, no Provisioner (tests that need one
+/// ask for it).
 pub fn sim(nodes: usize) -> SimConfig {
-    SimConfig { nodes, time_scale: 0.01, ..SimConfig::default() }
+    SimConfig { nodes, time_scale: 0.01, provisioners: 0, ..SimConfig::default() }
 }
 
 /// The result of running the binary.

@@ -1,0 +1,90 @@
+//! `election_leader`, `election_info` and `evict` for runbooks.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, FuncRegistration, Map};
+
+use super::api::{check_keys, fleet_error, Res};
+use super::Host;
+use crate::fleet::election::BUCKET;
+
+fn bucket(opts: &Map, what: &str, extra: &[&str]) -> Res<String> {
+    let mut keys = vec!["bucket"];
+    keys.extend_from_slice(extra);
+    check_keys(opts, &keys, what)?;
+    Ok(opts.get("bucket").map(|b| b.to_string()).unwrap_or_else(|| BUCKET.to_string()))
+}
+
+fn leader(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
+    let b = bucket(opts, "election_leader", &[])?;
+    let info = host.rt.block_on(host.fleet()?.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;
+    Ok(info.leader.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+}
+
+fn info(host: &Host, name: &str, opts: &Map) -> Res<Map> {
+    let b = bucket(opts, "election_info", &[])?;
+    let i = host.rt.block_on(host.fleet()?.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;
+    let mut m = Map::new();
+    m.insert("name".into(), i.name.into());
+    m.insert("bucket".into(), i.bucket.into());
+    m.insert("leader".into(), i.leader.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert("revision".into(), Dynamic::from(i.revision as rhai::INT));
+    m.insert("age".into(), i.age_secs.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert("ttl".into(), Dynamic::from(i.ttl.as_secs_f64()));
+    Ok(m)
+}
+
+fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
+    let b = bucket(opts, "evict", &["expect_leader"])?;
+    let expect = opts.get("expect_leader").map(|e| e.to_string());
+    let fleet = host.fleet()?;
+    if host.settings.dry_run {
+        let i = host.rt.block_on(fleet.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;
+        host.reporter.say(&format!(
+            "dry-run: would evict {} from election {name} in bucket {b}",
+            i.leader.as_deref().unwrap_or("nobody")
+        ));
+        return Ok(i.leader.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    }
+    let who = host.rt.block_on(fleet.evict(name, &b, expect.as_deref())).map_err(|e| fleet_error(host, e))?;
+    host.reporter.say(&format!(
+        "Evicted the leader from election {name} in bucket {b} (was {})",
+        who.as_deref().unwrap_or("nobody")
+    ));
+    host.reporter.emit("evict", serde_json::json!({"election": name, "bucket": b, "evicted": who}));
+    Ok(who.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+}
+
+/// Registers the election functions.
+pub fn register(engine: &mut Engine, host: Arc<Host>) {
+    let h = host.clone();
+    FuncRegistration::new("election_leader")
+        .with_params_info(["name: &str", "Dynamic"])
+        .with_comments(["/// The identity leading election `name` in CHORIA_LEADER_ELECTION, or () when nobody leads."])
+        .register_into_engine(engine, move |name: &str| leader(&h, name, &Map::new()));
+    let h = host.clone();
+    FuncRegistration::new("election_leader")
+        .with_params_info(["name: &str", "opts: Map", "Dynamic"])
+        .with_comments(["/// As election_leader(name), with opts #{bucket}."])
+        .register_into_engine(engine, move |name: &str, opts: Map| leader(&h, name, &opts));
+    let h = host.clone();
+    FuncRegistration::new("election_info")
+        .with_params_info(["name: &str", "Map"])
+        .with_comments(["/// #{name, bucket, leader, revision, age, ttl}: the leader (or ()), the key's revision, seconds\n/// since it was last written, and the bucket TTL in seconds (a dead leader's value lives that long)."])
+        .register_into_engine(engine, move |name: &str| info(&h, name, &Map::new()));
+    let h = host.clone();
+    FuncRegistration::new("election_info")
+        .with_params_info(["name: &str", "opts: Map", "Map"])
+        .with_comments(["/// As election_info(name), with opts #{bucket}."])
+        .register_into_engine(engine, move |name: &str, opts: Map| info(&h, name, &opts));
+    let h = host.clone();
+    FuncRegistration::new("evict")
+        .with_params_info(["name: &str", "Dynamic"])
+        .with_comments(["/// Evicts the leader of election `name` (a KV delete, never a purge) and returns who was\n/// evicted, or () when nobody led. Under --dry-run it only says what it would do."])
+        .register_into_engine(engine, move |name: &str| evict(&h, name, &Map::new()));
+    let h = host;
+    FuncRegistration::new("evict")
+        .with_params_info(["name: &str", "opts: Map", "Dynamic"])
+        .with_comments(["/// As evict(name), with opts #{bucket, expect_leader}: with expect_leader it refuses (an error\n/// of kind \"denied\") unless that identity leads, and deletes only the revision it read."])
+        .register_into_engine(engine, move |name: &str, opts: Map| evict(&h, name, &opts));
+}
