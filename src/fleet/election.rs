@@ -81,7 +81,7 @@ impl Fleet {
 
     async fn stream_info(&self, bucket: &str) -> Result<jetstream::stream::Info> {
         let mut s = self.jetstream().get_stream(format!("KV_{bucket}")).await.map_err(|e| kv_err("stream info", e))?;
-        s.info().await.map(|i| i.clone()).map_err(|e| kv_err("stream info", e))
+        s.info().await.cloned().map_err(|e| kv_err("stream info", e))
     }
 
     /// The leader and freshness of election `name`.
