@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod election;
 mod events;
 mod metrics;
 mod protocol;

@@ -269,7 +269,7 @@ async fn every_shipped_runbook_checks_and_runs_against_the_simulator() {
         .map(|e| e.unwrap().path().display().to_string())
         .filter(|p| p.ends_with(".rhai"))
         .collect();
-    assert!(files.len() >= 3, "{files:?}");
+    assert!(files.len() >= 6, "{files:?}");
     let r = Fleetbook::new().args(["check"]).args(files.iter()).run().await;
     r.assert_code(0);
     let fast = ["--sim-time-scale", "0.01"];
@@ -277,6 +277,9 @@ async fn every_shipped_runbook_checks_and_runs_against_the_simulator() {
         ("rolling-restart.rhai", &["--arg", "sleep=0.1s"]),
         ("reprovision.rhai", &["--arg", "fact=site=fra1", "--arg", "sleep=0.1s"]),
         ("emergency-shutdown.rhai", &["--arg", "fact=country=mt", "--yes"]),
+        ("watch-provisioning.rhai", &["--arg", "count=3", "--arg", "timeout=30s"]),
+        ("leader-failover.rhai", &["--arg", "timeout=30"]),
+        ("metric-gated-restart.rhai", &["--arg", "sleep=0.1s"]),
     ];
     for (name, extra) in cases {
         let path = repo(&format!("runbooks/{name}"));

@@ -83,18 +83,18 @@ pub fn render(b: &BucketInfo, filter: &regex::Regex) -> String {
         .map(|t| t.format("%d %b %y %H:%M %z").to_string())
         .unwrap_or_default();
     out.push_str(&format!("Election bucket information for {name}\n\n"));
-    out.push_str(&format!("{:>14} {created}\n", "Created:"));
-    out.push_str(&format!("{:>14} {}\n", "Storage:", if b.file_storage { "File" } else { "Memory" }));
-    out.push_str(&format!("{:>14} {}\n", "Maximum Time:", go_duration(b.max_age)));
+    out.push_str(&format!("{:>14}: {created}\n", "Created"));
+    out.push_str(&format!("{:>14}: {}\n", "Storage", if b.file_storage { "File" } else { "Memory" }));
+    out.push_str(&format!("{:>14}: {}\n", "Maximum Time", go_duration(b.max_age)));
     if b.replicas <= 1 || b.peers.is_empty() {
-        out.push_str(&format!("{:>14} {}\n", "Replicas:", b.replicas.max(1)));
+        out.push_str(&format!("{:>14}: {}\n", "Replicas", b.replicas.max(1)));
     } else {
         let names: Vec<String> = b.peers.iter().map(|p| p.0.clone()).collect();
         let hosts: Vec<String> =
             compact(&names).into_iter().zip(&b.peers).map(|(n, p)| if p.1 { format!("{n}*") } else { n }).collect();
-        out.push_str(&format!("{:>14} {} on hosts {}\n", "Replicas:", b.replicas, hosts.join(", ")));
+        out.push_str(&format!("{:>14}: {} on hosts {}\n", "Replicas", b.replicas, hosts.join(", ")));
     }
-    out.push_str(&format!("{:>14} {}\n", "Elections:", b.messages));
+    out.push_str(&format!("{:>14}: {}\n", "Elections", b.messages));
     let rows: Vec<&(String, String)> = b.elections.iter().filter(|(e, _)| filter.is_match(e)).collect();
     if b.messages > 0 {
         out.push('\n');

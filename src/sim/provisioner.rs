@@ -48,6 +48,8 @@ pub struct Candidate {
     hosts: Mutex<BTreeSet<String>>,
     queued: AtomicUsize,
     busy: AtomicUsize,
+    /// Wakes the discovery loop at once (OnWon).
+    discover_now: tokio::sync::Notify,
 }
 
 /// The running Provisioner; its tasks end when it is dropped.
@@ -128,6 +130,7 @@ impl Provisioner {
                     hosts: Mutex::new(BTreeSet::new()),
                     queued: AtomicUsize::new(0),
                     busy: AtomicUsize::new(0),
+                    discover_now: tokio::sync::Notify::new(),
                 };
                 c.set_paused(&cfg.site, true);
                 Arc::new(c)
@@ -148,7 +151,7 @@ impl Provisioner {
                 .map_err(|e| SimError(format!("provisioner: {e}")))?;
             publish_own_startup(&client, &c.identity).await;
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(campaign(client.clone(), c.clone(), cfg.clone(), fleet.clone(), tx.clone(), cancel.clone()));
+            tokio::spawn(campaign(client.clone(), c.clone(), cfg.clone(), cancel.clone()));
             tokio::spawn(discovery_loop(c.clone(), cfg.clone(), fleet.clone(), tx.clone(), cancel.clone()));
             tokio::spawn(event_loop(client, c.clone(), cfg.clone(), tx, cancel.clone()));
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -184,14 +187,7 @@ fn enqueue(c: &Candidate, site: &str, node: String, tx: &mpsc::UnboundedSender<S
 
 /// The asyncjobs election: create as candidate, compare-and-swap as leader, announce the win
 /// one refresh later (the cool-down), and stand down when a CAS fails.
-async fn campaign(
-    nats: async_nats::Client,
-    c: Arc<Candidate>,
-    cfg: ProvisionerConfig,
-    fleet: Fleet,
-    tx: mpsc::UnboundedSender<String>,
-    cancel: CancellationToken,
-) {
+async fn campaign(nats: async_nats::Client, c: Arc<Candidate>, cfg: ProvisionerConfig, cancel: CancellationToken) {
     let Ok(store) = jetstream::new(nats).get_key_value(crate::fleet::election::BUCKET).await else { return };
     let key = "provisioner";
     let (mut leader, mut last, mut tries, mut notify_next) = (false, 0u64, 0usize, false);
@@ -221,8 +217,9 @@ async fn campaign(
                         tokio::time::sleep(scaled(&cfg, 0.2)).await;
                         c.leading.store(true, Ordering::SeqCst);
                         c.set_paused(&cfg.site, false);
-                        // OnWon: resume and discover at once.
-                        discover_once(&c, &cfg, &fleet, &tx).await;
+                        // OnWon: resume and trigger a discovery; never block the campaign,
+                        // or a deposed leader would not notice in time.
+                        c.discover_now.notify_one();
                     }
                 }
                 Err(_) => {
@@ -277,7 +274,11 @@ async fn discovery_loop(
     cancel: CancellationToken,
 ) {
     loop {
-        tokio::select! { _ = cancel.cancelled() => return, _ = tokio::time::sleep(cfg.interval) => {} }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(cfg.interval) => {}
+            _ = c.discover_now.notified() => {}
+        }
         discover_once(&c, &cfg, &fleet, &tx).await;
     }
 }
