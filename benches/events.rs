@@ -1,0 +1,121 @@
+//! Event throughput: lifecycle events decoded and filtered the way `watch_events` does
+//! (fleet::events::Events + EventFilter) against a raw subscription counting the same
+//! messages, in the same run, on the same broker.
+//!
+//! Run: `cargo bench --bench events`.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use fleetbook::fleet::ddl::DdlRegistry;
+use fleetbook::fleet::events::EventFilter;
+use fleetbook::fleet::{ClientOptions, Fleet};
+use fleetbook::lifecycle;
+use fleetbook::sim::broker::EmbeddedBroker;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const EVENTS: usize = 100_000;
+const ROUNDS: usize = 3;
+
+/// Publishes EVENTS CloudEvents (a mix of types and components) as fast as possible.
+async fn publish(url: &str) {
+    let nats = async_nats::ConnectOptions::new().client_capacity(1 << 16).connect(url).await.expect("connect");
+    let kinds = ["startup", "shutdown", "provisioned", "alive"];
+    let bodies: Vec<(String, bytes::Bytes)> = (0..64)
+        .map(|i| {
+            let kind = kinds[i % kinds.len()];
+            let component = if i % 3 == 0 { "provision_mode_server" } else { "server" };
+            let e = lifecycle::cloud_event(lifecycle::choria_event(
+                kind,
+                &format!("n{i:03}.example.net"),
+                component,
+                Some("0.29.4"),
+                chrono::Utc::now(),
+            ));
+            (lifecycle::subject(kind, component), bytes::Bytes::from(e.to_string()))
+        })
+        .collect();
+    for i in 0..EVENTS {
+        let (s, b) = &bodies[i % bodies.len()];
+        nats.publish(s.clone(), b.clone()).await.expect("publish");
+    }
+    nats.flush().await.expect("flush");
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let broker = EmbeddedBroker::start().unwrap_or_else(|e| panic!("{e}"));
+    let url = broker.url().to_string();
+    rt.block_on(async {
+        let (mut raw_t, mut watch_t) = (Vec::new(), Vec::new());
+        let mut matched = 0;
+        for _ in 0..ROUNDS {
+            // Raw floor: a plain subscription that only counts.
+            let nats =
+                async_nats::ConnectOptions::new().subscription_capacity(1 << 20).connect(&url).await.expect("connect");
+            let mut sub = nats.subscribe("choria.lifecycle.event.>").await.expect("sub");
+            nats.flush().await.expect("flush");
+            let started = Instant::now();
+            let p = tokio::spawn({
+                let url = url.clone();
+                async move { publish(&url).await }
+            });
+            let mut n = 0;
+            while n < EVENTS {
+                sub.next().await.expect("message");
+                n += 1;
+            }
+            raw_t.push(started.elapsed());
+            p.await.expect("publisher");
+
+            // watch_events' path: parse every event (format detection, CloudEvent data) and filter.
+            let opts = ClientOptions { servers: vec![url.clone()], ..ClientOptions::default() };
+            let fleet = Fleet::connect(opts, DdlRegistry::builtin()).await.expect("client");
+            let mut events = fleet.lifecycle_events().await.expect("subscribe");
+            let filter = EventFilter {
+                types: vec!["startup".into()],
+                component: Some("provision_mode_server".into()),
+                identities: Vec::new(),
+            };
+            let cancel = CancellationToken::new();
+            let started = Instant::now();
+            let p = tokio::spawn({
+                let url = url.clone();
+                async move { publish(&url).await }
+            });
+            let (mut seen, mut hits) = (0, 0);
+            while seen < EVENTS {
+                let r = events.next(None, &cancel).await.expect("next").expect("event");
+                seen += 1;
+                if r.event.as_ref().is_ok_and(|e| filter.matches(e)) {
+                    hits += 1;
+                }
+            }
+            watch_t.push(started.elapsed());
+            matched = hits;
+            p.await.expect("publisher");
+        }
+        let (r, w) = (median(raw_t), median(watch_t));
+        println!("event throughput: {EVENTS} CloudEvents, median of {ROUNDS} rounds, publisher in the same process");
+        println!(
+            "  raw subscription     {:>9.0} events/s ({:.1} ms)",
+            EVENTS as f64 / r.as_secs_f64(),
+            r.as_secs_f64() * 1e3
+        );
+        println!(
+            "  watch_events path    {:>9.0} events/s ({:.1} ms), {matched} matched the filter",
+            EVENTS as f64 / w.as_secs_f64(),
+            w.as_secs_f64() * 1e3
+        );
+        println!("  ratio watch/raw time {:.2}x", w.as_secs_f64() / r.as_secs_f64());
+    });
+}
