@@ -253,6 +253,14 @@ pub enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Explore and operate the fleet one line at a time.
+    Repl {
+        /// Answer yes to confirmations of mutating calls (shutdown still asks).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
     /// Compile and lint runbooks without touching a fleet.
     Check {
         #[arg(required = true)]

@@ -1,17 +1,24 @@
 //! Ctrl-C as two levels: the first asks to stop at the next safe point (after the current
-//! batch), the second aborts now, cancelling the waits in native calls.
+//! batch), the second aborts now, cancelling the waits in native calls. The REPL resets it
+//! after each line, in place, so every holder of a clone sees the fresh state.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct Inner {
+    /// The REPL: the first Ctrl-C already cancels the running call.
+    immediate: std::sync::atomic::AtomicBool,
+    presses: AtomicUsize,
+    tokens: Mutex<(CancellationToken, CancellationToken)>,
+}
 
 /// Shared interrupt state; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Interrupt {
-    presses: Arc<AtomicUsize>,
-    soft: CancellationToken,
-    hard: CancellationToken,
+    inner: Arc<Inner>,
 }
 
 impl Interrupt {
@@ -19,33 +26,72 @@ impl Interrupt {
         Self::default()
     }
 
+    fn tokens(&self) -> (CancellationToken, CancellationToken) {
+        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Records one Ctrl-C; returns how many so far.
     pub fn press(&self) -> usize {
-        let n = self.presses.fetch_add(1, Ordering::SeqCst) + 1;
-        self.soft.cancel();
-        if n >= 2 {
-            self.hard.cancel();
+        let n = self.inner.presses.fetch_add(1, Ordering::SeqCst) + 1;
+        let (soft, hard) = self.tokens();
+        soft.cancel();
+        if n >= 2 || self.inner.immediate.load(Ordering::SeqCst) {
+            hard.cancel();
         }
         n
     }
 
+    /// Makes the first Ctrl-C cancel waits at once (the REPL's behaviour).
+    pub fn set_immediate(&self, on: bool) {
+        self.inner.immediate.store(on, Ordering::SeqCst);
+    }
+
+    /// Both levels at once: the REPL cancels the running call on the first Ctrl-C.
+    pub fn abort_now(&self) {
+        self.inner.presses.fetch_add(2, Ordering::SeqCst);
+        let (soft, hard) = self.tokens();
+        soft.cancel();
+        hard.cancel();
+    }
+
     /// Cancelled at the first Ctrl-C: stop at the next safe point.
-    pub fn soft(&self) -> &CancellationToken {
-        &self.soft
+    pub fn soft(&self) -> CancellationToken {
+        self.tokens().0
     }
 
     /// Cancelled at the second Ctrl-C: abort waits now.
-    pub fn hard(&self) -> &CancellationToken {
-        &self.hard
+    pub fn hard(&self) -> CancellationToken {
+        self.tokens().1
     }
 
     /// True once a stop was asked for.
     pub fn requested(&self) -> bool {
-        self.soft.is_cancelled()
+        self.tokens().0.is_cancelled()
     }
 
-    /// Forgets earlier presses (the REPL does this after returning to the prompt).
-    pub fn reset(&mut self) {
-        *self = Interrupt::new();
+    /// Forgets earlier presses, for every clone.
+    pub fn reset(&self) {
+        self.inner.presses.store(0, Ordering::SeqCst);
+        *self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()) =
+            (CancellationToken::new(), CancellationToken::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_levels_and_reset() {
+        let i = Interrupt::new();
+        let c = i.clone();
+        assert_eq!(i.press(), 1);
+        assert!(c.requested() && !c.hard().is_cancelled());
+        i.press();
+        assert!(c.hard().is_cancelled());
+        i.reset();
+        assert!(!c.requested() && !c.hard().is_cancelled());
+        c.abort_now();
+        assert!(i.hard().is_cancelled());
     }
 }

@@ -29,6 +29,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod progress;
 pub mod redact;
+pub mod repl;
 pub mod sim;
 
 use cli::{Cli, Command, EngineArgs};
@@ -63,7 +64,7 @@ fn parse_args(args: &[String]) -> Result<std::collections::BTreeMap<String, Stri
 
 /// Runs a parsed command line; `interrupt` counts Ctrl-C presses.
 pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error> {
-    let cancel = interrupt.hard().clone();
+    let cancel = interrupt.hard();
     match &cli.command {
         Command::Run { file, args, dry_run, yes, output, engine } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
@@ -95,7 +96,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             };
             let a = commands::events::EventsArgs { filter, json: *json, count: *count, timeout };
             // Watching changes nothing: the first Ctrl-C ends it.
-            commands::events::run(settings, a, interrupt.soft()).await
+            commands::events::run(settings, a, &interrupt.soft()).await
         }
         Command::Metrics { url, json, timeout } => {
             let t = config::parse_duration(timeout).map_err(|e| Error::Usage { message: format!("--timeout: {e}") })?;
@@ -108,6 +109,15 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
         Command::Election(cli::ElectionCommand::Evict { name, bucket, force, expect_leader }) => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
             commands::election::evict(settings, name, bucket, *force, expect_leader.as_deref()).await
+        }
+        Command::Repl { yes, engine } => {
+            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let mut rs = run_settings(engine);
+            rs.yes = *yes;
+            if let Some(sim) = &settings.sim {
+                rs.secret_defaults.insert(PROVISION_TOKEN_ENV.into(), sim.token.clone());
+            }
+            commands::repl::run(settings, rs, interrupt).await
         }
         Command::Check { files, engine } => {
             let mut ddl = fleet::ddl::DdlRegistry::builtin();

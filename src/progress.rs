@@ -83,10 +83,16 @@ impl Reporter {
     /// A human line on stderr; above the bars when they are shown.
     pub fn say(&self, msg: &str) {
         let msg = self.inner.redact.scrub(msg);
+        let active = {
+            let b = lock(&self.inner.bars);
+            b.spinner.is_some() || b.overall.is_some() || b.batch.is_some()
+        };
         match &self.inner.multi {
-            Some(m) => {
+            // Above the bars while they are drawn; indicatif prints nothing when none is.
+            Some(m) if active => {
                 let _ = m.println(&msg);
             }
+            Some(_) => eprintln!("{msg}"),
             None => eprintln!("{} {msg}", chrono::Local::now().format("%H:%M:%S")),
         }
     }
@@ -112,7 +118,8 @@ impl Reporter {
 
     /// Ends the spinner.
     pub fn discovered(&self, count: usize) {
-        if let Some(sp) = lock(&self.inner.bars).spinner.take() {
+        let spinner = lock(&self.inner.bars).spinner.take();
+        if let Some(sp) = spinner {
             sp.finish_and_clear();
         }
         self.say(&format!("discovered {count} node(s)"));
@@ -168,8 +175,9 @@ impl Reporter {
         if let Some(b) = bars.batch.take() {
             b.finish_and_clear();
         }
+        // Left as it stands: a stopped rollout must not look complete.
         if let Some(o) = bars.overall.take() {
-            o.finish();
+            o.abandon();
         }
     }
 }

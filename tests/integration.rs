@@ -7,5 +7,6 @@ mod election;
 mod events;
 mod metrics;
 mod protocol;
+mod repl;
 mod runbook;
 mod simulator;

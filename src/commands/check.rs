@@ -24,6 +24,7 @@ pub async fn run(files: &[PathBuf], ddl: &DdlRegistry, settings: RunSettings) ->
             prompter: Box::new(TerminalPrompter),
             stop: Mutex::new(None),
             totals: Mutex::new(Totals::default()),
+            last_nodes: Mutex::new(Vec::new()),
         });
         let engine = engine::build(host, dir);
         match super::run::compile(&engine, file, ddl) {

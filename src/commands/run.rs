@@ -67,6 +67,7 @@ fn host(
         prompter: Box::new(TerminalPrompter),
         stop: Mutex::new(None),
         totals: Mutex::new(Totals::default()),
+        last_nodes: Mutex::new(Vec::new()),
     })
 }
 

@@ -92,8 +92,9 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
         .register_into_engine(engine, move |d: Dynamic| -> Res<()> {
             let d = duration(&d, "sleep")?;
             let interrupted = h.rt.block_on(async {
+                let soft = h.interrupt.soft();
                 tokio::select! {
-                    _ = h.interrupt.soft().cancelled() => true,
+                    _ = soft.cancelled() => true,
                     _ = tokio::time::sleep(d) => false,
                 }
             });
@@ -228,7 +229,7 @@ pub fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, usize)> 
 pub fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) -> Res<Vec<String>> {
     let fleet = host.fleet()?;
     host.reporter.discovering(&describe(&opts.filter));
-    let found = host.rt.block_on(fleet.discover(opts, host.interrupt.hard()));
+    let found = host.rt.block_on(fleet.discover(opts, &host.interrupt.hard()));
     let found = match found {
         Ok(f) => f,
         Err(e) => {
@@ -237,6 +238,7 @@ pub fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) -> Res<Ve
         }
     };
     host.reporter.discovered(found.nodes.len());
+    *host.last_nodes.lock().unwrap_or_else(|p| p.into_inner()) = found.nodes.clone();
     host.reporter.emit("discovered", serde_json::json!({"count": found.nodes.len(), "nodes": found.nodes}));
     if found.nodes.len() < min {
         return Err(fleet_error(host, FleetError::TooFew { found: found.nodes.len(), min }));
@@ -260,7 +262,12 @@ fn discover(host: &Host, filter: &Map) -> Res<Array> {
 
 /// Confirmation: `--yes` answers, else the terminal, else the run stops.
 pub fn confirm(host: &Host, message: &str) -> Res<bool> {
-    if host.settings.yes {
+    confirm_with(host, message, host.settings.yes)
+}
+
+/// Confirmation where `--yes` may or may not answer (the REPL always asks before shutdown).
+pub fn confirm_with(host: &Host, message: &str, yes_counts: bool) -> Res<bool> {
+    if yes_counts {
         host.reporter.say(&format!("confirmed by --yes: {message}"));
         return Ok(true);
     }

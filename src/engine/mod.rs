@@ -62,6 +62,8 @@ pub struct RunSettings {
     /// Defaults `arg(name, ...)` uses when `--arg` does not give one: `--sim` announces the
     /// simulated Provisioner's `metrics_url` this way.
     pub arg_defaults: BTreeMap<String, String>,
+    /// The REPL: every mutating call asks first (shutdown even with --yes).
+    pub confirm_mutations: bool,
 }
 
 /// Node counts over a whole run.
@@ -115,6 +117,8 @@ pub struct Host {
     /// Set when a guardrail stopped the run; the reason.
     pub stop: Mutex<Option<String>>,
     pub totals: Mutex<Totals>,
+    /// Identities of the latest discovery (the REPL completes them).
+    pub last_nodes: Mutex<Vec<String>>,
 }
 
 impl Host {
@@ -131,6 +135,11 @@ impl Host {
             *stop = Some(reason.clone());
         }
         EvalAltResult::ErrorTerminated(Dynamic::from(reason), Position::NONE).into()
+    }
+
+    /// Forgets a guardrail stop (the REPL goes on after one).
+    pub fn clear_stop(&self) {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The guardrail reason, if one stopped the run.
@@ -225,6 +234,7 @@ mod tests {
             prompter: Box::new(TerminalPrompter),
             stop: Mutex::new(None),
             totals: Mutex::new(Totals::default()),
+            last_nodes: Mutex::new(Vec::new()),
         });
         let engine = build(host, None);
         let meta: serde_json::Value = serde_json::from_str(&engine.gen_fn_metadata_to_json(false).unwrap()).unwrap();

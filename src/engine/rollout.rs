@@ -191,10 +191,11 @@ pub fn rpc_batch(
         return Ok(dry_run(host, &label, &plan, &shown));
     }
     if guard::needs_confirmation(agent, action) {
-        super::api::confirm(
-            host,
-            &format!("{label} will SHUT DOWN {} node(s); they stay down. Continue?", plan.nodes.len()),
-        )?;
+        let q = format!("{label} will SHUT DOWN {} node(s); they stay down. Continue?", plan.nodes.len());
+        // In the REPL the Big Red Button always asks, --yes or not.
+        super::api::confirm_with(host, &q, host.settings.yes && !host.settings.confirm_mutations)?;
+    } else if host.settings.confirm_mutations && !guard::is_read_only(agent, action) {
+        super::api::confirm(host, &format!("Call {label} on {} node(s)?", plan.nodes.len()))?;
     }
     let mut session = host
         .rt
@@ -224,8 +225,9 @@ fn run_batches(
                     .guardrail(format!("interrupted (Ctrl-C) after batch {i}/{total}; later batches were not sent")));
             }
             host.rt.block_on(async {
+                let soft = host.interrupt.soft();
                 tokio::select! {
-                    _ = host.interrupt.soft().cancelled() => {}
+                    _ = soft.cancelled() => {}
                     _ = tokio::time::sleep(plan.sleep) => {}
                 }
             });
@@ -242,7 +244,7 @@ fn run_batches(
             None => None,
         };
         let out =
-            host.rt.block_on(session.send_batch(nodes, host.interrupt.hard())).map_err(|e| fleet_error(host, e))?;
+            host.rt.block_on(session.send_batch(nodes, &host.interrupt.hard())).map_err(|e| fleet_error(host, e))?;
         let mut batch_failed = absorb(host, p, &out);
         if let (Some(w), Some(ev)) = (&plan.wait_for, events.as_mut()) {
             batch_failed += await_events(host, w, ev, &out.ok_nodes(), p)?;
@@ -291,7 +293,7 @@ fn await_events(
     let deadline = tokio::time::Instant::now() + w.timeout;
     let missing = host
         .rt
-        .block_on(ev.wait_for(&w.event, w.component.as_deref(), ok, deadline, host.interrupt.hard()))
+        .block_on(ev.wait_for(&w.event, w.component.as_deref(), ok, deadline, &host.interrupt.hard()))
         .map_err(|e| fleet_error(host, e))?;
     for n in &missing {
         let why = format!("no {} event within {:.0}s", w.event, w.timeout.as_secs_f64());

@@ -1,0 +1,128 @@
+//! Results shown readably: identity lists in columns, RPC results as a short table with a
+//! summary, maps as indented key/values.
+
+use rhai::{Array, Dynamic, Map};
+
+const WIDTH: usize = 100;
+
+/// The text for a value the REPL prints after a line.
+pub fn render(v: &Dynamic) -> String {
+    if let Some(m) = v.read_lock::<Map>() {
+        if is_rpc_result(&m) {
+            return rpc_table(&m);
+        }
+        let mut out = String::new();
+        map_lines(&m, 0, &mut out);
+        return out.trim_end().to_string();
+    }
+    if let Some(a) = v.read_lock::<Array>() {
+        if !a.is_empty() && a.iter().all(|x| x.is_string()) {
+            return columns(&a.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        }
+    }
+    if v.is_string() {
+        return format!("{:?}", v.to_string());
+    }
+    format!("{v:?}")
+}
+
+fn is_rpc_result(m: &Map) -> bool {
+    ["ok", "failed", "no_reply", "replies"].iter().all(|k| m.contains_key(*k))
+}
+
+/// Strings in as many columns as fit.
+pub fn columns(items: &[String]) -> String {
+    let w = items.iter().map(|s| s.chars().count()).max().unwrap_or(0) + 2;
+    let per = (WIDTH / w.max(1)).max(1);
+    items
+        .chunks(per)
+        .map(|row| row.iter().map(|s| format!("{s:w$}")).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn map_lines(m: &Map, indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent);
+    for (k, v) in m {
+        if let Some(inner) = v.read_lock::<Map>() {
+            out.push_str(&format!("{pad}{k}:\n"));
+            map_lines(&inner, indent + 1, out);
+        } else if v.is_string() {
+            out.push_str(&format!("{pad}{k}: {}\n", v));
+        } else {
+            out.push_str(&format!("{pad}{k}: {v:?}\n"));
+        }
+    }
+}
+
+fn strings(d: Option<&Dynamic>) -> Vec<String> {
+    d.and_then(|d| d.read_lock::<Array>().map(|a| a.iter().map(|x| x.to_string()).collect())).unwrap_or_default()
+}
+
+/// Node | status | message rows, then `N ok, N failed, N no reply`.
+fn rpc_table(m: &Map) -> String {
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    if let Some(replies) = m.get("replies").and_then(|r| r.read_lock::<Array>().map(|a| a.clone())) {
+        for r in replies {
+            let Some(r) = r.read_lock::<Map>() else { continue };
+            let get = |k: &str| r.get(k).map(|v| v.to_string()).unwrap_or_default();
+            let code = r.get("statuscode").and_then(|c| c.as_int().ok()).unwrap_or(-1);
+            let msg = if code == 0 {
+                r.get("data")
+                    .map(|d| match d.read_lock::<Map>().and_then(|m| m.get("message").map(|x| x.to_string())) {
+                        Some(message) => message,
+                        None => format!("{d:?}"),
+                    })
+                    .unwrap_or_default()
+            } else {
+                get("statusmsg")
+            };
+            let status =
+                if code == 0 { "OK".to_string() } else { crate::fleet::rpc::status_name(code as u8).to_string() };
+            rows.push((get("sender"), status, msg));
+        }
+    }
+    for n in strings(m.get("no_reply")) {
+        rows.push((n, "No Reply".into(), String::new()));
+    }
+    rows.sort();
+    let wn = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
+    let ws = rows.iter().map(|r| r.1.len()).max().unwrap_or(6).max(6);
+    let mut out = String::new();
+    for (n, s, msg) in &rows {
+        let msg: String = msg.chars().take(WIDTH.saturating_sub(wn + ws + 4)).collect();
+        out.push_str(&format!("{n:wn$}  {s:ws$}  {msg}\n"));
+    }
+    let failed = m.get("failed").and_then(|f| f.read_lock::<Map>().map(|f| f.len())).unwrap_or(0);
+    let dry = m.get("dry_run").and_then(|d| d.as_bool().ok()).unwrap_or(false);
+    if dry {
+        out.push_str(&format!(
+            "dry-run: {} batch(es) planned, nothing sent",
+            m.get("batches").map(|b| b.to_string()).unwrap_or_default()
+        ));
+    } else {
+        out.push_str(&format!(
+            "{} ok, {failed} failed, {} no reply",
+            strings(m.get("ok")).len(),
+            strings(m.get("no_reply")).len()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_lists_in_columns_and_maps_indented() {
+        let ids: Vec<String> = (1..=12).map(|i| format!("n{i:03}.example.net")).collect();
+        let text = columns(&ids);
+        assert!(text.lines().count() < 12 && text.lines().next().unwrap().contains("n002.example.net"), "{text}");
+        let mut m = Map::new();
+        let mut inner = Map::new();
+        inner.insert("b".into(), Dynamic::from(1_i64));
+        m.insert("a".into(), Dynamic::from_map(inner));
+        assert_eq!(render(&Dynamic::from_map(m)), "a:\n  b: 1");
+    }
+}

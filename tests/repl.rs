@@ -1,0 +1,271 @@
+//! The REPL: the line loop through its `LineSource` trait against a real broker and the
+//! simulator, completion, and one end-to-end run of the real binary in a pseudo-terminal.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use fleetbook::engine::{Host, Prompter, RunSettings, Totals};
+use fleetbook::fleet::ddl::DdlRegistry;
+use fleetbook::fleet::{ClientOptions, Fleet};
+use fleetbook::interrupt::Interrupt;
+use fleetbook::progress::Reporter;
+use fleetbook::redact::Redactor;
+use fleetbook::repl::complete::Completer;
+use fleetbook::repl::{LineSource, Read, Session};
+
+use crate::support::{sim, Fleetbook, World};
+
+/// Scripted input; records what was offered to the history.
+struct Script {
+    lines: VecDeque<Read>,
+    history: Arc<Mutex<Vec<String>>>,
+}
+
+impl LineSource for Script {
+    fn read(&mut self, _prompt: &str) -> Read {
+        self.lines.pop_front().unwrap_or(Read::Eof)
+    }
+    fn remember(&mut self, line: &str) {
+        self.history.lock().unwrap().push(line.to_string());
+    }
+}
+
+/// Output captured for assertions.
+#[derive(Clone, Default)]
+struct Out(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Out {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Out {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Answers confirmations from a list.
+struct Answers(Mutex<VecDeque<String>>);
+
+impl Prompter for Answers {
+    fn ask(&self, _q: &str) -> Option<String> {
+        self.0.lock().unwrap().pop_front()
+    }
+}
+
+async fn session(w: &World, answers: &[&str]) -> (Session, Out) {
+    let fleet = Fleet::connect(
+        ClientOptions { servers: vec![w.url().to_string()], ..ClientOptions::default() },
+        DdlRegistry::builtin(),
+    )
+    .await
+    .unwrap();
+    let settings = RunSettings { confirm_mutations: true, interactive: true, ..RunSettings::default() };
+    let host = Arc::new(Host {
+        rt: tokio::runtime::Handle::current(),
+        fleet: Some(fleet),
+        reporter: Reporter::new(false, false, Redactor::default()),
+        interrupt: Interrupt::new(),
+        settings,
+        prompter: Box::new(Answers(Mutex::new(answers.iter().map(|s| s.to_string()).collect()))),
+        stop: Mutex::new(None),
+        totals: Mutex::new(Totals::default()),
+        last_nodes: Mutex::new(Vec::new()),
+    });
+    let out = Out::default();
+    (Session::new(host, Box::new(out.clone())), out)
+}
+
+/// Runs `lines` through the loop on a blocking thread (the engine blocks on the runtime).
+async fn drive(mut s: Session, lines: Vec<Read>) -> (Session, Vec<String>) {
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let h = history.clone();
+    let s = tokio::task::spawn_blocking(move || {
+        s.run(&mut Script { lines: lines.into(), history: h });
+        s
+    })
+    .await
+    .unwrap();
+    let hist = history.lock().unwrap().clone();
+    (s, hist)
+}
+
+fn lines(v: &[&str]) -> Vec<Read> {
+    v.iter().map(|l| Read::Line(l.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_persists_and_earlier_statements_do_not_rerun() {
+    let w = World::start(sim(5)).await;
+    let (s, out) = session(&w, &[]).await;
+    let input = lines(&[
+        "let nodes = discover();",
+        "fn twice(x) {",
+        "  x * 2",
+        "}",
+        "twice(nodes.len())",
+        "let counter = 1;",
+        "counter += 1;",
+        "counter",
+        ":scope",
+    ]);
+    let (_s, history) = drive(s, input).await;
+    let text = out.text();
+    assert!(text.contains("\n10\n"), "function and variable persist: {text}");
+    assert!(text.contains("\n2\n"), "counter incremented once: {text}");
+    assert!(text.contains("nodes: array"), "{text}");
+    // One discovery answered by 5 nodes: the discovery line ran once.
+    assert_eq!(w.sim.stats().requests.get("discovery"), Some(&5), "the discovery line ran once");
+    assert!(history.contains(&"fn twice(x) {\n  x * 2\n}".to_string()), "multi-line input is one entry: {history:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_keep_the_session_and_ctrl_c_at_the_prompt_says_how_to_leave() {
+    let w = World::start(sim(2)).await;
+    let (s, out) = session(&w, &[]).await;
+    let mut input = lines(&["let a = 1;", "a +* 2"]);
+    input.push(Read::Interrupted);
+    input.extend(lines(&["print(nope)", "a", ":nosuch", ":quit", "a"]));
+    drive(s, input).await;
+    let text = out.text();
+    assert!(text.contains("<repl>:1:"), "{text}");
+    assert!(text.contains("(To leave, press Ctrl-D or type :quit)"), "{text}");
+    assert!(text.contains("nope"), "{text}");
+    assert!(text.contains("unknown command :nosuch"), "{text}");
+    assert_eq!(text.matches("\n1\n").count(), 1, ":quit stopped the loop before the last line: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_tokens_stay_out_of_history() {
+    let w = World::start(sim(2)).await;
+    let (s, _out) = session(&w, &["n"]).await;
+    let input = lines(&[
+        "let t = secret(\"HOME\");",
+        "let n = discover();",
+        "rpc_batch(\"choria_provision\", \"restart\", #{ token: \"s3cret\" }, #{ nodes: n })",
+        "n.len()",
+    ]);
+    let (_s, history) = drive(s, input).await;
+    assert_eq!(history, vec!["let n = discover();", "n.len()"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_calls_ask_first() {
+    let w = World::start(sim(3)).await;
+    let (s, out) = session(&w, &["n", "y"]).await;
+    let input = lines(&[
+        "let n = discover();",
+        "rpc_batch(\"choria_provision\", \"restart\", #{ token: \"s3cret\" }, #{ nodes: n })",
+        "rpc_batch(\"choria_provision\", \"restart\", #{ token: \"s3cret\" }, #{ nodes: n })",
+        "rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: n }).ok.len()",
+    ]);
+    drive(s, input).await;
+    let text = out.text();
+    assert!(text.contains("stopped: not confirmed"), "{text}");
+    assert!(text.contains("3 ok, 0 failed, 0 no reply"), "the confirmed call ran: {text}");
+    assert!(text.contains("\n3\n"), "read-only calls do not ask: {text}");
+    let restarts: usize =
+        w.sim.stats().received.values().map(|a| a.iter().filter(|x| *x == "choria_provision#restart").count()).sum();
+    assert_eq!(restarts, 3, "one confirmed restart per node, none for the refused call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_save_doc_and_help() {
+    let w = World::start(sim(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib.rhai");
+    std::fs::write(&lib, "#!/usr/bin/env -S fleetbook run\nfn hello(n) { `hello ${n}` }\nlet loaded = 7;\n").unwrap();
+    let saved = dir.path().join("saved.rhai");
+    let (s, out) = session(&w, &[]).await;
+    let input = lines(&[
+        &format!(":load {}", lib.display()),
+        "hello(loaded)",
+        "let n = discover(#{ timeout: \"500ms\" });",
+        "bad syntax (",
+        ")",
+        ":doc discover",
+        ":help",
+        &format!(":save {}", saved.display()),
+    ]);
+    drive(s, input).await;
+    let text = out.text();
+    assert!(text.contains("\"hello 7\""), "{text}");
+    assert!(text.contains("discover(filter: Map) -> Array") && text.contains("Discovers the nodes matching"), "{text}");
+    assert!(text.contains(":save FILE"), "{text}");
+    let body = std::fs::read_to_string(&saved).unwrap();
+    assert!(body.contains("fn hello(n)") && body.contains("let n = discover("), "{body}");
+    assert!(!body.contains("bad syntax"), "only successful lines are saved: {body}");
+    let r = Fleetbook::new().args(["check", saved.to_str().unwrap()]).run().await;
+    r.assert_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_offers_functions_variables_fields_agents_actions_and_nodes() {
+    let w = World::start(sim(3)).await;
+    let (s, _out) = session(&w, &["y"]).await;
+    let (s, _) = drive(s, lines(&["let result = rpc_batch(\"rpcutil\", \"ping\", #{}, #{ filter: #{} });"])).await;
+    let host = s.host.clone();
+    let nodes: Arc<dyn Fn() -> Vec<String> + Send + Sync> = Arc::new(move || host.last_nodes.lock().unwrap().clone());
+    let c = Completer::new(s.engine(), &DdlRegistry::builtin(), s.vars.clone(), nodes);
+    let names =
+        |line: &str| c.complete(line, line.len()).1.into_iter().map(|i| (i.display, i.replacement)).collect::<Vec<_>>();
+
+    let f = names("rpc_b");
+    assert!(f.contains(&("rpc_batch(agent, action, inputs, opts)".into(), "rpc_batch(".into())), "{f:?}");
+    assert!(names("disc").iter().any(|(d, _)| d == "discover(filter)"), "parameter hint");
+    assert!(names("res").iter().any(|(_, r)| r == "result"), "variables");
+    assert_eq!(names("result.fa"), vec![("failed".to_string(), "failed".to_string())]);
+    let (start, _) = c.complete("result.fa", 9);
+    assert_eq!(start, 7, "only the field is replaced");
+    let agents: Vec<String> = names("rpc_batch(\"cho").into_iter().map(|x| x.1).collect();
+    assert_eq!(agents, vec!["choria_provision", "choria_util"]);
+    let actions: Vec<String> = names("rpc_batch(\"choria_provision\", \"re").into_iter().map(|x| x.1).collect();
+    assert_eq!(actions, vec!["reprovision", "restart", "release_update"]);
+    let ids: Vec<String> = names("let x = [\"n00").into_iter().map(|x| x.1).collect();
+    assert_eq!(ids, vec!["n001.example.net", "n002.example.net", "n003.example.net"], "from the last discovery");
+}
+
+/// The real binary in a pseudo-terminal: discovery, Tab completion, Ctrl-C during a slow
+/// call, and leaving.
+#[test]
+fn the_binary_in_a_pseudo_terminal() {
+    use expectrl::{ControlCode, Eof, Expect, Session};
+    let broker_check = fleetbook::sim::broker::find_nats_server();
+    assert!(broker_check.is_ok(), "{}", broker_check.unwrap_err());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
+    cmd.args(["--sim", "4", "--sim-provisioners", "0", "--sim-slow", "n001", "--sim-slow-delay", "60s", "repl"])
+        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
+        .env("TERM", "xterm");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+    p.expect("fleetbook> ").expect("prompt");
+    p.send_line("let n = discover()").unwrap();
+    p.expect("discovered 4 node(s)").expect("discovery output");
+    p.expect("fleetbook> ").unwrap();
+    // Tab completes the function name.
+    p.send("election_lea").unwrap();
+    p.send("\t").unwrap();
+    p.expect("election_leader(").expect("completion");
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("fleetbook> ").unwrap();
+    // A slow call, then Ctrl-C: back at the prompt with the session intact.
+    p.send_line("rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [\"n001.example.net\"], timeout: \"60s\" })").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("interrupted").expect("the call was cancelled");
+    p.expect("fleetbook> ").unwrap();
+    p.send_line("n.len() * 10").unwrap();
+    p.expect("40").expect("the session survived");
+    p.send(ControlCode::EndOfTransmission).unwrap();
+    p.expect(Eof).expect("Ctrl-D leaves");
+    let history = std::fs::read_to_string(dir.path().join("history")).unwrap();
+    assert!(history.contains("let n = discover()"), "{history}");
+}
