@@ -36,52 +36,35 @@ fn b64_json(s: &str) -> Value {
     serde_json::from_slice(&B64.decode(s).expect("base64")).expect("json")
 }
 
+/// Validates every layer of a transport (`kind` is `request` or `reply`); returns the
+/// innermost message. v1 carries the inner JSON as text in `message`; v2 as base64 in a
+/// field named after the kind.
+fn validate_onion(bytes: &[u8], kind: &str) -> Value {
+    let t: Value = serde_json::from_slice(bytes).expect("transport is JSON");
+    let version = match t["protocol"].as_str() {
+        Some("choria:transport:1") => "v1",
+        Some("io.choria.protocol.v2.transport") => "v2",
+        other => panic!("not a {kind} transport: {other:?}"),
+    };
+    assert_valid(version, "transport", &t);
+    let secure = b64_json(t["data"].as_str().unwrap());
+    assert_valid(version, &format!("secure_{kind}"), &secure);
+    let inner = match version {
+        "v1" => serde_json::from_str(secure["message"].as_str().unwrap()).expect("inner JSON"),
+        _ => b64_json(secure[kind].as_str().unwrap()),
+    };
+    assert_valid(version, kind, &inner);
+    inner
+}
+
 /// Validates every layer of a request transport; returns the innermost request.
 pub fn validate_request(bytes: &[u8]) -> Value {
-    let t: Value = serde_json::from_slice(bytes).expect("transport is JSON");
-    match t["protocol"].as_str() {
-        Some("choria:transport:1") => {
-            assert_valid("v1", "transport", &t);
-            let secure = b64_json(t["data"].as_str().unwrap());
-            assert_valid("v1", "secure_request", &secure);
-            let req: Value = serde_json::from_str(secure["message"].as_str().unwrap()).expect("request JSON");
-            assert_valid("v1", "request", &req);
-            req
-        }
-        Some("io.choria.protocol.v2.transport") => {
-            assert_valid("v2", "transport", &t);
-            let secure = b64_json(t["data"].as_str().unwrap());
-            assert_valid("v2", "secure_request", &secure);
-            let req = b64_json(secure["request"].as_str().unwrap());
-            assert_valid("v2", "request", &req);
-            req
-        }
-        other => panic!("not a request transport: {other:?}"),
-    }
+    validate_onion(bytes, "request")
 }
 
 /// Validates every layer of a reply transport; returns the innermost reply.
 pub fn validate_reply(bytes: &[u8]) -> Value {
-    let t: Value = serde_json::from_slice(bytes).expect("transport is JSON");
-    match t["protocol"].as_str() {
-        Some("choria:transport:1") => {
-            assert_valid("v1", "transport", &t);
-            let secure = b64_json(t["data"].as_str().unwrap());
-            assert_valid("v1", "secure_reply", &secure);
-            let reply: Value = serde_json::from_str(secure["message"].as_str().unwrap()).expect("reply JSON");
-            assert_valid("v1", "reply", &reply);
-            reply
-        }
-        Some("io.choria.protocol.v2.transport") => {
-            assert_valid("v2", "transport", &t);
-            let secure = b64_json(t["data"].as_str().unwrap());
-            assert_valid("v2", "secure_reply", &secure);
-            let reply = b64_json(secure["reply"].as_str().unwrap());
-            assert_valid("v2", "reply", &reply);
-            reply
-        }
-        other => panic!("not a reply transport: {other:?}"),
-    }
+    validate_onion(bytes, "reply")
 }
 
 fn spec<'a>(filter: &'a Filter, payload: Payload<'a>, agent: &'a str) -> RequestSpec<'a> {
