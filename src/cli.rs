@@ -34,6 +34,18 @@ pub struct ConnectArgs {
     /// Our caller id, e.g. choria=ops.mcollective.
     #[arg(long = "caller-id", global = true)]
     pub caller_id: Option<String>,
+    /// A Choria client configuration file (else ~/.choriarc or /etc/choria/client.conf).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// CA certificate (PEM) that signs the broker's and the fleet's certificates.
+    #[arg(long = "tls-ca", global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM): mutual TLS and protocol v1 request signing.
+    #[arg(long = "tls-cert", global = true, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long = "tls-key", global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// NATS credentials file.
     #[arg(long, global = true)]
     pub creds: Option<PathBuf>,
@@ -57,6 +69,10 @@ pub struct ConnectArgs {
 /// Behaviour of the simulated fleet (with `--sim N` or `sim`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct SimArgs {
+    /// Run the simulated servers in secure mode: they accept only requests signed by a
+    /// certificate from this CA (PEM), and stay silent to the rest.
+    #[arg(long = "sim-ca", global = true, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// Seed for facts and faults.
     #[arg(long = "sim-seed", global = true)]
     pub seed: Option<u64>,

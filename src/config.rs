@@ -2,12 +2,16 @@
 
 use std::time::Duration;
 
+use crate::choria_conf::ChoriaConfig;
 use crate::cli::{ConnectArgs, FilterArgs, SimArgs};
 use crate::error::Error;
+use crate::fleet::client::TlsFiles;
 use crate::fleet::ddl::DdlRegistry;
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::fleet::filter::Filter;
+use crate::fleet::protocol::Security;
 use crate::fleet::protocol::Version;
+use crate::fleet::security::X509Identity;
 use crate::fleet::ClientOptions;
 use crate::sim::SimConfig;
 
@@ -54,9 +58,21 @@ fn rate(name: &str, v: Option<f64>) -> Result<f64, Error> {
 }
 
 impl Settings {
-    /// Resolves connection and simulator options.
+    /// Resolves connection and simulator options: the command line over the Choria client
+    /// configuration file over defaults.
     pub fn resolve(c: &ConnectArgs, s: &SimArgs) -> Result<Settings, Error> {
         let mut client = ClientOptions::default();
+        let conf = match (&c.config, c.sim) {
+            (Some(path), _) => Some(ChoriaConfig::load(path).map_err(|e| usage(e.to_string()))?),
+            (None, None) => ChoriaConfig::default_path()
+                .map(|p| ChoriaConfig::load(&p))
+                .transpose()
+                .map_err(|e| usage(e.to_string()))?,
+            (None, Some(_)) => None,
+        };
+        if let Some(conf) = &conf {
+            apply_conf(&mut client, conf)?;
+        }
         if !c.servers.is_empty() {
             client.servers = c.servers.clone();
         }
@@ -69,19 +85,25 @@ impl Settings {
         if let Some(id) = &c.identity {
             client.identity = id.clone();
         }
-        if let Some(caller) = &c.caller_id {
-            if !regex::Regex::new(r"^[a-z]+=[\w.\-]+$").is_ok_and(|r| r.is_match(caller)) {
-                return Err(usage(format!("--caller-id {caller}: expected kind=name, e.g. choria=ops.mcollective")));
-            }
-            client.caller_id = caller.clone();
-        }
         match (&c.user, &c.password) {
             (Some(u), Some(p)) => client.user_password = Some((u.clone(), p.clone())),
             (Some(_), None) => return Err(usage("--user needs --password (or FLEETBOOK_PASSWORD)")),
             (None, Some(_)) => return Err(usage("--password needs --user")),
             (None, None) => {}
         }
-        client.creds = c.creds.clone();
+        if c.creds.is_some() {
+            client.creds = c.creds.clone();
+        }
+        let mut tls = client.tls.take().unwrap_or_default();
+        tls.ca = c.tls_ca.clone().or(tls.ca);
+        tls.cert = c.tls_cert.clone().or(tls.cert);
+        tls.key = c.tls_key.clone().or(tls.key);
+        let have_tls = tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some();
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(usage(
+                "a client certificate needs its key: give both --tls-cert and --tls-key (or plugin.security.file.*)",
+            ));
+        }
         let mut ddl = DdlRegistry::builtin();
         for dir in &c.ddl_dirs {
             ddl.load_dir(dir).map_err(Error::Fleet)?;
@@ -89,20 +111,68 @@ impl Settings {
         let sim = match c.sim {
             Some(0) => return Err(usage("--sim needs at least 1 node")),
             Some(n) => Some(sim_config(n, s)?),
-            None => {
-                // Signing (x509 / ed25519) is not built yet: against a real broker only the
-                // unsigned form works, and it must be asked for.
-                if !c.insecure {
-                    return Err(usage(
-                        "signed requests are not supported yet; pass --insecure to send unsigned requests \
-                         (accepted by provisioning-mode and test fleets), or use --sim N",
-                    ));
-                }
-                None
-            }
+            None => None,
         };
+        // Requests are signed with the client certificate unless --insecure asks for the
+        // unsigned form (provisioning-mode and test fleets); a simulated fleet takes either.
+        if let (Some(cert), Some(key), false) = (&tls.cert, &tls.key, c.insecure) {
+            if client.protocol == Version::V2 {
+                return Err(usage("x509 certificates sign protocol v1 requests; protocol v2 needs ed25519/JWT credentials, which are not supported yet"));
+            }
+            let id = X509Identity::load(cert, key).map_err(Error::Fleet)?;
+            client.caller_id = format!("choria={}", id.certname);
+            client.security = Security::X509(id);
+        } else if !c.insecure && sim.is_none() {
+            return Err(usage(
+                "no credentials to sign requests with: give a client certificate (--tls-cert/--tls-key, or \
+                 plugin.security.file.* in the Choria config), or pass --insecure to send unsigned requests \
+                 (accepted by provisioning-mode and test fleets)",
+            ));
+        }
+        if let Some(caller) = &c.caller_id {
+            if !regex::Regex::new(r"^[a-z]+=[\w.\-]+$").is_ok_and(|r| r.is_match(caller)) {
+                return Err(usage(format!("--caller-id {caller}: expected kind=name, e.g. choria=ops.mcollective")));
+            }
+            client.caller_id = caller.clone();
+        }
+        if have_tls && sim.is_none() {
+            client.tls = Some(tls);
+        }
         Ok(Settings { client, ddl, sim })
     }
+}
+
+/// Takes what the Choria client configuration says.
+fn apply_conf(client: &mut ClientOptions, conf: &ChoriaConfig) -> Result<(), Error> {
+    let hosts = conf.middleware_hosts();
+    if !hosts.is_empty() {
+        client.servers = hosts;
+    }
+    if let Some(c) = conf.main_collective() {
+        client.collective = c;
+    }
+    if let Some(id) = conf.identity() {
+        client.identity = id;
+    }
+    if let Some(t) = conf.discovery_timeout().map_err(|e| usage(e.to_string()))? {
+        client.discovery_timeout = t;
+    }
+    match conf.security_provider().as_deref() {
+        None | Some("file") | Some("puppet") | Some("certmanager") => {
+            let (cert, key, ca) = conf.x509_paths();
+            if cert.is_some() || key.is_some() || ca.is_some() {
+                client.tls = Some(TlsFiles { ca, cert, key });
+            }
+        }
+        Some("choria") => {
+            return Err(usage(format!(
+                "{}: the choria (ed25519/JWT, protocol v2) security provider is not supported yet",
+                conf.path.display()
+            )))
+        }
+        Some(other) => return Err(usage(format!("{}: unknown security provider {other:?}", conf.path.display()))),
+    }
+    Ok(())
 }
 
 /// Simulator settings from `--sim-*` options.
@@ -133,6 +203,10 @@ pub fn sim_config(nodes: usize, s: &SimArgs) -> Result<SimConfig, Error> {
     cfg.silent_nodes = s.silent_nodes.clone();
     cfg.slow_nodes = s.slow_nodes.clone();
     cfg.stuck_nodes = s.stuck_nodes.clone();
+    if let Some(ca) = &s.ca {
+        cfg.secure_ca =
+            Some(std::fs::read_to_string(ca).map_err(|e| usage(format!("--sim-ca {}: {e}", ca.display())))?);
+    }
     if let Some(n) = s.provisioners {
         cfg.provisioners = n;
     }

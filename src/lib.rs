@@ -16,6 +16,7 @@
 //! | [`env`] | connects a command to a real or simulated fleet |
 //! | [`commands`] | the built-in commands |
 
+pub mod choria_conf;
 pub mod cli;
 pub mod commands;
 pub mod config;

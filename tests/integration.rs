@@ -9,4 +9,5 @@ mod metrics;
 mod protocol;
 mod repl;
 mod runbook;
+mod security;
 mod simulator;

@@ -28,6 +28,17 @@ pub struct ClientOptions {
     pub user_password: Option<(String, String)>,
     /// A NATS credentials file.
     pub creds: Option<std::path::PathBuf>,
+    /// TLS: the CA that signs the broker's certificate, and a client certificate and key
+    /// for mutual TLS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Files for a TLS connection to the broker.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub ca: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -46,6 +57,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             user_password: None,
             creds: None,
+            tls: None,
         }
     }
 }
@@ -89,6 +101,15 @@ impl Fleet {
             .client_capacity(1 << 16);
         if let Some((u, p)) = &opts.user_password {
             co = co.user_and_password(u.clone(), p.clone());
+        }
+        if let Some(tls) = &opts.tls {
+            co = co.require_tls(true);
+            if let Some(ca) = &tls.ca {
+                co = co.add_root_certificates(ca.clone());
+            }
+            if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+                co = co.add_client_certificate(cert.clone(), key.clone());
+            }
         }
         if let Some(path) = &opts.creds {
             co = co

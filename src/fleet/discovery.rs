@@ -71,7 +71,7 @@ impl Fleet {
             filter: &filter,
             reply_to: &reply_to,
             payload: Payload::Discovery,
-            security: o.security,
+            security: o.security.clone(),
         };
         let msg = protocol::encode_request(o.protocol, &spec, chrono::Utc::now());
         nats.publish(protocol::broadcast_subject(collective, "discovery"), msg)

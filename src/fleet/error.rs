@@ -72,6 +72,9 @@ pub enum FleetError {
     /// Discovery found fewer nodes than required.
     #[error("discovery found {found} node(s), fewer than the required {min}")]
     TooFew { found: usize, min: usize },
+    /// Credentials could not be used.
+    #[error("{path}: {reason}")]
+    Security { path: String, reason: String },
     /// The broker or a safety check refused the operation.
     #[error("{reason}")]
     Denied { reason: String },
@@ -90,7 +93,8 @@ impl FleetError {
             | FleetError::UnknownAction { .. }
             | FleetError::BadInput { .. }
             | FleetError::Ddl { .. }
-            | FleetError::Filter { .. } => ErrorKind::Invalid,
+            | FleetError::Filter { .. }
+            | FleetError::Security { .. } => ErrorKind::Invalid,
             FleetError::TooFew { .. } => ErrorKind::NoResponders,
             FleetError::Cancelled => ErrorKind::Cancelled,
             FleetError::Denied { .. } => ErrorKind::Denied,

@@ -9,6 +9,7 @@ pub mod events;
 pub mod filter;
 pub mod protocol;
 pub mod rpc;
+pub mod security;
 
 pub use client::{ClientOptions, Fleet};
 pub use error::{ErrorKind, FleetError};

@@ -160,7 +160,7 @@ impl RpcSession {
             filter: &self.filter,
             reply_to: &self.reply_to,
             payload: Payload::Rpc(&self.body),
-            security: o.security,
+            security: o.security.clone(),
         };
         protocol::encode_request(o.protocol, &spec, chrono::Utc::now())
     }

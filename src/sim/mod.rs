@@ -58,6 +58,12 @@ pub struct SimConfig {
     pub provisioners: usize,
     /// The `site` label of the Provisioner's metrics.
     pub site: String,
+    /// Secure mode: the CA (PEM) whose certificates may sign requests. Servers then check
+    /// signatures, certificate chain and names like a real `file`-provider server, and stay
+    /// silent to requests that fail.
+    pub secure_ca: Option<String>,
+    /// TLS to the broker (CA, client certificate and key), when it requires it.
+    pub tls: Option<crate::fleet::client::TlsFiles>,
 }
 
 impl Default for SimConfig {
@@ -82,6 +88,8 @@ impl Default for SimConfig {
             upgradable: true,
             provisioners: 3,
             site: "simulated".into(),
+            secure_ca: None,
+            tls: None,
         }
     }
 }
@@ -103,6 +111,8 @@ pub struct SimStats {
     pub malformed: u64,
     /// Requests dropped for an expired TTL.
     pub ttl_expired: u64,
+    /// Requests refused in secure mode, by reason.
+    pub rejected: BTreeMap<String, u64>,
     /// Lifecycle events published, by type.
     pub events: BTreeMap<String, u64>,
     /// Nodes with an injected fault, by identity.
@@ -141,13 +151,20 @@ pub struct SimError(String);
 impl Simulator {
     /// Connects to `url` and starts answering as `cfg.nodes` servers.
     pub async fn start(url: &str, cfg: SimConfig) -> Result<Simulator, SimError> {
-        let nats = async_nats::ConnectOptions::new()
+        let mut co = async_nats::ConnectOptions::new()
             .name("fleetbook-sim")
             .subscription_capacity(1 << 18)
-            .client_capacity(1 << 17)
-            .connect(url)
-            .await
-            .map_err(|e| SimError(format!("cannot connect to {url}: {e}")))?;
+            .client_capacity(1 << 17);
+        if let Some(tls) = &cfg.tls {
+            co = co.require_tls(true);
+            if let Some(ca) = &tls.ca {
+                co = co.add_root_certificates(ca.clone());
+            }
+            if let (Some(c), Some(k)) = (&tls.cert, &tls.key) {
+                co = co.add_client_certificate(c.clone(), k.clone());
+            }
+        }
+        let nats = co.connect(url).await.map_err(|e| SimError(format!("cannot connect to {url}: {e}")))?;
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let width = cfg.nodes.to_string().len().max(3);
         let mut nodes: Vec<Node> =
@@ -308,10 +325,20 @@ struct Prepared {
     body: Option<(String, Map<String, Value>)>,
     key: String,
     matcher: node::Matcher,
+    /// Secure mode's verdict on the request's credentials.
+    verdict: Result<(), crate::fleet::security::Rejection>,
 }
 
-fn prepare(payload: &bytes::Bytes) -> Option<Prepared> {
+fn prepare(payload: &bytes::Bytes, secure_ca: Option<&str>) -> Option<Prepared> {
     let req = protocol::decode_request(payload).ok()?;
+    let verdict = match (secure_ca, req.version) {
+        (None, _) => Ok(()),
+        (Some(ca), protocol::Version::V1) => {
+            crate::fleet::security::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)
+        }
+        // ed25519/JWT verification is not simulated yet: a secure v2 fleet refuses everything.
+        (Some(_), protocol::Version::V2) => Err("protocol v2 is not supported by the secure simulator"),
+    };
     let body = if req.agent == "discovery" { None } else { parse_rpc_body(&req.payload) };
     let key = match &body {
         _ if req.agent == "discovery" => "discovery".to_string(),
@@ -319,12 +346,12 @@ fn prepare(payload: &bytes::Bytes) -> Option<Prepared> {
         None => format!("{}#<invalid>", req.agent),
     };
     let matcher = node::Matcher::new(&req.filter);
-    Some(Prepared { payload: payload.clone(), req, body, key, matcher })
+    Some(Prepared { payload: payload.clone(), req, body, key, matcher, verdict })
 }
 
 async fn handle(s: &Arc<Shared>, subject: &str, payload: &bytes::Bytes, cache: &mut Option<Prepared>) {
     if cache.as_ref().is_none_or(|c| c.payload != *payload) {
-        *cache = prepare(payload);
+        *cache = prepare(payload, s.cfg.secure_ca.as_deref());
     }
     let Some(p) = cache.as_ref() else {
         lock(&s.stats).malformed += 1;
@@ -356,6 +383,12 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &bytes::Bytes, cache: &
                 && (is_discovery || node.agents.iter().any(|a| a == &req.agent))
                 && p.matcher.matches(node);
             if !served {
+                continue;
+            }
+            // A secure server drops what it cannot verify, silently; provisioning-mode
+            // servers skip verification (DisableSecurityProviderVerify).
+            if let (Err(reason), Mode::Normal) = (p.verdict, node.mode) {
+                *stats.rejected.entry(reason.to_string()).or_default() += 1;
                 continue;
             }
             *stats.requests.entry(key.clone()).or_default() += 1;

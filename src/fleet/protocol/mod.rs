@@ -45,13 +45,15 @@ impl Version {
     }
 }
 
-/// How requests are vouched for. Signing with certificates and keys comes with real-fleet
-/// support; today only the unsigned form that provisioning-mode and test fleets accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How requests are vouched for.
+#[derive(Debug, Clone, Default)]
 pub enum Security {
-    /// `"signature":"insecure","pubcert":"insecure"` in v1, the bytes `insecure` in v2.
+    /// `"signature":"insecure","pubcert":"insecure"` in v1, the bytes `insecure` in v2: what
+    /// provisioning-mode and test fleets accept.
     #[default]
     Insecure,
+    /// v1: an RSA signature by this certificate's key (ed25519/JWT for v2 is not built yet).
+    X509(std::sync::Arc<super::security::X509Identity>),
 }
 
 /// What travels inside `Request.message`.
@@ -110,6 +112,11 @@ pub struct DecodedRequest {
     pub reply_to: String,
     /// The payload after the server's "try base64" step.
     pub payload: Vec<u8>,
+    /// What vouches for the request: the exact signed text, its signature and the
+    /// certificate (v1) or caller JWT (v2).
+    pub signed: String,
+    pub signature: String,
+    pub credential: String,
 }
 
 /// The reply subject Go derives: `<collective>.reply.<md5hex(callerid)>.<requestid>`.

@@ -107,10 +107,17 @@ pub(super) fn encode_request(spec: &RequestSpec<'_>, now: chrono::DateTime<chron
             filter: spec.filter,
         },
     });
-    let (signature, pubcert) = match spec.security {
-        Security::Insecure => ("insecure", "insecure"),
+    // The signature covers the exact text embedded as `message`.
+    let (signature, pubcert) = match &spec.security {
+        Security::Insecure => ("insecure".to_string(), "insecure".to_string()),
+        Security::X509(id) => (id.sign(request.as_bytes()), id.cert_pem.clone()),
     };
-    let secure = to_json(&SecureRequest { protocol: SECURE_REQUEST, message: &request, signature, pubcert });
+    let secure = to_json(&SecureRequest {
+        protocol: SECURE_REQUEST,
+        message: &request,
+        signature: &signature,
+        pubcert: &pubcert,
+    });
     let transport = Transport {
         protocol: TRANSPORT,
         data: B64.encode(secure),
@@ -125,6 +132,10 @@ struct SecureIn {
     message: String,
     #[serde(default)]
     hash: String,
+    #[serde(default)]
+    signature: String,
+    #[serde(default)]
+    pubcert: String,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +207,9 @@ pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
         filter: e.filter,
         reply_to,
         payload: try_base64(req.message.as_bytes()),
+        signed: secure.message,
+        signature: secure.signature,
+        credential: secure.pubcert,
     })
 }
 

@@ -103,8 +103,10 @@ pub(super) fn encode_request(spec: &RequestSpec<'_>, now: chrono::DateTime<chron
     // UNVERIFIED (choria-protocol.md §6.3): an unsigned v2 request needs a non-empty caller
     // JWT to pass the schema; provisioning-mode servers skip its validation. We send the
     // caller id there, and the bytes `insecure` as the signature as Go does with security off.
+    // x509 identities belong to protocol v1; configuration refuses that pairing, so v2 only
+    // ever sends the unsigned form here.
     let (signature, caller) = match spec.security {
-        Security::Insecure => (B64.encode("insecure"), spec.caller),
+        Security::Insecure | Security::X509(_) => (B64.encode("insecure"), spec.caller),
     };
     let secure = to_json(&SecureRequest { protocol: SECURE_REQUEST, request: B64.encode(request), signature, caller });
     let transport = Transport {
@@ -135,6 +137,10 @@ struct ReplyIn {
 struct SecureRequestIn {
     protocol: String,
     request: String,
+    #[serde(default)]
+    signature: String,
+    #[serde(default)]
+    caller: String,
 }
 
 #[derive(Deserialize)]
@@ -178,8 +184,8 @@ pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
     let reply_to = t.headers.reply.ok_or_else(|| FleetError::decode("transport", "no reply header"))?;
     let (_, secure): (_, SecureRequestIn) = open_data(&t.data, "secure request")?;
     expect_protocol(&secure.protocol, "secure request", SECURE_REQUEST)?;
-    let req: RequestIn = serde_json::from_slice(&b64(&secure.request, "secure request")?)
-        .map_err(|e| FleetError::decode("request", e))?;
+    let raw = b64(&secure.request, "secure request")?;
+    let req: RequestIn = serde_json::from_slice(&raw).map_err(|e| FleetError::decode("request", e))?;
     expect_protocol(&req.protocol, "request", REQUEST)?;
     let message = b64(&req.message, "request message")?;
     Ok(DecodedRequest {
@@ -194,6 +200,9 @@ pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
         filter: req.filter.unwrap_or_default(),
         reply_to,
         payload: try_base64(&message),
+        signed: String::from_utf8_lossy(&raw).into_owned(),
+        signature: secure.signature,
+        credential: secure.caller,
     })
 }
 

@@ -1,0 +1,132 @@
+//! Protocol v1 (x509) request signing and verification: RSA PKCS#1 v1.5 over SHA-256 of the
+//! exact request JSON, the PEM certificate as `pubcert`, `callerid` `choria=<certificate
+//! name>` (choria-protocol.md §2.1, §6.1).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use sha2::{Digest, Sha256};
+use x509_parser::prelude::*;
+
+use super::error::{FleetError, Result};
+use super::protocol::B64;
+
+fn sec_err(path: &Path, reason: impl std::fmt::Display) -> FleetError {
+    FleetError::Security { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+/// A client certificate and its private key, checked to belong together.
+pub struct X509Identity {
+    pub cert_pem: String,
+    /// The certificate's common name: our caller id is `choria=<certname>`.
+    pub certname: String,
+    key: RsaPrivateKey,
+}
+
+impl std::fmt::Debug for X509Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        write!(f, "X509Identity({})", self.certname)
+    }
+}
+
+impl X509Identity {
+    /// Loads and checks: readable files, an RSA key that matches the certificate, and a
+    /// certificate valid now.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<X509Identity>> {
+        let cert_pem =
+            std::fs::read_to_string(cert).map_err(|e| sec_err(cert, format!("cannot read the certificate: {e}")))?;
+        let (_, pem) =
+            parse_x509_pem(cert_pem.as_bytes()).map_err(|e| sec_err(cert, format!("not a PEM certificate: {e}")))?;
+        let x509 = pem.parse_x509().map_err(|e| sec_err(cert, format!("not an x509 certificate: {e}")))?;
+        let v = x509.validity();
+        let now = ASN1Time::now();
+        if now > v.not_after {
+            return Err(sec_err(cert, format!("the certificate expired on {}", v.not_after)));
+        }
+        if now < v.not_before {
+            return Err(sec_err(cert, format!("the certificate is not valid before {}", v.not_before)));
+        }
+        let certname = common_name(&x509).ok_or_else(|| sec_err(cert, "the certificate has no common name"))?;
+        // The key file is read, never echoed: errors name the file only.
+        let key_pem = std::fs::read_to_string(key)
+            .map_err(|e| sec_err(key, format!("cannot read the private key: {}", e.kind())))?;
+        let private = RsaPrivateKey::from_pkcs1_pem(&key_pem)
+            .or_else(|_| RsaPrivateKey::from_pkcs8_pem(&key_pem))
+            .map_err(|_| sec_err(key, "not an RSA private key in PKCS#1 or PKCS#8 PEM"))?;
+        let public = RsaPublicKey::from_public_key_der(x509.public_key().raw)
+            .map_err(|_| sec_err(cert, "the certificate does not hold an RSA key"))?;
+        if public != private.to_public_key() {
+            return Err(sec_err(key, format!("the key does not match the certificate {}", cert.display())));
+        }
+        Ok(Arc::new(X509Identity { cert_pem, certname, key: private }))
+    }
+
+    /// base64 of the PKCS#1 v1.5 SHA-256 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> String {
+        let digest = Sha256::digest(message);
+        // Signing with a valid key and a SHA-256 digest cannot fail.
+        let sig = self.key.sign(Pkcs1v15Sign::new::<Sha256>(), &digest).unwrap_or_default();
+        B64.encode(sig)
+    }
+}
+
+/// The certificate's CN.
+pub fn common_name(x509: &X509Certificate<'_>) -> Option<String> {
+    x509.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_string)
+}
+
+/// Why a server refuses a request (the simulator counts these).
+pub type Rejection = &'static str;
+
+/// What a v1 server with the `file` provider checks (choria-protocol.md §6.1), except the
+/// filter, collective and TTL, which the caller checks.
+pub fn verify_v1(
+    ca_pem: &str,
+    caller: &str,
+    message: &str,
+    signature: &str,
+    pubcert: &str,
+) -> std::result::Result<(), Rejection> {
+    if signature == "insecure" || pubcert == "insecure" {
+        return Err("unsigned");
+    }
+    let (_, ca_pem) = parse_x509_pem(ca_pem.as_bytes()).map_err(|_| "bad CA")?;
+    let ca = ca_pem.parse_x509().map_err(|_| "bad CA")?;
+    let (_, pem) = parse_x509_pem(pubcert.as_bytes()).map_err(|_| "bad certificate")?;
+    let cert = pem.parse_x509().map_err(|_| "bad certificate")?;
+    cert.verify_signature(Some(ca.public_key())).map_err(|_| "certificate not signed by the CA")?;
+    if !cert.validity().is_valid() {
+        return Err("certificate expired");
+    }
+    let certname = regex::Regex::new(r"^[a-z]+=([\w.\-]+)$")
+        .ok()
+        .and_then(|r| r.captures(caller).and_then(|c| c.get(1)).map(|m| m.as_str().to_string()))
+        .ok_or("malformed callerid")?;
+    let sans: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|s| {
+            s.value
+                .general_names
+                .iter()
+                .filter_map(|g| if let GeneralName::DNSName(d) = g { Some(d.to_string()) } else { None })
+                .collect()
+        })
+        .unwrap_or_default();
+    if common_name(&cert).as_deref() != Some(certname.as_str()) && !sans.contains(&certname) {
+        return Err("callerid does not match the certificate");
+    }
+    // plugin.choria.security.certname_whitelist default.
+    if !(certname.ends_with(".mcollective") || certname.ends_with(".choria")) {
+        return Err("certificate name not allowed");
+    }
+    let public = RsaPublicKey::from_public_key_der(cert.public_key().raw).map_err(|_| "not an RSA certificate")?;
+    let sig = B64.decode(signature).map_err(|_| "bad signature")?;
+    public.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message.as_bytes()), &sig).map_err(|_| "bad signature")
+}

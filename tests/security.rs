@@ -1,0 +1,286 @@
+//! Real-fleet security: a throwaway CA and certificates, nats-server with TLS and client
+//! verification, protocol v1 signed requests against the secure simulator, and every
+//! rejection path counted by the simulator and reported as no_reply by the client.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, PKCS_RSA_SHA256};
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+use crate::support::{sim, Fleetbook};
+use fleetbook::fleet::client::TlsFiles;
+use fleetbook::sim::broker::EmbeddedBroker;
+use fleetbook::sim::{SimConfig, Simulator};
+
+/// Test key sizes: real enough for RSA PKCS#1 v1.5 SHA-256, quick to generate.
+const BITS: usize = 2048;
+
+fn rsa_pem() -> String {
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), BITS).unwrap();
+    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+}
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::from_pem_and_sign_algo(&rsa_pem(), &PKCS_RSA_SHA256).unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
+}
+
+/// Writes a certificate for `cn` (with DNS/IP SANs) signed by `ca`; returns (cert, key) paths.
+fn leaf(dir: &Path, ca: &Ca, cn: &str, sans: &[&str], expired: bool) -> (PathBuf, PathBuf) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    for s in sans {
+        p.subject_alt_names.push(match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName((*s).try_into().unwrap()),
+        });
+    }
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let key_pem = rsa_pem();
+    let key = KeyPair::from_pem_and_sign_algo(&key_pem, &PKCS_RSA_SHA256).unwrap();
+    let cert = p.signed_by(&key, &ca.issuer).unwrap();
+    let (c, k) = (dir.join(format!("{cn}.pem")), dir.join(format!("{cn}.key")));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key_pem).unwrap();
+    (c, k)
+}
+
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: Ca,
+    ca_path: PathBuf,
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca("fleetbook test CA");
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca.pem).unwrap();
+    Pki { dir, ca, ca_path }
+}
+
+/// A TLS broker that verifies client certificates, and a secure simulated fleet on it.
+async fn secure_world(pki: &Pki, nodes: usize) -> (EmbeddedBroker, Simulator, TlsFiles) {
+    let (scert, skey) = leaf(pki.dir.path(), &pki.ca, "broker", &["localhost", "127.0.0.1"], false);
+    let args = [
+        "--tls",
+        "--tlscert",
+        scert.to_str().unwrap(),
+        "--tlskey",
+        skey.to_str().unwrap(),
+        "--tlscacert",
+        pki.ca_path.to_str().unwrap(),
+        "--tlsverify",
+    ];
+    let broker = EmbeddedBroker::start_with(&args).unwrap_or_else(|e| panic!("{e}"));
+    let (scert, skey) = leaf(pki.dir.path(), &pki.ca, "sim.mcollective", &[], false);
+    let tls = TlsFiles { ca: Some(pki.ca_path.clone()), cert: Some(scert), key: Some(skey) };
+    let cfg = SimConfig { secure_ca: Some(pki.ca.pem.clone()), tls: Some(tls.clone()), ..sim(nodes) };
+    let sim = Simulator::start(broker.url(), cfg).await.expect("secure simulator starts");
+    (broker, sim, tls)
+}
+
+fn fb(broker: &EmbeddedBroker, pki: &Pki, cert: &Path, key: &Path) -> Fleetbook {
+    Fleetbook::new().args([
+        "--server",
+        broker.url(),
+        "--tls-ca",
+        pki.ca_path.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_v1_requests_reach_a_secure_fleet_over_mtls() {
+    let pki = pki();
+    let (broker, sim, _) = secure_world(&pki, 3).await;
+    let (cert, key) = leaf(pki.dir.path(), &pki.ca, "ops.mcollective", &[], false);
+    let r = fb(&broker, &pki, &cert, &key)
+        .args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "1"])
+        .run()
+        .await;
+    r.assert_code(0);
+    assert_eq!(r.json()["ok"].as_array().unwrap().len(), 3);
+    assert!(sim.stats().rejected.is_empty(), "{:?}", sim.stats().rejected);
+    // The same request unsigned is refused by every node, silently.
+    let r = fb(&broker, &pki, &cert, &key)
+        .args([
+            "--insecure",
+            "req",
+            "rpcutil",
+            "ping",
+            "-I",
+            "n001.example.net",
+            "--json",
+            "--discovery-timeout",
+            "0.3",
+        ])
+        .run()
+        .await;
+    r.assert_code(1);
+    assert_eq!(r.json()["no_reply"], serde_json::json!(["n001.example.net"]));
+    assert_eq!(sim.stats().rejected.get("unsigned"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rejection_is_silent_and_counted() {
+    let pki = pki();
+    let (broker, sim, _) = secure_world(&pki, 2).await;
+    let ping = |f: Fleetbook| {
+        f.args(["req", "rpcutil", "ping", "-I", "n001.example.net", "--json", "--discovery-timeout", "0.3"]).run()
+    };
+
+    let rogue = ca("rogue CA");
+    let (rcert, rkey) = leaf(pki.dir.path(), &rogue, "ops.mcollective", &[], false);
+    let (good_cert, good_key) = leaf(pki.dir.path(), &pki.ca, "good.mcollective", &[], false);
+
+    // callerid not matching the certificate.
+    let r = ping(fb(&broker, &pki, &good_cert, &good_key).args(["--caller-id", "choria=someone.mcollective"])).await;
+    r.assert_code(1);
+    assert_eq!(sim.stats().rejected.get("callerid does not match the certificate"), Some(&1));
+
+    // A certificate name outside the allowed pattern (.mcollective / .choria).
+    let (bad_name, bad_key) = leaf(pki.dir.path(), &pki.ca, "ops.example.com", &[], false);
+    let r = ping(fb(&broker, &pki, &bad_name, &bad_key)).await;
+    r.assert_code(1);
+    assert_eq!(sim.stats().rejected.get("certificate name not allowed"), Some(&1));
+
+    // Through the library: a rogue CA's certificate, a tampered request, a bad signature.
+    use fleetbook::fleet::filter::Filter;
+    use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+    use fleetbook::fleet::security::{verify_v1, X509Identity};
+    let rogue_id = X509Identity::load(&rcert, &rkey).unwrap();
+    let good_id = X509Identity::load(&good_cert, &good_key).unwrap();
+    let filter = Filter::default();
+    let send = |id: std::sync::Arc<X509Identity>, caller: String| {
+        let rid = Version::V1.new_request_id();
+        let spec = RequestSpec {
+            request_id: &rid,
+            sender: "t",
+            caller: &caller,
+            collective: "mcollective",
+            agent: "rpcutil",
+            ttl: 60,
+            filter: &filter,
+            reply_to: "mcollective.reply.x",
+            payload: Payload::Rpc(r#"{"agent":"rpcutil","action":"ping","data":{}}"#),
+            security: Security::X509(id),
+        };
+        protocol::encode_request(Version::V1, &spec, chrono::Utc::now())
+    };
+    let req = protocol::decode_request(&send(rogue_id, "choria=ops.mcollective".into())).unwrap();
+    assert_eq!(
+        verify_v1(&pki.ca.pem, &req.caller, &req.signed, &req.signature, &req.credential),
+        Err("certificate not signed by the CA")
+    );
+    let signed = send(good_id.clone(), "choria=good.mcollective".into());
+    // A signed request still validates against go-choria's schemas, every layer.
+    let inner = crate::protocol::validate_request(&signed);
+    assert_eq!(inner["envelope"]["callerid"], "choria=good.mcollective");
+    let req = protocol::decode_request(&signed).unwrap();
+    assert!(req.credential.starts_with("-----BEGIN CERTIFICATE-----") && req.signature != "insecure");
+    assert_eq!(verify_v1(&pki.ca.pem, &req.caller, &req.signed, &req.signature, &req.credential), Ok(()));
+    let tampered = req.signed.replace("\"ttl\":60", "\"ttl\":600");
+    assert_ne!(tampered, req.signed);
+    assert_eq!(verify_v1(&pki.ca.pem, &req.caller, &tampered, &req.signature, &req.credential), Err("bad signature"));
+    assert_eq!(verify_v1(&pki.ca.pem, &req.caller, &req.signed, "AAAA", &req.credential), Err("bad signature"));
+
+    // The simulator applies the same checks to a rogue-signed request on the wire.
+    let nats = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(pki.ca_path.clone())
+        .add_client_certificate(good_cert.clone(), good_key.clone())
+        .connect(broker.url())
+        .await
+        .unwrap();
+    let rogue_id = X509Identity::load(&rcert, &rkey).unwrap();
+    nats.publish("mcollective.node.n001.example.net", send(rogue_id, "choria=ops.mcollective".into())).await.unwrap();
+    nats.flush().await.unwrap();
+    crate::support::eventually(std::time::Duration::from_secs(5), "rogue rejection", || {
+        sim.stats().rejected.get("certificate not signed by the CA") == Some(&1)
+    })
+    .await;
+    // An expired TTL is dropped too, signed or not.
+    let signed_old = {
+        let rid = Version::V1.new_request_id();
+        let spec = RequestSpec {
+            request_id: &rid,
+            sender: "t",
+            caller: "choria=good.mcollective",
+            collective: "mcollective",
+            agent: "rpcutil",
+            ttl: 60,
+            filter: &filter,
+            reply_to: "mcollective.reply.x",
+            payload: Payload::Rpc("{}"),
+            security: Security::X509(good_id),
+        };
+        protocol::encode_request(Version::V1, &spec, chrono::Utc::now() - chrono::Duration::seconds(300))
+    };
+    nats.publish("mcollective.node.n001.example.net", signed_old).await.unwrap();
+    nats.flush().await.unwrap();
+    crate::support::eventually(std::time::Duration::from_secs(5), "ttl drop", || sim.stats().ttl_expired == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_clear_errors_before_connecting() {
+    let pki = pki();
+    let (cert, key) = leaf(pki.dir.path(), &pki.ca, "ops.mcollective", &[], false);
+    let (_, other_key) = leaf(pki.dir.path(), &pki.ca, "other.mcollective", &[], false);
+    let (old_cert, old_key) = leaf(pki.dir.path(), &pki.ca, "old.mcollective", &[], true);
+    let run = |c: &Path, k: &Path| {
+        Fleetbook::new()
+            .args([
+                "--server",
+                "nats://127.0.0.1:1",
+                "--tls-cert",
+                c.to_str().unwrap(),
+                "--tls-key",
+                k.to_str().unwrap(),
+                "discover",
+            ])
+            .run()
+    };
+    let r = run(&cert, &other_key).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("the key does not match the certificate"), "{}", r.stderr);
+    let r = run(&old_cert, &old_key).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    let r = run(Path::new("/nonexistent.pem"), &key).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("/nonexistent.pem") && r.stderr.contains("cannot read"), "{}", r.stderr);
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let secret_line = key_text.lines().nth(1).unwrap();
+    for out in [&r.stdout, &r.stderr] {
+        assert!(!out.contains(secret_line), "key material leaked");
+    }
+    // A missing --config file is an error; a config file's settings are used.
+    let r = Fleetbook::new().args(["--config", "/nonexistent/client.conf", "discover"]).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("/nonexistent/client.conf"), "{}", r.stderr);
+    let conf = pki.dir.path().join("client.conf");
+    std::fs::write(&conf, format!("plugin.choria.middleware_hosts = 127.0.0.1:1\nplugin.security.provider = file\nplugin.security.file.certificate = {}\nplugin.security.file.key = {}\nplugin.security.file.ca = {}\n", cert.display(), key.display(), pki.ca_path.display())).unwrap();
+    let r = Fleetbook::new().args(["--config", conf.to_str().unwrap(), "discover"]).run().await;
+    r.assert_code(4);
+    assert!(r.stderr.contains("nats://127.0.0.1:1"), "the config's broker was used: {}", r.stderr);
+    std::fs::write(&conf, "plugin.security.provider = choria\n").unwrap();
+    let r = Fleetbook::new().args(["--config", conf.to_str().unwrap(), "discover"]).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("not supported yet"), "{}", r.stderr);
+}
