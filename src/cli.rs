@@ -46,6 +46,12 @@ pub struct ConnectArgs {
     /// Private key (PEM) of the client certificate.
     #[arg(long = "tls-key", global = true, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Client JWT (protocol v2, the choria security provider).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub jwt: Option<PathBuf>,
+    /// ed25519 seed file (64 hex characters) whose public key the JWT names.
+    #[arg(long = "seed", id = "ed25519_seed", global = true, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
     /// NATS credentials file.
     #[arg(long, global = true)]
     pub creds: Option<PathBuf>,
@@ -73,6 +79,10 @@ pub struct SimArgs {
     /// certificate from this CA (PEM), and stay silent to the rest.
     #[arg(long = "sim-ca", global = true, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// Secure mode for protocol v2: the trusted issuer's ed25519 public key (hex); servers
+    /// accept only requests from client JWTs it signed.
+    #[arg(long = "sim-issuer", global = true, value_name = "HEX")]
+    pub issuer: Option<String>,
     /// Seed for facts and faults.
     #[arg(long = "sim-seed", global = true)]
     pub seed: Option<u64>,

@@ -11,7 +11,7 @@ use crate::fleet::discovery::DiscoveryOptions;
 use crate::fleet::filter::Filter;
 use crate::fleet::protocol::Security;
 use crate::fleet::protocol::Version;
-use crate::fleet::security::X509Identity;
+use crate::fleet::security::{Ed25519Identity, X509Identity};
 use crate::fleet::ClientOptions;
 use crate::sim::SimConfig;
 
@@ -113,9 +113,27 @@ impl Settings {
             Some(n) => Some(sim_config(n, s)?),
             None => None,
         };
+        match (&c.jwt, &c.seed) {
+            (Some(jwt), Some(seed)) if !c.insecure => {
+                let id = Ed25519Identity::load(jwt, seed).map_err(Error::Fleet)?;
+                client.protocol = Version::V2;
+                client.caller_id = id.callerid.clone();
+                client.security = Security::Ed25519(id);
+            }
+            (Some(_), None) | (None, Some(_)) => return Err(usage("--jwt and --seed go together")),
+            _ => {}
+        }
+        if let Some(p) = &c.protocol {
+            if matches!(client.security, Security::Ed25519(_)) && p == "v1" {
+                return Err(usage("ed25519/JWT credentials sign protocol v2 requests, not v1"));
+            }
+        }
+        let signed_v2 = matches!(client.security, Security::Ed25519(_));
         // Requests are signed with the client certificate unless --insecure asks for the
         // unsigned form (provisioning-mode and test fleets); a simulated fleet takes either.
-        if let (Some(cert), Some(key), false) = (&tls.cert, &tls.key, c.insecure) {
+        if signed_v2 {
+            // Signed by the ed25519 identity; TLS files only secure the connection.
+        } else if let (Some(cert), Some(key), false) = (&tls.cert, &tls.key, c.insecure) {
             if client.protocol == Version::V2 {
                 return Err(usage("x509 certificates sign protocol v1 requests; protocol v2 needs ed25519/JWT credentials, which are not supported yet"));
             }
@@ -165,10 +183,25 @@ fn apply_conf(client: &mut ClientOptions, conf: &ChoriaConfig) -> Result<(), Err
             }
         }
         Some("choria") => {
-            return Err(usage(format!(
-                "{}: the choria (ed25519/JWT, protocol v2) security provider is not supported yet",
-                conf.path.display()
-            )))
+            let (jwt, seed) = conf.ed25519_paths();
+            let (Some(jwt), Some(seed)) = (jwt, seed) else {
+                return Err(usage(format!(
+                    "{}: the choria provider needs plugin.security.choria.token_file and plugin.security.choria.seed_file",
+                    conf.path.display()
+                )));
+            };
+            client.protocol = Version::V2;
+            let id = Ed25519Identity::load(&jwt, &seed).map_err(Error::Fleet)?;
+            client.caller_id = id.callerid.clone();
+            client.security = Security::Ed25519(id);
+            // A lone default collective is `choria` with this provider (config.normalize).
+            if conf.collectives().is_empty() {
+                client.collective = "choria".into();
+            }
+            let (_, _, ca) = conf.x509_paths();
+            if ca.is_some() {
+                client.tls = Some(TlsFiles { ca, cert: None, key: None });
+            }
         }
         Some(other) => return Err(usage(format!("{}: unknown security provider {other:?}", conf.path.display()))),
     }

@@ -282,5 +282,193 @@ async fn bad_credentials_are_clear_errors_before_connecting() {
     std::fs::write(&conf, "plugin.security.provider = choria\n").unwrap();
     let r = Fleetbook::new().args(["--config", conf.to_str().unwrap(), "discover"]).run().await;
     r.assert_code(2);
-    assert!(r.stderr.contains("not supported yet"), "{}", r.stderr);
+    assert!(r.stderr.contains("needs plugin.security.choria.token_file"), "{}", r.stderr);
+}
+
+// ---- protocol v2: ed25519 + JWT ----
+
+use base64::Engine as _;
+use ed25519_dalek::{Signer, SigningKey};
+
+fn ed_key() -> SigningKey {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut seed);
+    SigningKey::from_bytes(&seed)
+}
+
+/// A Choria-style client JWT signed by `issuer` (EdDSA).
+fn client_jwt(
+    issuer: &SigningKey,
+    client: &SigningKey,
+    callerid: &str,
+    purpose: &str,
+    fleet: bool,
+    exp_offset: i64,
+) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let claims = serde_json::json!({
+        "callerid": callerid,
+        "public_key": hex::encode(client.verifying_key().as_bytes()),
+        "purpose": purpose,
+        "permissions": {"fleet_management": fleet},
+        "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
+        "exp": chrono::Utc::now().timestamp() + exp_offset,
+    });
+    let body = format!("{header}.{}", b64.encode(claims.to_string()));
+    let sig = issuer.sign(body.as_bytes());
+    format!("{body}.{}", b64.encode(sig.to_bytes()))
+}
+
+fn write_creds(dir: &Path, name: &str, jwt: &str, client: &SigningKey) -> (PathBuf, PathBuf) {
+    let (j, s) = (dir.join(format!("{name}.jwt")), dir.join(format!("{name}.seed")));
+    std::fs::write(&j, jwt).unwrap();
+    std::fs::write(&s, hex::encode(client.to_bytes())).unwrap();
+    (j, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = ed_key();
+    let cfg = SimConfig { secure_issuer: Some(hex::encode(issuer.verifying_key().as_bytes())), ..sim(3) };
+    let w = crate::support::World::start(cfg).await;
+    let client = ed_key();
+    let (jwt, seed) = write_creds(
+        dir.path(),
+        "good",
+        &client_jwt(&issuer, &client, "up=rip", "choria_client_id", true, 3600),
+        &client,
+    );
+    let run = |j: &Path, s: &Path| {
+        Fleetbook::new().args([
+            "--server",
+            w.url(),
+            "--jwt",
+            j.to_str().unwrap(),
+            "--seed",
+            s.to_str().unwrap(),
+            "req",
+            "rpcutil",
+            "ping",
+            "--json",
+            "--discovery-timeout",
+            "0.5",
+        ])
+    };
+    let nats = w.nats().await;
+    let mut wire = crate::support::record(&nats, "mcollective.node.>").await;
+    let r = run(&jwt, &seed).run().await;
+    r.assert_code(0);
+    assert_eq!(r.json()["ok"].as_array().unwrap().len(), 3);
+    assert!(w.sim.stats().rejected.is_empty(), "{:?}", w.sim.stats().rejected);
+    // What went out validates against the v2 schemas and carries the JWT and a real signature.
+    let (_, payload, _) = crate::support::drain(&mut wire).into_iter().next().expect("a direct request");
+    let inner = crate::protocol::validate_request(&payload);
+    assert_eq!(inner["caller"], "up=rip");
+    let decoded = fleetbook::fleet::protocol::decode_request(&payload).unwrap();
+    assert!(
+        decoded.credential.starts_with("eyJ")
+            && decoded.signature != base64::engine::general_purpose::STANDARD.encode("insecure")
+    );
+
+    // Forged tokens: another issuer, no fleet management permission, not a client token.
+    let rogue = ed_key();
+    let cases = [
+        (
+            "rogue",
+            client_jwt(&rogue, &client, "up=rip", "choria_client_id", true, 3600),
+            "caller JWT not signed by a trusted issuer",
+        ),
+        (
+            "nofleet",
+            client_jwt(&issuer, &client, "up=rip", "choria_client_id", false, 3600),
+            "caller JWT lacks fleet management permission",
+        ),
+        (
+            "server",
+            client_jwt(&issuer, &client, "up=rip", "choria_server", true, 3600),
+            "caller JWT is not a client token",
+        ),
+    ];
+    for (name, token, reason) in cases {
+        let (j, s) = write_creds(dir.path(), name, &token, &client);
+        let r = Fleetbook::new()
+            .args([
+                "--server",
+                w.url(),
+                "--jwt",
+                j.to_str().unwrap(),
+                "--seed",
+                s.to_str().unwrap(),
+                "req",
+                "rpcutil",
+                "ping",
+                "-I",
+                "n001.example.net",
+                "--json",
+                "--discovery-timeout",
+                "0.3",
+            ])
+            .run()
+            .await;
+        r.assert_code(1);
+        assert_eq!(r.json()["no_reply"], serde_json::json!(["n001.example.net"]), "{name}");
+        assert_eq!(w.sim.stats().rejected.get(reason), Some(&1), "{name}: {:?}", w.sim.stats().rejected);
+    }
+
+    // Through the library: caller not matching the JWT, a tampered request, unsigned.
+    use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+    use fleetbook::fleet::security::{verify_v2, Ed25519Identity};
+    let id = Ed25519Identity::load(&jwt, &seed).unwrap();
+    let filter = fleetbook::fleet::filter::Filter::default();
+    let encode = |caller: &str, security: Security| {
+        let rid = Version::V2.new_request_id();
+        let spec = RequestSpec {
+            request_id: &rid,
+            sender: "t",
+            caller,
+            collective: "mcollective",
+            agent: "rpcutil",
+            ttl: 60,
+            filter: &filter,
+            reply_to: "mcollective.reply.x",
+            payload: Payload::Rpc("{}"),
+            security,
+        };
+        protocol::decode_request(&protocol::encode_request(Version::V2, &spec, chrono::Utc::now())).unwrap()
+    };
+    let issuer_hex = hex::encode(issuer.verifying_key().as_bytes());
+    let ok = encode("up=rip", Security::Ed25519(id.clone()));
+    assert_eq!(verify_v2(&issuer_hex, &ok.caller, &ok.signed, &ok.signature, &ok.credential), Ok(()));
+    let other = encode("up=someone", Security::Ed25519(id.clone()));
+    assert_eq!(
+        verify_v2(&issuer_hex, &other.caller, &other.signed, &other.signature, &other.credential),
+        Err("callerid does not match the JWT")
+    );
+    let tampered = ok.signed.replace("\"ttl\":60", "\"ttl\":61");
+    assert_eq!(verify_v2(&issuer_hex, &ok.caller, &tampered, &ok.signature, &ok.credential), Err("bad signature"));
+    let unsigned = encode("up=rip", Security::Insecure);
+    assert_eq!(
+        verify_v2(&issuer_hex, &unsigned.caller, &unsigned.signed, &unsigned.signature, &unsigned.credential),
+        Err("unsigned")
+    );
+
+    // Credentials that cannot work are refused before connecting, seeds never echoed.
+    let (expired_j, expired_s) = write_creds(
+        dir.path(),
+        "expired",
+        &client_jwt(&issuer, &client, "up=rip", "choria_client_id", true, -60),
+        &client,
+    );
+    let r = run(&expired_j, &expired_s).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    let stranger = ed_key();
+    std::fs::write(&seed, hex::encode(stranger.to_bytes())).unwrap();
+    let r = run(&jwt, &seed).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("does not match the public key"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&hex::encode(stranger.to_bytes())), "seed leaked");
 }

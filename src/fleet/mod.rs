@@ -7,6 +7,7 @@ pub mod election;
 pub mod error;
 pub mod events;
 pub mod filter;
+pub mod jwt;
 pub mod protocol;
 pub mod rpc;
 pub mod security;

@@ -130,3 +130,88 @@ pub fn verify_v1(
     let sig = B64.decode(signature).map_err(|_| "bad signature")?;
     public.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message.as_bytes()), &sig).map_err(|_| "bad signature")
 }
+
+/// A protocol v2 client: its JWT and the ed25519 seed whose public key the JWT names.
+pub struct Ed25519Identity {
+    pub jwt: String,
+    pub callerid: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl std::fmt::Debug for Ed25519Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ed25519Identity({})", self.callerid)
+    }
+}
+
+impl Ed25519Identity {
+    /// Loads the JWT and the seed file (64 hex characters) and checks they belong together
+    /// and the token has not expired.
+    pub fn load(jwt_path: &Path, seed_path: &Path) -> Result<Arc<Ed25519Identity>> {
+        let jwt = std::fs::read_to_string(jwt_path)
+            .map_err(|e| sec_err(jwt_path, format!("cannot read the JWT: {e}")))?
+            .trim()
+            .to_string();
+        let claims = super::jwt::claims(&jwt).map_err(|e| sec_err(jwt_path, e))?;
+        if claims.callerid.is_empty() || claims.public_key.is_empty() {
+            return Err(sec_err(jwt_path, "the JWT has no callerid or public_key claim"));
+        }
+        if claims.expires.is_some_and(|e| e < chrono::Utc::now().timestamp()) {
+            return Err(sec_err(jwt_path, "the JWT has expired"));
+        }
+        // The seed is read, never echoed: errors name the file only.
+        let seed_hex = std::fs::read_to_string(seed_path)
+            .map_err(|e| sec_err(seed_path, format!("cannot read the seed: {}", e.kind())))?;
+        let seed: [u8; 32] = hex::decode(seed_hex.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| sec_err(seed_path, "not an ed25519 seed (64 hex characters)"))?;
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        if hex::encode(key.verifying_key().as_bytes()) != claims.public_key.to_ascii_lowercase() {
+            return Err(sec_err(
+                seed_path,
+                format!("the seed does not match the public key in {}", jwt_path.display()),
+            ));
+        }
+        Ok(Arc::new(Ed25519Identity { jwt, callerid: claims.callerid, key }))
+    }
+
+    /// base64 of the ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> String {
+        use ed25519_dalek::Signer;
+        B64.encode(self.key.sign(message).to_bytes())
+    }
+}
+
+/// What a v2 server with the `choria` provider checks (choria-protocol.md §6.2): the caller
+/// JWT signed by the trusted issuer, purpose, fleet-management permission, callerid, and the
+/// ed25519 signature of the request by the key the JWT names.
+pub fn verify_v2(
+    issuer_hex: &str,
+    caller: &str,
+    request: &str,
+    signature: &str,
+    jwt: &str,
+) -> std::result::Result<(), Rejection> {
+    if B64.decode(signature).ok().as_deref() == Some(&b"insecure"[..]) {
+        return Err("unsigned");
+    }
+    let claims = super::jwt::verify(jwt, issuer_hex)?;
+    if claims.purpose != "choria_client_id" {
+        return Err("caller JWT is not a client token");
+    }
+    if !claims.fleet_management {
+        return Err("caller JWT lacks fleet management permission");
+    }
+    if claims.callerid != caller {
+        return Err("callerid does not match the JWT");
+    }
+    let key = super::jwt::verifying_key(&claims.public_key).ok_or("bad public key in the JWT")?;
+    let sig = B64
+        .decode(signature)
+        .ok()
+        .and_then(|s| ed25519_dalek::Signature::from_slice(&s).ok())
+        .ok_or("bad signature")?;
+    use ed25519_dalek::Verifier;
+    key.verify(request.as_bytes(), &sig).map_err(|_| "bad signature")
+}

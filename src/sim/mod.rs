@@ -62,6 +62,8 @@ pub struct SimConfig {
     /// signatures, certificate chain and names like a real `file`-provider server, and stay
     /// silent to requests that fail.
     pub secure_ca: Option<String>,
+    /// Secure mode for protocol v2: the trusted issuer's hex ed25519 public key.
+    pub secure_issuer: Option<String>,
     /// TLS to the broker (CA, client certificate and key), when it requires it.
     pub tls: Option<crate::fleet::client::TlsFiles>,
 }
@@ -89,6 +91,7 @@ impl Default for SimConfig {
             provisioners: 3,
             site: "simulated".into(),
             secure_ca: None,
+            secure_issuer: None,
             tls: None,
         }
     }
@@ -329,15 +332,19 @@ struct Prepared {
     verdict: Result<(), crate::fleet::security::Rejection>,
 }
 
-fn prepare(payload: &bytes::Bytes, secure_ca: Option<&str>) -> Option<Prepared> {
+fn prepare(payload: &bytes::Bytes, cfg: &SimConfig) -> Option<Prepared> {
     let req = protocol::decode_request(payload).ok()?;
-    let verdict = match (secure_ca, req.version) {
-        (None, _) => Ok(()),
-        (Some(ca), protocol::Version::V1) => {
+    // A secure server takes only its own protocol, as real x509 (v1) and choria (v2)
+    // providers do.
+    let verdict = match (&cfg.secure_ca, &cfg.secure_issuer, req.version) {
+        (None, None, _) => Ok(()),
+        (Some(ca), _, protocol::Version::V1) => {
             crate::fleet::security::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)
         }
-        // ed25519/JWT verification is not simulated yet: a secure v2 fleet refuses everything.
-        (Some(_), protocol::Version::V2) => Err("protocol v2 is not supported by the secure simulator"),
+        (_, Some(issuer), protocol::Version::V2) => {
+            crate::fleet::security::verify_v2(issuer, &req.caller, &req.signed, &req.signature, &req.credential)
+        }
+        _ => Err("protocol version not accepted by this security provider"),
     };
     let body = if req.agent == "discovery" { None } else { parse_rpc_body(&req.payload) };
     let key = match &body {
@@ -351,7 +358,7 @@ fn prepare(payload: &bytes::Bytes, secure_ca: Option<&str>) -> Option<Prepared> 
 
 async fn handle(s: &Arc<Shared>, subject: &str, payload: &bytes::Bytes, cache: &mut Option<Prepared>) {
     if cache.as_ref().is_none_or(|c| c.payload != *payload) {
-        *cache = prepare(payload, s.cfg.secure_ca.as_deref());
+        *cache = prepare(payload, &s.cfg);
     }
     let Some(p) = cache.as_ref() else {
         lock(&s.stats).malformed += 1;

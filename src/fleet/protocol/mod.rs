@@ -52,8 +52,10 @@ pub enum Security {
     /// provisioning-mode and test fleets accept.
     #[default]
     Insecure,
-    /// v1: an RSA signature by this certificate's key (ed25519/JWT for v2 is not built yet).
+    /// v1: an RSA signature by this certificate's key.
     X509(std::sync::Arc<super::security::X509Identity>),
+    /// v2: an ed25519 signature, with the client JWT as the caller.
+    Ed25519(std::sync::Arc<super::security::Ed25519Identity>),
 }
 
 /// What travels inside `Request.message`.

@@ -103,12 +103,13 @@ pub(super) fn encode_request(spec: &RequestSpec<'_>, now: chrono::DateTime<chron
     // UNVERIFIED (choria-protocol.md §6.3): an unsigned v2 request needs a non-empty caller
     // JWT to pass the schema; provisioning-mode servers skip its validation. We send the
     // caller id there, and the bytes `insecure` as the signature as Go does with security off.
-    // x509 identities belong to protocol v1; configuration refuses that pairing, so v2 only
-    // ever sends the unsigned form here.
-    let (signature, caller) = match spec.security {
-        Security::Insecure | Security::X509(_) => (B64.encode("insecure"), spec.caller),
+    // x509 identities belong to v1; configuration refuses that pairing.
+    let (signature, caller) = match &spec.security {
+        Security::Insecure | Security::X509(_) => (B64.encode("insecure"), spec.caller.to_string()),
+        Security::Ed25519(id) => (id.sign(request.as_bytes()), id.jwt.clone()),
     };
-    let secure = to_json(&SecureRequest { protocol: SECURE_REQUEST, request: B64.encode(request), signature, caller });
+    let secure =
+        to_json(&SecureRequest { protocol: SECURE_REQUEST, request: B64.encode(request), signature, caller: &caller });
     let transport = Transport {
         protocol: TRANSPORT,
         data: B64.encode(secure),
