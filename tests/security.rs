@@ -472,3 +472,48 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
     assert!(r.stderr.contains("does not match the public key"), "{}", r.stderr);
     assert!(!r.stderr.contains(&hex::encode(stranger.to_bytes())), "seed leaked");
 }
+
+#[test]
+fn signed_v2_replies_are_checked_when_signed() {
+    use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let filter = fleetbook::fleet::filter::Filter::default();
+    let rid = Version::V2.new_request_id();
+    let spec = RequestSpec {
+        request_id: &rid,
+        sender: "t",
+        caller: "up=rip",
+        collective: "choria",
+        agent: "rpcutil",
+        ttl: 60,
+        filter: &filter,
+        reply_to: "choria.reply.x",
+        payload: Payload::Rpc("{}"),
+        security: Security::Insecure,
+    };
+    let req = protocol::decode_request(&protocol::encode_request(Version::V2, &spec, chrono::Utc::now())).unwrap();
+    let body = br#"{"action":"ping","statuscode":0,"statusmsg":"OK","data":{"pong":1}}"#;
+    let unsigned = protocol::encode_reply(&req, "n1.example.net", body, chrono::Utc::now());
+    assert!(protocol::decode_reply(&unsigned).is_ok(), "unsigned replies are accepted (hash checked)");
+
+    // Sign the reply as a server does: ed25519 over the reply JSON, with its JWT as sender.
+    let server = ed_key();
+    let issuer = ed_key();
+    let server_jwt = client_jwt(&issuer, &server, "n1.example.net", "choria_server", true, 3600);
+    let sign = |key: &SigningKey| {
+        let mut t: serde_json::Value = serde_json::from_slice(&unsigned).unwrap();
+        let mut secure: serde_json::Value =
+            serde_json::from_slice(&b64.decode(t["data"].as_str().unwrap()).unwrap()).unwrap();
+        let reply = b64.decode(secure["reply"].as_str().unwrap()).unwrap();
+        secure["signature"] = serde_json::json!(b64.encode(key.sign(&reply).to_bytes()));
+        secure["sender"] = serde_json::json!(server_jwt);
+        t["data"] = serde_json::json!(b64.encode(secure.to_string()));
+        t.to_string().into_bytes()
+    };
+    let good = sign(&server);
+    crate::protocol::validate_reply(&good);
+    assert!(protocol::decode_reply(&good).is_ok());
+    let forged = sign(&ed_key());
+    let err = protocol::decode_reply(&forged).unwrap_err();
+    assert!(err.to_string().contains("reply signature does not verify"), "{err}");
+}

@@ -111,6 +111,16 @@ impl Fleet {
                 co = co.add_client_certificate(cert.clone(), key.clone());
             }
         }
+        // Choria's issuer-mode broker reads the JWT as the CONNECT token and checks the
+        // nonce signed with the seed (choria-protocol.md §6.4); Go sets both.
+        if let (super::protocol::Security::Ed25519(id), None, None) = (&opts.security, &opts.user_password, &opts.creds)
+        {
+            let signer = id.clone();
+            co = co.token(id.jwt.clone()).jwt(id.jwt.clone(), move |nonce| {
+                let sig = signer.sign_raw(&nonce);
+                async move { Ok(sig) }
+            });
+        }
         if let Some(path) = &opts.creds {
             co = co
                 .credentials_file(path)

@@ -178,9 +178,35 @@ impl Ed25519Identity {
 
     /// base64 of the ed25519 signature of `message`.
     pub fn sign(&self, message: &[u8]) -> String {
-        use ed25519_dalek::Signer;
-        B64.encode(self.key.sign(message).to_bytes())
+        B64.encode(self.sign_raw(message))
     }
+
+    /// The raw ed25519 signature of `message` (the broker's connection nonce).
+    pub fn sign_raw(&self, message: &[u8]) -> Vec<u8> {
+        use ed25519_dalek::Signer;
+        self.key.sign(message).to_bytes().to_vec()
+    }
+}
+
+/// Checks a v2 reply signature when the server sent one: ed25519 over the reply JSON by the
+/// key named in the sender's JWT. `Ok(false)` when the reply is unsigned.
+pub fn verify_reply_signature(
+    reply: &[u8],
+    signature: &str,
+    sender_jwt: &str,
+) -> std::result::Result<bool, &'static str> {
+    if signature.is_empty() {
+        return Ok(false);
+    }
+    let claims = super::jwt::claims(sender_jwt).map_err(|_| "reply sender JWT unreadable")?;
+    let key = super::jwt::verifying_key(&claims.public_key).ok_or("reply sender JWT has no valid public key")?;
+    let sig = B64
+        .decode(signature)
+        .ok()
+        .and_then(|s| ed25519_dalek::Signature::from_slice(&s).ok())
+        .ok_or("reply signature malformed")?;
+    use ed25519_dalek::Verifier;
+    key.verify(reply, &sig).map(|_| true).map_err(|_| "reply signature does not verify")
 }
 
 /// What a v2 server with the `choria` provider checks (choria-protocol.md §6.2): the caller

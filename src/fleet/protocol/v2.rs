@@ -123,6 +123,10 @@ struct SecureReplyIn {
     protocol: String,
     reply: String,
     hash: String,
+    #[serde(default)]
+    signature: String,
+    #[serde(default)]
+    sender: String,
 }
 
 #[derive(Deserialize)]
@@ -170,6 +174,10 @@ pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
     if sha256_b64(&raw) != secure.hash {
         return Err(FleetError::decode("secure reply", "hash does not match the reply"));
     }
+    // Servers sign replies by default (plugin.security.choria.sign_replies); when they did,
+    // the signature must verify with the key their JWT names.
+    crate::fleet::security::verify_reply_signature(&raw, &secure.signature, &secure.sender)
+        .map_err(|e| FleetError::decode("secure reply", e))?;
     let reply: ReplyIn = serde_json::from_slice(&raw).map_err(|e| FleetError::decode("reply", e))?;
     expect_protocol(&reply.protocol, "reply", REPLY)?;
     Ok(DecodedReply {
