@@ -251,6 +251,7 @@ fn the_binary_in_a_pseudo_terminal() {
     p.expect("discovered 4 node(s)").expect("discovery output");
     p.expect("fleetbook> ").unwrap();
     // Tab completes the function name.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     p.send("election_lea").unwrap();
     p.send("\t").unwrap();
     p.expect("election_leader(").expect("completion");
@@ -264,6 +265,9 @@ fn the_binary_in_a_pseudo_terminal() {
     p.expect("fleetbook> ").unwrap();
     p.send_line("n.len() * 10").unwrap();
     p.expect("40").expect("the session survived");
+    // Wait until the line editor is reading again (raw mode), or the tty may drop the key.
+    p.expect("fleetbook> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
     p.send(ControlCode::EndOfTransmission).unwrap();
     p.expect(Eof).expect("Ctrl-D leaves");
     let history = std::fs::read_to_string(dir.path().join("history")).unwrap();
