@@ -517,3 +517,54 @@ fn signed_v2_replies_are_checked_when_signed() {
     let err = protocol::decode_reply(&forged).unwrap_err();
     assert!(err.to_string().contains("reply signature does not verify"), "{err}");
 }
+
+/// The CONNECT handshake with ed25519 credentials: a minimal NATS server that sends a nonce
+/// checks that the JWT arrives as token and jwt, and that `sig` is the base64url ed25519
+/// signature of the nonce by the key the JWT names (what Choria's broker verifies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_and_signed_nonce_are_presented_on_connect() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let issuer = ed_key();
+    let client = ed_key();
+    let dir = tempfile::tempdir().unwrap();
+    let token = client_jwt(&issuer, &client, "up=rip", "choria_client_id", true, 3600);
+    let (jwt_path, seed_path) = write_creds(dir.path(), "c", &token, &client);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let nonce = "Tx8eAQuHvRh-mqZr";
+    let server = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let (r, mut w) = sock.into_split();
+        let info = format!(
+            r#"INFO {{"server_id":"fake","version":"2.10.0","proto":1,"host":"127.0.0.1","port":{port},"max_payload":1048576,"nonce":"{nonce}"}}"#
+        );
+        w.write_all(format!("{info}\r\n").as_bytes()).await.unwrap();
+        let mut lines = BufReader::new(r).lines();
+        let connect = lines.next_line().await.unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_str(connect.strip_prefix("CONNECT ").unwrap()).unwrap();
+        // Answer PINGs so the client finishes connecting.
+        w.write_all(b"PONG\r\n").await.unwrap();
+        json
+    });
+    let opts = fleetbook::fleet::ClientOptions {
+        servers: vec![format!("nats://127.0.0.1:{port}")],
+        security: fleetbook::fleet::protocol::Security::Ed25519(
+            fleetbook::fleet::security::Ed25519Identity::load(&jwt_path, &seed_path).unwrap(),
+        ),
+        ..Default::default()
+    };
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        fleetbook::fleet::Fleet::connect(opts, fleetbook::fleet::ddl::DdlRegistry::builtin()),
+    )
+    .await;
+    let connect = tokio::time::timeout(std::time::Duration::from_secs(5), server).await.unwrap().unwrap();
+    assert_eq!(connect["auth_token"], token, "the JWT as the CONNECT token");
+    assert_eq!(connect["jwt"], token, "and as the user JWT");
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(connect["sig"].as_str().unwrap()).unwrap();
+    use ed25519_dalek::Verifier;
+    client
+        .verifying_key()
+        .verify(nonce.as_bytes(), &ed25519_dalek::Signature::from_slice(&sig).unwrap())
+        .expect("nonce signed by the JWT's key");
+}

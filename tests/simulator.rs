@@ -190,3 +190,37 @@ async fn faults_follow_the_seed() {
     assert!((5..=35).contains(&count("silent")), "about 10% silent: {}", count("silent"));
     assert_eq!(a.sim.node("n001.example.net").unwrap().facts, b.sim.node("n001.example.net").unwrap().facts);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_breaking_the_schema_are_dropped() {
+    use fleetbook::fleet::filter::Filter;
+    use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+    let w = World::start(sim(2)).await;
+    let nats = w.nats().await;
+    let filter = Filter::default();
+    let send = |id: &str, ttl: u64| {
+        let spec = RequestSpec {
+            request_id: id,
+            sender: "t",
+            caller: "choria=t.mcollective",
+            collective: "mcollective",
+            agent: "discovery",
+            ttl,
+            filter: &filter,
+            reply_to: "mcollective.reply.x",
+            payload: Payload::Discovery,
+            security: Security::Insecure,
+        };
+        protocol::encode_request(Version::V1, &spec, chrono::Utc::now())
+    };
+    nats.publish("mcollective.broadcast.agent.discovery", send("short-id", 60)).await.unwrap();
+    nats.publish("mcollective.broadcast.agent.discovery", send(&Version::V1.new_request_id(), 10)).await.unwrap();
+    nats.flush().await.unwrap();
+    eventually(Duration::from_secs(5), "schema rejections", || {
+        let r = w.sim.stats().rejected;
+        r.get("schema: requestid is not 32 characters") == Some(&2)
+            && r.get("schema: ttl below the minimum") == Some(&2)
+    })
+    .await;
+    assert!(w.sim.stats().requests.is_empty(), "nothing was served");
+}

@@ -337,6 +337,8 @@ fn prepare(payload: &bytes::Bytes, cfg: &SimConfig) -> Option<Prepared> {
     // A secure server takes only its own protocol, as real x509 (v1) and choria (v2)
     // providers do.
     let verdict = match (&cfg.secure_ca, &cfg.secure_issuer, req.version) {
+        // The schema is checked always, secure or not (SecureRequest.IsValidJSON is not gated).
+        _ if schema_violation(&req).is_some() => Err(schema_violation(&req).unwrap_or("schema")),
         (None, None, _) => Ok(()),
         (Some(ca), _, protocol::Version::V1) => {
             crate::fleet::security::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)
@@ -354,6 +356,26 @@ fn prepare(payload: &bytes::Bytes, cfg: &SimConfig) -> Option<Prepared> {
     };
     let matcher = node::Matcher::new(&req.filter);
     Some(Prepared { payload: payload.clone(), req, body, key, matcher, verdict })
+}
+
+/// The request-schema rules a server enforces (protocol-schema v1/v2 request.json).
+fn schema_violation(req: &protocol::DecodedRequest) -> Option<crate::fleet::security::Rejection> {
+    let v1 = req.version == protocol::Version::V1;
+    if v1 && req.request_id.len() != 32 {
+        return Some("schema: requestid is not 32 characters");
+    }
+    if req.request_id.is_empty()
+        || req.caller.is_empty()
+        || req.collective.is_empty()
+        || req.agent.is_empty()
+        || req.payload.is_empty()
+    {
+        return Some("schema: a required field is empty");
+    }
+    if (v1 && req.ttl < 30) || req.ttl < 1 {
+        return Some("schema: ttl below the minimum");
+    }
+    None
 }
 
 async fn handle(s: &Arc<Shared>, subject: &str, payload: &bytes::Bytes, cache: &mut Option<Prepared>) {
@@ -394,9 +416,12 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &bytes::Bytes, cache: &
             }
             // A secure server drops what it cannot verify, silently; provisioning-mode
             // servers skip verification (DisableSecurityProviderVerify).
-            if let (Err(reason), Mode::Normal) = (p.verdict, node.mode) {
-                *stats.rejected.entry(reason.to_string()).or_default() += 1;
-                continue;
+            // The schema binds provisioning-mode servers too.
+            if let Err(reason) = p.verdict {
+                if node.mode == Mode::Normal || reason.starts_with("schema") {
+                    *stats.rejected.entry(reason.to_string()).or_default() += 1;
+                    continue;
+                }
             }
             *stats.requests.entry(key.clone()).or_default() += 1;
             let answer = if is_discovery {
