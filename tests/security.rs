@@ -92,6 +92,32 @@ async fn secure_world(pki: &Pki, nodes: usize) -> (EmbeddedBroker, Simulator, Tl
     (broker, sim, tls)
 }
 
+/// A request as fleetbook would send it, with the given credentials and send time.
+fn request(
+    version: fleetbook::fleet::protocol::Version,
+    caller: &str,
+    security: fleetbook::fleet::protocol::Security,
+    payload: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bytes::Bytes {
+    use fleetbook::fleet::protocol::{self, Payload, RequestSpec};
+    let filter = fleetbook::fleet::filter::Filter::default();
+    let rid = version.new_request_id();
+    let spec = RequestSpec {
+        request_id: &rid,
+        sender: "t",
+        caller,
+        collective: "mcollective",
+        agent: "rpcutil",
+        ttl: 60,
+        filter: &filter,
+        reply_to: "mcollective.reply.x",
+        payload: Payload::Rpc(payload),
+        security,
+    };
+    protocol::encode_request(version, &spec, now)
+}
+
 fn fb(broker: &EmbeddedBroker, pki: &Pki, cert: &Path, key: &Path) -> Fleetbook {
     Fleetbook::new().args([
         "--server",
@@ -161,27 +187,18 @@ async fn each_rejection_is_silent_and_counted() {
     assert_eq!(sim.stats().rejected.get("certificate name not allowed"), Some(&1));
 
     // Through the library: a rogue CA's certificate, a tampered request, a bad signature.
-    use fleetbook::fleet::filter::Filter;
-    use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+    use fleetbook::fleet::protocol::{self, Security, Version};
     use fleetbook::fleet::security::{verify_v1, X509Identity};
     let rogue_id = X509Identity::load(&rcert, &rkey).unwrap();
     let good_id = X509Identity::load(&good_cert, &good_key).unwrap();
-    let filter = Filter::default();
     let send = |id: std::sync::Arc<X509Identity>, caller: String| {
-        let rid = Version::V1.new_request_id();
-        let spec = RequestSpec {
-            request_id: &rid,
-            sender: "t",
-            caller: &caller,
-            collective: "mcollective",
-            agent: "rpcutil",
-            ttl: 60,
-            filter: &filter,
-            reply_to: "mcollective.reply.x",
-            payload: Payload::Rpc(r#"{"agent":"rpcutil","action":"ping","data":{}}"#),
-            security: Security::X509(id),
-        };
-        protocol::encode_request(Version::V1, &spec, chrono::Utc::now())
+        request(
+            Version::V1,
+            &caller,
+            Security::X509(id),
+            r#"{"agent":"rpcutil","action":"ping","data":{}}"#,
+            chrono::Utc::now(),
+        )
     };
     let req = protocol::decode_request(&send(rogue_id, "choria=ops.mcollective".into())).unwrap();
     assert_eq!(
@@ -216,22 +233,13 @@ async fn each_rejection_is_silent_and_counted() {
     })
     .await;
     // An expired TTL is dropped too, signed or not.
-    let signed_old = {
-        let rid = Version::V1.new_request_id();
-        let spec = RequestSpec {
-            request_id: &rid,
-            sender: "t",
-            caller: "choria=good.mcollective",
-            collective: "mcollective",
-            agent: "rpcutil",
-            ttl: 60,
-            filter: &filter,
-            reply_to: "mcollective.reply.x",
-            payload: Payload::Rpc("{}"),
-            security: Security::X509(good_id),
-        };
-        protocol::encode_request(Version::V1, &spec, chrono::Utc::now() - chrono::Duration::seconds(300))
-    };
+    let signed_old = request(
+        Version::V1,
+        "choria=good.mcollective",
+        Security::X509(good_id),
+        "{}",
+        chrono::Utc::now() - chrono::Duration::seconds(300),
+    );
     nats.publish("mcollective.node.n001.example.net", signed_old).await.unwrap();
     nats.flush().await.unwrap();
     crate::support::eventually(std::time::Duration::from_secs(5), "ttl drop", || sim.stats().ttl_expired == 1).await;
@@ -419,25 +427,11 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
     }
 
     // Through the library: caller not matching the JWT, a tampered request, unsigned.
-    use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+    use fleetbook::fleet::protocol::{self, Security, Version};
     use fleetbook::fleet::security::{verify_v2, Ed25519Identity};
     let id = Ed25519Identity::load(&jwt, &seed).unwrap();
-    let filter = fleetbook::fleet::filter::Filter::default();
     let encode = |caller: &str, security: Security| {
-        let rid = Version::V2.new_request_id();
-        let spec = RequestSpec {
-            request_id: &rid,
-            sender: "t",
-            caller,
-            collective: "mcollective",
-            agent: "rpcutil",
-            ttl: 60,
-            filter: &filter,
-            reply_to: "mcollective.reply.x",
-            payload: Payload::Rpc("{}"),
-            security,
-        };
-        protocol::decode_request(&protocol::encode_request(Version::V2, &spec, chrono::Utc::now())).unwrap()
+        protocol::decode_request(&request(Version::V2, caller, security, "{}", chrono::Utc::now())).unwrap()
     };
     let issuer_hex = hex::encode(issuer.verifying_key().as_bytes());
     let ok = encode("up=rip", Security::Ed25519(id.clone()));
@@ -475,23 +469,10 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
 
 #[test]
 fn signed_v2_replies_are_checked_when_signed() {
-    use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+    use fleetbook::fleet::protocol::{self, Security, Version};
     let b64 = base64::engine::general_purpose::STANDARD;
-    let filter = fleetbook::fleet::filter::Filter::default();
-    let rid = Version::V2.new_request_id();
-    let spec = RequestSpec {
-        request_id: &rid,
-        sender: "t",
-        caller: "up=rip",
-        collective: "choria",
-        agent: "rpcutil",
-        ttl: 60,
-        filter: &filter,
-        reply_to: "choria.reply.x",
-        payload: Payload::Rpc("{}"),
-        security: Security::Insecure,
-    };
-    let req = protocol::decode_request(&protocol::encode_request(Version::V2, &spec, chrono::Utc::now())).unwrap();
+    let req = protocol::decode_request(&request(Version::V2, "up=rip", Security::Insecure, "{}", chrono::Utc::now()))
+        .unwrap();
     let body = br#"{"action":"ping","statuscode":0,"statusmsg":"OK","data":{"pong":1}}"#;
     let unsigned = protocol::encode_reply(&req, "n1.example.net", body, chrono::Utc::now());
     assert!(protocol::decode_reply(&unsigned).is_ok(), "unsigned replies are accepted (hash checked)");
