@@ -148,7 +148,7 @@ impl Settings {
             ));
         }
         if let Some(caller) = &c.caller_id {
-            if !regex::Regex::new(r"^[a-z]+=[\w.\-]+$").is_ok_and(|r| r.is_match(caller)) {
+            if crate::fleet::security::caller_name(caller).is_none() {
                 return Err(usage(format!("--caller-id {caller}: expected kind=name, e.g. choria=ops.mcollective")));
             }
             client.caller_id = caller.clone();

@@ -21,9 +21,7 @@ impl FleetEnv {
         let (broker, sim) = match settings.sim {
             None => (None, None),
             Some(cfg) => {
-                let broker = tokio::task::spawn_blocking(EmbeddedBroker::start)
-                    .await
-                    .map_err(|e| Error::Usage { message: format!("embedded broker: {e}") })??;
+                let broker = EmbeddedBroker::start_async().await?;
                 let sim = Simulator::start(broker.url(), cfg).await?;
                 client.servers = vec![broker.url().to_string()];
                 (Some(broker), Some(sim))

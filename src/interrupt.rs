@@ -27,7 +27,7 @@ impl Interrupt {
     }
 
     fn tokens(&self) -> (CancellationToken, CancellationToken) {
-        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::lock(&self.inner.tokens).clone()
     }
 
     /// Records one Ctrl-C; returns how many so far.
@@ -72,8 +72,7 @@ impl Interrupt {
     /// Forgets earlier presses, for every clone.
     pub fn reset(&self) {
         self.inner.presses.store(0, Ordering::SeqCst);
-        *self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()) =
-            (CancellationToken::new(), CancellationToken::new());
+        *crate::lock(&self.inner.tokens) = (CancellationToken::new(), CancellationToken::new());
     }
 }
 

@@ -33,6 +33,12 @@ pub mod redact;
 pub mod repl;
 pub mod sim;
 
+/// Locks a mutex, carrying on past a panic elsewhere: a poisoned lock must not take the
+/// simulator, the display or the runbook host down with it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 use cli::{Cli, Command, EngineArgs};
 use config::Settings;
 use error::Error;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use fleetbook::engine::{Host, Prompter, RunSettings, Totals};
+use fleetbook::engine::{Host, Prompter, RunSettings};
 use fleetbook::fleet::ddl::DdlRegistry;
 use fleetbook::fleet::{ClientOptions, Fleet};
 use fleetbook::interrupt::Interrupt;
@@ -67,18 +67,11 @@ async fn session(w: &World, answers: &[&str]) -> (Session, Out) {
     )
     .await
     .unwrap();
-    let settings = RunSettings { confirm_mutations: true, interactive: true, ..RunSettings::default() };
-    let host = Arc::new(Host {
-        rt: tokio::runtime::Handle::current(),
-        fleet: Some(fleet),
-        reporter: Reporter::new(false, false, Redactor::default()),
-        interrupt: Interrupt::new(),
-        settings,
-        prompter: Box::new(Answers(Mutex::new(answers.iter().map(|s| s.to_string()).collect()))),
-        stop: Mutex::new(None),
-        totals: Mutex::new(Totals::default()),
-        last_nodes: Mutex::new(Vec::new()),
-    });
+    let settings = RunSettings { confirm_mutations: true, ..RunSettings::default() };
+    let prompter = Box::new(Answers(Mutex::new(answers.iter().map(|s| s.to_string()).collect())));
+    let reporter = Reporter::new(false, false, Redactor::default());
+    let host =
+        Host::new(tokio::runtime::Handle::current(), Some(fleet), reporter, Interrupt::new(), settings, prompter);
     let out = Out::default();
     (Session::new(host, Box::new(out.clone())), out)
 }

@@ -1,9 +1,8 @@
 //! `fleetbook check FILE...`: compile and lint runbooks without a fleet.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use crate::engine::{self, Host, RunSettings, TerminalPrompter, Totals};
+use crate::engine::{self, Host, RunSettings, TerminalPrompter};
 use crate::error::Error;
 use crate::fleet::ddl::DdlRegistry;
 use crate::interrupt::Interrupt;
@@ -15,17 +14,9 @@ pub async fn run(files: &[PathBuf], ddl: &DdlRegistry, settings: RunSettings) ->
     let mut failed = Vec::new();
     for file in files {
         let dir = file.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() });
-        let host = Arc::new(Host {
-            rt: tokio::runtime::Handle::current(),
-            fleet: None,
-            reporter: Reporter::new(false, false, Redactor::default()),
-            interrupt: Interrupt::new(),
-            settings: settings.clone(),
-            prompter: Box::new(TerminalPrompter),
-            stop: Mutex::new(None),
-            totals: Mutex::new(Totals::default()),
-            last_nodes: Mutex::new(Vec::new()),
-        });
+        let reporter = Reporter::new(false, false, Redactor::default());
+        let rt = tokio::runtime::Handle::current();
+        let host = Host::new(rt, None, reporter, Interrupt::new(), settings.clone(), Box::new(TerminalPrompter));
         let engine = engine::build(host, dir);
         match super::run::compile(&engine, file, ddl) {
             Ok(_) => println!("ok {}", file.display()),

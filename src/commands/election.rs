@@ -147,7 +147,7 @@ pub async fn evict(
     crate::fleet::election::check_name(name)?;
     if !force {
         let q = format!("Evict the current leader from election {name} in bucket {bucket}? [y/N]");
-        match crate::engine::TerminalPrompter.ask_line(&q) {
+        match crate::engine::Prompter::ask(&crate::engine::TerminalPrompter, &q) {
             Some(a) if matches!(a.to_ascii_lowercase().as_str(), "y" | "yes") => {}
             Some(_) => return Err(Error::Guardrail { reason: "eviction not confirmed".into() }),
             None => {

@@ -1,13 +1,13 @@
 //! `fleetbook repl`: the REPL on a terminal, with completion and a history file.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 
 use crate::config::Settings;
-use crate::engine::{Host, RunSettings, TerminalPrompter, Totals};
+use crate::engine::{Host, RunSettings, TerminalPrompter};
 use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
@@ -59,19 +59,10 @@ pub async fn run(settings: Settings, mut rs: RunSettings, interrupt: Interrupt) 
         rs.arg_defaults.insert("metrics_url".into(), url);
     }
     rs.confirm_mutations = true;
-    rs.interactive = true;
     interrupt.set_immediate(true);
-    let host = Arc::new(Host {
-        rt: tokio::runtime::Handle::current(),
-        fleet: Some(env.fleet.clone()),
-        reporter: Reporter::for_terminal(false, Redactor::default()),
-        interrupt,
-        settings: rs,
-        prompter: Box::new(TerminalPrompter),
-        stop: Mutex::new(None),
-        totals: Mutex::new(Totals::default()),
-        last_nodes: Mutex::new(Vec::new()),
-    });
+    let reporter = Reporter::for_terminal(false, Redactor::default());
+    let rt = tokio::runtime::Handle::current();
+    let host = Host::new(rt, Some(env.fleet.clone()), reporter, interrupt, rs, Box::new(TerminalPrompter));
     let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let mut session = Session::new(host.clone(), Box::new(std::io::stdout()));
         let h = host.clone();

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::engine::{self, diag, Host, RunSettings, TerminalPrompter, Totals};
+use crate::engine::{self, diag, Host, RunSettings, TerminalPrompter};
 use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
@@ -33,12 +33,7 @@ pub fn compile(
     let shown = file.display().to_string();
     let source = std::fs::read_to_string(file)
         .map_err(|e| Error::Usage { message: format!("cannot read runbook {shown}: {e}") })?;
-    // A `#!` first line is for the shell; Rhai reserves the symbol, so the line is blanked
-    // (kept as a line, so positions stay right).
-    let script = match source.strip_prefix("#!") {
-        Some(rest) => rest.find('\n').map(|i| rest[i..].to_string()).unwrap_or_default(),
-        None => source.clone(),
-    };
+    let script = engine::strip_shebang(&source);
     let mut ast = engine.compile(&script).map_err(|e| Error::Runbook {
         rendered: diag::render(&shown, &source, e.position(), &e.err_type().to_string()),
     })?;
@@ -58,17 +53,7 @@ fn host(
     interrupt: Interrupt,
     settings: RunSettings,
 ) -> Arc<Host> {
-    Arc::new(Host {
-        rt,
-        fleet,
-        reporter,
-        interrupt,
-        settings,
-        prompter: Box::new(TerminalPrompter),
-        stop: Mutex::new(None),
-        totals: Mutex::new(Totals::default()),
-        last_nodes: Mutex::new(Vec::new()),
-    })
+    Host::new(rt, fleet, reporter, interrupt, settings, Box::new(TerminalPrompter))
 }
 
 /// Runs a runbook and maps its outcome to an exit code through `Error`.
@@ -79,10 +64,6 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     rs.dry_run = a.dry_run;
     rs.yes = a.yes;
     rs.args = a.args;
-    rs.interactive = {
-        use std::io::IsTerminal;
-        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-    };
     let dir = a.file.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() });
     let rt = tokio::runtime::Handle::current();
     // Compile and lint before touching any fleet.

@@ -17,9 +17,7 @@ pub async fn run(nodes: usize, servers: &[String], args: &SimArgs, cancel: &Canc
     let (broker, url) = match servers.first() {
         Some(s) => (None, s.clone()),
         None => {
-            let b = tokio::task::spawn_blocking(EmbeddedBroker::start)
-                .await
-                .map_err(|e| Error::Usage { message: e.to_string() })??;
+            let b = EmbeddedBroker::start_async().await?;
             let url = b.url().to_string();
             (Some(b), url)
         }

@@ -238,7 +238,7 @@ pub fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) -> Res<Ve
         }
     };
     host.reporter.discovered(found.nodes.len());
-    *host.last_nodes.lock().unwrap_or_else(|p| p.into_inner()) = found.nodes.clone();
+    *crate::lock(&host.last_nodes) = found.nodes.clone();
     host.reporter.emit("discovered", serde_json::json!({"count": found.nodes.len(), "nodes": found.nodes}));
     if found.nodes.len() < min {
         return Err(fleet_error(host, FleetError::TooFew { found: found.nodes.len(), min }));

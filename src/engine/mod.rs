@@ -49,8 +49,6 @@ pub struct RunSettings {
     pub dry_run: bool,
     /// `--yes`: confirmations are given.
     pub yes: bool,
-    /// A human can be asked (stdin and stderr are terminals).
-    pub interactive: bool,
     /// `--arg k=v` values.
     pub args: BTreeMap<String, String>,
     pub limits: Limits,
@@ -84,13 +82,6 @@ pub trait Prompter: Send + Sync {
 /// Reads answers from the terminal.
 pub struct TerminalPrompter;
 
-impl TerminalPrompter {
-    /// Asks on the terminal; `None` when stdin or stderr is not one.
-    pub fn ask_line(&self, question: &str) -> Option<String> {
-        self.ask(question)
-    }
-}
-
 impl Prompter for TerminalPrompter {
     fn ask(&self, question: &str) -> Option<String> {
         use std::io::{BufRead, IsTerminal, Write};
@@ -122,6 +113,28 @@ pub struct Host {
 }
 
 impl Host {
+    /// A host with a fresh run state (no stop, zero totals, no discovery yet).
+    pub fn new(
+        rt: tokio::runtime::Handle,
+        fleet: Option<Fleet>,
+        reporter: Reporter,
+        interrupt: Interrupt,
+        settings: RunSettings,
+        prompter: Box<dyn Prompter>,
+    ) -> Arc<Host> {
+        Arc::new(Host {
+            rt,
+            fleet,
+            reporter,
+            interrupt,
+            settings,
+            prompter,
+            stop: Mutex::new(None),
+            totals: Mutex::new(Totals::default()),
+            last_nodes: Mutex::new(Vec::new()),
+        })
+    }
+
     /// The fleet, or an error for runs that have none (lint-only).
     pub fn fleet(&self) -> Result<&Fleet, Box<EvalAltResult>> {
         self.fleet.as_ref().ok_or_else(|| runtime_error("invalid", "no fleet connected"))
@@ -130,7 +143,7 @@ impl Host {
     /// Stops the run: an error no `try/catch` can swallow, with exit code 3.
     pub fn guardrail(&self, reason: impl Into<String>) -> Box<EvalAltResult> {
         let reason = reason.into();
-        let mut stop = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stop = crate::lock(&self.stop);
         if stop.is_none() {
             *stop = Some(reason.clone());
         }
@@ -139,17 +152,17 @@ impl Host {
 
     /// Forgets a guardrail stop (the REPL goes on after one).
     pub fn clear_stop(&self) {
-        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *crate::lock(&self.stop) = None;
     }
 
     /// The guardrail reason, if one stopped the run.
     pub fn stopped(&self) -> Option<String> {
-        self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::lock(&self.stop).clone()
     }
 
     /// Adds a batch's counts to the run totals.
     pub fn count(&self, ok: usize, failed: usize, no_reply: usize) {
-        let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = crate::lock(&self.totals);
         t.ok += ok;
         t.failed += failed;
         t.no_reply += no_reply;
@@ -157,14 +170,23 @@ impl Host {
 
     /// Moves `n` nodes counted OK to failed (an awaited event never came).
     pub fn recount(&self, n: usize) {
-        let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = crate::lock(&self.totals);
         t.ok = t.ok.saturating_sub(n);
         t.failed += n;
     }
 
     /// The totals so far.
     pub fn totals(&self) -> Totals {
-        *self.totals.lock().unwrap_or_else(|p| p.into_inner())
+        *crate::lock(&self.totals)
+    }
+}
+
+/// A `#!` first line is for the shell and Rhai reserves the symbol: the line is blanked,
+/// kept as a line so positions stay right.
+pub fn strip_shebang(source: &str) -> String {
+    match source.strip_prefix("#!") {
+        Some(rest) => rest.find('\n').map(|i| rest[i..].to_string()).unwrap_or_default(),
+        None => source.to_string(),
     }
 }
 
@@ -225,17 +247,15 @@ mod tests {
     #[test]
     fn every_api_function_has_parameter_names_and_a_doc_comment() {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let host = Arc::new(Host {
-            rt: rt.handle().clone(),
-            fleet: None,
-            reporter: Reporter::new(false, false, crate::redact::Redactor::default()),
-            interrupt: Interrupt::new(),
-            settings: RunSettings::default(),
-            prompter: Box::new(TerminalPrompter),
-            stop: Mutex::new(None),
-            totals: Mutex::new(Totals::default()),
-            last_nodes: Mutex::new(Vec::new()),
-        });
+        let reporter = Reporter::new(false, false, crate::redact::Redactor::default());
+        let host = Host::new(
+            rt.handle().clone(),
+            None,
+            reporter,
+            Interrupt::new(),
+            RunSettings::default(),
+            Box::new(TerminalPrompter),
+        );
         let engine = build(host, None);
         let meta: serde_json::Value = serde_json::from_str(&engine.gen_fn_metadata_to_json(false).unwrap()).unwrap();
         let fns = meta["functions"].as_array().unwrap();

@@ -10,7 +10,7 @@ use super::api::{check_keys, discovery_options, duration, fleet_error, run_disco
 use super::convert::{from_json, map_to_json, strings, Secrets};
 use super::{runtime_error, Host};
 use crate::fleet::filter::Filter;
-use crate::fleet::rpc::{status_name, BatchOutcome, RpcSession};
+use crate::fleet::rpc::{plan_batches, status_name, BatchOutcome, RpcSession};
 use crate::guard::{self, Amount, Thresholds, Verdict};
 
 /// The doc comment of `rpc_batch` in the engine metadata.
@@ -137,16 +137,7 @@ fn plan(host: &Host, agent: &str, opts: &Map) -> Res<Plan> {
             (run_discovery(host, &d, min)?, collective)
         }
     };
-    let sizes = guard::plan_sizes(nodes.len(), &ramp);
-    let mut rest = nodes.as_slice();
-    let batches = sizes
-        .iter()
-        .map(|n| {
-            let (b, r) = rest.split_at(*n);
-            rest = r;
-            b.to_vec()
-        })
-        .collect();
+    let batches = plan_batches(&nodes, &guard::plan_sizes(nodes.len(), &ramp));
     Ok(Plan {
         nodes,
         batches,
@@ -204,10 +195,7 @@ pub fn rpc_batch(
     host.reporter.rollout_start(&label, plan.nodes.len());
     let outcome = run_batches(host, ctx, &plan, &mut session, &mut p);
     host.reporter.rollout_end();
-    match outcome {
-        Ok(()) => Ok(result(&p, false, None, false)),
-        Err(e) => Err(e),
-    }
+    outcome.map(|()| result(&p, false, None, false))
 }
 
 fn run_batches(

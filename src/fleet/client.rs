@@ -41,6 +41,20 @@ pub struct TlsFiles {
     pub key: Option<std::path::PathBuf>,
 }
 
+impl TlsFiles {
+    /// Requires TLS, trusts the CA and presents the client certificate (mutual TLS).
+    pub fn apply(&self, mut co: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        co = co.require_tls(true);
+        if let Some(ca) = &self.ca {
+            co = co.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            co = co.add_client_certificate(cert.clone(), key.clone());
+        }
+        co
+    }
+}
+
 impl Default for ClientOptions {
     fn default() -> Self {
         let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "fleetbook".into());
@@ -103,13 +117,7 @@ impl Fleet {
             co = co.user_and_password(u.clone(), p.clone());
         }
         if let Some(tls) = &opts.tls {
-            co = co.require_tls(true);
-            if let Some(ca) = &tls.ca {
-                co = co.add_root_certificates(ca.clone());
-            }
-            if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
-                co = co.add_client_certificate(cert.clone(), key.clone());
-            }
+            co = tls.apply(co);
         }
         // Choria's issuer-mode broker reads the JWT as the CONNECT token and checks the
         // nonce signed with the seed (choria-protocol.md §6.4); Go sets both.
@@ -144,11 +152,6 @@ impl Fleet {
     /// The raw NATS client, for subscriptions outside the RPC protocol (lifecycle events, KV).
     pub fn nats(&self) -> &async_nats::Client {
         &self.inner.nats
-    }
-
-    /// Flushes and closes the connection.
-    pub async fn close(&self) {
-        let _ = self.inner.nats.flush().await;
     }
 }
 

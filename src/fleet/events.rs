@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::Fleet;
 use super::error::{FleetError, Result};
-use super::filter::{compile_slashed, is_regex};
+use super::filter::{compile_slashed, is_regex, matches_item};
 use crate::lifecycle::{self, Event};
 
 /// The subject `choria tool event` subscribes to.
@@ -45,14 +45,7 @@ impl EventFilter {
     pub fn matches(&self, e: &Event) -> bool {
         (self.types.is_empty() || self.types.contains(&e.kind))
             && self.component.as_ref().is_none_or(|c| *c == e.component)
-            && (self.identities.is_empty()
-                || self.identities.iter().any(|i| {
-                    if is_regex(i) {
-                        compile_slashed(i).is_ok_and(|r| r.is_match(&e.identity))
-                    } else {
-                        *i == e.identity
-                    }
-                }))
+            && (self.identities.is_empty() || self.identities.iter().any(|i| matches_item(i, &e.identity)))
     }
 }
 

@@ -104,6 +104,15 @@ pub fn is_regex(s: &str) -> bool {
     s.len() >= 2 && s.starts_with('/') && s.ends_with('/')
 }
 
+/// Exact match, or `/regex/` match; a broken regex matches nothing.
+pub fn matches_item(pattern: &str, value: &str) -> bool {
+    if is_regex(pattern) {
+        compile_slashed(pattern).is_ok_and(|r| r.is_match(value))
+    } else {
+        pattern == value
+    }
+}
+
 /// Compiles `/re/` (or a bare regex) into a `Regex`.
 pub fn compile_slashed(s: &str) -> Result<regex::Regex> {
     let inner = if is_regex(s) { &s[1..s.len() - 1] } else { s };

@@ -65,11 +65,6 @@ impl BatchOutcome {
             .map(|r| (r.sender.clone(), (r.statuscode, r.statusmsg.clone())))
             .collect()
     }
-
-    /// Every node of the batch that did not succeed: failed, malformed or silent.
-    pub fn failure_count(&self) -> usize {
-        self.replies.iter().filter(|r| !r.ok()).count() + self.malformed.len() + self.no_reply.len()
-    }
 }
 
 /// An RPC in progress: validated inputs, one request id, one reply subscription.

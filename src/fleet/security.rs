@@ -80,6 +80,12 @@ pub fn common_name(x509: &X509Certificate<'_>) -> Option<String> {
     x509.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_string)
 }
 
+/// The name in a caller id (`choria=ops.mcollective` -> `ops.mcollective`), as go-choria's
+/// `callerIDRe` reads it; `None` when the caller id is not of that form.
+pub fn caller_name(caller: &str) -> Option<String> {
+    regex::Regex::new(r"^[a-z]+=([\w.\-]+)$").ok()?.captures(caller)?.get(1).map(|m| m.as_str().to_string())
+}
+
 /// Why a server refuses a request (the simulator counts these).
 pub type Rejection = &'static str;
 
@@ -103,10 +109,7 @@ pub fn verify_v1(
     if !cert.validity().is_valid() {
         return Err("certificate expired");
     }
-    let certname = regex::Regex::new(r"^[a-z]+=([\w.\-]+)$")
-        .ok()
-        .and_then(|r| r.captures(caller).and_then(|c| c.get(1)).map(|m| m.as_str().to_string()))
-        .ok_or("malformed callerid")?;
+    let certname = caller_name(caller).ok_or("malformed callerid")?;
     let sans: Vec<String> = cert
         .subject_alternative_name()
         .ok()

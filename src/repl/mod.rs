@@ -177,11 +177,7 @@ impl Session {
         }
         match std::fs::read_to_string(file) {
             Ok(src) => {
-                // A `#!` line becomes a blank one, as `fleetbook run` does.
-                let body = match src.strip_prefix("#!") {
-                    Some(rest) => rest.find('\n').map(|i| rest[i..].to_string()).unwrap_or_default(),
-                    None => src.clone(),
-                };
+                let body = engine::strip_shebang(&src);
                 if self.eval(&body, file) {
                     self.lines.push(format!("// :load {file}\n{}", body.trim()));
                     self.say(&format!("loaded {file}"));

@@ -34,6 +34,13 @@ impl EmbeddedBroker {
         Self::start_with(&[])
     }
 
+    /// Starts a server off the async runtime's worker threads (start-up polls a file).
+    pub async fn start_async() -> Result<Self, BrokerError> {
+        tokio::task::spawn_blocking(Self::start)
+            .await
+            .unwrap_or_else(|e| Err(BrokerError::Spawn { path: "nats-server".into(), reason: e.to_string() }))
+    }
+
     /// Starts a server with extra command-line arguments.
     pub fn start_with(extra: &[&str]) -> Result<Self, BrokerError> {
         let bin = find_nats_server()?;

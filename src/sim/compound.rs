@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 
-use super::node::{compare, fact_text, matches_item, Node};
+use super::node::{compare, fact_text, Node};
+use crate::fleet::filter::matches_item;
 use crate::fleet::filter::parse_fact;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,9 @@ pub mod prov_metrics;
 pub mod provisioner;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use crate::lock;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -133,11 +135,6 @@ struct Shared {
     nats: async_nats::Client,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take the whole simulator down with poisoned locks.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A running simulated fleet; its tasks stop when it is dropped.
 pub struct Simulator {
     shared: Arc<Shared>,
@@ -159,13 +156,7 @@ impl Simulator {
             .subscription_capacity(1 << 18)
             .client_capacity(1 << 17);
         if let Some(tls) = &cfg.tls {
-            co = co.require_tls(true);
-            if let Some(ca) = &tls.ca {
-                co = co.add_root_certificates(ca.clone());
-            }
-            if let (Some(c), Some(k)) = (&tls.cert, &tls.key) {
-                co = co.add_client_certificate(c.clone(), k.clone());
-            }
+            co = tls.apply(co);
         }
         let nats = co.connect(url).await.map_err(|e| SimError(format!("cannot connect to {url}: {e}")))?;
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
@@ -336,9 +327,10 @@ fn prepare(payload: &bytes::Bytes, cfg: &SimConfig) -> Option<Prepared> {
     let req = protocol::decode_request(payload).ok()?;
     // A secure server takes only its own protocol, as real x509 (v1) and choria (v2)
     // providers do.
+    // The schema is checked always, secure or not (SecureRequest.IsValidJSON is not gated).
+    let schema = schema_violation(&req);
     let verdict = match (&cfg.secure_ca, &cfg.secure_issuer, req.version) {
-        // The schema is checked always, secure or not (SecureRequest.IsValidJSON is not gated).
-        _ if schema_violation(&req).is_some() => Err(schema_violation(&req).unwrap_or("schema")),
+        _ if schema.is_some() => Err(schema.unwrap_or("schema")),
         (None, None, _) => Ok(()),
         (Some(ca), _, protocol::Version::V1) => {
             crate::fleet::security::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)

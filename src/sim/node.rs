@@ -148,11 +148,6 @@ impl Node {
     }
 }
 
-/// Exact match, or `/regex/` match.
-pub fn matches_item(pattern: &str, value: &str) -> bool {
-    Pattern::new(pattern).is_some_and(|p| p.matches(value))
-}
-
 /// One filter entry, compiled.
 enum Pattern {
     Exact(String),

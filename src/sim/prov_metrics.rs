@@ -43,9 +43,7 @@ pub struct Registry {
     values: Mutex<BTreeMap<(String, Labels), f64>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::lock;
 
 impl Registry {
     /// A registry with the series that exist from start-up.
