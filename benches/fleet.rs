@@ -77,7 +77,7 @@ async fn wire_sizes(url: &str, node: &str) -> (usize, usize) {
     let cancel = CancellationToken::new();
     let mut s =
         fleet.rpc_session("rpcutil", "ping", &Map::new(), None, None, Filter::default()).await.expect("session");
-    s.send_batch(&[node.to_string()], &cancel).await.expect("ping");
+    s.send_batch(&[node.to_string()], &cancel, &mut |_| {}).await.expect("ping");
     let req = tokio::time::timeout(Duration::from_secs(5), reqs.next()).await.expect("req seen").expect("req");
     let rep = tokio::time::timeout(Duration::from_secs(5), reps.next()).await.expect("reply seen").expect("reply");
     (req.payload.len(), rep.payload.len())
@@ -138,7 +138,7 @@ fn main() {
                 assert_eq!(found.nodes.len(), n, "discovered every node");
                 let mut s = fleet.rpc_session("rpcutil", "ping", &Map::new(), None, Some(Duration::from_secs(60)), Filter::default()).await.expect("session");
                 let t = Instant::now();
-                let out = s.send_batch(&found.nodes, &cancel).await.expect("ping");
+                let out = s.send_batch(&found.nodes, &cancel, &mut |_| {}).await.expect("ping");
                 rpc.push(t.elapsed());
                 assert_eq!(out.replies.len(), n, "every node answered");
                 raw.push(floor(&url, n, req_size, reply_size).await);

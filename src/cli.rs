@@ -64,6 +64,10 @@ pub struct ConnectArgs {
     /// Send unsigned requests (what provisioning-mode and test fleets accept).
     #[arg(long, global = true)]
     pub insecure: bool,
+    /// Reconnect attempts after the broker connection breaks (about 2 s apart) before
+    /// giving up with exit 4; waits in progress end at their own deadline either way.
+    #[arg(long = "max-reconnects", value_name = "N", global = true, default_value_t = 60)]
+    pub max_reconnects: usize,
     /// Directory of extra agent DDLs (JSON); may repeat.
     #[arg(long = "ddl-dir", global = true)]
     pub ddl_dirs: Vec<PathBuf>,
@@ -220,6 +224,17 @@ pub enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Confirm the Big Red Button (choria_provision shutdown) without a prompt. Without it,
+        /// shutdown asks on a terminal and, off a terminal, sends nothing and exits 3.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Discover and show the batches that would be sent; send nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+        /// Read the provisioning token (the `token` input) from this file instead of the
+        /// command line. Without it and without token=, $FLEETBOOK_PROVISION_TOKEN is used.
+        #[arg(long = "token-file", value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Show the rpcutil inventory of one node.
     Inventory {

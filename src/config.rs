@@ -28,6 +28,22 @@ fn usage(message: impl Into<String>) -> Error {
     Error::Usage { message: message.into() }
 }
 
+/// The longest wait or sleep fleetbook accepts anywhere (a week): far beyond any rollout
+/// step, and far below what overflows a clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A number of seconds from the command line or a runbook: finite, not negative, at most
+/// [`MAX_DURATION`].
+pub fn seconds(s: f64) -> Result<Duration, String> {
+    if !s.is_finite() || s < 0.0 {
+        return Err(format!("{s}: expected a number of seconds, 0 or more"));
+    }
+    if s > MAX_DURATION.as_secs_f64() {
+        return Err(format!("{s}s is longer than the maximum of {}s (a week)", MAX_DURATION.as_secs()));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
 /// Parses `30s`, `2m`, `500ms`, `1h` or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -156,6 +172,10 @@ impl Settings {
         if have_tls && sim.is_none() {
             client.tls = Some(tls);
         }
+        if c.max_reconnects == 0 {
+            return Err(usage("--max-reconnects must be at least 1"));
+        }
+        client.max_reconnects = c.max_reconnects;
         Ok(Settings { client, ddl, sim })
     }
 }

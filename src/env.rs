@@ -12,6 +12,38 @@ pub struct FleetEnv {
     pub fleet: Fleet,
     pub sim: Option<Simulator>,
     pub broker: Option<EmbeddedBroker>,
+    /// Tells the user about disconnects and reconnects; ends with the environment.
+    _watch: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reports every change of the broker connection on stderr: a broker that goes away is never
+/// waited on silently.
+fn watch_link(fleet: &Fleet) -> AbortOnDrop {
+    use crate::fleet::client::LinkEvent;
+    let mut events = fleet.link().subscribe();
+    let attempts = fleet.options().max_reconnects;
+    AbortOnDrop(tokio::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            match e {
+                LinkEvent::Lost => {
+                    eprintln!("fleetbook: lost the connection to the broker; reconnecting (up to {attempts} attempts)")
+                }
+                LinkEvent::Restored { after } => eprintln!(
+                    "fleetbook: reconnected to the broker after {:.1}s; replies sent while it was away are lost",
+                    after.as_secs_f64()
+                ),
+                LinkEvent::Closed { reason } => eprintln!("fleetbook: the broker connection is closed: {reason}"),
+            }
+        }
+    }))
 }
 
 impl FleetEnv {
@@ -28,6 +60,7 @@ impl FleetEnv {
             }
         };
         let fleet = Fleet::connect(client, settings.ddl).await?;
-        Ok(FleetEnv { fleet, sim, broker })
+        let _watch = watch_link(&fleet);
+        Ok(FleetEnv { fleet, sim, broker, _watch })
     }
 }

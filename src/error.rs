@@ -34,6 +34,9 @@ pub enum Error {
     NoNodes,
     #[error("interrupted")]
     Interrupted,
+    /// The broker went away for longer than a wait; what came back was reported.
+    #[error("{reason}")]
+    BrokerLost { reason: String },
     /// A runbook failed to compile or run; the text is already rendered with its location.
     #[error("{rendered}")]
     Runbook { rendered: String },
@@ -59,7 +62,7 @@ impl Error {
                 _ => exit::FAILED,
             },
             Error::Broker(_) => exit::USAGE,
-            Error::Sim(_) => exit::UNREACHABLE,
+            Error::Sim(_) | Error::BrokerLost { .. } => exit::UNREACHABLE,
             Error::NodesFailed { .. } | Error::NoNodes => exit::FAILED,
             Error::Interrupted | Error::Guardrail { .. } => exit::GUARDRAIL,
             Error::Runbook { .. } | Error::CheckFailed { .. } => exit::FAILED,

@@ -32,6 +32,7 @@ pub mod progress;
 pub mod redact;
 pub mod repl;
 pub mod sim;
+pub mod text;
 
 /// Locks a mutex, carrying on past a panic elsewhere: a poisoned lock must not take the
 /// simulator, the display or the runbook host down with it.
@@ -69,9 +70,20 @@ fn parse_args(args: &[String]) -> Result<std::collections::BTreeMap<String, Stri
         .collect()
 }
 
+/// Reads a provisioning token from a file: the first line, trimmed. The error names the
+/// file, never its content.
+fn read_token_file(path: &std::path::Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage { message: format!("--token-file {}: {e}", path.display()) })?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(Error::Usage { message: format!("--token-file {}: the file is empty", path.display()) });
+    }
+    Ok(token)
+}
+
 /// Runs a parsed command line; `interrupt` counts Ctrl-C presses.
 pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error> {
-    let cancel = interrupt.hard();
     match &cli.command {
         Command::Run { file, args, dry_run, yes, output, engine } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
@@ -115,7 +127,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
         }
         Command::Election(cli::ElectionCommand::Evict { name, bucket, force, expect_leader }) => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
-            commands::election::evict(settings, name, bucket, *force, expect_leader.as_deref()).await
+            commands::election::evict(settings, name, bucket, *force, expect_leader.as_deref(), &interrupt).await
         }
         Command::Repl { yes, engine } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
@@ -133,13 +145,33 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             }
             commands::check::run(files, &ddl, run_settings(engine)).await
         }
-        Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect.servers, &cli.sim, &cancel).await,
+        // Serving changes nothing: the first Ctrl-C stops it.
+        Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect.servers, &cli.sim, &interrupt.soft()).await,
         Command::Discover { filter, json } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
-            commands::discover::run(settings, filter, *json, &cancel).await
+            commands::discover::run(settings, filter, *json, &interrupt.soft()).await
         }
-        Command::Req { agent, action, inputs, filter, batch, batch_sleep, broadcast, json } => {
+        Command::Req {
+            agent,
+            action,
+            inputs,
+            filter,
+            batch,
+            batch_sleep,
+            broadcast,
+            json,
+            yes,
+            dry_run,
+            token_file,
+        } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let default_token = match token_file {
+                Some(path) => Some(read_token_file(path)?),
+                None => std::env::var(PROVISION_TOKEN_ENV)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .or_else(|| settings.sim.as_ref().map(|s| s.token.clone())),
+            };
             let args = commands::req::ReqArgs {
                 agent,
                 action,
@@ -149,12 +181,15 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
                 batch_sleep: *batch_sleep,
                 broadcast: *broadcast,
                 json: *json,
+                yes: *yes,
+                dry_run: *dry_run,
+                default_token,
             };
-            commands::req::run(settings, args, &cancel).await
+            commands::req::run(settings, args, &interrupt).await
         }
         Command::Inventory { identity, target, json } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
-            commands::inventory::run(settings, identity, target.as_deref(), *json, &cancel).await
+            commands::inventory::run(settings, identity, target.as_deref(), *json, &interrupt.soft()).await
         }
     }
 }

@@ -18,7 +18,7 @@ fn main() {
             while tokio::signal::ctrl_c().await.is_ok() {
                 match on_signal.press() {
                     1 => eprintln!(
-                        "\ninterrupted: finishing the current batch, then stopping (Ctrl-C again to abort now)"
+                        "\ninterrupted: stopping at the next safe point, after the current batch (Ctrl-C again to abort now)"
                     ),
                     _ => eprintln!("\naborting now"),
                 }

@@ -123,7 +123,7 @@ async fn shutdown_nodes_stay_gone() {
     let w = World::start(sim(3)).await;
     let r = w
         .fleetbook()
-        .args(["req", "choria_provision", "shutdown", "token=s3cret", "-I", "n003.example.net", "--json"])
+        .args(["req", "choria_provision", "shutdown", "token=s3cret", "-I", "n003.example.net", "--json", "--yes"])
         .run()
         .await;
     r.assert_code(0);

@@ -16,7 +16,8 @@ pub async fn run(files: &[PathBuf], ddl: &DdlRegistry, settings: RunSettings) ->
         let dir = file.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() });
         let reporter = Reporter::new(false, false, Redactor::default());
         let rt = tokio::runtime::Handle::current();
-        let host = Host::new(rt, None, reporter, Interrupt::new(), settings.clone(), Box::new(TerminalPrompter));
+        let prompter = Box::new(TerminalPrompter { interrupt: Interrupt::new() });
+        let host = Host::new(rt, None, reporter, Interrupt::new(), settings.clone(), prompter);
         let engine = engine::build(host, dir);
         match super::run::compile(&engine, file, ddl) {
             Ok(_) => println!("ok {}", file.display()),

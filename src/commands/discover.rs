@@ -15,7 +15,7 @@ pub async fn run(settings: Settings, filter: &FilterArgs, json: bool, cancel: &C
     // `choria discover` looks for nodes running rpcutil.
     opts.rpc_agent = Some("rpcutil".into());
     let env = FleetEnv::open(settings).await?;
-    let found = env.fleet.discover(&opts, cancel).await?;
+    let found = env.fleet.discover_until(&opts, cancel).await?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&found.nodes).unwrap_or_default())?;
@@ -27,6 +27,14 @@ pub async fn run(settings: Settings, filter: &FilterArgs, json: bool, cancel: &C
     }
     if found.malformed > 0 {
         eprintln!("warning: {} discovery repl(ies) named no sender and were ignored", found.malformed);
+    }
+    if found.interrupted {
+        return Err(Error::Guardrail {
+            reason: format!(
+                "interrupted (Ctrl-C): the list holds the {} node(s) that answered so far",
+                found.nodes.len()
+            ),
+        });
     }
     Ok(())
 }

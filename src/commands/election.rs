@@ -143,14 +143,17 @@ pub async fn evict(
     bucket: &str,
     force: bool,
     expect_leader: Option<&str>,
+    interrupt: &crate::interrupt::Interrupt,
 ) -> Result<(), Error> {
+    use crate::engine::Answer;
     crate::fleet::election::check_name(name)?;
     if !force {
-        let q = format!("Evict the current leader from election {name} in bucket {bucket}? [y/N]");
-        match crate::engine::Prompter::ask(&crate::engine::TerminalPrompter, &q) {
-            Some(a) if matches!(a.to_ascii_lowercase().as_str(), "y" | "yes") => {}
-            Some(_) => return Err(Error::Guardrail { reason: "eviction not confirmed".into() }),
-            None => {
+        let q = format!("Evict the current leader from election {name} in bucket {bucket}?");
+        match crate::engine::ask_yes_no(&q, interrupt) {
+            Answer::Yes => {}
+            Answer::No => return Err(Error::Guardrail { reason: "eviction not confirmed".into() }),
+            Answer::Interrupted => return Err(Error::Interrupted),
+            Answer::NoTerminal => {
                 return Err(Error::Guardrail { reason: "no terminal to confirm the eviction on; pass --force".into() })
             }
         }

@@ -22,7 +22,13 @@ pub async fn run(
     let env = FleetEnv::open(settings).await?;
     let mut session =
         env.fleet.rpc_session("rpcutil", "inventory", &Map::new(), target, None, Filter::default()).await?;
-    let out = session.send_batch(&[identity.to_string()], cancel).await?;
+    let out = session.send_batch(&[identity.to_string()], cancel, &mut |_| {}).await?;
+    if let Some(reason) = out.broker_lost {
+        return Err(Error::BrokerLost { reason });
+    }
+    if out.interrupted {
+        return Err(Error::Interrupted);
+    }
     if let Some(reason) = out.malformed.get(identity) {
         return Err(FleetError::Decode { what: "inventory reply", reason: reason.clone() }.into());
     }

@@ -62,7 +62,8 @@ pub async fn run(settings: Settings, mut rs: RunSettings, interrupt: Interrupt) 
     interrupt.set_immediate(true);
     let reporter = Reporter::for_terminal(false, Redactor::default());
     let rt = tokio::runtime::Handle::current();
-    let host = Host::new(rt, Some(env.fleet.clone()), reporter, interrupt, rs, Box::new(TerminalPrompter));
+    let prompter = Box::new(TerminalPrompter { interrupt: interrupt.clone() });
+    let host = Host::new(rt, Some(env.fleet.clone()), reporter, interrupt, rs, prompter);
     let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let mut session = Session::new(host.clone(), Box::new(std::io::stdout()));
         let h = host.clone();

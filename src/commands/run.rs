@@ -53,13 +53,41 @@ fn host(
     interrupt: Interrupt,
     settings: RunSettings,
 ) -> Arc<Host> {
-    Host::new(rt, fleet, reporter, interrupt, settings, Box::new(TerminalPrompter))
+    let prompter = Box::new(TerminalPrompter { interrupt: interrupt.clone() });
+    Host::new(rt, fleet, reporter, interrupt, settings, prompter)
 }
 
-/// Runs a runbook and maps its outcome to an exit code through `Error`.
+/// Runs a runbook and maps its outcome to an exit code through `Error`. With `--output json`
+/// every run ends with one `run_end` event, whatever happened (a runbook that does not
+/// compile, a broker that cannot be reached or is lost, a guardrail, Ctrl-C).
 pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result<(), Error> {
     let redact = Redactor::default();
     let reporter = Reporter::for_terminal(a.json, redact.clone());
+    let mut totals = crate::engine::Totals::default();
+    let result = run_inner(settings, a, interrupt, &reporter, &redact, &mut totals).await;
+    let (status, reason) = match &result {
+        Ok(()) => ("ok", None),
+        Err(Error::Guardrail { reason }) => ("stopped", Some(reason.clone())),
+        Err(Error::NodesFailed { .. }) => ("failed", None),
+        Err(Error::BrokerLost { reason }) => ("broker_lost", Some(reason.clone())),
+        Err(e) => ("error", Some(redact.scrub(&e.to_string()))),
+    };
+    let code = result.as_ref().err().map_or(0, Error::exit_code);
+    reporter.emit(
+        "run_end",
+        json!({"status": status, "exit_code": code, "reason": reason, "ok": totals.ok, "failed": totals.failed, "no_reply": totals.no_reply}),
+    );
+    result
+}
+
+async fn run_inner(
+    settings: Settings,
+    a: RunArgs,
+    interrupt: Interrupt,
+    reporter: &Reporter,
+    redact: &Redactor,
+    totals_out: &mut crate::engine::Totals,
+) -> Result<(), Error> {
     let mut rs = a.settings;
     rs.dry_run = a.dry_run;
     rs.yes = a.yes;
@@ -84,28 +112,20 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     .await
     .map_err(|e| Error::Runbook { rendered: format!("error: the runbook thread failed: {e}") })?;
     let totals = h.totals();
-    let result = match (outcome, h.stopped()) {
-        (_, Some(reason)) => Err(Error::Guardrail { reason: redact.scrub(&reason) }),
-        (Err(e), None) => {
+    *totals_out = totals;
+    let result = match (outcome, h.lost(), h.stopped()) {
+        (_, Some(reason), _) => Err(Error::BrokerLost { reason: redact.scrub(&reason) }),
+        (_, None, Some(reason)) => Err(Error::Guardrail { reason: redact.scrub(&reason) }),
+        (Err(e), None, None) => {
             let (msg, pos) = diag::runtime_parts(&e);
             Err(Error::Runbook { rendered: redact.scrub(&diag::render(&shown, &source, pos, &msg)) })
         }
-        (Ok(()), None) if totals.failed + totals.no_reply > 0 => Err(Error::NodesFailed {
+        (Ok(()), None, None) if totals.failed + totals.no_reply > 0 => Err(Error::NodesFailed {
             failed: totals.failed + totals.no_reply,
             total: totals.ok + totals.failed + totals.no_reply,
         }),
-        (Ok(()), None) => Ok(()),
+        (Ok(()), None, None) => Ok(()),
     };
-    let (status, code, reason) = match &result {
-        Ok(()) => ("ok", 0, None),
-        Err(e @ Error::Guardrail { reason }) => ("stopped", e.exit_code(), Some(reason.clone())),
-        Err(e @ Error::NodesFailed { .. }) => ("failed", e.exit_code(), None),
-        Err(e) => ("error", e.exit_code(), Some(redact.scrub(&e.to_string()))),
-    };
-    reporter.emit(
-        "run_end",
-        json!({"status": status, "exit_code": code, "reason": reason, "ok": totals.ok, "failed": totals.failed, "no_reply": totals.no_reply}),
-    );
     drop(env);
     result
 }

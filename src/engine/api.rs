@@ -83,13 +83,14 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
         .with_comments(["/// Stops the run now with exit code 3. `try/catch` cannot catch it."])
         .register_into_engine(engine, move |reason: &str| -> Res<()> { Err(h.guardrail(format!("abort: {reason}"))) });
 
-    let h = host.clone();
-    FuncRegistration::new("sleep")
-        .with_params_info(["duration: Dynamic"])
-        .with_comments([
+    // Rhai's standard library has its own sleep(INT) and sleep(FLOAT), which Ctrl-C cannot
+    // end; ours is registered for those types too, so sleep(15) obeys Ctrl-C like sleep("15s").
+    for params in [["duration: Dynamic"], ["seconds: INT"], ["seconds: FLOAT"]] {
+        let h = host.clone();
+        let reg = FuncRegistration::new("sleep").with_params_info(params).with_comments([
             "/// Waits for a duration (\"2s\", \"500ms\" or seconds). Ctrl-C ends the wait and stops the run.",
-        ])
-        .register_into_engine(engine, move |d: Dynamic| -> Res<()> {
+        ]);
+        let wait = move |d: Dynamic| -> Res<()> {
             let d = duration(&d, "sleep")?;
             let interrupted = h.rt.block_on(async {
                 let soft = h.interrupt.soft();
@@ -102,7 +103,13 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
                 return Err(h.guardrail("interrupted (Ctrl-C)"));
             }
             Ok(())
-        });
+        };
+        match params[0] {
+            "seconds: INT" => reg.register_into_engine(engine, move |s: rhai::INT| wait(Dynamic::from(s))),
+            "seconds: FLOAT" => reg.register_into_engine(engine, move |s: rhai::FLOAT| wait(Dynamic::from(s))),
+            _ => reg.register_into_engine(engine, wait),
+        };
+    }
 
     let h = host.clone();
     FuncRegistration::new("dry_run")
@@ -134,6 +141,7 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
 pub fn fleet_error(host: &Host, e: FleetError) -> Box<EvalAltResult> {
     match e {
         FleetError::Cancelled => host.guardrail("interrupted (Ctrl-C)"),
+        e if e.kind() == crate::fleet::ErrorKind::Connection => host.broker_lost(e.to_string()),
         e => runtime_error(e.kind().as_str(), e.to_string()),
     }
 }
@@ -272,8 +280,9 @@ pub fn confirm_with(host: &Host, message: &str, yes_counts: bool) -> Res<bool> {
         return Ok(true);
     }
     let answer = host.reporter.suspend(|| host.prompter.ask(&format!("{message} [y/N]")));
-    match answer.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        Some("y" | "yes") => Ok(true),
+    match answer.as_deref() {
+        _ if host.interrupt.requested() => Err(host.guardrail(format!("interrupted (Ctrl-C) at: {message}"))),
+        Some(a) if super::is_yes(a) => Ok(true),
         Some(_) => Err(host.guardrail(format!("not confirmed: {message}"))),
         None => {
             Err(host.guardrail(format!("cannot ask for confirmation (no terminal); pass --yes to confirm: {message}")))

@@ -79,20 +79,87 @@ pub trait Prompter: Send + Sync {
     fn ask(&self, question: &str) -> Option<String>;
 }
 
-/// Reads answers from the terminal.
-pub struct TerminalPrompter;
+/// Reads answers from the terminal; Ctrl-C at the prompt answers no at once.
+pub struct TerminalPrompter {
+    pub interrupt: Interrupt,
+}
 
 impl Prompter for TerminalPrompter {
     fn ask(&self, question: &str) -> Option<String> {
-        use std::io::{BufRead, IsTerminal, Write};
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return None;
+        match read_answer(question, &self.interrupt) {
+            Reply::Line(l) => Some(l),
+            // An interrupted prompt is a "no"; the caller sees the interrupt as well.
+            Reply::Interrupted => Some(String::new()),
+            Reply::NoTerminal => None,
         }
-        eprint!("{question} ");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).ok()?;
-        Some(line.trim().to_string())
+    }
+}
+
+/// An answer to a yes/no question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Yes,
+    No,
+    /// Ctrl-C at the prompt.
+    Interrupted,
+    /// Nobody to ask: stdin or stderr is not a terminal.
+    NoTerminal,
+}
+
+/// Asks `question [y/N]` on the terminal; only `y` or `yes` is a yes.
+pub fn ask_yes_no(question: &str, interrupt: &Interrupt) -> Answer {
+    match read_answer(&format!("{question} [y/N]"), interrupt) {
+        Reply::Line(l) if is_yes(&l) => Answer::Yes,
+        Reply::Line(_) => Answer::No,
+        Reply::Interrupted => Answer::Interrupted,
+        Reply::NoTerminal => Answer::NoTerminal,
+    }
+}
+
+/// The one yes/no parser: `y` or `yes` in any case; everything else is no.
+pub fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+enum Reply {
+    Line(String),
+    Interrupted,
+    NoTerminal,
+}
+
+/// Reads one line from the terminal without blocking Ctrl-C: the terminal is polled, and a
+/// press ends the prompt at once instead of waiting for Enter.
+fn read_answer(question: &str, interrupt: &Interrupt) -> Reply {
+    use std::io::{IsTerminal, Write};
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Reply::NoTerminal;
+    }
+    eprint!("{question} ");
+    let _ = std::io::stderr().flush();
+    let mut line = Vec::new();
+    loop {
+        if interrupt.requested() {
+            eprintln!();
+            return Reply::Interrupted;
+        }
+        let mut fds = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd on the stack, for the duration of the call.
+        let ready = unsafe { libc::poll(&mut fds, 1, 100) };
+        if ready <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: reads at most buf.len() bytes into our own buffer.
+        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            // End of input (Ctrl-D): nobody answered yes.
+            return Reply::Line(String::from_utf8_lossy(&line).trim().to_string());
+        }
+        line.extend_from_slice(&buf[..n as usize]);
+        if line.contains(&b'\n') {
+            let text = String::from_utf8_lossy(&line);
+            return Reply::Line(text.lines().next().unwrap_or("").trim().to_string());
+        }
     }
 }
 
@@ -107,6 +174,8 @@ pub struct Host {
     pub prompter: Box<dyn Prompter>,
     /// Set when a guardrail stopped the run; the reason.
     pub stop: Mutex<Option<String>>,
+    /// Set when the broker was lost; the reason.
+    pub lost: Mutex<Option<String>>,
     pub totals: Mutex<Totals>,
     /// Identities of the latest discovery (the REPL completes them).
     pub last_nodes: Mutex<Vec<String>>,
@@ -130,6 +199,7 @@ impl Host {
             settings,
             prompter,
             stop: Mutex::new(None),
+            lost: Mutex::new(None),
             totals: Mutex::new(Totals::default()),
             last_nodes: Mutex::new(Vec::new()),
         })
@@ -153,6 +223,20 @@ impl Host {
     /// Forgets a guardrail stop (the REPL goes on after one).
     pub fn clear_stop(&self) {
         *crate::lock(&self.stop) = None;
+        *crate::lock(&self.lost) = None;
+    }
+
+    /// Ends the run because the broker is gone: like a guardrail, a script cannot catch it,
+    /// and the run exits 4.
+    pub fn broker_lost(&self, reason: impl Into<String>) -> Box<EvalAltResult> {
+        let reason = reason.into();
+        crate::lock(&self.lost).get_or_insert_with(|| reason.clone());
+        EvalAltResult::ErrorTerminated(Dynamic::from(reason), Position::NONE).into()
+    }
+
+    /// Why the broker was lost, if it was.
+    pub fn lost(&self) -> Option<String> {
+        crate::lock(&self.lost).clone()
     }
 
     /// The guardrail reason, if one stopped the run.
@@ -254,7 +338,7 @@ mod tests {
             reporter,
             Interrupt::new(),
             RunSettings::default(),
-            Box::new(TerminalPrompter),
+            Box::new(TerminalPrompter { interrupt: Interrupt::new() }),
         );
         let engine = build(host, None);
         let meta: serde_json::Value = serde_json::from_str(&engine.gen_fn_metadata_to_json(false).unwrap()).unwrap();

@@ -10,7 +10,7 @@ use super::api::{check_keys, discovery_options, duration, fleet_error, run_disco
 use super::convert::{from_json, map_to_json, strings, Secrets};
 use super::{runtime_error, Host};
 use crate::fleet::filter::Filter;
-use crate::fleet::rpc::{plan_batches, status_name, BatchOutcome, RpcSession};
+use crate::fleet::rpc::{plan_batches, status_name, Arrival, BatchOutcome, NodeReply, RpcSession};
 use crate::guard::{self, Amount, Thresholds, Verdict};
 
 /// The doc comment of `rpc_batch` in the engine metadata.
@@ -70,6 +70,8 @@ struct Progress {
     ok: Vec<String>,
     failed: BTreeMap<String, (Option<u8>, String)>,
     no_reply: Vec<String>,
+    /// Nodes that answered after their batch's wait.
+    late: Vec<String>,
     replies: Array,
     batches: usize,
 }
@@ -122,9 +124,8 @@ fn plan(host: &Host, agent: &str, opts: &Map) -> Res<Plan> {
             ))
         }
         (Some(n), None) => {
-            let mut n = string_list(n, "rpc_batch.nodes")?;
-            n.dedup();
-            (n, None)
+            // A node named twice is called once, in the place it was first named.
+            (crate::fleet::rpc::dedup_keep_order(string_list(n, "rpc_batch.nodes")?), None)
         }
         (None, Some(f)) => {
             let m = f
@@ -208,10 +209,7 @@ fn run_batches(
     let total = plan.batches.len();
     for (i, nodes) in plan.batches.iter().enumerate() {
         if i > 0 {
-            if host.interrupt.requested() {
-                return Err(host
-                    .guardrail(format!("interrupted (Ctrl-C) after batch {i}/{total}; later batches were not sent")));
-            }
+            stop_if_interrupted(host, p, i, total)?;
             host.rt.block_on(async {
                 let soft = host.interrupt.soft();
                 tokio::select! {
@@ -219,10 +217,9 @@ fn run_batches(
                     _ = tokio::time::sleep(plan.sleep) => {}
                 }
             });
-            if host.interrupt.requested() {
-                return Err(host
-                    .guardrail(format!("interrupted (Ctrl-C) after batch {i}/{total}; later batches were not sent")));
-            }
+            // Replies that came in during the sleep: nodes that answered after their wait.
+            take_late(host, p, session.drain_late(&mut |_| {}).late);
+            stop_if_interrupted(host, p, i, total)?;
         }
         host.reporter.batch_start(i + 1, total, nodes.len());
         host.reporter.emit("batch_start", json!({"batch": i + 1, "batches": total, "nodes": nodes}));
@@ -231,23 +228,52 @@ fn run_batches(
             Some(_) => Some(host.rt.block_on(session.fleet().lifecycle_events()).map_err(|e| fleet_error(host, e))?),
             None => None,
         };
-        let out =
-            host.rt.block_on(session.send_batch(nodes, &host.interrupt.hard())).map_err(|e| fleet_error(host, e))?;
+        // Each reply is counted as it arrives: bars move, node_result goes out at once.
+        let hard = host.interrupt.hard();
+        let out = host
+            .rt
+            .block_on(session.send_batch(nodes, &hard, &mut |a| on_arrival(host, a)))
+            .map_err(|e| fleet_error(host, e))?;
+        take_late(host, p, out.late.clone());
         let mut batch_failed = absorb(host, p, &out);
+        if let Some(why) = &out.broker_lost {
+            host.reporter.batch_end();
+            let unknown = out.unknown.join(", ");
+            return Err(host.broker_lost(format!("{why}; batch {}/{total} nodes unknown: {unknown}", i + 1)));
+        }
+        if out.interrupted {
+            host.reporter.batch_end();
+            let msg = format!(
+                "interrupted (Ctrl-C) during batch {}/{total}; {} node(s) unknown, later batches were not sent",
+                i + 1,
+                out.unknown.len()
+            );
+            host.reporter.emit("rollout_stopped", json!({"reason": msg, "unknown": out.unknown}));
+            return Err(host.guardrail(msg));
+        }
         if let (Some(w), Some(ev)) = (&plan.wait_for, events.as_mut()) {
             batch_failed += await_events(host, w, ev, &out.ok_nodes(), p)?;
         }
         p.batches += 1;
         host.reporter.batch_end();
-        let no_reply_n = out.no_reply.len();
+        let silent_n = out.no_reply.len() + out.unknown.len();
         let ok_n = nodes.len().saturating_sub(batch_failed);
-        host.reporter.emit("batch_end", json!({"batch": i + 1, "batches": total, "ok": ok_n, "failed": batch_failed - no_reply_n, "no_reply": no_reply_n}));
+        host.reporter.emit("batch_end", json!({"batch": i + 1, "batches": total, "ok": ok_n, "failed": batch_failed - silent_n, "no_reply": out.no_reply.len(), "unknown": out.unknown.len()}));
         host.reporter.say(&format!(
-            "{} batch {}/{total}: {ok_n} ok, {} failed, {no_reply_n} no reply",
+            "{} batch {}/{total}: {ok_n} ok, {} failed, {} no reply{}",
             session.agent,
             i + 1,
-            batch_failed - no_reply_n
+            batch_failed - silent_n,
+            out.no_reply.len(),
+            if out.unknown.is_empty() { String::new() } else { format!(", {} unknown", out.unknown.len()) }
         ));
+        if out.stray > 0 || !out.unexpected.is_empty() {
+            host.reporter.say(&format!(
+                "ignored on the reply subject: {} unreadable message(s), {} reply(ies) from nodes not asked",
+                out.stray,
+                out.unexpected.len()
+            ));
+        }
         let run_failed = p.failed.len() + p.no_reply.len();
         if let Verdict::Stop(reason) = plan.thresholds.judge(plan.nodes.len(), nodes.len(), batch_failed, run_failed) {
             return Err(stop(host, p, format!("stopped after batch {}/{total}: {reason}", i + 1)));
@@ -258,7 +284,70 @@ fn run_batches(
             }
         }
     }
+    take_late(host, p, session.drain_late(&mut |_| {}).late);
     Ok(())
+}
+
+fn stop_if_interrupted(host: &Host, p: &Progress, done: usize, total: usize) -> Res<()> {
+    if !host.interrupt.requested() {
+        return Ok(());
+    }
+    let reason = format!("interrupted (Ctrl-C) after batch {done}/{total}; later batches were not sent");
+    host.reporter.emit("rollout_stopped", json!({"reason": reason, "ok": p.ok.len(), "failed": p.failed.len()}));
+    Err(host.guardrail(reason))
+}
+
+/// Shows one reply the moment it arrives.
+fn on_arrival(host: &Host, a: Arrival<'_>) {
+    match a {
+        Arrival::Reply(r) => {
+            emit_reply(host, r, if r.ok() { "ok" } else { "failed" });
+            let ok = usize::from(r.ok());
+            host.reporter.nodes_done(ok, 1 - ok);
+        }
+        Arrival::Malformed { node, reason } => {
+            host.reporter.emit("node_result", json!({"node": node, "status": "malformed", "statusmsg": reason}));
+            host.reporter.nodes_done(0, 1);
+        }
+        // Counted when taken, between batches or after the wait.
+        Arrival::Late(_) => {}
+    }
+}
+
+fn emit_reply(host: &Host, r: &NodeReply, status: &str) {
+    host.reporter.emit(
+        "node_result",
+        json!({"node": r.sender, "status": status, "statuscode": r.statuscode, "statusmsg": r.statusmsg, "data": r.data}),
+    );
+}
+
+/// Nodes an earlier batch reported silent answered after all: they acted, so they are
+/// reported as answered late (never retried, never "no reply").
+fn take_late(host: &Host, p: &mut Progress, late: Vec<NodeReply>) {
+    for r in late {
+        if !p.no_reply.contains(&r.sender) {
+            continue;
+        }
+        p.no_reply.retain(|n| *n != r.sender);
+        host.reporter.say(&format!(
+            "{} answered late: {}",
+            crate::text::printable(&r.sender),
+            crate::text::printable(&r.statusmsg)
+        ));
+        emit_reply(host, &r, if r.ok() { "late_ok" } else { "late_failed" });
+        let mut t = crate::lock(&host.totals);
+        t.no_reply = t.no_reply.saturating_sub(1);
+        if r.ok() {
+            t.ok += 1;
+            p.ok.push(r.sender.clone());
+        } else {
+            t.failed += 1;
+            p.failed.insert(r.sender.clone(), (Some(r.statuscode), r.statusmsg.clone()));
+        }
+        drop(t);
+        p.late.push(r.sender.clone());
+        p.replies.push(from_json(&serde_json::to_value(&r).unwrap_or(Value::Null)));
+    }
 }
 
 /// Waits for `w.event` from each node that answered OK; those that stay quiet become failures.
@@ -293,12 +382,11 @@ fn await_events(
     Ok(missing.len())
 }
 
-/// Adds a batch to the rollout, emits `node_result` for each node, returns its failure count.
+/// Adds a batch to the rollout and returns its failure count (silent and unknown nodes
+/// count). Replies were already shown as they arrived; silent and unknown nodes are shown now.
 fn absorb(host: &Host, p: &mut Progress, out: &BatchOutcome) -> usize {
     let mut failed = 0;
     for r in &out.replies {
-        let status = if r.ok() { "ok" } else { "failed" };
-        host.reporter.emit("node_result", json!({"node": r.sender, "status": status, "statuscode": r.statuscode, "statusmsg": r.statusmsg, "data": r.data}));
         if r.ok() {
             p.ok.push(r.sender.clone());
         } else {
@@ -308,7 +396,6 @@ fn absorb(host: &Host, p: &mut Progress, out: &BatchOutcome) -> usize {
         p.replies.push(from_json(&serde_json::to_value(r).unwrap_or(Value::Null)));
     }
     for (n, why) in &out.malformed {
-        host.reporter.emit("node_result", json!({"node": n, "status": "malformed", "statusmsg": why}));
         p.failed.insert(n.clone(), (None, format!("malformed reply: {why}")));
         failed += 1;
     }
@@ -317,7 +404,14 @@ fn absorb(host: &Host, p: &mut Progress, out: &BatchOutcome) -> usize {
         p.no_reply.push(n.clone());
         failed += 1;
     }
-    host.reporter.nodes_done(out.replies.len() + out.malformed.len() + out.no_reply.len() - failed, failed);
+    for n in &out.unknown {
+        let why = "the request went out, but the answer was not received (Ctrl-C or a broken connection)";
+        host.reporter.emit("node_result", json!({"node": n, "status": "unknown", "statusmsg": why}));
+        p.failed.insert(n.clone(), (None, "unknown: no answer received".into()));
+        failed += 1;
+    }
+    let silent = out.no_reply.len() + out.unknown.len();
+    host.reporter.nodes_done(0, silent);
     host.count(out.ok_nodes().len(), failed - out.no_reply.len(), out.no_reply.len());
     failed
 }
@@ -360,7 +454,10 @@ fn run_gate(
             // A pause needs a human; without a terminal the run stops.
             let q = format!("Gate paused after batch {batch}/{total}. Continue the rollout?");
             match host.reporter.suspend(|| host.prompter.ask(&format!("{q} [y/N]"))) {
-                Some(a) if matches!(a.to_ascii_lowercase().as_str(), "y" | "yes") => Ok(true),
+                _ if host.interrupt.requested() => {
+                    Err(host.guardrail(format!("interrupted (Ctrl-C) at the gate's pause after batch {batch}/{total}")))
+                }
+                Some(a) if super::is_yes(&a) => Ok(true),
                 Some(_) => Ok(false),
                 None => Err(host
                     .guardrail(format!("the gate paused after batch {batch}/{total} and there is no terminal to ask"))),
@@ -441,6 +538,7 @@ fn result(p: &Progress, aborted: bool, reason: Option<String>, dry_run: bool) ->
     let failed: Map = p.failed.iter().map(|(n, (c, msg))| (n.into(), status(*c, msg))).collect();
     m.insert("failed".into(), Dynamic::from_map(failed));
     m.insert("no_reply".into(), strings(&p.no_reply));
+    m.insert("late".into(), strings(&p.late));
     m.insert("replies".into(), Dynamic::from_array(p.replies.clone()));
     m.insert("aborted".into(), Dynamic::from(aborted));
     m.insert("reason".into(), reason.map(Dynamic::from).unwrap_or(Dynamic::UNIT));

@@ -1,7 +1,12 @@
 //! The fleet client handle: one NATS connection and the settings every request needs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::ddl::DdlRegistry;
 use super::error::{FleetError, Result};
@@ -24,6 +29,8 @@ pub struct ClientOptions {
     /// Request TTL in seconds (the v1 schema wants at least 30).
     pub ttl: u64,
     pub connect_timeout: Duration,
+    /// Reconnect attempts before the connection closes for good.
+    pub max_reconnects: usize,
     /// NATS user and password (the Provisioner account uses these).
     pub user_password: Option<(String, String)>,
     /// A NATS credentials file.
@@ -69,6 +76,7 @@ impl Default for ClientOptions {
             discovery_timeout: Duration::from_secs(2),
             ttl: 60,
             connect_timeout: Duration::from_secs(5),
+            max_reconnects: MAX_RECONNECTS,
             user_password: None,
             creds: None,
             tls: None,
@@ -94,6 +102,94 @@ pub(crate) struct Inner {
     pub(crate) nats: async_nats::Client,
     pub(crate) opts: ClientOptions,
     pub(crate) ddl: DdlRegistry,
+    pub(crate) link: Arc<Link>,
+}
+
+/// How often the client pings the broker. Three unanswered pings (about 15 s) mark a stalled
+/// broker (`kill -STOP`) as lost; a shorter stall keeps the connection and loses nothing.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Reconnection is bounded: by default, after this many failed attempts (about two minutes
+/// with [`reconnect_delay`]) the connection closes and every wait on it ends.
+pub const MAX_RECONNECTS: usize = 60;
+
+/// The wait before reconnect attempt `n`: at once, then backing off to two seconds.
+pub fn reconnect_delay(attempt: usize) -> Duration {
+    match attempt {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis((250u64 << (n - 2).min(3)).min(2000)),
+    }
+}
+
+/// What happened to the connection, for the user to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The connection broke; the client is reconnecting.
+    Lost,
+    /// Connected again after `after` without a broker.
+    Restored { after: Duration },
+    /// Reconnection gave up; the connection is closed for good.
+    Closed { reason: String },
+}
+
+/// The state of the connection to the broker, kept from the client's events.
+#[derive(Debug)]
+pub struct Link {
+    max_reconnects: usize,
+    disconnects: AtomicU64,
+    closed: std::sync::Mutex<Option<String>>,
+    lost_at: std::sync::Mutex<Option<std::time::Instant>>,
+    events: broadcast::Sender<LinkEvent>,
+}
+
+impl Link {
+    fn new(max_reconnects: usize) -> Self {
+        Link {
+            max_reconnects,
+            disconnects: AtomicU64::new(0),
+            closed: std::sync::Mutex::new(None),
+            lost_at: std::sync::Mutex::new(None),
+            events: broadcast::channel(64).0,
+        }
+    }
+
+    fn on_event(&self, e: &async_nats::Event) {
+        let event = match e {
+            async_nats::Event::Disconnected => {
+                self.disconnects.fetch_add(1, Ordering::SeqCst);
+                *crate::lock(&self.lost_at) = Some(std::time::Instant::now());
+                LinkEvent::Lost
+            }
+            // The first connection is no news; only a return after a loss is.
+            async_nats::Event::Connected => match crate::lock(&self.lost_at).take() {
+                Some(t) => LinkEvent::Restored { after: t.elapsed() },
+                None => return,
+            },
+            // `Closed` also comes when we close the client ourselves: not news either.
+            async_nats::Event::ClientError(async_nats::ClientError::MaxReconnects) => {
+                let reason = format!("gave up after {} reconnect attempts", self.max_reconnects);
+                *crate::lock(&self.closed) = Some(reason.clone());
+                LinkEvent::Closed { reason }
+            }
+            _ => return,
+        };
+        let _ = self.events.send(event);
+    }
+
+    /// How many times the connection broke so far.
+    pub fn disconnects(&self) -> u64 {
+        self.disconnects.load(Ordering::SeqCst)
+    }
+
+    /// Why the connection is closed for good, if it is.
+    pub fn closed(&self) -> Option<String> {
+        crate::lock(&self.closed).clone()
+    }
+
+    /// Connection events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LinkEvent> {
+        self.events.subscribe()
+    }
 }
 
 impl Fleet {
@@ -108,11 +204,20 @@ impl Fleet {
                     .map_err(|e| fail(format!("bad server URL {}: {e}", redact_url(s))))?,
             );
         }
+        let link = Arc::new(Link::new(opts.max_reconnects));
+        let on_event = link.clone();
         let mut co = async_nats::ConnectOptions::new()
             .name("fleetbook")
             .connection_timeout(opts.connect_timeout)
             .subscription_capacity(1 << 18)
-            .client_capacity(1 << 16);
+            .client_capacity(1 << 16)
+            .ping_interval(PING_INTERVAL)
+            .max_reconnects(opts.max_reconnects)
+            .reconnect_delay_callback(reconnect_delay)
+            .event_callback(move |e| {
+                on_event.on_event(&e);
+                async {}
+            });
         if let Some((u, p)) = &opts.user_password {
             co = co.user_and_password(u.clone(), p.clone());
         }
@@ -135,8 +240,80 @@ impl Fleet {
                 .await
                 .map_err(|e| fail(format!("cannot read credentials file {}: {e}", path.display())))?;
         }
-        let nats = async_nats::connect_with_options(addrs, co).await.map_err(|e| fail(e.to_string()))?;
-        Ok(Fleet { inner: Arc::new(Inner { nats, opts, ddl }) })
+        // The connect timeout bounds each attempt; this bounds the whole (TLS, auth) handshake.
+        let limit = opts.connect_timeout * 2 + Duration::from_secs(1);
+        let nats = match tokio::time::timeout(limit, async_nats::connect_with_options(addrs, co)).await {
+            Ok(r) => r.map_err(|e| fail(e.to_string()))?,
+            Err(_) => return Err(fail(format!("no answer within {}s", limit.as_secs()))),
+        };
+        Ok(Fleet { inner: Arc::new(Inner { nats, opts, ddl, link }) })
+    }
+
+    /// The connection's state and events.
+    pub fn link(&self) -> &Link {
+        &self.inner.link
+    }
+
+    /// True while the client has a live connection.
+    pub fn connected(&self) -> bool {
+        self.inner.nats.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// The error for a broker that is gone, naming the servers.
+    pub fn lost(&self, during: &str) -> FleetError {
+        let why = match self.link().closed() {
+            Some(r) => format!("the connection is closed ({r})"),
+            None => "the connection is down and did not come back in time".to_string(),
+        };
+        FleetError::BrokerLost {
+            servers: redact_url(&self.inner.opts.servers.join(",")),
+            during: during.to_string(),
+            reason: why,
+        }
+    }
+
+    /// Waits until the client is connected, at most until `deadline`; Ctrl-C ends the wait.
+    pub async fn await_connected(&self, deadline: Instant, cancel: &CancellationToken, during: &str) -> Result<()> {
+        let mut state = self.link().subscribe();
+        while !self.connected() {
+            if self.link().closed().is_some() {
+                return Err(self.lost(during));
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(FleetError::Cancelled),
+                _ = tokio::time::sleep_until(deadline) => return Err(self.lost(during)),
+                // Events only wake us; the state is read again above.
+                _ = state.recv() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes what was published, at most until `deadline`: a flush waits for a connection,
+    /// and a broker that is gone must not hang the caller.
+    pub async fn flush_by(&self, deadline: Instant, cancel: &CancellationToken, during: &str) -> Result<()> {
+        tokio::select! {
+            _ = cancel.cancelled() => Err(FleetError::Cancelled),
+            _ = tokio::time::sleep_until(deadline) => Err(self.lost(during)),
+            r = self.nats().flush() => r.map_err(|e| FleetError::nats("flush", e)),
+        }
+    }
+
+    /// Publishes one message, at most until `deadline` (a full send queue waits).
+    pub async fn publish_by(
+        &self,
+        subject: String,
+        payload: bytes::Bytes,
+        deadline: Instant,
+        cancel: &CancellationToken,
+        during: &str,
+    ) -> Result<()> {
+        tokio::select! {
+            _ = cancel.cancelled() => Err(FleetError::Cancelled),
+            _ = tokio::time::sleep_until(deadline) => Err(self.lost(during)),
+            r = self.nats().publish(subject, payload) => r.map_err(|e| FleetError::nats("publish", e)),
+        }
     }
 
     /// The settings in use.

@@ -39,14 +39,27 @@ pub struct Discovered {
     pub malformed: usize,
     /// True when the identity-only shortcut answered without the network.
     pub from_filter: bool,
+    /// True when Ctrl-C ended the wait: `nodes` is what answered until then.
+    pub interrupted: bool,
 }
 
 impl Fleet {
-    /// Discovers the nodes matching `opts`.
+    /// Discovers the nodes matching `opts`; Ctrl-C (`cancel`) is an error, so a partial
+    /// result is never acted on.
     pub async fn discover(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
+        let found = self.discover_until(opts, cancel).await?;
+        if found.interrupted {
+            return Err(FleetError::Cancelled);
+        }
+        Ok(found)
+    }
+
+    /// Discovers the nodes matching `opts`; Ctrl-C (`cancel`) ends the wait and returns what
+    /// answered so far, marked `interrupted` (for listing, never for acting).
+    pub async fn discover_until(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
         opts.filter.validate()?;
         if let Some(nodes) = opts.filter.exact_identities_only() {
-            return Ok(Discovered { nodes, malformed: 0, from_filter: true });
+            return Ok(Discovered { nodes, malformed: 0, from_filter: true, interrupted: false });
         }
         let mut filter = opts.filter.clone();
         if let Some(agent) = &opts.rpc_agent {
@@ -58,9 +71,12 @@ impl Fleet {
         let request_id = o.protocol.new_request_id();
         let reply_to = protocol::reply_subject(collective, &o.caller_id, &request_id);
         let nats = self.nats();
+        let hard_deadline = Instant::now() + timeout;
+        self.await_connected(hard_deadline, cancel, "discovery").await?;
+        let disconnects = self.link().disconnects();
         let mut sub = nats.subscribe(reply_to.clone()).await.map_err(|e| FleetError::nats("subscribe", e))?;
         // Subscribe first, then publish: otherwise the fastest replies are lost.
-        nats.flush().await.map_err(|e| FleetError::nats("flush", e))?;
+        self.flush_by(hard_deadline, cancel, "discovery").await?;
         let spec = RequestSpec {
             request_id: &request_id,
             sender: &o.identity,
@@ -74,21 +90,20 @@ impl Fleet {
             security: o.security.clone(),
         };
         let msg = protocol::encode_request(o.protocol, &spec, chrono::Utc::now());
-        nats.publish(protocol::broadcast_subject(collective, "discovery"), msg)
-            .await
-            .map_err(|e| FleetError::nats("publish", e))?;
-        nats.flush().await.map_err(|e| FleetError::nats("flush", e))?;
+        let subject = protocol::broadcast_subject(collective, "discovery");
+        self.publish_by(subject, msg, hard_deadline, cancel, "discovery").await?;
+        self.flush_by(hard_deadline, cancel, "discovery").await?;
 
-        let hard_deadline = Instant::now() + timeout;
         let mut deadline = hard_deadline;
         let mut found = BTreeSet::new();
         let mut malformed = 0;
+        let mut interrupted = false;
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return Err(FleetError::Cancelled),
+                _ = cancel.cancelled() => { interrupted = true; break }
                 _ = tokio::time::sleep_until(deadline) => break,
                 m = sub.next() => match m {
-                    None => break,
+                    None => return Err(self.lost("discovery")),
                     Some(m) => {
                         match protocol::transport_sender(&m.payload) {
                             Some(id) => { found.insert(id); }
@@ -102,6 +117,18 @@ impl Fleet {
             }
         }
         let _ = sub.unsubscribe().await;
-        Ok(Discovered { nodes: found.into_iter().collect(), malformed, from_filter: false })
+        // A discovery that lost the connection may have lost answers: acting on the nodes it
+        // did find would silently skip the rest.
+        if !self.connected() {
+            return Err(self.lost("discovery"));
+        }
+        if self.link().disconnects() != disconnects {
+            return Err(FleetError::BrokerLost {
+                servers: crate::fleet::client::redact_url(&o.servers.join(",")),
+                during: "discovery".into(),
+                reason: "the connection broke and came back; answers may be missing, so the result is not used".into(),
+            });
+        }
+        Ok(Discovered { nodes: found.into_iter().collect(), malformed, from_filter: false, interrupted })
     }
 }

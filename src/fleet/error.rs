@@ -48,6 +48,9 @@ pub enum FleetError {
     /// The broker could not be reached.
     #[error("cannot connect to the broker at {servers}: {reason}")]
     Connect { servers: String, reason: String },
+    /// The broker went away while we waited on it.
+    #[error("lost the broker at {servers} during {during}: {reason}")]
+    BrokerLost { servers: String, during: String, reason: String },
     /// A NATS operation failed on an established connection.
     #[error("NATS {operation} failed: {reason}")]
     Nats { operation: &'static str, reason: String },
@@ -87,7 +90,9 @@ impl FleetError {
     /// The kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            FleetError::Connect { .. } | FleetError::Nats { .. } => ErrorKind::Connection,
+            FleetError::Connect { .. } | FleetError::Nats { .. } | FleetError::BrokerLost { .. } => {
+                ErrorKind::Connection
+            }
             FleetError::Decode { .. } => ErrorKind::Decode,
             FleetError::UnknownAgent { .. }
             | FleetError::UnknownAction { .. }

@@ -61,6 +61,7 @@ pub struct Received {
 /// A live subscription to lifecycle events.
 pub struct Events {
     sub: async_nats::Subscriber,
+    fleet: Fleet,
 }
 
 impl Fleet {
@@ -68,8 +69,9 @@ impl Fleet {
     /// nothing published after this call is missed.
     pub async fn lifecycle_events(&self) -> Result<Events> {
         let sub = self.nats().subscribe(SUBJECT).await.map_err(|e| FleetError::nats("subscribe", e))?;
-        self.nats().flush().await.map_err(|e| FleetError::nats("flush", e))?;
-        Ok(Events { sub })
+        let deadline = Instant::now() + self.options().connect_timeout;
+        self.flush_by(deadline, &CancellationToken::new(), "the event subscription").await?;
+        Ok(Events { sub, fleet: self.clone() })
     }
 
     /// The URL of the broker we are connected to, as `choria tool event` shows it.
@@ -80,7 +82,8 @@ impl Fleet {
 }
 
 impl Events {
-    /// The next message, or `None` at the deadline or when the subscription ends.
+    /// The next message, or `None` at the deadline. A connection closed for good is an error,
+    /// never a quiet end of the stream.
     pub async fn next(&mut self, deadline: Option<Instant>, cancel: &CancellationToken) -> Result<Option<Received>> {
         let sleep = async {
             match deadline {
@@ -91,11 +94,14 @@ impl Events {
         tokio::select! {
             _ = cancel.cancelled() => Err(FleetError::Cancelled),
             _ = sleep => Ok(None),
-            m = self.sub.next() => Ok(m.map(|m| Received {
-                subject: m.subject.to_string(),
-                event: lifecycle::parse(&m.payload),
-                raw: m.payload,
-            })),
+            m = self.sub.next() => match m {
+                Some(m) => Ok(Some(Received {
+                    subject: m.subject.to_string(),
+                    event: lifecycle::parse(&m.payload),
+                    raw: m.payload,
+                })),
+                None => Err(self.fleet.lost("watching events")),
+            },
         }
     }
 
@@ -117,6 +123,9 @@ impl Events {
                     pending.remove(e.identity.as_str());
                 }
             }
+        }
+        if !pending.is_empty() && !self.fleet.connected() {
+            return Err(self.fleet.lost("waiting for events"));
         }
         let mut missing: Vec<String> = pending.into_iter().map(str::to_string).collect();
         missing.sort();

@@ -33,7 +33,8 @@ impl NodeReply {
     }
 }
 
-/// The outcome of one batch (or one broadcast).
+/// The outcome of one batch (or one broadcast). Every addressed node ends in exactly one of
+/// `replies`, `malformed`, `no_reply` and `unknown`.
 #[derive(Debug, Clone, Default)]
 pub struct BatchOutcome {
     /// The nodes addressed, in order.
@@ -44,8 +45,22 @@ pub struct BatchOutcome {
     pub malformed: BTreeMap<String, String>,
     /// Addressed nodes that did not answer in time.
     pub no_reply: Vec<String>,
-    /// Replies from nodes we did not address in this batch (late or stray).
+    /// Addressed nodes whose fate we cannot know: the wait was cancelled (Ctrl-C), or the
+    /// broker connection broke during it, so a reply may have been lost on the way.
+    pub unknown: Vec<String>,
+    /// Replies that arrived during this wait from nodes an earlier batch reported as
+    /// `no_reply`: they acted after all.
+    pub late: Vec<NodeReply>,
+    /// Replies from nodes we did not address (or that answered twice): counted apart, never
+    /// as node results.
     pub unexpected: Vec<String>,
+    /// Messages on the reply subject that decode to no addressed node (garbage, forgeries):
+    /// counted apart, never as node results.
+    pub stray: usize,
+    /// Set when the wait was cut short by Ctrl-C.
+    pub interrupted: bool,
+    /// Set when the broker was gone at the end of the wait; the run must end.
+    pub broker_lost: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -67,6 +82,19 @@ impl BatchOutcome {
     }
 }
 
+/// Something the caller may show while a wait goes on.
+#[derive(Debug)]
+pub enum Arrival<'a> {
+    /// An addressed node answered (or its reply failed to decode).
+    Reply(&'a NodeReply),
+    Malformed {
+        node: &'a str,
+        reason: &'a str,
+    },
+    /// A node an earlier batch reported silent answered after all.
+    Late(&'a NodeReply),
+}
+
 /// An RPC in progress: validated inputs, one request id, one reply subscription.
 pub struct RpcSession {
     fleet: Fleet,
@@ -79,7 +107,10 @@ pub struct RpcSession {
     filter: Filter,
     timeout: Duration,
     sub: async_nats::Subscriber,
+    /// Nodes whose reply was taken (or reported), so a second reply is never counted.
     answered: HashSet<String>,
+    /// Nodes reported `no_reply` by an earlier batch; a reply from one is late, not stray.
+    silent: HashSet<String>,
 }
 
 /// How long to wait for a batch: discovery timeout + the agent's DDL timeout.
@@ -115,7 +146,8 @@ impl Fleet {
         // A direct request carries the agent in its filter (`SetType(direct_request)`).
         filter.require_agent(agent);
         let sub = self.nats().subscribe(reply_to.clone()).await.map_err(|e| FleetError::nats("subscribe", e))?;
-        self.nats().flush().await.map_err(|e| FleetError::nats("flush", e))?;
+        let deadline = Instant::now() + self.options().connect_timeout;
+        self.flush_by(deadline, &CancellationToken::new(), "the reply subscription").await?;
         Ok(RpcSession {
             fleet: self.clone(),
             agent: agent.to_string(),
@@ -128,6 +160,7 @@ impl Fleet {
             timeout,
             sub,
             answered: HashSet::new(),
+            silent: HashSet::new(),
         })
     }
 }
@@ -161,29 +194,78 @@ impl RpcSession {
     }
 
     /// Sends a direct request to each of `nodes` and waits until all answered or the timeout.
-    pub async fn send_batch(&mut self, nodes: &[String], cancel: &CancellationToken) -> Result<BatchOutcome> {
+    /// `on` sees each reply as it arrives. A hard cancel (`cancel`) ends the wait early with
+    /// the unanswered nodes `unknown`; an error means nothing of this batch was sent.
+    pub async fn send_batch(
+        &mut self,
+        nodes: &[String],
+        cancel: &CancellationToken,
+        on: &mut (dyn FnMut(Arrival<'_>) + Send),
+    ) -> Result<BatchOutcome> {
         let start = Instant::now();
+        let deadline = start + self.timeout;
+        let fleet = self.fleet.clone();
+        // Never queue a batch on a dead connection: it would go out whenever (if ever) the
+        // broker comes back, long after we reported its nodes.
+        fleet.await_connected(deadline, cancel, "sending a batch").await?;
         let msg = self.transport();
-        let nats = self.fleet.nats().clone();
+        let disconnects = fleet.link().disconnects();
+        let mut sent = 0;
+        let mut failure = None;
         for node in nodes {
-            nats.publish(protocol::node_subject(&self.collective, node), msg.clone())
-                .await
-                .map_err(|e| FleetError::nats("publish", e))?;
+            let subject = protocol::node_subject(&self.collective, node);
+            if let Err(e) = fleet.publish_by(subject, msg.clone(), deadline, cancel, "sending a batch").await {
+                failure = Some(e);
+                break;
+            }
+            sent += 1;
         }
-        nats.flush().await.map_err(|e| FleetError::nats("flush", e))?;
-        self.collect(nodes, Some(nodes.len()), start, cancel).await
+        if failure.is_none() {
+            failure = fleet.flush_by(deadline, cancel, "sending a batch").await.err();
+        }
+        match failure {
+            None => self.collect(nodes, Some(nodes.len()), start, disconnects, cancel, on).await,
+            Some(e) if sent == 0 => Err(e),
+            // Part of the batch may be on its way: its nodes are unknown, not unsent.
+            Some(e) => {
+                let mut out = BatchOutcome { nodes: nodes.to_vec(), unknown: nodes.to_vec(), ..Default::default() };
+                out.interrupted = matches!(e, FleetError::Cancelled);
+                out.broker_lost = (!out.interrupted).then(|| e.to_string());
+                out.elapsed = start.elapsed();
+                self.answered.extend(nodes.iter().cloned());
+                Ok(out)
+            }
+        }
     }
 
     /// Publishes one broadcast request and collects replies for the whole timeout.
-    pub async fn broadcast(&mut self, cancel: &CancellationToken) -> Result<BatchOutcome> {
+    pub async fn broadcast(
+        &mut self,
+        cancel: &CancellationToken,
+        on: &mut (dyn FnMut(Arrival<'_>) + Send),
+    ) -> Result<BatchOutcome> {
         let start = Instant::now();
+        let deadline = start + self.timeout;
+        let fleet = self.fleet.clone();
+        fleet.await_connected(deadline, cancel, "sending the request").await?;
+        let disconnects = fleet.link().disconnects();
         let msg = self.transport();
-        let nats = self.fleet.nats().clone();
-        nats.publish(protocol::broadcast_subject(&self.collective, &self.agent), msg)
-            .await
-            .map_err(|e| FleetError::nats("publish", e))?;
-        nats.flush().await.map_err(|e| FleetError::nats("flush", e))?;
-        self.collect(&[], None, start, cancel).await
+        let subject = protocol::broadcast_subject(&self.collective, &self.agent);
+        fleet.publish_by(subject, msg, deadline, cancel, "sending the request").await?;
+        fleet.flush_by(deadline, cancel, "sending the request").await?;
+        self.collect(&[], None, start, disconnects, cancel, on).await
+    }
+
+    /// Takes replies that already arrived (between batches) without waiting: late answers
+    /// from silent nodes are recorded, everything else is stray.
+    pub fn drain_late(&mut self, on: &mut (dyn FnMut(Arrival<'_>) + Send)) -> BatchOutcome {
+        let mut out = BatchOutcome::default();
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        while let std::task::Poll::Ready(Some(m)) = self.sub.poll_next_unpin(&mut cx) {
+            self.take(&m.payload, &HashSet::new(), &mut HashSet::new(), false, &mut out, on);
+        }
+        out
     }
 
     async fn collect(
@@ -191,54 +273,99 @@ impl RpcSession {
         nodes: &[String],
         expect: Option<usize>,
         start: Instant,
+        disconnects: u64,
         cancel: &CancellationToken,
+        on: &mut (dyn FnMut(Arrival<'_>) + Send),
     ) -> Result<BatchOutcome> {
         let mut out = BatchOutcome { nodes: nodes.to_vec(), ..Default::default() };
         let wanted: HashSet<&str> = nodes.iter().map(String::as_str).collect();
         let mut pending: HashSet<&str> = wanted.clone();
         let deadline = start + self.timeout;
-        while expect.is_none() || !pending.is_empty() {
+        let broadcast = expect.is_none();
+        while broadcast || !pending.is_empty() {
             let m = tokio::select! {
-                _ = cancel.cancelled() => return Err(FleetError::Cancelled),
+                _ = cancel.cancelled() => { out.interrupted = true; break }
                 _ = tokio::time::sleep_until(deadline) => break,
-                m = self.sub.next() => match m { Some(m) => m, None => break },
-            };
-            let reply = protocol::decode_reply(&m.payload).and_then(|r| {
-                if r.request_id != self.request_id {
-                    return Err(FleetError::decode("reply", format!("request id {} is not ours", r.request_id)));
-                }
-                parse_body(&r.sender, &r.body)
-            });
-            // Only a reply that failed to open needs the transport header to say who sent it.
-            let sender = match &reply {
-                Ok(r) => r.sender.clone(),
-                Err(e) => match protocol::transport_sender(&m.payload) {
-                    Some(s) => s,
-                    None => {
-                        out.malformed.insert(format!("<unknown sender #{}>", out.malformed.len() + 1), e.to_string());
-                        continue;
-                    }
+                m = self.sub.next() => match m {
+                    Some(m) => m,
+                    // The client closed: the broker is gone for good.
+                    None => { out.broker_lost = Some(self.fleet.lost("the wait for replies").to_string()); break }
                 },
             };
-            let addressed = expect.is_none() || wanted.contains(sender.as_str());
-            if !addressed || self.answered.contains(&sender) {
-                out.unexpected.push(sender);
-                continue;
-            }
-            pending.remove(sender.as_str());
-            self.answered.insert(sender.clone());
-            match reply {
-                Ok(r) => out.replies.push(r),
-                Err(e) => {
-                    out.malformed.insert(sender, e.to_string());
-                }
-            }
+            self.take(&m.payload, &wanted, &mut pending, broadcast, &mut out, on);
         }
-        let mut silent: Vec<String> = pending.into_iter().map(str::to_string).collect();
-        silent.sort();
-        out.no_reply = silent;
+        // A node whose only message was malformed: that is its result.
+        let mut rest: Vec<String> =
+            pending.into_iter().filter(|n| !out.malformed.contains_key(*n)).map(str::to_string).collect();
+        rest.sort();
+        for (node, reason) in &out.malformed {
+            self.answered.insert(node.clone());
+            on(Arrival::Malformed { node, reason });
+        }
+        let fleet = &self.fleet;
+        if out.broker_lost.is_none() && !fleet.connected() {
+            out.broker_lost = Some(fleet.lost("the wait for replies").to_string());
+        }
+        let link_broke = fleet.link().disconnects() != disconnects;
+        if out.interrupted || out.broker_lost.is_some() || link_broke {
+            // Their replies may have been lost with the connection, or never waited for.
+            self.answered.extend(rest.iter().cloned());
+            out.unknown = rest;
+        } else {
+            self.silent.extend(rest.iter().cloned());
+            out.no_reply = rest;
+        }
         out.elapsed = start.elapsed();
         Ok(out)
+    }
+
+    /// Sorts one message from the reply subject into `out`.
+    fn take(
+        &mut self,
+        payload: &[u8],
+        wanted: &HashSet<&str>,
+        pending: &mut HashSet<&str>,
+        broadcast: bool,
+        out: &mut BatchOutcome,
+        on: &mut (dyn FnMut(Arrival<'_>) + Send),
+    ) {
+        let reply = protocol::decode_reply(payload).and_then(|r| {
+            if r.request_id != self.request_id {
+                return Err(FleetError::decode("reply", format!("request id {} is not ours", r.request_id)));
+            }
+            parse_body(&r.sender, &r.body)
+        });
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                // A message that does not open names its sender only in a header anyone can
+                // write: it never decides a node's fate while a real reply may still come.
+                match protocol::transport_sender(payload).filter(|s| wanted.contains(s.as_str()) || broadcast) {
+                    Some(s) if !self.answered.contains(&s) => {
+                        out.malformed.entry(s).or_insert_with(|| e.to_string());
+                    }
+                    _ => out.stray += 1,
+                }
+                return;
+            }
+        };
+        let sender = reply.sender.clone();
+        if self.silent.remove(&sender) {
+            self.answered.insert(sender);
+            on(Arrival::Late(&reply));
+            out.late.push(reply);
+            return;
+        }
+        let addressed = broadcast || wanted.contains(sender.as_str());
+        if !addressed || self.answered.contains(&sender) {
+            out.unexpected.push(sender);
+            return;
+        }
+        pending.remove(sender.as_str());
+        out.malformed.remove(&sender);
+        self.answered.insert(sender);
+        on(Arrival::Reply(&reply));
+        out.replies.push(reply);
     }
 }
 
@@ -256,6 +383,13 @@ fn parse_body(sender: &str, body: &[u8]) -> Result<NodeReply> {
         statusmsg: v.get("statusmsg").and_then(Value::as_str).unwrap_or("").to_string(),
         data: v.get("data").cloned().unwrap_or_else(|| Value::Object(Map::new())),
     })
+}
+
+/// Removes repeated identities, keeping the first of each in order: a node named twice is
+/// called once.
+pub fn dedup_keep_order(nodes: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    nodes.into_iter().filter(|n| seen.insert(n.clone())).collect()
 }
 
 /// Splits `nodes` into batches of the given sizes; the last size repeats.

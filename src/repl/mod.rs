@@ -128,9 +128,10 @@ impl Session {
                 true
             }
             Err(e) => {
-                let text = match self.host.stopped() {
-                    Some(reason) => format!("stopped: {reason}"),
-                    None => {
+                let text = match (self.host.lost(), self.host.stopped()) {
+                    (Some(reason), _) => format!("the broker is gone: {reason}"),
+                    (None, Some(reason)) => format!("stopped: {reason}"),
+                    (None, None) => {
                         let (msg, pos) = diag::runtime_parts(&e);
                         diag::render(name, src, pos, &msg)
                     }

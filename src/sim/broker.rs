@@ -1,5 +1,11 @@
 //! An embedded `nats-server` child process with JetStream, on a free loopback port, with a
 //! temporary store; killed when dropped.
+//!
+//! Two lessons are built in. The child is started from one thread that lives as long as the
+//! process: Linux's parent-death signal follows the parent *thread*, and tokio's idle blocking
+//! threads exit after ten seconds, which used to take the broker with them. And the child runs
+//! in a process group of its own, so the Ctrl-C a user types at the terminal reaches fleetbook
+//! only; fleetbook decides when the broker stops.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +31,9 @@ pub enum BrokerError {
 pub struct EmbeddedBroker {
     child: Child,
     url: String,
+    port: u16,
+    bin: PathBuf,
+    extra: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -46,22 +55,11 @@ impl EmbeddedBroker {
         let bin = find_nats_server()?;
         let spawn_err = |reason: String| BrokerError::Spawn { path: bin.display().to_string(), reason };
         let dir = tempfile::Builder::new().prefix("fleetbook-nats-").tempdir().map_err(|e| spawn_err(e.to_string()))?;
-        let log = dir.path().join("nats.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| spawn_err(e.to_string()))?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-a", "127.0.0.1", "-p", "-1", "-js"])
-            .arg("-sd")
-            .arg(dir.path().join("js"))
-            .arg("--ports_file_dir")
-            .arg(dir.path())
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file));
-        kill_with_parent(&mut cmd);
-        let child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
-        let mut broker = EmbeddedBroker { child, url: String::new(), _dir: dir };
-        broker.url = broker.wait_for_ports(Duration::from_secs(15), &log)?;
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn_server(&bin, dir.path(), "-1", &extra)?;
+        let mut broker = EmbeddedBroker { child, url: String::new(), port: 0, bin, extra, _dir: dir };
+        broker.url = broker.wait_for_ports(Duration::from_secs(15))?;
+        broker.port = port_of(&broker.url);
         Ok(broker)
     }
 
@@ -70,8 +68,49 @@ impl EmbeddedBroker {
         &self.url
     }
 
-    fn wait_for_ports(&mut self, limit: Duration, log: &Path) -> Result<String, BrokerError> {
+    /// The server's process id (tests stop and continue it to simulate a stalled broker).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server for good (a crashed broker); `restart` brings one back.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a fresh server on the same port and store, as an operator's restart does.
+    /// Kills the running one first, if any.
+    pub fn restart(&mut self) -> Result<(), BrokerError> {
+        self.kill();
         let started = Instant::now();
+        let port = self.port.to_string();
+        loop {
+            // The old listener may linger for a moment; try again until the port is free.
+            self.child = spawn_server(&self.bin, self._dir.path(), &port, &self.extra)?;
+            match self.wait_for_ports(Duration::from_secs(15)) {
+                Ok(url) => {
+                    self.url = url;
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() > Duration::from_secs(15) => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Sends a signal to the server (SIGSTOP and SIGCONT pause and resume it).
+    #[cfg(unix)]
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid touches no memory of ours.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    fn wait_for_ports(&mut self, limit: Duration) -> Result<String, BrokerError> {
+        let started = Instant::now();
+        let log = self._dir.path().join("nats.log");
         let ports = self._dir.path().join(format!("nats-server_{}.ports", self.child.id()));
         loop {
             if let Ok(text) = std::fs::read_to_string(&ports) {
@@ -84,7 +123,7 @@ impl EmbeddedBroker {
             }
             let exited = matches!(self.child.try_wait(), Ok(Some(_)));
             if exited || started.elapsed() > limit {
-                let log = std::fs::read_to_string(log).unwrap_or_default();
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
                 let tail: String =
                     log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
                 return Err(BrokerError::NoPorts { secs: limit.as_secs(), log: tail });
@@ -101,12 +140,44 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-/// Asks the kernel to kill the child when we die, so a crashed fleetbook leaves no broker.
-fn kill_with_parent(cmd: &mut Command) {
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).unwrap_or(0)
+}
+
+/// Starts `nats-server` listening on `port` ("-1": any free one), logging into `dir`.
+fn spawn_server(bin: &Path, dir: &Path, port: &str, extra: &[String]) -> Result<Child, BrokerError> {
+    let spawn_err = |reason: String| BrokerError::Spawn { path: bin.display().to_string(), reason };
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("nats.log"))
+        .map_err(|e| spawn_err(e.to_string()))?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["-a", "127.0.0.1", "-p", port, "-js"])
+        .arg("-sd")
+        .arg(dir.join("js"))
+        .arg("--ports_file_dir")
+        .arg(dir)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file));
+    detach_from_terminal_signals(&mut cmd);
+    spawner::spawn(cmd).map_err(|e| spawn_err(e.to_string()))
+}
+
+/// Puts the child in a process group of its own, so a Ctrl-C at the terminal (sent to the
+/// foreground group) never reaches it, and asks the kernel to kill it when fleetbook dies.
+fn detach_from_terminal_signals(cmd: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        // SAFETY: prctl and getppid are async-signal-safe and touch no memory of ours.
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -114,8 +185,37 @@ fn kill_with_parent(cmd: &mut Command) {
             });
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = cmd;
+}
+
+/// The thread that starts every broker child. `PR_SET_PDEATHSIG` fires when the *thread*
+/// that forked the child exits, so children must be forked by a thread that lives as long as
+/// the process: this one never returns.
+mod spawner {
+    use std::process::{Child, Command};
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Mutex, OnceLock};
+
+    type Job = (Command, Sender<std::io::Result<Child>>);
+
+    static JOBS: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+
+    pub(super) fn spawn(cmd: Command) -> std::io::Result<Child> {
+        let jobs = JOBS.get_or_init(|| {
+            let (tx, rx) = channel::<Job>();
+            std::thread::Builder::new()
+                .name("fleetbook-broker-spawner".into())
+                .spawn(move || {
+                    for (mut cmd, reply) in rx {
+                        let _ = reply.send(cmd.spawn());
+                    }
+                })
+                .expect("cannot start the broker spawner thread");
+            Mutex::new(tx)
+        });
+        let (tx, rx) = channel();
+        crate::lock(jobs).send((cmd, tx)).map_err(|_| std::io::Error::other("the broker spawner thread is gone"))?;
+        rx.recv().map_err(|_| std::io::Error::other("the broker spawner thread is gone"))?
+    }
 }
 
 /// Finds a `nats-server` new enough for JetStream KV with async-nats: `$FLEETBOOK_NATS_SERVER`,

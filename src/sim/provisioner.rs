@@ -353,7 +353,7 @@ async fn call(
     let started = Instant::now();
     let outcome = async {
         let mut s = fleet.rpc_session(agent, action, &data, None, None, Filter::default()).await.ok()?;
-        let out = s.send_batch(&[node.to_string()], &CancellationToken::new()).await.ok()?;
+        let out = s.send_batch(&[node.to_string()], &CancellationToken::new(), &mut |_| {}).await.ok()?;
         out.replies.first().filter(|r| r.ok()).map(|_| ())
     }
     .await;

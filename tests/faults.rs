@@ -1,0 +1,616 @@
+//! The fault suite: the real binary against a real nats-server that is killed, restarted on
+//! the same port, or stopped and continued mid-run; Ctrl-C at each stage; long runs on the
+//! embedded broker. Every case has a deadline: a hang fails the test instead of the suite.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::{record, sim, Run, World};
+use fleetbook::sim::SimConfig;
+
+/// A running `fleetbook` whose output is read line by line as it comes.
+struct Live {
+    child: tokio::process::Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    args: Vec<String>,
+}
+
+impl Live {
+    fn spawn(args: &[&str]) -> Live {
+        Live::spawn_env(args, &[])
+    }
+
+    fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Live {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.env_remove("FLEETBOOK_SERVER").env_remove("FLEETBOOK_PROVISION_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("fleetbook starts");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        collect(child.stdout.take().expect("stdout"), stdout.clone());
+        collect(child.stderr.take().expect("stderr"), stderr.clone());
+        Live { child, stdout, stderr, args: args.iter().map(|s| s.to_string()).collect() }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `text`.
+    async fn on_stderr(&self, text: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.stderr().contains(text) {
+            assert!(
+                start.elapsed() < limit,
+                "{:?}: no {text:?} on stderr within {limit:?}; stderr: {}",
+                self.args,
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until stdout contains `text`.
+    async fn on_stdout(&self, text: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.stdout().contains(text) {
+            assert!(start.elapsed() < limit, "{:?}: no {text:?} on stdout within {limit:?}", self.args);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn interrupt(&self) {
+        let pid = self.child.id().expect("running") as libc::pid_t;
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }
+    }
+
+    /// Waits for the exit, at most `limit`; a process still running then is a hang.
+    async fn finish(mut self, limit: Duration) -> Run {
+        let status = match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(s) => s.expect("wait"),
+            Err(_) => panic!("{:?} still running after {limit:?} (a hang); stderr: {}", self.args, self.stderr()),
+        };
+        // Let the readers take the last bytes.
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Run { code: status.code().unwrap_or(-1), stdout: self.stdout(), stderr: self.stderr() }
+    }
+}
+
+fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(r: R, into: Arc<Mutex<String>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(r).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            let mut s = into.lock().unwrap();
+            s.push_str(&l);
+            s.push('\n');
+        }
+    });
+}
+
+fn fb_args<'a>(w: &'a World, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--server", w.url(), "--insecure"];
+    v.extend_from_slice(rest);
+    v
+}
+
+fn jsonl(stdout: &str) -> Vec<Value> {
+    stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("JSONL line")).collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+/// How many times each node received `action` (from the simulator's own accounting).
+fn calls(w: &World, action: &str) -> std::collections::BTreeMap<String, usize> {
+    w.sim
+        .stats()
+        .received
+        .into_iter()
+        .map(|(n, acts)| (n, acts.iter().filter(|a| a.ends_with(action)).count()))
+        .collect()
+}
+
+fn slow(nodes: usize, slow: &[&str], delay: Duration) -> SimConfig {
+    SimConfig { slow_nodes: slow.iter().map(|s| s.to_string()).collect(), slow_delay: delay, ..sim(nodes) }
+}
+
+/// Finding 1: the embedded broker lived only as long as an idle tokio thread (about 10 s).
+/// Batches 3 s apart for longer than that must all be answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_outlives_idle_threads() {
+    let r = Live::spawn(&[
+        "--sim",
+        "10",
+        "--sim-provisioners",
+        "0",
+        "req",
+        "rpcutil",
+        "ping",
+        "--batch",
+        "2",
+        "--batch-sleep",
+        "4",
+        "--json",
+    ])
+    .finish(Duration::from_secs(90))
+    .await;
+    r.assert_code(0);
+    let j = r.json();
+    assert_eq!(strings(&j["ok"]).len(), 10, "{j}");
+    assert_eq!(j["batches"], 5);
+}
+
+/// A soak of the long-running commands on embedded brokers, side by side, for over a
+/// minute: `sim` keeps serving on the URL it printed, `events` keeps receiving, and a
+/// batched `req` finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_sim_events_and_req_for_over_a_minute() {
+    let started = Instant::now();
+    let served = Live::spawn(&["sim", "--nodes", "5", "--sim-provisioners", "0"]);
+    served.on_stdout("nats://", Duration::from_secs(30)).await;
+    let url = served.stdout().trim().to_string();
+    let watch = Live::spawn(&["--server", &url, "--insecure", "events", "--json"]);
+    watch.on_stdout("Waiting for events", Duration::from_secs(30)).await;
+    let req = Live::spawn(&[
+        "--sim",
+        "12",
+        "--sim-provisioners",
+        "0",
+        "req",
+        "rpcutil",
+        "ping",
+        "--batch",
+        "1",
+        "--batch-sleep",
+        "5.5",
+        "--json",
+    ]);
+    let r = req.finish(Duration::from_secs(150)).await;
+    r.assert_code(0);
+    assert_eq!(strings(&r.json()["ok"]).len(), 12);
+    assert!(started.elapsed() > Duration::from_secs(60), "the soak lasted over a minute");
+    // After a minute, the served broker still answers and events still flow: a restart
+    // through the served fleet publishes lifecycle events the watcher prints.
+    let r = crate::support::Fleetbook::new()
+        .args(["--server", &url, "--insecure", "req", "choria_provision", "restart", "token=s3cret", "splay=1"])
+        .run()
+        .await;
+    r.assert_code(0);
+    watch.on_stdout("startup", Duration::from_secs(60)).await;
+    served.interrupt();
+    let s = served.finish(Duration::from_secs(20)).await;
+    assert_eq!(s.code, 0, "one Ctrl-C stops `sim`: {s:?}");
+    watch.interrupt();
+    let e = watch.finish(Duration::from_secs(20)).await;
+    assert_eq!(e.code, 0, "{e:?}");
+}
+
+/// Finding 3: the broker killed for good after the first batch: bounded time, exit 4, the
+/// nodes not yet sent reported, nothing claimed as success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_during_req_batches_exits_4() {
+    let mut w = World::start(sim(6)).await;
+    let args = fb_args(
+        &w,
+        &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "2", "--json", "--max-reconnects", "3"],
+    );
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    live.on_stderr("batch 1/3", Duration::from_secs(30)).await;
+    // The first batch's replies are in once the second batch's sleep begins; kill during it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    w.broker.kill();
+    let started = Instant::now();
+    let r = live.finish(Duration::from_secs(60)).await;
+    assert!(started.elapsed() < Duration::from_secs(30), "ended within the wait: {:?}", started.elapsed());
+    r.assert_code(4);
+    let j = r.json();
+    assert_eq!(j["status"], "broker_lost", "{j}");
+    assert_eq!(strings(&j["ok"]).len(), 2, "batch 1 answered: {j}");
+    assert_eq!(strings(&j["not_sent"]).len(), 4, "batches 2 and 3 never went out: {j}");
+    assert!(strings(&j["no_reply"]).is_empty(), "nobody is called silent: {j}");
+    assert!(r.stderr.contains("lost the connection to the broker"), "{}", r.stderr);
+}
+
+/// Finding 3: the same for a runbook, with JSONL ending in `run_end`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_during_a_runbook_exits_4_with_run_end() {
+    let mut w = World::start(slow(4, &["n003.example.net", "n004.example.net"], Duration::from_secs(3))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("ping.rhai");
+    std::fs::write(
+        &book,
+        "rpc_batch(\"rpcutil\", \"ping\", #{}, #{ filter: #{}, batch: 2, sleep: \"1s\", timeout: \"8s\" });\n",
+    )
+    .unwrap();
+    let args = fb_args(&w, &["--max-reconnects", "2", "run", book.to_str().unwrap(), "--output", "json"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    // The second batch holds the slow nodes; kill the broker while it waits for them.
+    live.on_stdout("\"batch\":2", Duration::from_secs(30)).await;
+    w.broker.kill();
+    let r = live.finish(Duration::from_secs(60)).await;
+    r.assert_code(4);
+    let events = jsonl(&r.stdout);
+    let end = events.last().expect("events");
+    assert_eq!(end["event"], "run_end", "{}", r.stdout);
+    assert_eq!(end["status"], "broker_lost", "{end}");
+    let unknown: Vec<&Value> =
+        events.iter().filter(|e| e["event"] == "node_result" && e["status"] == "unknown").collect();
+    assert_eq!(unknown.len(), 2, "the slow nodes in flight are unknown: {}", r.stdout);
+    let ok = events.iter().filter(|e| e["event"] == "node_result" && e["status"] == "ok").count();
+    assert_eq!(ok, 2, "{}", r.stdout);
+}
+
+/// Finding 3: a broker restarted on the same port between batches: the run goes on, every
+/// node is called exactly once, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restarted_on_the_same_port_between_batches() {
+    let mut w = World::start(sim(6)).await;
+    let args = fb_args(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "6", "--json"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    live.on_stderr("batch 1/3", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    w.broker.restart().expect("restart on the same port");
+    let r = live.finish(Duration::from_secs(90)).await;
+    assert!(r.stderr.contains("reconnected to the broker"), "the user is told: {}", r.stderr);
+    r.assert_code(0);
+    let j = r.json();
+    assert_eq!(strings(&j["ok"]).len(), 6, "{j}");
+    let pings = calls(&w, "ping");
+    assert_eq!(pings.len(), 6, "{pings:?}");
+    assert!(pings.values().all(|n| *n == 1), "no node was called twice: {pings:?}");
+}
+
+/// Findings 3 and 17: a broker stopped during a batch's wait and continued before it ends
+/// loses nothing; one stopped past the wait delivers late replies, reported as late, never
+/// as silent, and no node is called twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_broker_short_pause_loses_nothing_and_long_pause_reports_late() {
+    let w = World::start(slow(4, &["n001.example.net", "n002.example.net"], Duration::from_millis(800))).await;
+    let nats = w.nats().await;
+    let mut requests = record(&nats, "mcollective.node.>").await;
+    // rpcutil's DDL timeout is 2 s; with the 2 s discovery timeout a batch waits 4 s.
+    let args = fb_args(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "6", "--json"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    // Batch 1 (the slow nodes) is through the broker once the recorder sees it: pause it for
+    // 6 s, past the 4 s wait; the replies are held and arrive during the batch sleep.
+    let start = Instant::now();
+    while requests.try_recv().is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no request seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    w.broker.signal(libc::SIGSTOP);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    w.broker.signal(libc::SIGCONT);
+    let r = live.finish(Duration::from_secs(60)).await;
+    r.assert_code(0);
+    let j = r.json();
+    let mut late = strings(&j["late"]);
+    late.sort();
+    assert_eq!(late, vec!["n001.example.net", "n002.example.net"], "{j}");
+    assert!(strings(&j["no_reply"]).is_empty(), "late nodes are not silent: {j}");
+    assert_eq!(strings(&j["ok"]).len(), 4, "{j}");
+    assert!(calls(&w, "ping").values().all(|n| *n == 1), "no node called twice");
+
+    // A short pause inside the wait: everything arrives in time.
+    let args = fb_args(&w, &["req", "rpcutil", "ping", "-I", "n001.example.net", "-I", "n002.example.net", "--json"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    let start = Instant::now();
+    while requests.try_recv().is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no request seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    w.broker.signal(libc::SIGSTOP);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    w.broker.signal(libc::SIGCONT);
+    let r = live.finish(Duration::from_secs(30)).await;
+    r.assert_code(0);
+    assert_eq!(strings(&r.json()["ok"]).len(), 2, "{}", r.stdout);
+}
+
+/// Finding 15: the first Ctrl-C stops `req --batch` after the current batch, and the
+/// result so far is printed; the second cancels the wait, the unanswered nodes unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_req_batches_and_prints_what_happened() {
+    let w = World::start(slow(6, &["n005.example.net"], Duration::from_secs(30))).await;
+    let args = fb_args(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "1", "--json"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    live.on_stderr("batch 1/3", Duration::from_secs(30)).await;
+    live.interrupt();
+    let r = live.finish(Duration::from_secs(30)).await;
+    r.assert_code(3);
+    let j = r.json();
+    assert_eq!(j["status"], "interrupted", "{j}");
+    assert_eq!(strings(&j["ok"]).len(), 2, "{j}");
+    assert_eq!(strings(&j["not_sent"]).len(), 4, "{j}");
+    assert_eq!(calls(&w, "ping").len(), 2, "later batches were not sent");
+
+    // Twice, while batch 3 waits for a node that takes 30 s.
+    let live = Live::spawn(&argv);
+    live.on_stderr("batch 3/3", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    live.interrupt();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    live.interrupt();
+    let r = live.finish(Duration::from_secs(15)).await;
+    r.assert_code(3);
+    let j = r.json();
+    assert_eq!(strings(&j["unknown"]), vec!["n005.example.net"], "{j}");
+    assert_eq!(strings(&j["ok"]).len(), 5, "what came back is kept: {j}");
+}
+
+/// Findings 6 and 7: in a runbook, `sleep(15)` obeys Ctrl-C; node results are counted as
+/// they arrive, so a double Ctrl-C mid-batch still reports the answers already in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbook_sleep_and_mid_batch_ctrl_c() {
+    let w = World::start(slow(3, &["n003.example.net"], Duration::from_secs(30))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("sleepy.rhai");
+    std::fs::write(&book, "print(\"sleeping\");\nsleep(15);\n").unwrap();
+    let args = fb_args(&w, &["run", book.to_str().unwrap()]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    live.on_stderr("sleeping", Duration::from_secs(30)).await;
+    let t = Instant::now();
+    live.interrupt();
+    let r = live.finish(Duration::from_secs(10)).await;
+    r.assert_code(3);
+    assert!(t.elapsed() < Duration::from_secs(5), "sleep(15) ended at Ctrl-C");
+
+    std::fs::write(&book, "rpc_batch(\"rpcutil\", \"ping\", #{}, #{ filter: #{}, timeout: \"60s\" });\n").unwrap();
+    let args = fb_args(&w, &["run", book.to_str().unwrap(), "--output", "json"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    // Two replies come at once; the third node takes 30 s.
+    let start = Instant::now();
+    while live.stdout().matches("node_result").count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "replies are emitted as they arrive: {}", live.stdout());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    live.interrupt();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    live.interrupt();
+    let r = live.finish(Duration::from_secs(15)).await;
+    r.assert_code(3);
+    let events = jsonl(&r.stdout);
+    let status = |s: &str| events.iter().filter(|e| e["event"] == "node_result" && e["status"] == s).count();
+    assert_eq!((status("ok"), status("unknown")), (2, 1), "{}", r.stdout);
+    let end = events.last().unwrap();
+    assert_eq!(end["event"], "run_end");
+    assert_eq!(end["ok"], 2, "{end}");
+}
+
+/// Finding 16: with the broker gone for good, discovery and event waits end at their
+/// deadline with exit 4 instead of waiting forever in a flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_on_a_dead_broker_end_at_their_deadline() {
+    let mut w = World::start(sim(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("dead.rhai");
+    std::fs::write(
+        &book,
+        "print(\"ready\");\nsleep(\"1500ms\");\nlet n = discover(#{ timeout: \"2s\" });\nprint(n.len());\n",
+    )
+    .unwrap();
+    let args = fb_args(&w, &["--max-reconnects", "100", "run", book.to_str().unwrap(), "--output", "json"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    live.on_stderr("ready", Duration::from_secs(30)).await;
+    w.broker.kill();
+    let r = live.finish(Duration::from_secs(20)).await;
+    r.assert_code(4);
+    assert_eq!(jsonl(&r.stdout).last().unwrap()["event"], "run_end", "{}", r.stdout);
+
+    w.broker.restart().unwrap();
+    std::fs::write(
+        &book,
+        "print(\"ready\");\nsleep(\"1500ms\");\nlet e = watch_events(#{ type: \"startup\", timeout: \"5s\" });\n",
+    )
+    .unwrap();
+    let args = fb_args(&w, &["--max-reconnects", "100", "run", book.to_str().unwrap()]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    live.on_stderr("ready", Duration::from_secs(30)).await;
+    w.broker.kill();
+    let r = live.finish(Duration::from_secs(20)).await;
+    r.assert_code(4);
+}
+
+/// Finding 3 for `events`: a lost broker is announced, and a broker that does not come
+/// back ends the watch with exit 4 after the bounded reconnection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_say_the_broker_is_gone() {
+    let mut w = World::start(sim(2)).await;
+    let args = fb_args(&w, &["--max-reconnects", "3", "events"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    live.on_stdout("Waiting for events", Duration::from_secs(30)).await;
+    w.broker.kill();
+    live.on_stderr("lost the connection to the broker", Duration::from_secs(20)).await;
+    let r = live.finish(Duration::from_secs(60)).await;
+    r.assert_code(4);
+    assert!(r.stderr.contains("lost the broker"), "{}", r.stderr);
+}
+
+/// Finding 18: garbage on the reply subject is counted apart, never as failed nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_reply_subject_is_not_a_node_result() {
+    let w = World::start(slow(5, &[], Duration::ZERO)).await;
+    let nats = w.nats().await;
+    let mut requests = record(&nats, "mcollective.node.>").await;
+    let args = fb_args(&w, &["req", "rpcutil", "ping", "--json", "--discovery-timeout", "1"]);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::spawn(&argv);
+    let (_, payload, _) = tokio::time::timeout(Duration::from_secs(30), requests.recv()).await.unwrap().unwrap();
+    let transport: Value = serde_json::from_slice(&payload).unwrap();
+    let reply_to = transport["headers"]["reply-to"].as_str().unwrap().to_string();
+    for i in 0..40 {
+        let junk = if i % 2 == 0 { "garbage".to_string() } else { format!("{{\"headers\":{{\"sender\":\"x{i}\"}}}}") };
+        nats.publish(reply_to.clone(), junk.into()).await.unwrap();
+    }
+    nats.flush().await.unwrap();
+    let r = live.finish(Duration::from_secs(30)).await;
+    r.assert_code(0);
+    let j = r.json();
+    assert_eq!(strings(&j["ok"]).len(), 5, "{j}");
+    assert!(j["failed"].as_object().unwrap().is_empty(), "{j}");
+    assert!(j["malformed"].as_object().unwrap().is_empty(), "{j}");
+    assert!(j["stray"].as_u64().unwrap() > 0, "{j}");
+}
+
+/// Findings 4 and 11: `req ... shutdown` needs --yes off a terminal and sends nothing
+/// without it; --dry-run sends nothing; the token comes from a file or the environment; the
+/// text names the failure reason with a count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn req_guards_shutdown_and_explains_failures() {
+    let w = World::start(sim(3)).await;
+    let r = w.fleetbook().args(["req", "choria_provision", "shutdown", "token=s3cret"]).run().await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    let r =
+        w.fleetbook().args(["req", "choria_provision", "shutdown", "token=s3cret", "--dry-run", "--json"]).run().await;
+    r.assert_code(0);
+    assert_eq!(r.json()["dry_run"], true);
+    assert!(calls(&w, "shutdown").values().all(|n| *n == 0), "nothing was sent");
+    assert!(w.sim.stats().received.values().all(Vec::is_empty), "nothing was sent");
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let r = w
+        .fleetbook()
+        .args(["req", "choria_provision", "restart", "splay=1", "--token-file", token.to_str().unwrap(), "--json"])
+        .run()
+        .await;
+    r.assert_code(0);
+    assert_eq!(strings(&r.json()["ok"]).len(), 3);
+    let r = w
+        .fleetbook()
+        .env("FLEETBOOK_PROVISION_TOKEN", "s3cret")
+        .args(["req", "choria_provision", "shutdown", "--yes", "-I", "n001.example.net", "--json"])
+        .run()
+        .await;
+    r.assert_code(0);
+    assert_eq!(calls(&w, "shutdown").values().sum::<usize>(), 1);
+
+    let r = w.fleetbook().args(["req", "choria_provision", "restart", "token=wrong", "-I", "/n00[23]/"]).run().await;
+    r.assert_code(1);
+    assert!(r.stdout.contains("2 × Request Aborted: Incorrect provision token supplied"), "{}", r.stdout);
+}
+
+/// Finding 10: a node named twice is called once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_nodes_are_called_once() {
+    let w = World::start(sim(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("dup.rhai");
+    std::fs::write(
+        &book,
+        "let r = rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [\"n001.example.net\", \"n002.example.net\", \"n001.example.net\"] });\nprint(`${r.ok.len()} ok ${r.no_reply.len()} silent`);\n",
+    )
+    .unwrap();
+    let r = w.fleetbook().args(["run", book.to_str().unwrap()]).run().await;
+    r.assert_code(0);
+    assert!(r.stderr.contains("2 ok 0 silent"), "{}", r.stderr);
+    assert_eq!(calls(&w, "ping")["n001.example.net"], 1);
+}
+
+/// Finding 12: every JSONL run ends with `run_end`, also when the runbook does not compile
+/// or the broker cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_jsonl_run_ends_with_run_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.rhai");
+    std::fs::write(&bad, "let x = ;\n").unwrap();
+    let r = crate::support::Fleetbook::new()
+        .args(["--server", "nats://127.0.0.1:9", "--insecure", "run", bad.to_str().unwrap(), "--output", "json"])
+        .run()
+        .await;
+    assert_eq!(r.code, 1, "{r:?}");
+    let end = jsonl(&r.stdout).pop().expect("a run_end event");
+    assert_eq!((end["event"].as_str(), end["status"].as_str()), (Some("run_end"), Some("error")), "{end}");
+    let good = dir.path().join("good.rhai");
+    std::fs::write(&good, "discover();\n").unwrap();
+    let r = crate::support::Fleetbook::new()
+        .args(["--server", "nats://127.0.0.1:9", "--insecure", "run", good.to_str().unwrap(), "--output", "json"])
+        .run()
+        .await;
+    assert_eq!(r.code, 4, "{r:?}");
+    let end = jsonl(&r.stdout).pop().expect("a run_end event");
+    assert_eq!(end["event"], "run_end", "{end}");
+    assert_eq!(end["exit_code"], 4, "{end}");
+}
+
+/// Findings 2 and 6 on a terminal: Ctrl-C in the REPL reaches fleetbook only (the embedded
+/// broker lives on), and Ctrl-C at a confirmation prompt ends it at once, without Enter.
+#[test]
+fn ctrl_c_on_a_terminal_spares_the_broker_and_ends_prompts() {
+    use expectrl::{ControlCode, Expect, Session};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
+    cmd.args(["--sim", "3", "--sim-provisioners", "0", "repl"])
+        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
+        .env("TERM", "xterm");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    p.expect("fleetbook> ").expect("prompt");
+    p.send_line("sleep(30)").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("interrupted").expect("sleep(30) obeys Ctrl-C in the REPL");
+    p.expect("fleetbook> ").unwrap();
+    p.send_line("discover().len() * 100").unwrap();
+    p.expect("300").expect("the broker survived the Ctrl-C");
+    p.expect("fleetbook> ").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    p.send(ControlCode::EndOfTransmission).unwrap();
+    let _ = p.expect(expectrl::Eof);
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
+    cmd.args(["--sim", "3", "--sim-provisioners", "0", "req", "choria_provision", "shutdown"]).env("TERM", "xterm");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    p.expect("[y/N]").expect("the Big Red Button asks on a terminal");
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect(expectrl::Eof).expect("Ctrl-C at the prompt ends the command");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let status = p.get_process().wait().unwrap();
+    assert_eq!(status, expectrl::process::unix::WaitStatus::Exited(p.get_process().pid(), 3));
+}
