@@ -7,6 +7,7 @@ mod election;
 mod events;
 mod metrics;
 mod protocol;
+mod redaction;
 mod repl;
 mod runbook;
 mod security;

@@ -12,7 +12,6 @@ use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::progress::Reporter;
-use crate::redact::Redactor;
 
 /// What `run` was asked to do.
 pub struct RunArgs {
@@ -58,8 +57,7 @@ fn host(
 
 /// Runs a runbook and maps its outcome to an exit code through `Error`.
 pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result<(), Error> {
-    let redact = Redactor::default();
-    let reporter = Reporter::for_terminal(a.json, redact.clone());
+    let reporter = Reporter::for_terminal(a.json);
     let mut rs = a.settings;
     rs.dry_run = a.dry_run;
     rs.yes = a.yes;
@@ -70,7 +68,12 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     let checker = engine::build(host(rt.clone(), None, reporter.clone(), interrupt.clone(), rs.clone()), dir.clone());
     let (ast, source) = compile(&checker, &a.file, &settings.ddl)?;
     let shown = a.file.display().to_string();
-    reporter.emit("run_start", json!({"runbook": shown, "dry_run": rs.dry_run, "args": rs.args}));
+    let dirs: Vec<PathBuf> = dir.iter().chain(rs.lib_dirs.iter()).cloned().collect();
+    check_args(&engine::args::collect(&checker, &ast, &shown, &dirs), &rs.args, &shown, &reporter)?;
+    reporter.emit(
+        "run_start",
+        json!({"runbook": shown, "dry_run": rs.dry_run, "args": crate::redact::mask_args(&rs.args)}),
+    );
     let env = FleetEnv::open(settings).await?;
     if let Some(url) = env.sim.as_ref().and_then(|s| s.metrics_url()) {
         rs.arg_defaults.insert("metrics_url".into(), url);
@@ -85,10 +88,10 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     .map_err(|e| Error::Runbook { rendered: format!("error: the runbook thread failed: {e}") })?;
     let totals = h.totals();
     let result = match (outcome, h.stopped()) {
-        (_, Some(reason)) => Err(Error::Guardrail { reason: redact.scrub(&reason) }),
+        (_, Some(reason)) => Err(Error::Guardrail { reason }),
         (Err(e), None) => {
             let (msg, pos) = diag::runtime_parts(&e);
-            Err(Error::Runbook { rendered: redact.scrub(&diag::render(&shown, &source, pos, &msg)) })
+            Err(Error::Runbook { rendered: diag::render(&shown, &source, pos, &msg) })
         }
         (Ok(()), None) if totals.failed + totals.no_reply > 0 => Err(Error::NodesFailed {
             failed: totals.failed + totals.no_reply,
@@ -100,7 +103,7 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
         Ok(()) => ("ok", 0, None),
         Err(e @ Error::Guardrail { reason }) => ("stopped", e.exit_code(), Some(reason.clone())),
         Err(e @ Error::NodesFailed { .. }) => ("failed", e.exit_code(), None),
-        Err(e) => ("error", e.exit_code(), Some(redact.scrub(&e.to_string()))),
+        Err(e) => ("error", e.exit_code(), Some(e.to_string())),
     };
     reporter.emit(
         "run_end",
@@ -108,4 +111,33 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     );
     drop(env);
     result
+}
+
+/// Refuses `--arg` names the runbook never reads (a misspelling would silently fall back to a
+/// default, e.g. no class filter: every node). When the names cannot be known statically, says
+/// so and goes on.
+fn check_args(
+    used: &engine::args::ArgUse,
+    given: &BTreeMap<String, String>,
+    runbook: &str,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    if given.is_empty() {
+        return Ok(());
+    }
+    if let Some(why) = &used.unknown {
+        reporter.say(&format!("warning: --arg names are not checked: {why}"));
+        return Ok(());
+    }
+    let unread = used.unread(given.keys());
+    if unread.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = unread.iter().map(|n| format!("--arg {n}")).collect();
+    let reads = if used.names.is_empty() {
+        "it reads no arguments".to_string()
+    } else {
+        format!("it reads: {}", used.names.iter().cloned().collect::<Vec<_>>().join(", "))
+    };
+    Err(Error::Usage { message: format!("{} not read by {runbook}; {reads}", names.join(", ")) })
 }
