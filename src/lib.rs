@@ -8,7 +8,7 @@
 //! | [`engine`] | Rhai: the engine, the runbook API, rollouts, lint, diagnostics |
 //! | [`guard`] | rollout policy: batch plans and thresholds (pure) |
 //! | [`progress`] | bars, plain lines and JSONL events |
-//! | [`redact`] | secrets and the scrubber |
+//! | [`redact`] | secrets that print as `[secret]`, and text made safe for a terminal |
 //! | [`interrupt`] | two-level Ctrl-C |
 //! | [`fleet`] | Choria over NATS: protocol v1/v2, filters, DDLs, discovery, RPC |
 //! | [`lifecycle`] | lifecycle events as servers publish them |
@@ -32,7 +32,6 @@ pub mod progress;
 pub mod redact;
 pub mod repl;
 pub mod sim;
-pub mod text;
 
 /// Locks a mutex, carrying on past a panic elsewhere: a poisoned lock must not take the
 /// simulator, the display or the runbook host down with it.

@@ -1,6 +1,7 @@
 //! What a run shows: indicatif bars on stderr when it is a terminal, plain timestamped lines
-//! otherwise, and JSONL events on stdout with `--output json`. Every text passes the
-//! secret scrubber first.
+//! otherwise, and JSONL events on stdout with `--output json`. Secrets are masked where they
+//! are made (`crate::redact`), never here; human lines have their control characters escaped,
+//! because they can carry text from the network.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -8,8 +9,6 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
-
-use crate::redact::Redactor;
 
 /// A cheap-clone handle on the run's display.
 #[derive(Clone)]
@@ -21,7 +20,6 @@ struct Inner {
     json: bool,
     multi: Option<MultiProgress>,
     bars: Mutex<Bars>,
-    redact: Redactor,
 }
 
 #[derive(Default)]
@@ -41,20 +39,15 @@ use crate::lock;
 impl Reporter {
     /// `json`: write JSONL events on stdout. `bars`: draw progress bars on stderr (only
     /// sensible when stderr is a terminal).
-    pub fn new(json: bool, bars: bool, redact: Redactor) -> Reporter {
+    pub fn new(json: bool, bars: bool) -> Reporter {
         let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Reporter { inner: Arc::new(Inner { json, multi, bars: Mutex::new(Bars::default()), redact }) }
+        Reporter { inner: Arc::new(Inner { json, multi, bars: Mutex::new(Bars::default()) }) }
     }
 
     /// Bars when stderr is a terminal, plain lines otherwise.
-    pub fn for_terminal(json: bool, redact: Redactor) -> Reporter {
+    pub fn for_terminal(json: bool) -> Reporter {
         use std::io::IsTerminal;
-        Reporter::new(json, std::io::stderr().is_terminal(), redact)
-    }
-
-    /// The scrubber in use.
-    pub fn redactor(&self) -> &Redactor {
-        &self.inner.redact
+        Reporter::new(json, std::io::stderr().is_terminal())
     }
 
     /// Whether JSONL events are written.
@@ -72,15 +65,16 @@ impl Reporter {
         if let (Some(o), Value::Object(f)) = (obj.as_object_mut(), fields) {
             o.extend(f);
         }
-        let line = self.inner.redact.scrub(&obj.to_string());
+        // serde_json escapes every control character, so a line stays one line.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{obj}");
         let _ = out.flush();
     }
 
-    /// A human line on stderr; above the bars when they are shown.
+    /// A human line on stderr; above the bars when they are shown. Control characters other
+    /// than line breaks are escaped (node names and messages come from the network).
     pub fn say(&self, msg: &str) {
-        let msg = self.inner.redact.scrub(msg);
+        let msg = crate::redact::printable_lines(msg);
         let active = {
             let b = lock(&self.inner.bars);
             b.spinner.is_some() || b.overall.is_some() || b.batch.is_some()
@@ -88,7 +82,7 @@ impl Reporter {
         match &self.inner.multi {
             // Above the bars while they are drawn; indicatif prints nothing when none is.
             Some(m) if active => {
-                let _ = m.println(&msg);
+                let _ = m.println(msg.as_ref());
             }
             Some(_) => eprintln!("{msg}"),
             None => eprintln!("{} {msg}", chrono::Local::now().format("%H:%M:%S")),
@@ -108,7 +102,7 @@ impl Reporter {
         if let Some(m) = &self.inner.multi {
             let sp = m.add(ProgressBar::new_spinner());
             sp.set_style(style("{spinner} {msg} {elapsed}"));
-            sp.set_message(format!("discovering {what}"));
+            sp.set_message(format!("discovering {}", crate::redact::printable(what)));
             sp.enable_steady_tick(Duration::from_millis(100));
             lock(&self.inner.bars).spinner = Some(sp);
         }
@@ -128,7 +122,7 @@ impl Reporter {
         if let Some(m) = &self.inner.multi {
             let pb = m.add(ProgressBar::new(total as u64));
             pb.set_style(style("{prefix:.bold} [{bar:30}] {pos}/{len} nodes, {msg} {elapsed}").progress_chars("=> "));
-            pb.set_prefix(label.to_string());
+            pb.set_prefix(crate::redact::printable(label).into_owned());
             pb.set_message("0 failed");
             let mut bars = lock(&self.inner.bars);
             bars.overall = Some(pb);

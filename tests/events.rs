@@ -71,7 +71,7 @@ fn simulator_events_validate_against_the_lifecycle_schemas() {
 }
 
 /// Runs `fleetbook events ARGS` while `publish` sends events; returns stdout lines.
-async fn watch(w: &World, args: &[&str], publish: Vec<(String, String)>) -> Vec<String> {
+pub(crate) async fn watch(w: &World, args: &[&str], publish: Vec<(String, String)>) -> Vec<String> {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
         .args(["--server", w.url(), "--insecure", "events", "--timeout", "5s"])

@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod metrics;
 mod protocol;
+mod redaction;
 mod repl;
 mod runbook;
 mod security;

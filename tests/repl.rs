@@ -10,7 +10,6 @@ use fleetbook::fleet::ddl::DdlRegistry;
 use fleetbook::fleet::{ClientOptions, Fleet};
 use fleetbook::interrupt::Interrupt;
 use fleetbook::progress::Reporter;
-use fleetbook::redact::Redactor;
 use fleetbook::repl::complete::Completer;
 use fleetbook::repl::{LineSource, Read, Session};
 
@@ -69,7 +68,7 @@ async fn session(w: &World, answers: &[&str]) -> (Session, Out) {
     .unwrap();
     let settings = RunSettings { confirm_mutations: true, ..RunSettings::default() };
     let prompter = Box::new(Answers(Mutex::new(answers.iter().map(|s| s.to_string()).collect())));
-    let reporter = Reporter::new(false, false, Redactor::default());
+    let reporter = Reporter::new(false, false);
     let host =
         Host::new(tokio::runtime::Handle::current(), Some(fleet), reporter, Interrupt::new(), settings, prompter);
     let out = Out::default();
@@ -265,4 +264,93 @@ fn the_binary_in_a_pseudo_terminal() {
     p.expect(Eof).expect("Ctrl-D leaves");
     let history = std::fs::read_to_string(dir.path().join("history")).unwrap();
     assert!(history.contains("let n = discover()"), "{history}");
+}
+
+/// Issue 9, finding 14: lines pasted together, or typed while a call runs, all run in order.
+#[test]
+fn pasted_and_typed_ahead_lines_all_run() {
+    use expectrl::{ControlCode, Eof, Expect, Session};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
+    cmd.args(["--sim", "3", "--sim-provisioners", "0", "--sim-slow", "n001", "--sim-slow-delay", "2s", "repl"])
+        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
+        .env("TERM", "xterm");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+    p.expect("fleetbook> ").expect("prompt");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A paste: three lines in one write.
+    p.send("let a = 20;\nlet b = a + 1;\nb * 100\n").unwrap();
+    p.expect("2100").expect("every pasted line ran");
+    p.expect("fleetbook> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Typed ahead: the slow call takes 2 s; the next lines arrive while it runs.
+    p.send_line("let r = rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [\"n001.example.net\"], timeout: \"10s\" });")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.send("let c = r.ok.len();\nc + 4000\n").unwrap();
+    p.expect("4001").expect("lines typed during a call ran after it");
+    p.expect("fleetbook> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.send(ControlCode::EndOfTransmission).unwrap();
+    p.expect(Eof).expect("Ctrl-D leaves");
+}
+
+/// Issue 9, findings 5 and 19: a secret shows as `[secret]` (not its Rust type), and a token
+/// typed as a literal is not echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_show_as_the_mask() {
+    let w = World::start(sim(1)).await;
+    let (s, out) = session(&w, &[]).await;
+    let input = lines(&[
+        "let t = secret(\"HOME\");",
+        "t",
+        "[t, #{ s: t }]",
+        "#{ token: \"s3cretLit\", node: \"n1\\u001b[2J\" }",
+        "let token = \"s3cretLit\";",
+        ":scope",
+    ]);
+    drive(s, input).await;
+    let text = out.text();
+    let home = std::env::var("HOME").unwrap();
+    assert!(!text.contains("fleetbook::redact") && !text.contains(&home), "{text}");
+    assert!(text.contains("\n[secret]\n"), "{text}");
+    assert!(text.contains("[[secret], #{s: [secret]}]"), "{text}");
+    assert!(text.contains("token: [secret]") && !text.contains("s3cretLit"), "{text}");
+    assert!(text.contains("node: n1\\u{1b}[2J") && !text.contains('\u{1b}'), "{text}");
+    assert!(text.contains("t: Secret = [secret]"), "{text}");
+}
+
+/// Issue 9, finding 19: lines naming any secret input (choria_provision#configure's private
+/// `key` too) stay out of the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_inputs_stay_out_of_history() {
+    let w = World::start(sim(1)).await;
+    let (s, _out) = session(&w, &[]).await;
+    let input = lines(&["let m = #{ key: \"-----BEGIN RSA PRIVATE KEY-----\" };", "let PW = \"hunter2\";", "1 + 1"]);
+    let (_s, history) = drive(s, input).await;
+    assert_eq!(history, vec!["1 + 1"]);
+}
+
+/// Issue 9, finding 14: a line that fails after defining a variable leaves nothing behind, so
+/// `:save` writes a runbook that `fleetbook check` accepts (a trailing comment included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_sessions_pass_check() {
+    let w = World::start(sim(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("saved.rhai");
+    let (s, out) = session(&w, &[]).await;
+    let input = lines(&[
+        "let a = 1; let b = nope();",
+        "a",
+        "let x = 5 // five",
+        "let y = x + 1",
+        &format!(":save {}", saved.display()),
+    ]);
+    drive(s, input).await;
+    let text = out.text();
+    assert!(text.contains("Variable not found: a") || text.contains("Undefined variable: a"), "{text}");
+    let body = std::fs::read_to_string(&saved).unwrap();
+    let r = Fleetbook::new().args(["check", saved.to_str().unwrap()]).run().await;
+    assert_eq!(r.code, 0, "{body}\n{r:#?}");
 }

@@ -7,14 +7,13 @@ use crate::error::Error;
 use crate::fleet::ddl::DdlRegistry;
 use crate::interrupt::Interrupt;
 use crate::progress::Reporter;
-use crate::redact::Redactor;
 
 /// Checks each file; prints `ok FILE` or the rendered problems. Fails if any file fails.
 pub async fn run(files: &[PathBuf], ddl: &DdlRegistry, settings: RunSettings) -> Result<(), Error> {
     let mut failed = Vec::new();
     for file in files {
         let dir = file.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() });
-        let reporter = Reporter::new(false, false, Redactor::default());
+        let reporter = Reporter::new(false, false);
         let rt = tokio::runtime::Handle::current();
         let prompter = Box::new(TerminalPrompter { interrupt: Interrupt::new() });
         let host = Host::new(rt, None, reporter, Interrupt::new(), settings.clone(), prompter);

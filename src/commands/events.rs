@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::fleet::events::{EventFilter, SUBJECT};
+use crate::redact::printable;
 
 /// What to watch and for how long.
 pub struct EventsArgs {
@@ -44,13 +45,24 @@ pub async fn run(settings: Settings, a: EventsArgs, cancel: &CancellationToken) 
         if !a.filter.matches(&event) {
             continue;
         }
+        // Identities and components come from the network: escape control characters so an
+        // event cannot drive the terminal or forge lines.
         if a.json {
-            writeln!(out, "{}", String::from_utf8_lossy(&received.raw))?;
+            writeln!(out, "{}", one_line(&received.raw))?;
         } else {
-            writeln!(out, "{} {}", chrono::Local::now().format("%H:%M:%S"), event.display())?;
+            writeln!(out, "{} {}", chrono::Local::now().format("%H:%M:%S"), printable(&event.display()))?;
         }
         out.flush()?;
         printed += 1;
     }
     Ok(())
+}
+
+/// The raw event as one line of JSON: re-serialised compactly (serde escapes every control
+/// character), or escaped text when it is not JSON.
+fn one_line(raw: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(v) => v.to_string(),
+        Err(_) => printable(&String::from_utf8_lossy(raw)).into_owned(),
+    }
 }

@@ -12,7 +12,6 @@ use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::progress::Reporter;
-use crate::redact::Redactor;
 use crate::repl::complete::{Completer, Helper};
 use crate::repl::{LineSource, Read, Session};
 
@@ -60,7 +59,7 @@ pub async fn run(settings: Settings, mut rs: RunSettings, interrupt: Interrupt) 
     }
     rs.confirm_mutations = true;
     interrupt.set_immediate(true);
-    let reporter = Reporter::for_terminal(false, Redactor::default());
+    let reporter = Reporter::for_terminal(false);
     let rt = tokio::runtime::Handle::current();
     let prompter = Box::new(TerminalPrompter { interrupt: interrupt.clone() });
     let host = Host::new(rt, Some(env.fleet.clone()), reporter, interrupt, rs, prompter);

@@ -324,7 +324,7 @@ fn json_report(
 /// A short per-node table and a summary, like `choria req`, then the failures grouped by
 /// their message so a wrong token reads as one line, not a thousand.
 fn write_text(w: &mut impl Write, r: &Report, elapsed: Duration, end: &End) -> std::io::Result<()> {
-    let clean = crate::text::printable;
+    let clean = |s: &str| crate::redact::printable(s).into_owned();
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for x in &r.replies {
         let msg = if x.ok() { summarize(&x.data) } else { x.statusmsg.clone() };

@@ -12,7 +12,6 @@ use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::progress::Reporter;
-use crate::redact::Redactor;
 
 /// What `run` was asked to do.
 pub struct RunArgs {
@@ -61,16 +60,15 @@ fn host(
 /// every run ends with one `run_end` event, whatever happened (a runbook that does not
 /// compile, a broker that cannot be reached or is lost, a guardrail, Ctrl-C).
 pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result<(), Error> {
-    let redact = Redactor::default();
-    let reporter = Reporter::for_terminal(a.json, redact.clone());
+    let reporter = Reporter::for_terminal(a.json);
     let mut totals = crate::engine::Totals::default();
-    let result = run_inner(settings, a, interrupt, &reporter, &redact, &mut totals).await;
+    let result = run_inner(settings, a, interrupt, &reporter, &mut totals).await;
     let (status, reason) = match &result {
         Ok(()) => ("ok", None),
         Err(Error::Guardrail { reason }) => ("stopped", Some(reason.clone())),
         Err(Error::NodesFailed { .. }) => ("failed", None),
         Err(Error::BrokerLost { reason }) => ("broker_lost", Some(reason.clone())),
-        Err(e) => ("error", Some(redact.scrub(&e.to_string()))),
+        Err(e) => ("error", Some(e.to_string())),
     };
     let code = result.as_ref().err().map_or(0, Error::exit_code);
     reporter.emit(
@@ -85,7 +83,6 @@ async fn run_inner(
     a: RunArgs,
     interrupt: Interrupt,
     reporter: &Reporter,
-    redact: &Redactor,
     totals_out: &mut crate::engine::Totals,
 ) -> Result<(), Error> {
     let mut rs = a.settings;
@@ -98,7 +95,12 @@ async fn run_inner(
     let checker = engine::build(host(rt.clone(), None, reporter.clone(), interrupt.clone(), rs.clone()), dir.clone());
     let (ast, source) = compile(&checker, &a.file, &settings.ddl)?;
     let shown = a.file.display().to_string();
-    reporter.emit("run_start", json!({"runbook": shown, "dry_run": rs.dry_run, "args": rs.args}));
+    let dirs: Vec<PathBuf> = dir.iter().chain(rs.lib_dirs.iter()).cloned().collect();
+    check_args(&engine::args::collect(&checker, &ast, &shown, &dirs), &rs.args, &shown, &reporter)?;
+    reporter.emit(
+        "run_start",
+        json!({"runbook": shown, "dry_run": rs.dry_run, "args": crate::redact::mask_args(&rs.args)}),
+    );
     let env = FleetEnv::open(settings).await?;
     if let Some(url) = env.sim.as_ref().and_then(|s| s.metrics_url()) {
         rs.arg_defaults.insert("metrics_url".into(), url);
@@ -114,11 +116,11 @@ async fn run_inner(
     let totals = h.totals();
     *totals_out = totals;
     let result = match (outcome, h.lost(), h.stopped()) {
-        (_, Some(reason), _) => Err(Error::BrokerLost { reason: redact.scrub(&reason) }),
-        (_, None, Some(reason)) => Err(Error::Guardrail { reason: redact.scrub(&reason) }),
+        (_, Some(reason), _) => Err(Error::BrokerLost { reason }),
+        (_, None, Some(reason)) => Err(Error::Guardrail { reason }),
         (Err(e), None, None) => {
             let (msg, pos) = diag::runtime_parts(&e);
-            Err(Error::Runbook { rendered: redact.scrub(&diag::render(&shown, &source, pos, &msg)) })
+            Err(Error::Runbook { rendered: diag::render(&shown, &source, pos, &msg) })
         }
         (Ok(()), None, None) if totals.failed + totals.no_reply > 0 => Err(Error::NodesFailed {
             failed: totals.failed + totals.no_reply,
@@ -128,4 +130,33 @@ async fn run_inner(
     };
     drop(env);
     result
+}
+
+/// Refuses `--arg` names the runbook never reads (a misspelling would silently fall back to a
+/// default, e.g. no class filter: every node). When the names cannot be known statically, says
+/// so and goes on.
+fn check_args(
+    used: &engine::args::ArgUse,
+    given: &BTreeMap<String, String>,
+    runbook: &str,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    if given.is_empty() {
+        return Ok(());
+    }
+    if let Some(why) = &used.unknown {
+        reporter.say(&format!("warning: --arg names are not checked: {why}"));
+        return Ok(());
+    }
+    let unread = used.unread(given.keys());
+    if unread.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = unread.iter().map(|n| format!("--arg {n}")).collect();
+    let reads = if used.names.is_empty() {
+        "it reads no arguments".to_string()
+    } else {
+        format!("it reads: {}", used.names.iter().cloned().collect::<Vec<_>>().join(", "))
+    };
+    Err(Error::Usage { message: format!("{} not read by {runbook}; {reads}", names.join(", ")) })
 }

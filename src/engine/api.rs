@@ -11,7 +11,7 @@ use super::{runtime_error, Host};
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::fleet::filter::{parse_fact, Filter};
 use crate::fleet::FleetError;
-use crate::redact::Secret;
+use crate::redact::{is_secret_name, Secret};
 
 /// Result type of API functions.
 pub type Res<T> = Result<T, Box<EvalAltResult>>;
@@ -122,12 +122,14 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
     let h = host.clone();
     FuncRegistration::new("arg")
         .with_params_info(["name: &str", "default: Dynamic", "Dynamic"])
-        .with_comments(["/// The value of `--arg name=value`, converted to the type of `default` (int, float, bool or\n/// string); `default` when not given."])
+        .with_comments(["/// The value of `--arg name=value`, converted to the type of `default` (int, float, bool or\n/// string); `default` when not given. Secret names (token, password, secret, key, ...) give a\n/// Secret, which never prints, logs or serialises in clear. `fleetbook run` refuses an\n/// `--arg` the runbook never reads with arg(\"name\")."])
         .register_into_engine(engine, move |name: &str, default: Dynamic| arg(&h, name, Some(default)));
     let h = host.clone();
     FuncRegistration::new("arg")
         .with_params_info(["name: &str", "String"])
-        .with_comments(["/// The value of `--arg name=value`; an error when it was not given."])
+        .with_comments([
+            "/// The value of `--arg name=value`; an error when it was not given. Secret names give a Secret.",
+        ])
         .register_into_engine(engine, move |name: &str| arg(&h, name, None));
 
     let h = host;
@@ -294,6 +296,11 @@ fn arg(host: &Host, name: &str, default: Option<Dynamic>) -> Res<Dynamic> {
     let Some(raw) = host.settings.args.get(name).or_else(|| host.settings.arg_defaults.get(name)) else {
         return default.ok_or_else(|| runtime_error("invalid", format!("missing --arg {name}=VALUE")));
     };
+    // A secret-named argument (token, password, ...) is a Secret from the start, so it is
+    // masked wherever the runbook sends it; only the wire sees the value.
+    if is_secret_name(name) {
+        return Ok(Dynamic::from(Secret::new(name, raw)));
+    }
     let bad = |t: &str| runtime_error("invalid", format!("--arg {name}={raw}: expected {t}"));
     Ok(match default {
         Some(d) if d.is_int() => Dynamic::from(raw.trim().parse::<rhai::INT>().map_err(|_| bad("an integer"))?),
@@ -311,10 +318,7 @@ fn secret(host: &Host, env: &str) -> Res<Secret> {
     let value =
         std::env::var(env).ok().filter(|v| !v.is_empty()).or_else(|| host.settings.secret_defaults.get(env).cloned());
     match value {
-        Some(v) if !v.is_empty() => {
-            host.reporter.redactor().add(&v);
-            Ok(Secret::new(env, &v))
-        }
+        Some(v) if !v.is_empty() => Ok(Secret::new(env, &v)),
         _ => Err(runtime_error("invalid", format!("secret: environment variable {env} is not set or empty"))),
     }
 }

@@ -3,14 +3,15 @@
 use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
-use crate::redact::{Secret, MASK};
+use crate::redact::{is_secret_name, Secret, MASK};
 
 /// How secrets come out of a conversion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secrets {
     /// The clear value: only for the request that goes on the wire.
     Reveal,
-    /// The mask: for everything shown, logged or serialised.
+    /// The mask: for everything shown, logged or serialised. Values under secret names
+    /// (`token`, `password`, ...) are masked too, so a literal token never shows.
     Mask,
 }
 
@@ -30,10 +31,7 @@ pub fn to_json(d: &Dynamic, secrets: Secrets) -> Value {
         let a = d.read_lock::<Array>().map(|a| a.iter().map(|x| to_json(x, secrets)).collect()).unwrap_or_default();
         Value::Array(a)
     } else if d.is_map() {
-        let m = d
-            .read_lock::<Map>()
-            .map(|m| m.iter().map(|(k, v)| (k.to_string(), to_json(v, secrets))).collect())
-            .unwrap_or_default();
+        let m = d.read_lock::<Map>().map(|m| map_to_json(&m, secrets)).unwrap_or_default();
         Value::Object(m)
     } else if let Some(s) = d.read_lock::<Secret>() {
         match secrets {
@@ -49,7 +47,12 @@ pub fn to_json(d: &Dynamic, secrets: Secrets) -> Value {
 
 /// A Rhai map → a JSON object.
 pub fn map_to_json(m: &Map, secrets: Secrets) -> serde_json::Map<String, Value> {
-    m.iter().map(|(k, v)| (k.to_string(), to_json(v, secrets))).collect()
+    m.iter()
+        .map(|(k, v)| {
+            let masked = secrets == Secrets::Mask && is_secret_name(k) && !v.is_unit() && !v.is_map();
+            (k.to_string(), if masked { Value::String(MASK.to_string()) } else { to_json(v, secrets) })
+        })
+        .collect()
 }
 
 /// JSON → Rhai value.

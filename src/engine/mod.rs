@@ -2,6 +2,7 @@
 //! synchronous script thread into the async fleet client (`Handle::block_on`).
 
 pub mod api;
+pub mod args;
 pub mod convert;
 pub mod diag;
 pub mod election_api;
@@ -331,7 +332,7 @@ mod tests {
     #[test]
     fn every_api_function_has_parameter_names_and_a_doc_comment() {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let reporter = Reporter::new(false, false, crate::redact::Redactor::default());
+        let reporter = Reporter::new(false, false);
         let host = Host::new(
             rt.handle().clone(),
             None,

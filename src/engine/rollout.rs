@@ -331,8 +331,8 @@ fn take_late(host: &Host, p: &mut Progress, late: Vec<NodeReply>) {
         p.no_reply.retain(|n| *n != r.sender);
         host.reporter.say(&format!(
             "{} answered late: {}",
-            crate::text::printable(&r.sender),
-            crate::text::printable(&r.statusmsg)
+            crate::redact::printable(&r.sender),
+            crate::redact::printable(&r.statusmsg)
         ));
         emit_reply(host, &r, if r.ok() { "late_ok" } else { "late_failed" });
         let mut t = crate::lock(&host.totals);

@@ -57,10 +57,12 @@ pub fn needs_more(src: &str) -> bool {
     depth > 0
 }
 
-/// Lines that hold a secret or a token never reach the history file.
+/// Lines that may hold a secret never reach the history file: a call of `secret(...)`, or any
+/// word that names a secret (`token`, `password`, `key`, ... as in `#{ token: "..." }`).
 pub fn keep_in_history(line: &str) -> bool {
     let l = line.to_ascii_lowercase();
-    !(l.contains("secret(") || l.contains("token") || l.contains("password"))
+    let mut words = l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty());
+    !(l.contains("secret(") || words.any(crate::redact::is_secret_name))
 }
 
 #[cfg(test)]
@@ -83,6 +85,9 @@ mod tests {
     fn secrets_stay_out_of_history() {
         assert!(!keep_in_history("let t = secret(\"FLEETBOOK_PROVISION_TOKEN\");"));
         assert!(!keep_in_history("rpc_batch(\"choria_provision\", \"restart\", #{ token: \"s3cret\" }, #{})"));
+        assert!(!keep_in_history("rpc_batch(\"choria_provision\", \"configure\", #{ key: k }, #{})"));
+        assert!(!keep_in_history("let PW = \"x\";"));
         assert!(keep_in_history("discover(#{ class: \"apache\" })"));
+        assert!(keep_in_history("let keys = m.keys();"));
     }
 }

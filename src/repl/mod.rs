@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use rhai::{Dynamic, Engine, Scope, AST};
 
 use crate::engine::{self, diag, Host};
+use crate::redact::{is_secret_name, MASK};
 
 /// What one read from the user gave.
 pub enum Read {
@@ -83,7 +84,6 @@ impl Session {
     }
 
     fn say(&mut self, text: &str) {
-        let text = self.host.reporter.redactor().scrub(text);
         let _ = writeln!(self.out, "{text}");
         let _ = self.out.flush();
     }
@@ -116,9 +116,16 @@ impl Session {
             }
         };
         let combined = self.functions.merge(&ast);
+        let before = self.scope.len();
         let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &combined);
-        // Keep the functions, never the statements: earlier lines do not run again.
-        self.functions = combined.clone_functions_only();
+        if result.is_ok() {
+            // Keep the functions, never the statements: earlier lines do not run again.
+            self.functions = combined.clone_functions_only();
+        } else {
+            // A failed line is not saved, so it leaves no variables (or functions) behind
+            // either: what `:save` writes defines everything later lines use.
+            self.scope.rewind(before);
+        }
         self.snapshot();
         match result {
             Ok(v) if v.is_unit() => true,
@@ -160,7 +167,11 @@ impl Session {
                 let vars: Vec<String> = self
                     .scope
                     .iter()
-                    .map(|(n, c, v)| format!("{}{n}: {} = {}", if c { "const " } else { "" }, v.type_name(), short(&v)))
+                    .map(|(n, c, v)| {
+                        let value = if is_secret_name(n) && v.is_string() { MASK.to_string() } else { short(&v) };
+                        let kind = self.engine.map_type_name(v.type_name());
+                        format!("{}{n}: {kind} = {value}", if c { "const " } else { "" })
+                    })
                     .collect();
                 let text = if vars.is_empty() { "(no variables)".to_string() } else { vars.join("\n") };
                 self.say(&text);
@@ -201,6 +212,9 @@ impl Session {
                 let last = t.lines().last().unwrap_or("").trim();
                 if t.ends_with(';') || t.ends_with('}') || last.starts_with("//") {
                     t.to_string()
+                } else if last.contains("//") {
+                    // `x + 1 // note`: a `;` after it would be part of the comment.
+                    format!("{t}\n;")
                 } else {
                     format!("{t};")
                 }
@@ -255,7 +269,7 @@ impl Session {
 }
 
 fn short(v: &Dynamic) -> String {
-    let s = format!("{v:?}");
+    let s = render::inline(v);
     if s.chars().count() > 60 {
         format!("{}...", s.chars().take(57).collect::<String>())
     } else {

@@ -1,7 +1,10 @@
 //! Results shown readably: identity lists in columns, RPC results as a short table with a
-//! summary, maps as indented key/values.
+//! summary, maps as indented key/values. Secrets show as `[secret]` (and so do values under
+//! secret names like `token`); text from the network has its control characters escaped.
 
 use rhai::{Array, Dynamic, Map};
+
+use crate::redact::{is_secret_name, printable, Secret, MASK};
 
 const WIDTH: usize = 100;
 
@@ -20,10 +23,35 @@ pub fn render(v: &Dynamic) -> String {
             return columns(&a.iter().map(|x| x.to_string()).collect::<Vec<_>>());
         }
     }
+    inline(v)
+}
+
+/// A value on one line, Rhai-like: strings quoted and escaped, `[a, b]`, `#{k: v}`, secrets
+/// (and values under secret names) as `[secret]`.
+pub fn inline(v: &Dynamic) -> String {
     if v.is_string() {
         return format!("{:?}", v.to_string());
     }
-    format!("{v:?}")
+    if v.is::<Secret>() {
+        return MASK.to_string();
+    }
+    if let Some(a) = v.read_lock::<Array>() {
+        return format!("[{}]", a.iter().map(inline).collect::<Vec<_>>().join(", "));
+    }
+    if let Some(m) = v.read_lock::<Map>() {
+        let fields: Vec<String> = m.iter().map(|(k, x)| format!("{}: {}", printable(k), field(k, x))).collect();
+        return format!("#{{{}}}", fields.join(", "));
+    }
+    printable(&format!("{v:?}")).into_owned()
+}
+
+/// A map field: masked under a secret name unless it is empty.
+fn field(key: &str, v: &Dynamic) -> String {
+    if is_secret_name(key) && !v.is_unit() && !v.is_map() {
+        MASK.to_string()
+    } else {
+        inline(v)
+    }
 }
 
 fn is_rpc_result(m: &Map) -> bool {
@@ -32,6 +60,7 @@ fn is_rpc_result(m: &Map) -> bool {
 
 /// Strings in as many columns as fit.
 pub fn columns(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| printable(s).into_owned()).collect();
     let w = items.iter().map(|s| s.chars().count()).max().unwrap_or(0) + 2;
     let per = (WIDTH / w.max(1)).max(1);
     items
@@ -44,13 +73,14 @@ pub fn columns(items: &[String]) -> String {
 fn map_lines(m: &Map, indent: usize, out: &mut String) {
     let pad = "  ".repeat(indent);
     for (k, v) in m {
+        let k = printable(k);
         if let Some(inner) = v.read_lock::<Map>() {
             out.push_str(&format!("{pad}{k}:\n"));
             map_lines(&inner, indent + 1, out);
-        } else if v.is_string() {
-            out.push_str(&format!("{pad}{k}: {}\n", v));
+        } else if v.is_string() && !is_secret_name(&k) {
+            out.push_str(&format!("{pad}{k}: {}\n", printable(&v.to_string())));
         } else {
-            out.push_str(&format!("{pad}{k}: {v:?}\n"));
+            out.push_str(&format!("{pad}{k}: {}\n", field(&k, v)));
         }
     }
 }
@@ -71,7 +101,7 @@ fn rpc_table(m: &Map) -> String {
                 r.get("data")
                     .map(|d| match d.read_lock::<Map>().and_then(|m| m.get("message").map(|x| x.to_string())) {
                         Some(message) => message,
-                        None => format!("{d:?}"),
+                        None => inline(d),
                     })
                     .unwrap_or_default()
             } else {
@@ -79,11 +109,11 @@ fn rpc_table(m: &Map) -> String {
             };
             let status =
                 if code == 0 { "OK".to_string() } else { crate::fleet::rpc::status_name(code as u8).to_string() };
-            rows.push((get("sender"), status, msg));
+            rows.push((printable(&get("sender")).into_owned(), status, printable(&msg).into_owned()));
         }
     }
     for n in strings(m.get("no_reply")) {
-        rows.push((n, "No Reply".into(), String::new()));
+        rows.push((printable(&n).into_owned(), "No Reply".into(), String::new()));
     }
     rows.sort();
     let wn = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
@@ -124,5 +154,19 @@ mod tests {
         inner.insert("b".into(), Dynamic::from(1_i64));
         m.insert("a".into(), Dynamic::from_map(inner));
         assert_eq!(render(&Dynamic::from_map(m)), "a:\n  b: 1");
+    }
+
+    #[test]
+    fn secrets_and_control_characters_never_show() {
+        assert_eq!(render(&Dynamic::from(Secret::new("T", "hunter2"))), MASK);
+        let mut m = Map::new();
+        m.insert("token".into(), Dynamic::from("hunter2".to_string()));
+        m.insert("s".into(), Dynamic::from(Secret::new("T", "hunter2")));
+        m.insert("node".into(), Dynamic::from("n1\u{1b}[2J\nforged".to_string()));
+        let text = render(&Dynamic::from_map(m.clone()));
+        assert_eq!(text, "node: n1\\u{1b}[2J\\nforged\ns: [secret]\ntoken: [secret]");
+        let list = Dynamic::from_array(vec![Dynamic::from_map(m), Dynamic::from(Secret::new("T", "hunter2"))]);
+        let text = render(&list);
+        assert!(!text.contains("hunter2") && !text.contains('\u{1b}') && text.contains("[secret]]"), "{text}");
     }
 }
