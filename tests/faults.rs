@@ -499,6 +499,9 @@ async fn garbage_on_the_reply_subject_is_not_a_node_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn req_guards_shutdown_and_explains_failures() {
     let w = World::start(sim(3)).await;
+    let r = w.fleetbook().args(["req", "choria_provision", "restart", "token=wrong", "-I", "/n00[23]/"]).run().await;
+    r.assert_code(1);
+    assert!(r.stdout.contains("2 × Request Aborted: Incorrect provision token supplied"), "{}", r.stdout);
     let r = w.fleetbook().args(["req", "choria_provision", "shutdown", "token=s3cret"]).run().await;
     r.assert_code(3);
     assert!(r.stderr.contains("--yes"), "{}", r.stderr);
@@ -527,10 +530,6 @@ async fn req_guards_shutdown_and_explains_failures() {
         .await;
     r.assert_code(0);
     assert_eq!(calls(&w, "shutdown").values().sum::<usize>(), 1);
-
-    let r = w.fleetbook().args(["req", "choria_provision", "restart", "token=wrong", "-I", "/n00[23]/"]).run().await;
-    r.assert_code(1);
-    assert!(r.stdout.contains("2 × Request Aborted: Incorrect provision token supplied"), "{}", r.stdout);
 }
 
 /// Finding 10: a node named twice is called once.
@@ -613,4 +612,51 @@ fn ctrl_c_on_a_terminal_spares_the_broker_and_ends_prompts() {
     assert!(t.elapsed() < Duration::from_secs(5));
     let status = p.get_process().wait().unwrap();
     assert_eq!(status, expectrl::process::unix::WaitStatus::Exited(p.get_process().pid(), 3));
+}
+
+/// The REPL on a terminal for over a minute on the embedded broker, then against a broker
+/// that is killed and comes back: the session says the broker is gone, never hangs, and
+/// works again once it is back.
+#[test]
+fn repl_soak_and_a_lost_broker() {
+    use expectrl::{ControlCode, Expect, Session};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
+    cmd.args(["--sim", "3", "--sim-provisioners", "0", "repl"])
+        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
+        .env("TERM", "xterm");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(120)));
+    p.expect("fleetbook> ").expect("prompt");
+    // Idle runtime threads exit after 10 s; the broker must not go with them.
+    p.send_line("sleep(\"62s\"); discover().len() * 100").unwrap();
+    p.expect("300").expect("the embedded broker is alive after a minute");
+    p.expect("fleetbook> ").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    p.send(ControlCode::EndOfTransmission).unwrap();
+    let _ = p.expect(expectrl::Eof);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut w = rt.block_on(World::start(sim(3)));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
+    cmd.args(["--server", w.url(), "--insecure", "repl"])
+        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
+        .env("TERM", "xterm");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    p.expect("fleetbook> ").expect("prompt");
+    w.broker.kill();
+    p.expect("lost the connection to the broker").expect("the loss is announced");
+    p.send_line("discover().len()").unwrap();
+    p.expect("the broker is gone").expect("a clear error, not a hang");
+    p.expect("fleetbook> ").unwrap();
+    w.broker.restart().unwrap();
+    p.expect("reconnected to the broker").expect("the return is announced");
+    std::thread::sleep(Duration::from_millis(300));
+    p.send_line("discover().len() * 100").unwrap();
+    p.expect("300").expect("the session works again");
+    p.expect("fleetbook> ").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    p.send(ControlCode::EndOfTransmission).unwrap();
+    let _ = p.expect(expectrl::Eof);
 }

@@ -90,11 +90,12 @@ rpc_batch("choria_provision", "restart", #{{ token: "{TOKEN}", splay: 1 }}, #{{ 
 /// Finding 19: `req` sends the token but never prints it (a guard for its outputs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue9_19_req_never_prints_the_token() {
-    let w = World::start(with_token(2, TOKEN)).await;
-    for extra in [&["--json"][..], &[][..]] {
+    let w = World::start(with_token(4, TOKEN)).await;
+    // Different nodes each time: a restarted node is away for a moment.
+    for (nodes, extra) in [("/n00[12]/", &["--json"][..]), ("/n00[34]/", &[][..])] {
         let r = w
             .fleetbook()
-            .args(["req", "choria_provision", "restart", &format!("token={TOKEN}"), "splay=1"])
+            .args(["req", "choria_provision", "restart", &format!("token={TOKEN}"), "splay=1", "-I", nodes])
             .args(extra)
             .run()
             .await;

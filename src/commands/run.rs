@@ -96,7 +96,7 @@ async fn run_inner(
     let (ast, source) = compile(&checker, &a.file, &settings.ddl)?;
     let shown = a.file.display().to_string();
     let dirs: Vec<PathBuf> = dir.iter().chain(rs.lib_dirs.iter()).cloned().collect();
-    check_args(&engine::args::collect(&checker, &ast, &shown, &dirs), &rs.args, &shown, &reporter)?;
+    check_args(&engine::args::collect(&checker, &ast, &shown, &dirs), &rs.args, &shown, reporter)?;
     reporter.emit(
         "run_start",
         json!({"runbook": shown, "dry_run": rs.dry_run, "args": crate::redact::mask_args(&rs.args)}),
