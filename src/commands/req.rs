@@ -60,7 +60,9 @@ pub async fn run(settings: Settings, a: ReqArgs<'_>, cancel: &CancellationToken)
             return Err(Error::Usage { message: format!("--batch-sleep {s}: must be >= 0") })
         }
         // go-choria sleeps 1 s between batches when no (or a zero) sleep is given.
-        Some(s) if s > 0.0 => Duration::from_secs_f64(s),
+        Some(s) if s > 0.0 => {
+            crate::config::parse_seconds(s).map_err(|e| Error::Usage { message: format!("--batch-sleep: {e}") })?
+        }
         _ => Duration::from_secs(1),
     };
     // Reject unknown agents, actions and bad inputs before connecting or sending anything.
