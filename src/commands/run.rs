@@ -77,17 +77,17 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     }
     let h = host(rt, Some(env.fleet.clone()), reporter.clone(), interrupt, rs);
     let h2 = h.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    // The error is rendered (and dropped) on the script thread: a thrown value may nest deeply.
+    let outcome = engine::thread::on_script_thread(move || {
         let engine = engine::build(h2, dir);
-        engine.run_ast(&ast)
+        engine.run_ast(&ast).map_err(|e| diag::runtime_parts(&e))
     })
     .await
     .map_err(|e| Error::Runbook { rendered: format!("error: the runbook thread failed: {e}") })?;
     let totals = h.totals();
     let result = match (outcome, h.stopped()) {
         (_, Some(reason)) => Err(Error::Guardrail { reason: redact.scrub(&reason) }),
-        (Err(e), None) => {
-            let (msg, pos) = diag::runtime_parts(&e);
+        (Err((msg, pos)), None) => {
             Err(Error::Runbook { rendered: redact.scrub(&diag::render(&shown, &source, pos, &msg)) })
         }
         (Ok(()), None) if totals.failed + totals.no_reply > 0 => Err(Error::NodesFailed {
