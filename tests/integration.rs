@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod edges;
 mod election;
 mod events;
 mod metrics;
