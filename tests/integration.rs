@@ -6,6 +6,7 @@ mod cli;
 mod edges;
 mod election;
 mod events;
+mod fuzz;
 mod metrics;
 mod protocol;
 mod repl;

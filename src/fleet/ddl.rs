@@ -220,11 +220,15 @@ impl DdlRegistry {
         for entry in entries {
             let path = entry.map_err(|e| err(e.to_string()))?.path();
             if path.extension().and_then(|e| e.to_str()) == Some("json") {
-                let ddl = load_file(&path)?;
-                self.agents.insert(ddl.metadata.name.clone(), ddl);
+                self.insert(load_file(&path)?);
             }
         }
         Ok(())
+    }
+
+    /// Adds (or replaces) one agent's DDL.
+    pub fn insert(&mut self, ddl: AgentDdl) {
+        self.agents.insert(ddl.metadata.name.clone(), ddl);
     }
 
     /// The DDL of `agent`, or an error listing the known agents.
