@@ -105,12 +105,16 @@ impl ChoriaConfig {
         match self.get("discovery_timeout") {
             None => Ok(None),
             Some(v) => {
-                v.parse::<f64>().ok().filter(|s| *s > 0.0).map(|s| Some(Duration::from_secs_f64(s))).ok_or_else(|| {
-                    ConfError {
-                        path: self.path.display().to_string(),
-                        reason: format!("discovery_timeout {v:?} is not a positive number of seconds"),
+                let bad = |why: String| ConfError {
+                    path: self.path.display().to_string(),
+                    reason: format!("discovery_timeout {v:?} {why}"),
+                };
+                match v.parse::<f64>() {
+                    Ok(s) if s > 0.0 => {
+                        crate::config::parse_seconds(s).map(Some).map_err(|e| bad(format!("is out of range: {e}")))
                     }
-                })
+                    _ => Err(bad("is not a positive number of seconds".into())),
+                }
             }
         }
     }
@@ -148,5 +152,12 @@ mod tests {
             .unwrap()
             .discovery_timeout()
             .is_err());
+        for big in ["inf", "1e300", "1e19"] {
+            let e = ChoriaConfig::parse(Path::new("x"), &format!("discovery_timeout = {big}\n"))
+                .unwrap()
+                .discovery_timeout()
+                .unwrap_err();
+            assert!(e.to_string().contains("out of range"), "{big}: {e}");
+        }
     }
 }

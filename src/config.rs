@@ -28,28 +28,36 @@ fn usage(message: impl Into<String>) -> Error {
     Error::Usage { message: message.into() }
 }
 
-/// The longest wait or sleep fleetbook accepts anywhere (a week): far beyond any rollout
-/// step, and far below what overflows a clock.
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest duration any flag, setting or runbook may ask for: one year. Anything longer
+/// is a typo, and near `u64::MAX` seconds a deadline would overflow and panic.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// A number of seconds from the command line or a runbook: finite, not negative, at most
-/// [`MAX_DURATION`].
-pub fn seconds(s: f64) -> Result<Duration, String> {
-    if !s.is_finite() || s < 0.0 {
-        return Err(format!("{s}: expected a number of seconds, 0 or more"));
-    }
-    if s > MAX_DURATION.as_secs_f64() {
-        return Err(format!("{s}s is longer than the maximum of {}s (a week)", MAX_DURATION.as_secs()));
-    }
-    Ok(Duration::from_secs_f64(s))
+/// The allowed range of durations, for error messages.
+fn allowed() -> String {
+    format!("between 0 and {} seconds (1 year)", MAX_DURATION.as_secs())
 }
 
-/// Parses `30s`, `2m`, `500ms`, `1h` or a plain number of seconds.
+/// Checks a number of seconds: finite, not negative, at most [`MAX_DURATION`]. Every
+/// duration from the edge (flags, the Choria config, runbook values) comes through here.
+pub fn parse_seconds(secs: f64) -> Result<Duration, String> {
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("{secs} is not a valid number of seconds; must be {}", allowed()));
+    }
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!("{secs} seconds is too long; must be {}", allowed()));
+    }
+    // In range, so the conversion cannot fail; the fallback only keeps this panic-free.
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(MAX_DURATION))
+}
+
+/// Parses `30s`, `2m`, `500ms`, `1h` or a plain number of seconds, at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
+    // The unit is the trailing letters, so `1e300` is a number and `1e3s` has unit `s`.
+    let num = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = match &t[num.len()..] {
+        "" => "s",
+        u => u,
     };
     let n: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a duration (like 30s, 2m, 500ms)"))?;
     let secs = match unit {
@@ -59,10 +67,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("{s:?} has an unknown unit {unit:?} (use ms, s, m or h)")),
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} is not a valid duration"));
+    parse_seconds(secs).map_err(|_| format!("{s:?} is not a valid duration; must be {}", allowed()))
+}
+
+/// The largest `--sim-time-scale`: one real second per simulated second is real time, and
+/// slowing the simulated world down further than 1000x is only ever a typo.
+pub const MAX_TIME_SCALE: f64 = 1000.0;
+
+/// Refuses a broker URL that cannot work before anything connects: NATS speaks `nats://`,
+/// `tls://`, `ws://` or `wss://` (a bare `host:port` means `nats://`), on a port 1-65535.
+pub fn check_server(url: &str) -> Result<(), Error> {
+    let shown = crate::fleet::client::redact_url(url);
+    let bad = |why: String| {
+        usage(format!("server URL {shown}: {why}; expected nats://HOST:PORT (or tls://, ws://, wss://, or HOST:PORT)"))
+    };
+    let addr = url.parse::<async_nats::ServerAddr>().map_err(|e| bad(e.to_string()))?;
+    if addr.host().is_empty() {
+        return Err(bad("no host".into()));
     }
-    Ok(Duration::from_secs_f64(secs))
+    if addr.port() == 0 {
+        return Err(bad("port 0 is not a port a broker listens on".into()));
+    }
+    Ok(())
 }
 
 fn rate(name: &str, v: Option<f64>) -> Result<f64, Error> {
@@ -91,6 +117,9 @@ impl Settings {
         }
         if !c.servers.is_empty() {
             client.servers = c.servers.clone();
+        }
+        for server in &client.servers {
+            check_server(server)?;
         }
         if let Some(col) = &c.collective {
             client.collective = col.clone();
@@ -238,8 +267,8 @@ pub fn sim_config(nodes: usize, s: &SimArgs) -> Result<SimConfig, Error> {
         cfg.token = t.clone();
     }
     if let Some(ts) = s.time_scale {
-        if !(ts.is_finite() && ts >= 0.0) {
-            return Err(usage(format!("--sim-time-scale {ts}: must be a number >= 0")));
+        if !(ts.is_finite() && (0.0..=MAX_TIME_SCALE).contains(&ts)) {
+            return Err(usage(format!("--sim-time-scale {ts}: must be a number between 0 and {MAX_TIME_SCALE}")));
         }
         cfg.time_scale = ts;
     }
@@ -284,7 +313,7 @@ pub fn discovery_options(f: &FilterArgs) -> Result<DiscoveryOptions, Error> {
     filter.validate().map_err(Error::Fleet)?;
     let timeout = match f.discovery_timeout {
         None => None,
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+        Some(t) if t > 0.0 => Some(parse_seconds(t).map_err(|e| usage(format!("--discovery-timeout: {e}")))?),
         Some(t) => return Err(usage(format!("--discovery-timeout {t}: must be a positive number of seconds"))),
     };
     Ok(DiscoveryOptions { filter, collective: f.target.clone(), timeout, window: f.discovery_window, rpc_agent: None })
@@ -304,5 +333,18 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3d").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("8760h").unwrap(), super::MAX_DURATION);
+        for bad in ["8761h", "1e300", "99999999999999999999999s", "1e19ms", "-0.5"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("between 0 and 31536000 seconds"), "{bad}: {e}");
+        }
+        assert_eq!(parse_duration("1e3s").unwrap(), Duration::from_secs(1000));
+        assert!(parse_duration("inf").is_err() && parse_duration("NaN").is_err() && parse_duration("").is_err());
+        assert!(super::parse_seconds(f64::MAX).is_err());
+        assert!(super::parse_seconds(f64::NAN).is_err());
     }
 }

@@ -59,14 +59,20 @@ fn run_settings(e: &EngineArgs) -> engine::RunSettings {
     s
 }
 
-/// Parses `name=value` runbook arguments.
+/// Parses `name=value` runbook arguments; a name is letters, digits, `_`, `-` and `.`.
 fn parse_args(args: &[String]) -> Result<std::collections::BTreeMap<String, String>, Error> {
-    args.iter()
-        .map(|a| match a.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(Error::Usage { message: format!("--arg {a}: expected NAME=VALUE") }),
-        })
-        .collect()
+    let mut out = std::collections::BTreeMap::new();
+    for a in args {
+        let bad = |why: &str| Error::Usage {
+            message: format!("--arg {a:?}: {why}; expected NAME=VALUE, e.g. --arg batch=5"),
+        };
+        let (k, v) = a.split_once('=').ok_or_else(|| bad("no '='"))?;
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(bad("the name must be letters, digits, '_', '-' or '.'"));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
 }
 
 /// Reads a provisioning token from a file: the first line, trimmed. The error names the

@@ -3,9 +3,11 @@
 mod support;
 
 mod cli;
+mod edges;
 mod election;
 mod events;
 mod faults;
+mod fuzz;
 mod metrics;
 mod protocol;
 mod redaction;

@@ -8,9 +8,11 @@ use crate::fleet::ddl::DdlRegistry;
 use crate::interrupt::Interrupt;
 use crate::progress::Reporter;
 
-/// Checks each file; prints `ok FILE` or the rendered problems. Fails if any file fails.
+/// Checks each file; prints `ok FILE` or the rendered problems. Fails if any file fails; a
+/// file that cannot be read is a usage error (exit 2), as it is for `run`.
 pub async fn run(files: &[PathBuf], ddl: &DdlRegistry, settings: RunSettings) -> Result<(), Error> {
     let mut failed = Vec::new();
+    let mut unreadable = Vec::new();
     for file in files {
         let dir = file.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() });
         let reporter = Reporter::new(false, false);
@@ -20,11 +22,18 @@ pub async fn run(files: &[PathBuf], ddl: &DdlRegistry, settings: RunSettings) ->
         let engine = engine::build(host, dir);
         match super::run::compile(&engine, file, ddl) {
             Ok(_) => println!("ok {}", file.display()),
+            Err(Error::Usage { message }) => unreadable.push(message),
             Err(e) => {
                 eprintln!("{e}");
                 failed.push(file.display().to_string());
             }
         }
+    }
+    if !unreadable.is_empty() {
+        if !failed.is_empty() {
+            eprintln!("{}", Error::CheckFailed { files: failed });
+        }
+        return Err(Error::Usage { message: unreadable.join("\n") });
     }
     if failed.is_empty() {
         Ok(())

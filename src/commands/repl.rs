@@ -63,7 +63,7 @@ pub async fn run(settings: Settings, mut rs: RunSettings, interrupt: Interrupt) 
     let rt = tokio::runtime::Handle::current();
     let prompter = Box::new(TerminalPrompter { interrupt: interrupt.clone() });
     let host = Host::new(rt, Some(env.fleet.clone()), reporter, interrupt, rs, prompter);
-    let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+    let result = crate::engine::thread::on_script_thread(move || -> Result<(), String> {
         let mut session = Session::new(host.clone(), Box::new(std::io::stdout()));
         let h = host.clone();
         let nodes: Arc<dyn Fn() -> Vec<String> + Send + Sync> =

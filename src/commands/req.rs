@@ -96,7 +96,7 @@ fn batch_sleep(a: &ReqArgs<'_>) -> Result<Duration, Error> {
         return Err(Error::Usage { message: "--batch must be at least 1".into() });
     }
     match a.batch_sleep {
-        Some(s) => crate::config::seconds(s).map_err(|e| Error::Usage { message: format!("--batch-sleep: {e}") }),
+        Some(s) => crate::config::parse_seconds(s).map_err(|e| Error::Usage { message: format!("--batch-sleep: {e}") }),
         // go-choria sleeps 1 s between batches when no sleep is given.
         None => Ok(Duration::from_secs(1)),
     }

@@ -107,9 +107,10 @@ async fn run_inner(
     }
     let h = host(rt, Some(env.fleet.clone()), reporter.clone(), interrupt, rs);
     let h2 = h.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    // The error is rendered (and dropped) on the script thread: a thrown value may nest deeply.
+    let outcome = engine::thread::on_script_thread(move || {
         let engine = engine::build(h2, dir);
-        engine.run_ast(&ast)
+        engine.run_ast(&ast).map_err(|e| diag::runtime_parts(&e))
     })
     .await
     .map_err(|e| Error::Runbook { rendered: format!("error: the runbook thread failed: {e}") })?;
@@ -118,10 +119,7 @@ async fn run_inner(
     let result = match (outcome, h.lost(), h.stopped()) {
         (_, Some(reason), _) => Err(Error::BrokerLost { reason }),
         (_, None, Some(reason)) => Err(Error::Guardrail { reason }),
-        (Err(e), None, None) => {
-            let (msg, pos) = diag::runtime_parts(&e);
-            Err(Error::Runbook { rendered: diag::render(&shown, &source, pos, &msg) })
-        }
+        (Err((msg, pos)), None, None) => Err(Error::Runbook { rendered: diag::render(&shown, &source, pos, &msg) }),
         (Ok(()), None, None) if totals.failed + totals.no_reply > 0 => Err(Error::NodesFailed {
             failed: totals.failed + totals.no_reply,
             total: totals.ok + totals.failed + totals.no_reply,

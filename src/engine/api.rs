@@ -83,33 +83,24 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
         .with_comments(["/// Stops the run now with exit code 3. `try/catch` cannot catch it."])
         .register_into_engine(engine, move |reason: &str| -> Res<()> { Err(h.guardrail(format!("abort: {reason}"))) });
 
-    // Rhai's standard library has its own sleep(INT) and sleep(FLOAT), which Ctrl-C cannot
-    // end; ours is registered for those types too, so sleep(15) obeys Ctrl-C like sleep("15s").
-    for params in [["duration: Dynamic"], ["seconds: INT"], ["seconds: FLOAT"]] {
-        let h = host.clone();
-        let reg = FuncRegistration::new("sleep").with_params_info(params).with_comments([
-            "/// Waits for a duration (\"2s\", \"500ms\" or seconds). Ctrl-C ends the wait and stops the run.",
-        ]);
-        let wait = move |d: Dynamic| -> Res<()> {
-            let d = duration(&d, "sleep")?;
-            let interrupted = h.rt.block_on(async {
-                let soft = h.interrupt.soft();
-                tokio::select! {
-                    _ = soft.cancelled() => true,
-                    _ = tokio::time::sleep(d) => false,
-                }
-            });
-            if interrupted {
-                return Err(h.guardrail("interrupted (Ctrl-C)"));
-            }
-            Ok(())
-        };
-        match params[0] {
-            "seconds: INT" => reg.register_into_engine(engine, move |s: rhai::INT| wait(Dynamic::from(s))),
-            "seconds: FLOAT" => reg.register_into_engine(engine, move |s: rhai::FLOAT| wait(Dynamic::from(s))),
-            _ => reg.register_into_engine(engine, wait),
-        };
-    }
+    // Rhai's own `sleep(INT)` and `sleep(FLOAT)` block the thread, ignore Ctrl-C and panic on
+    // huge values; typed overloads registered here take precedence over them.
+    let doc = "/// Waits for a duration (\"2s\", \"500ms\" or seconds, at most a year). Ctrl-C ends the wait and stops the run.";
+    let h = host.clone();
+    FuncRegistration::new("sleep")
+        .with_params_info(["duration: Dynamic"])
+        .with_comments([doc])
+        .register_into_engine(engine, move |d: Dynamic| sleep(&h, &d));
+    let h = host.clone();
+    FuncRegistration::new("sleep")
+        .with_params_info(["seconds: INT"])
+        .with_comments([doc])
+        .register_into_engine(engine, move |d: rhai::INT| sleep(&h, &Dynamic::from(d)));
+    let h = host.clone();
+    FuncRegistration::new("sleep")
+        .with_params_info(["seconds: FLOAT"])
+        .with_comments([doc])
+        .register_into_engine(engine, move |d: rhai::FLOAT| sleep(&h, &Dynamic::from(d)));
 
     let h = host.clone();
     FuncRegistration::new("dry_run")
@@ -181,6 +172,22 @@ pub fn string_list(d: &Dynamic, what: &str) -> Res<Vec<String>> {
     Err(runtime_error("invalid", format!("{what}: expected a string or an array of strings, got {}", d.type_name())))
 }
 
+/// `sleep(duration)`: waits, ending early (and stopping the run) on Ctrl-C.
+fn sleep(h: &Host, d: &Dynamic) -> Res<()> {
+    let d = duration(d, "sleep")?;
+    let interrupted = h.rt.block_on(async {
+        let soft = h.interrupt.soft();
+        tokio::select! {
+            _ = soft.cancelled() => true,
+            _ = tokio::time::sleep(d) => false,
+        }
+    });
+    if interrupted {
+        return Err(h.guardrail("interrupted (Ctrl-C)"));
+    }
+    Ok(())
+}
+
 /// `"30s"`, `"2m"` or a number of seconds.
 pub fn duration(d: &Dynamic, what: &str) -> Res<Duration> {
     let bad = |r: String| runtime_error("invalid", format!("{what}: {r}"));
@@ -194,10 +201,7 @@ pub fn duration(d: &Dynamic, what: &str) -> Res<Duration> {
     } else {
         return Err(bad(format!("expected a duration like \"30s\" or seconds, got {}", d.type_name())));
     };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(bad(format!("{secs} is not a valid number of seconds")));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    crate::config::parse_seconds(secs).map_err(bad)
 }
 
 /// A non-negative integer option.

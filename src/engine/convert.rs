@@ -15,23 +15,52 @@ pub enum Secrets {
     Mask,
 }
 
-/// Rhai value → JSON. Functions and other opaque values become their type name.
+/// How deeply arrays and maps may nest in values sent to the fleet. serde_json (the simulator,
+/// and this client reading replies) refuses JSON nested deeper than 128, and the request
+/// envelope adds levels of its own; real inputs are a few levels deep.
+pub const MAX_DEPTH: usize = crate::fleet::ddl::MAX_DEPTH;
+
+/// What [`to_json`] puts where a value nests deeper than [`MAX_DEPTH`] + 1; the DDL check
+/// refuses such inputs, so it is never sent.
+pub const TOO_DEEP: &str = "<nested too deep>";
+
+/// Rhai value → JSON. Functions and other opaque values become their type name. Arrays and
+/// maps nested deeper than [`MAX_DEPTH`] + 1 are cut off with [`TOO_DEEP`], so the
+/// conversion is bounded whatever the script built.
 pub fn to_json(d: &Dynamic, secrets: Secrets) -> Value {
+    to_json_at(d, secrets, 1)
+}
+
+fn to_json_at(d: &Dynamic, secrets: Secrets, level: usize) -> Value {
+    if level > MAX_DEPTH + 1 && (d.is_array() || d.is_map()) {
+        return Value::String(TOO_DEEP.into());
+    }
+    let next = |x: &Dynamic| to_json_at(x, secrets, level + 1);
     if d.is_unit() {
         Value::Null
-    } else if let Some(b) = d.clone().try_cast::<bool>() {
+    } else if let Ok(b) = d.as_bool() {
         Value::Bool(b)
-    } else if let Some(i) = d.clone().try_cast::<rhai::INT>() {
+    } else if let Ok(i) = d.as_int() {
         Value::from(i)
-    } else if let Some(f) = d.clone().try_cast::<rhai::FLOAT>() {
+    } else if let Ok(f) = d.as_float() {
         serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
     } else if d.is_string() {
         Value::String(d.clone().into_string().unwrap_or_default())
     } else if d.is_array() {
-        let a = d.read_lock::<Array>().map(|a| a.iter().map(|x| to_json(x, secrets)).collect()).unwrap_or_default();
+        let a = d.read_lock::<Array>().map(|a| a.iter().map(next).collect()).unwrap_or_default();
         Value::Array(a)
     } else if d.is_map() {
-        let m = d.read_lock::<Map>().map(|m| map_to_json(&m, secrets)).unwrap_or_default();
+        let m = d
+            .read_lock::<Map>()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        let masked = secrets == Secrets::Mask && is_secret_name(k) && !v.is_unit() && !v.is_map();
+                        (k.to_string(), if masked { Value::String(MASK.to_string()) } else { next(v) })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Value::Object(m)
     } else if let Some(s) = d.read_lock::<Secret>() {
         match secrets {
@@ -73,4 +102,26 @@ pub fn from_json(v: &Value) -> Dynamic {
 /// A list of strings as a Rhai array.
 pub fn strings(items: &[String]) -> Dynamic {
     Dynamic::from_array(items.iter().map(|s| Dynamic::from(s.clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversion_to_json_is_bounded() {
+        let mut d = Dynamic::from(1_i64);
+        for _ in 0..(MAX_DEPTH + 10) {
+            d = Dynamic::from_array(vec![d]);
+        }
+        let v = to_json(&d, Secrets::Mask);
+        let mut depth = 0;
+        let mut cur = &v;
+        while let Value::Array(a) = cur {
+            depth += 1;
+            cur = &a[0];
+        }
+        assert_eq!(depth, MAX_DEPTH + 1);
+        assert_eq!(cur, &Value::String(TOO_DEEP.into()));
+    }
 }

@@ -9,6 +9,7 @@ pub mod election_api;
 pub mod lint;
 pub mod metrics_api;
 pub mod rollout;
+pub mod thread;
 pub mod watch;
 
 use std::collections::BTreeMap;

@@ -69,9 +69,116 @@ pub struct Input {
     pub list: Option<Vec<Value>>,
     #[serde(default)]
     pub description: String,
+    /// `validation` compiled once, when the DDL loads (`None` for named validators).
+    #[serde(skip)]
+    regex: Option<regex::Regex>,
+}
+
+/// What a `validation` string asks for, decided as go-choria's `validateStringValidation` does.
+enum Validator<'a> {
+    None,
+    Shellsafe,
+    Ipv4,
+    Ipv6,
+    Ip,
+    /// A name go-choria does not know (starts with a lowercase letter): it warns and passes.
+    Unsupported,
+    Regex(&'a str),
+}
+
+fn validator(v: Option<&str>) -> Validator<'_> {
+    match v {
+        None | Some("") => Validator::None,
+        Some("shellsafe") => Validator::Shellsafe,
+        Some("ipv4address") => Validator::Ipv4,
+        Some("ipv6address") => Validator::Ipv6,
+        Some("ipaddress") => Validator::Ip,
+        Some(n) if n.starts_with(|c: char| c.is_ascii_lowercase()) => Validator::Unsupported,
+        Some(re) => Validator::Regex(re),
+    }
+}
+
+/// Compiles a DDL regex written for Go's RE2. Go reads a `{` that does not open a valid
+/// repetition (`{2}`, `{2,}`, `{2,5}`) as a literal brace (go-choria's own choria_provision DDL
+/// has `^{.+}$`); Rust's regex refuses it, so such braces are escaped first.
+pub fn go_regex(re: &str) -> std::result::Result<regex::Regex, regex::Error> {
+    let mut out = String::with_capacity(re.len() + 8);
+    let mut chars = re.char_indices().peekable();
+    let mut in_class = false;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some((_, n)) = chars.next() {
+                    out.push(n);
+                }
+                continue;
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal member, not the end.
+                if let Some(&(_, '^')) = chars.peek() {
+                    out.push('^');
+                    chars.next();
+                }
+                if let Some(&(_, ']')) = chars.peek() {
+                    out.push(']');
+                    chars.next();
+                }
+                continue;
+            }
+            ']' if in_class => in_class = false,
+            '{' if !in_class && !is_repetition(&re[i + 1..]) => {
+                out.push_str("\\{");
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    regex::Regex::new(&out)
+}
+
+/// Whether `rest` (the text after a `{`) is `n}`, `n,}` or `n,m}`.
+fn is_repetition(rest: &str) -> bool {
+    let Some(end) = rest.find('}') else { return false };
+    let body = &rest[..end];
+    let (min, max) = body.split_once(',').unwrap_or((body, "0"));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    !min.is_empty() && digits(min) && digits(max)
 }
 
 impl AgentDdl {
+    /// Parses and checks a DDL: the timeout is in range and every validation regex compiles.
+    /// `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<AgentDdl> {
+        let err = |reason: String| FleetError::Ddl { path: origin.to_string(), reason };
+        let mut ddl: AgentDdl = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+        let max = crate::config::MAX_DURATION.as_secs();
+        if ddl.metadata.timeout > max {
+            return Err(err(format!(
+                "timeout {} is out of range; must be between 0 and {max} seconds (1 year)",
+                ddl.metadata.timeout
+            )));
+        }
+        for action in &mut ddl.actions {
+            for (name, input) in &mut action.input {
+                if let Validator::Regex(re) = validator(input.validation.as_deref()) {
+                    let compiled = go_regex(re).map_err(|e| {
+                        let why = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                        err(format!(
+                            "action {:?}, input {name:?}: validation regex /{re}/ does not compile: {why}",
+                            action.action
+                        ))
+                    })?;
+                    input.regex = Some(compiled);
+                }
+            }
+        }
+        Ok(ddl)
+    }
+
     /// The action named `name`, or an error listing the valid ones.
     pub fn action(&self, name: &str) -> Result<&Action> {
         self.actions.iter().find(|a| a.action == name).ok_or_else(|| FleetError::UnknownAction {
@@ -99,7 +206,7 @@ impl DdlRegistry {
         let mut agents = BTreeMap::new();
         for (name, text) in BUILTIN {
             // These are compiled in and covered by a test, so a parse failure is impossible.
-            if let Ok(ddl) = serde_json::from_str::<AgentDdl>(text) {
+            if let Ok(ddl) = AgentDdl::parse(text, name) {
                 agents.insert(name.to_string(), ddl);
             }
         }
@@ -113,11 +220,15 @@ impl DdlRegistry {
         for entry in entries {
             let path = entry.map_err(|e| err(e.to_string()))?.path();
             if path.extension().and_then(|e| e.to_str()) == Some("json") {
-                let ddl = load_file(&path)?;
-                self.agents.insert(ddl.metadata.name.clone(), ddl);
+                self.insert(load_file(&path)?);
             }
         }
         Ok(())
+    }
+
+    /// Adds (or replaces) one agent's DDL.
+    pub fn insert(&mut self, ddl: AgentDdl) {
+        self.agents.insert(ddl.metadata.name.clone(), ddl);
     }
 
     /// The DDL of `agent`, or an error listing the known agents.
@@ -152,6 +263,9 @@ impl DdlRegistry {
         let mut out = Map::new();
         for (name, spec) in &act.input {
             match inputs.get(name) {
+                Some(v) if too_deep(v, MAX_DEPTH) => {
+                    return Err(bad(name, format!("nested deeper than {MAX_DEPTH} levels of arrays and maps")))
+                }
                 Some(v) => {
                     let v = coerce(spec, v).map_err(|r| bad(name, r))?;
                     check(spec, &v).map_err(|r| bad(name, r))?;
@@ -193,9 +307,23 @@ impl DdlRegistry {
 }
 
 fn load_file(path: &Path) -> Result<AgentDdl> {
-    let err = |reason: String| FleetError::Ddl { path: path.display().to_string(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+    let origin = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| FleetError::Ddl { path: origin.clone(), reason: e.to_string() })?;
+    AgentDdl::parse(&text, &origin)
+}
+
+/// How deeply an input's arrays and maps may nest (the runbook side cuts deeper values off).
+pub const MAX_DEPTH: usize = 64;
+
+/// Whether `v` nests arrays and maps more than `limit` levels deep; stops looking there.
+fn too_deep(v: &Value, limit: usize) -> bool {
+    let children: Box<dyn Iterator<Item = &Value>> = match v {
+        Value::Array(a) => Box::new(a.iter()),
+        Value::Object(o) => Box::new(o.values()),
+        _ => return false,
+    };
+    limit == 0 || children.into_iter().any(|c| too_deep(c, limit - 1))
 }
 
 /// Converts a value to the DDL type, accepting strings for numbers and booleans (CLI form).
@@ -255,19 +383,20 @@ fn check(spec: &Input, v: &Value) -> std::result::Result<(), String> {
             return Err(format!("longer than {max} characters"));
         }
     }
-    match spec.validation.as_deref() {
-        None | Some("") => Ok(()),
-        Some("shellsafe") => match s.chars().find(|c| "`$;|&><".contains(*c)) {
+    match validator(spec.validation.as_deref()) {
+        Validator::None | Validator::Unsupported => Ok(()),
+        Validator::Shellsafe => match s.chars().find(|c| "`$;|&><".contains(*c)) {
             Some(c) => Err(format!("contains the shell-unsafe character {c:?}")),
             None => Ok(()),
         },
-        Some("ipv4address") => s.parse::<std::net::Ipv4Addr>().map(|_| ()).map_err(|_| "not an IPv4 address".into()),
-        Some("ipv6address") => s.parse::<std::net::Ipv6Addr>().map(|_| ()).map_err(|_| "not an IPv6 address".into()),
-        Some("ipaddress") => s.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| "not an IP address".into()),
-        Some(re) => match regex::Regex::new(re) {
-            Ok(r) if r.is_match(s) => Ok(()),
-            Ok(_) => Err(format!("does not match the validation /{re}/")),
-            Err(_) => Ok(()), // a validator name we do not know: the server will check it
+        Validator::Ipv4 => s.parse::<std::net::Ipv4Addr>().map(|_| ()).map_err(|_| "not an IPv4 address".into()),
+        Validator::Ipv6 => s.parse::<std::net::Ipv6Addr>().map(|_| ()).map_err(|_| "not an IPv6 address".into()),
+        Validator::Ip => s.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| "not an IP address".into()),
+        // Compiled when the DDL loaded; a DDL built in code without `parse` has none.
+        Validator::Regex(re) => match &spec.regex {
+            Some(r) if r.is_match(s) => Ok(()),
+            Some(_) => Err(format!("does not match the validation /{re}/")),
+            None => Err(format!("validation /{re}/ was never compiled")),
         },
     }
 }
@@ -307,5 +436,32 @@ mod tests {
         assert!(e.contains("valid inputs: none"), "{e}");
         let e = r.parse_cli("choria_provision", "restart", &["token=".into()]).unwrap_err().to_string();
         assert!(e.contains("does not match"), "{e}");
+    }
+
+    #[test]
+    fn inputs_nest_at_most_max_depth() {
+        let nest = |n: usize| (0..n).fold(json!(1), |v, _| json!([v]));
+        assert!(!too_deep(&nest(MAX_DEPTH), MAX_DEPTH));
+        assert!(too_deep(&nest(MAX_DEPTH + 1), MAX_DEPTH));
+        assert!(!too_deep(&json!({"a": [1, {"b": 2}]}), 3));
+        assert!(too_deep(&json!({"a": [1, {"b": []}]}), 3));
+    }
+
+    #[test]
+    fn go_regexes_compile() {
+        // go-choria's choria_provision DDL: a brace that is no repetition is a literal in RE2.
+        let r = go_regex("^{.+}$").unwrap();
+        assert!(r.is_match("{\"a\":1}") && !r.is_match("x"));
+        assert!(go_regex("^a{2}$").unwrap().is_match("aa"));
+        assert!(go_regex("^a{2,}$").unwrap().is_match("aaa"));
+        assert!(go_regex("^[{]x\\{$").unwrap().is_match("{x{"));
+        assert!(go_regex("^[]{]+$").unwrap().is_match("]{"));
+        assert!(go_regex("^(unclosed").is_err());
+    }
+
+    #[test]
+    fn named_validators_go_choria_does_not_know_pass() {
+        assert!(matches!(validator(Some("hostname")), Validator::Unsupported));
+        assert!(matches!(validator(Some("^x$")), Validator::Regex(_)));
     }
 }

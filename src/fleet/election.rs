@@ -50,6 +50,19 @@ fn kv_err(op: &'static str, e: impl std::fmt::Display) -> FleetError {
     FleetError::nats(op, e)
 }
 
+/// Whether the broker answered that the bucket's stream does not exist (as opposed to not
+/// answering at all).
+fn bucket_missing(e: &jetstream::context::KeyValueError) -> bool {
+    use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind};
+    let Some(source) = std::error::Error::source(e) else { return false };
+    match source.downcast_ref::<GetStreamError>().map(|g| g.kind()) {
+        Some(GetStreamErrorKind::JetStream(js)) => {
+            js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+        }
+        _ => false,
+    }
+}
+
 /// Validates an election name as a KV key (`[-/_=.a-zA-Z0-9]+`, no leading or trailing dot).
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -73,9 +86,14 @@ impl Fleet {
 
     /// Binds an election bucket; a missing bucket is a clear error.
     pub async fn election_bucket(&self, bucket: &str) -> Result<kv::Store> {
-        self.jetstream().get_key_value(bucket).await.map_err(|e| FleetError::Nats {
-            operation: "election bucket",
-            reason: format!("cannot open KV bucket {bucket} (is Choria Streams enabled on the broker?): {e}"),
+        self.jetstream().get_key_value(bucket).await.map_err(|e| {
+            if bucket_missing(&e) {
+                return FleetError::NoBucket { bucket: bucket.to_string() };
+            }
+            FleetError::Nats {
+                operation: "election bucket",
+                reason: format!("cannot open KV bucket {bucket} (is Choria Streams enabled on the broker?): {e}"),
+            }
         })
     }
 

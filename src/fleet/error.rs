@@ -72,6 +72,11 @@ pub enum FleetError {
     /// A filter could not be parsed.
     #[error("invalid filter {filter:?}: {reason}")]
     Filter { filter: String, reason: String },
+    /// The broker answered, but has no such election bucket: a configuration problem.
+    #[error(
+        "election bucket {bucket} does not exist on the broker (check --bucket, and that Choria Streams is enabled)"
+    )]
+    NoBucket { bucket: String },
     /// Discovery found fewer nodes than required.
     #[error("discovery found {found} node(s), fewer than the required {min}")]
     TooFew { found: usize, min: usize },
@@ -99,6 +104,7 @@ impl FleetError {
             | FleetError::BadInput { .. }
             | FleetError::Ddl { .. }
             | FleetError::Filter { .. }
+            | FleetError::NoBucket { .. }
             | FleetError::Security { .. } => ErrorKind::Invalid,
             FleetError::TooFew { .. } => ErrorKind::NoResponders,
             FleetError::Cancelled => ErrorKind::Cancelled,

@@ -164,7 +164,7 @@ fn provision(node: &mut Node, cfg: &SimConfig, rng: &mut SmallRng, action: &str,
                 },
             };
             let splay = if splay == 0 { 10 } else { splay };
-            let delay = rng.gen_range(0..splay) + 2;
+            let delay = rng.gen_range(0..splay).saturating_add(2);
             Answer {
                 effect: Some(Effect::Restart(delay)),
                 ..Answer::ok(json!({"message": format!("Restarting Choria Server after {delay}s")}))

@@ -37,8 +37,10 @@ fn lex(src: &str) -> Option<Vec<Tok>> {
             let len = src[i..].find(|ch: char| !(ch.is_ascii_digit() || ch == '.')).unwrap_or(src.len() - i);
             out.push(Tok::Num(src[i..i + len].parse().ok()?));
             i += len;
-        } else if c.is_alphabetic() || c == '_' {
-            let len = src[i..].find(|ch: char| !(ch.is_alphanumeric() || ch == '_')).unwrap_or(src.len() - i);
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            // ASCII only: `b[i] as char` of a UTF-8 lead byte can look alphabetic while the
+            // character is not, which matched zero bytes and looped forever (found by fuzzing).
+            let len = src[i..].find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).unwrap_or(src.len() - i);
             out.push(Tok::Ident(src[i..i + len].to_string()));
             i += len;
         } else if c == ',' {

@@ -101,7 +101,8 @@ impl Default for SimConfig {
 
 impl SimConfig {
     fn scaled(&self, secs: f64) -> Duration {
-        Duration::from_secs_f64((secs * self.time_scale).max(0.0))
+        // A request's splay is the client's to choose: saturate rather than panic.
+        Duration::try_from_secs_f64((secs * self.time_scale).max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 

@@ -102,6 +102,11 @@ impl Fleetbook {
         self
     }
 
+    pub fn arg_path(mut self, p: &std::path::Path) -> Self {
+        self.args.push(p.to_str().expect("test paths are UTF-8").to_string());
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
