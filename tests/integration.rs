@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod election;
 mod events;
+mod filters_sim;
 mod metrics;
 mod protocol;
 mod repl;

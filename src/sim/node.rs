@@ -198,7 +198,11 @@ impl Matcher {
                 .compound
                 .iter()
                 .flatten()
-                .map(|e| e.get("expr").and_then(Value::as_str).map_or_else(compound::Program::never, compound::Program::compile))
+                .map(|e| {
+                    e.get("expr")
+                        .and_then(Value::as_str)
+                        .map_or_else(compound::Program::never, compound::Program::compile)
+                })
                 .collect(),
         }
     }

@@ -39,8 +39,8 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
             i += 1;
         } else if rest.starts_with("//") {
             i += chars[i..].iter().take_while(|(_, ch)| *ch != '\n').count();
-        } else if rest.starts_with("/*") {
-            let len = rest[2..].find("*/").ok_or_else(|| SyntaxError::at(src, at, "unclosed comment"))?;
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            let len = body.find("*/").ok_or_else(|| SyntaxError::at(src, at, "unclosed comment"))?;
             i += rest[..len + 4].chars().count();
         } else if c == '\'' || c == '"' || c == '`' {
             let (s, used) = string(src, &chars[i..], c)?;

@@ -23,15 +23,35 @@ pub enum Expr {
     Array(Vec<Expr>),
     Map(Vec<(Expr, Expr)>),
     /// A function call by name: `with('apache')`.
-    Call { name: String, args: Vec<Expr> },
+    Call {
+        name: String,
+        args: Vec<Expr>,
+    },
     /// Member access, indexing, slicing and method calls after a base, left to right.
-    Path { base: Box<Expr>, steps: Vec<Step> },
-    Unary { op: UnaryOp, expr: Box<Expr> },
+    Path {
+        base: Box<Expr>,
+        steps: Vec<Step>,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
     /// Operators of one precedence level, applied left to right: `first op1 e1 op2 e2 ...`.
     /// Kept flat, so a long `||` list does not make the tree deep.
-    Binary { first: Box<Expr>, rest: Vec<(BinOp, Expr)> },
-    Cond { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
-    Let { name: String, value: Box<Expr>, body: Box<Expr> },
+    Binary {
+        first: Box<Expr>,
+        rest: Vec<(BinOp, Expr)>,
+    },
+    Cond {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
+    Let {
+        name: String,
+        value: Box<Expr>,
+        body: Box<Expr>,
+    },
 }
 
 /// One step of a [`Expr::Path`].

@@ -53,7 +53,9 @@ impl<'a> Parser<'a> {
         let e = self.expression()?;
         match self.peek() {
             Tok::Eof => Ok(e),
-            Tok::Op(")") | Tok::Op("]") | Tok::Op("}") => Err(self.error_here(format!("unbalanced {}", self.describe()))),
+            Tok::Op(")") | Tok::Op("]") | Tok::Op("}") => {
+                Err(self.error_here(format!("unbalanced {}", self.describe())))
+            }
             Tok::Op("=") => Err(self.error_here("unexpected '=' (did you mean '=='?)")),
             _ => Err(self.error_here(format!("unexpected {} after a complete expression", self.describe()))),
         }

@@ -1,0 +1,122 @@
+//! Issue 9 "Trustworthy under faults": compound filters are checked before they are sent and
+//! cannot hurt the simulator; the simulated Provisioner provisions each node once; the
+//! simulator serves the collective it is given and answers its stats at scale.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::support::{sim, Fleetbook, World};
+use fleetbook::fleet::filter::Filter;
+use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+
+fn discover_args(expr: &str) -> Vec<String> {
+    ["discover", "--json", "--discovery-timeout", "1", "-S", expr].iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_malformed_compound_filters_are_usage_errors_with_the_column() {
+    let w = World::start(sim(3)).await;
+    let cases = [
+        ("with('apache') &&& fact('country') == 'mt'", "column 18"),
+        ("€", "column 1"),
+        ("(with('apache')", "never closed"),
+        ("with('apache) && with('redis')", "unterminated string"),
+        ("with('apache') &&", "end of expression after '&&'"),
+        ("with(\u{201C}apache\u{201D})", "typographic quote"),
+    ];
+    for (expr, what) in cases {
+        let r = w.fleetbook().args(discover_args(expr)).run().await;
+        r.assert_code(2);
+        assert!(r.stderr.contains("syntax error") && r.stderr.contains(what), "{expr:?}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("    {expr}\n")), "the expression is echoed above a caret: {}", r.stderr);
+    }
+    // Issue 21: deep nesting is refused with a clear error, not a crash.
+    let deep = format!("{}with('apache')", "!".repeat(10_000));
+    let r = w.fleetbook().args(discover_args(&deep)).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("nested deeper than 64 levels"), "{}", r.stderr);
+    // None of them reached the fleet.
+    assert_eq!(w.sim.stats().requests.get("discovery"), None);
+    // Valid expressions still work, including expr-lang forms the simulator did not read.
+    let ok = w.fleetbook().args(discover_args("'profile::base' in classes && identity matches '^n00[12]'")).run().await;
+    assert_eq!(ok.assert_code(0).json(), serde_json::json!(["n001.example.net", "n002.example.net"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_the_simulator_does_not_hang_on_a_non_ascii_filter() {
+    // Without client-side checking this request reached the simulator, whose lexer spun.
+    let r = Fleetbook::new().args(["--sim", "3", "--sim-provisioners", "0"]).args(discover_args("€")).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("U+20AC"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_runbook_compound_filters_are_checked_too() {
+    let w = World::start(sim(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rb = dir.path().join("bad.rhai");
+    std::fs::write(&rb, "let n = discover(#{ compound: \"with('apache') &&& true\" });\nprint(n.len());\n").unwrap();
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap()]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("syntax error at column 18"), "{}", r.stderr);
+    assert!(r.stderr.contains("bad.rhai:1"), "the runbook line is named: {}", r.stderr);
+    assert_eq!(w.sim.stats().requests.get("discovery"), None);
+}
+
+/// A discovery request with this compound filter, built by hand as another client might.
+fn raw_discovery(expr: Option<&str>, reply_to: &str) -> bytes::Bytes {
+    let mut filter = Filter::default();
+    if let Some(e) = expr {
+        filter.add_compound(e);
+    }
+    let rid = Version::V1.new_request_id();
+    let spec = RequestSpec {
+        request_id: &rid,
+        sender: "rogue.example.net",
+        caller: "choria=rogue.mcollective",
+        collective: "mcollective",
+        agent: "discovery",
+        ttl: 60,
+        filter: &filter,
+        reply_to,
+        payload: Payload::Discovery,
+        security: Security::Insecure,
+    };
+    protocol::encode_request(Version::V1, &spec, chrono::Utc::now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue21_hostile_compound_filters_from_the_network_match_nothing() {
+    let w = World::start(sim(3)).await;
+    let nats = w.nats().await;
+    let mut hostile_replies = nats.subscribe("test.hostile").await.unwrap();
+    let mut sentinel = nats.subscribe("test.sentinel").await.unwrap();
+    nats.flush().await.unwrap();
+    let hostile = [
+        "€".to_string(),
+        "with(\u{2018}apache\u{2019}) || true".into(),
+        "true\u{00A0}&&\u{00A0}fact('cpus') > \u{2212}1".into(),
+        format!("{}true", "!".repeat(10_000)),
+        format!("{}true{}", "(".repeat(50_000), ")".repeat(50_000)),
+        "true &&& true".into(),
+        "true ||".into(),
+    ];
+    for expr in &hostile {
+        nats.publish("mcollective.broadcast.agent.discovery", raw_discovery(Some(expr), "test.hostile")).await.unwrap();
+    }
+    // The simulator handles requests in order: once the sentinel is answered by every node,
+    // it has been through all the hostile ones, and is alive.
+    nats.publish("mcollective.broadcast.agent.discovery", raw_discovery(Some("true"), "test.sentinel")).await.unwrap();
+    for _ in 0..3 {
+        tokio::time::timeout(Duration::from_secs(20), sentinel.next())
+            .await
+            .expect("the simulator still answers after hostile filters")
+            .expect("reply");
+    }
+    w.sim.flush().await;
+    nats.flush().await.unwrap();
+    let late = tokio::time::timeout(Duration::from_millis(1), hostile_replies.next()).await;
+    assert!(late.is_err(), "a hostile filter matched: {late:?}");
+    assert_eq!(w.sim.stats().malformed, 0);
+}
