@@ -133,7 +133,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             }
             commands::check::run(files, &ddl, run_settings(engine)).await
         }
-        Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect.servers, &cli.sim, &cancel).await,
+        Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect, &cli.sim, &cancel).await,
         Command::Discover { filter, json } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
             commands::discover::run(settings, filter, *json, &cancel).await

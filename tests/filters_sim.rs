@@ -120,3 +120,42 @@ async fn issue21_hostile_compound_filters_from_the_network_match_nothing() {
     assert!(late.is_err(), "a hostile filter matched: {late:?}");
     assert_eq!(w.sim.stats().malformed, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue22_sim_with_a_collective_serves_that_collective() {
+    // `--sim N --collective X`: the embedded fleet is in X, where the client looks.
+    let r = Fleetbook::new()
+        .args(["--sim", "3", "--sim-provisioners", "0", "--collective", "lab", "discover", "--json"])
+        .args(["--discovery-timeout", "1"])
+        .run()
+        .await;
+    assert_eq!(
+        r.assert_code(0).json(),
+        serde_json::json!(["n001.example.net", "n002.example.net", "n003.example.net"])
+    );
+
+    // `fleetbook sim --nodes N --collective X`: a standalone fleet in X.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+        .args(["sim", "--nodes", "2", "--sim-provisioners", "0", "--collective", "lab"])
+        .env_remove("FLEETBOOK_SERVER")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("fleetbook sim starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("fleetbook sim prints its broker URL")
+        .unwrap()
+        .expect("a URL line");
+    let base =
+        || Fleetbook::new().args(["--server", &url, "--insecure", "discover", "--json", "--discovery-timeout", "1"]);
+    let lab = base().args(["--collective", "lab"]).run().await;
+    assert_eq!(lab.assert_code(0).json(), serde_json::json!(["n001.example.net", "n002.example.net"]));
+    let default = base().run().await;
+    assert_eq!(default.assert_code(0).json(), serde_json::json!([]));
+    child.kill().await.unwrap();
+}
