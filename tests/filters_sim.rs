@@ -2,13 +2,14 @@
 //! cannot hurt the simulator; the simulated Provisioner provisions each node once; the
 //! simulator serves the collective it is given and answers its stats at scale.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use crate::support::{sim, Fleetbook, World};
+use crate::support::{eventually, sim, Fleetbook, World};
 use fleetbook::fleet::filter::Filter;
 use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
+use fleetbook::sim::SimConfig;
 
 fn discover_args(expr: &str) -> Vec<String> {
     ["discover", "--json", "--discovery-timeout", "1", "-S", expr].iter().map(|s| s.to_string()).collect()
@@ -66,6 +67,11 @@ async fn issue9_runbook_compound_filters_are_checked_too() {
 
 /// A discovery request with this compound filter, built by hand as another client might.
 fn raw_discovery(expr: Option<&str>, reply_to: &str) -> bytes::Bytes {
+    raw_request("discovery", Payload::Discovery, expr, reply_to)
+}
+
+/// A request built by hand, unchecked.
+fn raw_request(agent: &str, payload: Payload<'_>, expr: Option<&str>, reply_to: &str) -> bytes::Bytes {
     let mut filter = Filter::default();
     if let Some(e) = expr {
         filter.add_compound(e);
@@ -76,11 +82,11 @@ fn raw_discovery(expr: Option<&str>, reply_to: &str) -> bytes::Bytes {
         sender: "rogue.example.net",
         caller: "choria=rogue.mcollective",
         collective: "mcollective",
-        agent: "discovery",
+        agent,
         ttl: 60,
         filter: &filter,
         reply_to,
-        payload: Payload::Discovery,
+        payload,
         security: Security::Insecure,
     };
     protocol::encode_request(Version::V1, &spec, chrono::Utc::now())
@@ -158,4 +164,39 @@ async fn issue22_sim_with_a_collective_serves_that_collective() {
     let default = base().run().await;
     assert_eq!(default.assert_code(0).json(), serde_json::json!([]));
     child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue22_stats_answer_promptly_at_50k_nodes() {
+    let nodes = 50_000;
+    let w = World::start(SimConfig { fail_rate: 0.2, ..sim(nodes) }).await;
+    let nats = w.nats().await;
+    // One broadcast that every node receives: the per-node record is as big as it gets.
+    let ping = r#"{"agent":"rpcutil","action":"ping","data":{}}"#;
+    nats.publish("mcollective.broadcast.agent.rpcutil", raw_request("rpcutil", Payload::Rpc(ping), None, "test.void"))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "every node pinged", || {
+        w.sim.stats().requests.get("rpcutil#ping") == Some(&(nodes as u64))
+    })
+    .await;
+    let started = Instant::now();
+    let reply = tokio::time::timeout(Duration::from_secs(10), nats.request(fleetbook::sim::STATS_SUBJECT, "".into()))
+        .await
+        .expect("stats answer within 10 s")
+        .expect("stats request");
+    let took = started.elapsed();
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).expect("stats are JSON");
+    assert_eq!(v["states"]["up"], nodes);
+    assert_eq!(v["requests"]["rpcutil#ping"], nodes);
+    assert!(took < Duration::from_secs(2), "stats took {took:?}");
+    assert_eq!(v["truncated"], true, "50,000 nodes' actions do not fit in one message");
+    // The per-node detail is still there for the nodes one asks about.
+    let one = nats
+        .request(fleetbook::sim::STATS_SUBJECT, r#"{"identities":["n00007.example.net"]}"#.into())
+        .await
+        .expect("stats for one node");
+    let v: serde_json::Value = serde_json::from_slice(&one.payload).unwrap();
+    assert_eq!(v["received"], serde_json::json!({"n00007.example.net": ["rpcutil#ping"]}));
+    assert_eq!(v.get("truncated"), None);
 }
