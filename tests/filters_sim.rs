@@ -200,3 +200,65 @@ async fn issue22_stats_answer_promptly_at_50k_nodes() {
     assert_eq!(v["received"], serde_json::json!({"n00007.example.net": ["rpcutil#ping"]}));
     assert_eq!(v.get("truncated"), None);
 }
+
+/// A Provisioner counter, summed over the candidates.
+fn counter(w: &World, name: &str) -> f64 {
+    let site = vec![("site", "simulated".to_string())];
+    let prov = w.sim.provisioner.as_ref().expect("provisioner");
+    prov.candidates.iter().filter_map(|c| c.registry.get(name, &site)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_the_provisioner_provisions_each_node_once() {
+    use fleetbook::sim::node::{Mode, State};
+    let nodes = ["n001.example.net", "n002.example.net"];
+    // Time scale 0.5: a provisioned node restarts 1-1.5 s after the restart request.
+    let w = World::start(SimConfig { provisioners: 1, time_scale: 0.5, ..sim(2) }).await;
+    let prov = w.sim.provisioner.as_ref().unwrap();
+    eventually(Duration::from_secs(20), "a leader", || prov.leader().is_some()).await;
+    let leader = prov.leader().unwrap().clone();
+    let mut args = vec!["req", "choria_provision", "reprovision", "token=s3cret"];
+    for n in nodes {
+        args.extend(["-I", n]);
+    }
+    w.fleetbook().args(args).run().await.assert_code(0);
+    // While a node is provisioned but has not restarted yet it still answers discovery in the
+    // provisioning collective: have the Provisioner discover then, as its timer may.
+    let asked_to_restart =
+        |n: &str| w.sim.stats().received.get(n).is_some_and(|a| a.iter().any(|x| x == "choria_provision#restart"));
+    let in_window = |n: &str| {
+        let node = w.sim.node(n).unwrap();
+        asked_to_restart(n) && node.mode == Mode::Provisioning && node.state == State::Up
+    };
+    let back = |n: &str| {
+        let node = w.sim.node(n).unwrap();
+        asked_to_restart(n) && node.mode == Mode::Normal && node.state == State::Up
+    };
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !nodes.iter().all(|n| back(n)) {
+        assert!(Instant::now() < deadline, "nodes not back in service: {:?}", w.sim.stats().received);
+        let received = w.sim.stats().received;
+        let twice = received.values().any(|a| a.iter().filter(|x| *x == "choria_provision#configure").count() > 1);
+        assert!(!twice, "a node was provisioned twice: {received:?}");
+        if nodes.iter().any(|n| in_window(n)) {
+            leader.discover_now();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // One more cycle over a fleet with nobody left to provision.
+    let cycles = counter(&w, "choria_provisioner_discover_cycles");
+    leader.discover_now();
+    eventually(Duration::from_secs(10), "another discovery cycle", || {
+        counter(&w, "choria_provisioner_discover_cycles") > cycles
+    })
+    .await;
+    let queued = counter(&w, "choria_provisioner_discovered") + counter(&w, "choria_provisioner_event_discovered");
+    assert_eq!(queued, 2.0, "each node queued once");
+    assert_eq!(counter(&w, "choria_provisioner_provisioned"), 2.0);
+    let stats = w.sim.stats();
+    for n in nodes {
+        let configures = stats.received[n].iter().filter(|a| *a == "choria_provision#configure").count();
+        assert_eq!(configures, 1, "{n}: {:?}", stats.received[n]);
+    }
+    assert_eq!(stats.events.get("provisioned"), Some(&2));
+}
