@@ -155,7 +155,8 @@ impl Settings {
         }
         let sim = match c.sim {
             Some(0) => return Err(usage("--sim needs at least 1 node")),
-            Some(n) => Some(sim_config(n, s)?),
+            // The simulated fleet serves the collective the client will use.
+            Some(n) => Some(sim_config(n, s, Some(&client.collective))?),
             None => None,
         };
         match (&c.jwt, &c.seed) {
@@ -257,9 +258,22 @@ fn apply_conf(client: &mut ClientOptions, conf: &ChoriaConfig) -> Result<(), Err
     Ok(())
 }
 
-/// Simulator settings from `--sim-*` options.
-pub fn sim_config(nodes: usize, s: &SimArgs) -> Result<SimConfig, Error> {
+/// Simulator settings from `--sim-*` options; `collective` (from `--collective`) is the one
+/// the simulated servers join.
+pub fn sim_config(nodes: usize, s: &SimArgs, collective: Option<&str>) -> Result<SimConfig, Error> {
     let mut cfg = SimConfig { nodes, ..SimConfig::default() };
+    if let Some(c) = collective {
+        if c.is_empty() || c.contains(['.', '*', '>']) || c.contains(char::is_whitespace) {
+            return Err(usage(format!("--collective {c:?}: not a collective name")));
+        }
+        if c == "provisioning" {
+            return Err(usage(
+                "--collective provisioning: simulated nodes in provisioning mode are there already; \
+                 target them with -T provisioning",
+            ));
+        }
+        cfg.collective = c.to_string();
+    }
     if let Some(seed) = s.seed {
         cfg.seed = seed;
     }

@@ -151,7 +151,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             commands::check::run(files, &ddl, run_settings(engine)).await
         }
         // Serving changes nothing: the first Ctrl-C stops it.
-        Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect.servers, &cli.sim, &interrupt.soft()).await,
+        Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect, &cli.sim, &interrupt.soft()).await,
         Command::Discover { filter, json } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
             commands::discover::run(settings, filter, *json, &interrupt.soft()).await

@@ -7,6 +7,7 @@ mod edges;
 mod election;
 mod events;
 mod faults;
+mod filters_sim;
 mod fuzz;
 mod metrics;
 mod protocol;

@@ -2,19 +2,21 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::SimArgs;
+use crate::cli::{ConnectArgs, SimArgs};
 use crate::config::sim_config;
 use crate::error::Error;
 use crate::sim::broker::EmbeddedBroker;
 use crate::sim::{Simulator, STATS_SUBJECT};
 
-/// Runs the simulator against `servers[0]`, or an embedded broker when none is given.
-pub async fn run(nodes: usize, servers: &[String], args: &SimArgs, cancel: &CancellationToken) -> Result<(), Error> {
+/// Runs the simulator against the first `--server`, or an embedded broker when none is given,
+/// in the `--collective` given (else `mcollective`).
+pub async fn run(nodes: usize, connect: &ConnectArgs, args: &SimArgs, cancel: &CancellationToken) -> Result<(), Error> {
     if nodes == 0 {
         return Err(Error::Usage { message: "--nodes must be at least 1".into() });
     }
-    let cfg = sim_config(nodes, args)?;
-    let (broker, url) = match servers.first() {
+    let cfg = sim_config(nodes, args, connect.collective.as_deref())?;
+    let collective = cfg.collective.clone();
+    let (broker, url) = match connect.servers.first() {
         Some(s) => (None, s.clone()),
         None => {
             let b = EmbeddedBroker::start_async().await?;
@@ -23,7 +25,9 @@ pub async fn run(nodes: usize, servers: &[String], args: &SimArgs, cancel: &Canc
         }
     };
     let sim = Simulator::start(&url, cfg).await?;
-    eprintln!("simulating {nodes} Choria servers on {url} (stats: nats req {STATS_SUBJECT} ''); Ctrl-C stops");
+    eprintln!(
+        "simulating {nodes} Choria servers in collective {collective} on {url} (stats: nats req {STATS_SUBJECT} ''); Ctrl-C stops"
+    );
     if let Some(m) = sim.metrics_url() {
         eprintln!("simulated Provisioner metrics: {m}");
     }

@@ -64,7 +64,7 @@ impl Filter {
         Ok(())
     }
 
-    /// Adds a compound (`-S`) expression, passed through to the servers.
+    /// Adds a compound (`-S`) expression; [`Filter::validate`] checks its syntax.
     pub fn add_compound(&mut self, expr: &str) {
         self.compound.push(vec![serde_json::json!({ "expr": expr })]);
     }
@@ -76,7 +76,8 @@ impl Filter {
         }
     }
 
-    /// Checks every regular expression in the filter compiles, so a typo fails before sending.
+    /// Checks every regular expression compiles and every compound expression parses, so a
+    /// typo fails before sending instead of silently matching nothing.
     pub fn validate(&self) -> Result<()> {
         let lists = [&self.cf_class, &self.agent, &self.identity];
         for item in lists.into_iter().flatten() {
@@ -94,6 +95,16 @@ impl Filter {
             if f.operator == "=~" {
                 compile_slashed(&f.value)?;
             }
+        }
+        for expr in self.compound.iter().flatten() {
+            let Some(expr) = expr.get("expr").and_then(serde_json::Value::as_str) else {
+                return Err(FleetError::Filter {
+                    filter: expr.to_string(),
+                    reason: "a compound filter needs an expr".into(),
+                });
+            };
+            super::compound::parse(expr)
+                .map_err(|e| FleetError::Filter { filter: expr.to_string(), reason: e.render(expr) })?;
         }
         Ok(())
     }

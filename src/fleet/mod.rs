@@ -1,6 +1,7 @@
 //! Choria over NATS: the wire protocol, filters, DDLs, discovery and RPC.
 
 pub mod client;
+pub mod compound;
 pub mod ddl;
 pub mod discovery;
 pub mod election;

@@ -1,198 +1,280 @@
-//! A small evaluator for compound (`-S`) filters: the subset of expr-lang that Choria's
-//! examples use: `with('apache')`, `fact('os.family') == 'Debian'`, `identity =~ 'web'`,
-//! `&&`, `||`, `!`, `and`, `or`, `not`, parentheses and the comparison operators.
-//! An expression it cannot read matches nothing, as a server does with a broken expression.
+//! Evaluates compound (`-S`) filters against a simulated node, as go-choria's
+//! `filter/compound` does: the expression is parsed by [`crate::fleet::compound`] (the same
+//! parser the client validates with), then run with `with()`, `fact()`, `include()`,
+//! `classes`, `agents`, `facts` and the simulator's own `identity`. The result must be the
+//! boolean `true`; an expression that does not parse, fails at run time or uses what the
+//! simulator does not evaluate (`let`, ranges, pipes, `semver`, ...) matches nothing, as a
+//! server does with a broken expression. Evaluation never allocates more than the
+//! expression and the node's facts hold, so a hostile expression costs nothing.
 
+use std::collections::HashMap;
+
+use regex::Regex;
 use serde_json::Value;
 
-use super::node::{compare, fact_text, Node};
-use crate::fleet::filter::matches_item;
-use crate::fleet::filter::parse_fact;
+use super::node::{compare, Node};
+use crate::fleet::compound::{parse, BinOp, Expr, Step, UnaryOp};
+use crate::fleet::filter::{matches_item, parse_fact};
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Str(String),
-    Num(f64),
-    Op(&'static str),
-    LParen,
-    RParen,
-    Comma,
+/// Compiled regexes are capped, so a pattern from the network cannot take much memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A compound expression compiled once per request and applied to many nodes.
+pub struct Program {
+    expr: Option<Expr>,
+    /// The literal patterns of `matches`, compiled up front (`None`: does not compile).
+    regexes: HashMap<String, Option<Regex>>,
 }
 
-fn lex(src: &str) -> Option<Vec<Tok>> {
-    const OPS: [&str; 12] = ["&&", "||", "==", "!=", "<=", ">=", "=~", "<", ">", "!", "(", ")"];
-    let b = src.as_bytes();
-    let mut i = 0;
-    let mut out = Vec::new();
-    while i < b.len() {
-        let c = b[i] as char;
-        if c.is_whitespace() {
-            i += 1;
-        } else if c == '\'' || c == '"' {
-            let end = src[i + 1..].find(c)? + i + 1;
-            out.push(Tok::Str(src[i + 1..end].to_string()));
-            i = end + 1;
-        } else if c.is_ascii_digit() {
-            let len = src[i..].find(|ch: char| !(ch.is_ascii_digit() || ch == '.')).unwrap_or(src.len() - i);
-            out.push(Tok::Num(src[i..i + len].parse().ok()?));
-            i += len;
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            // ASCII only: `b[i] as char` of a UTF-8 lead byte can look alphabetic while the
-            // character is not, which matched zero bytes and looped forever (found by fuzzing).
-            let len = src[i..].find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).unwrap_or(src.len() - i);
-            out.push(Tok::Ident(src[i..i + len].to_string()));
-            i += len;
-        } else if c == ',' {
-            out.push(Tok::Comma);
-            i += 1;
-        } else {
-            let op = OPS.iter().find(|o| src[i..].starts_with(**o))?;
-            out.push(match *op {
-                "(" => Tok::LParen,
-                ")" => Tok::RParen,
-                o => Tok::Op(o),
+impl Program {
+    /// Parses `src`; an unreadable expression gives a program that matches nothing.
+    pub fn compile(src: &str) -> Program {
+        let expr = parse(src).ok();
+        let mut regexes = HashMap::new();
+        if let Some(e) = &expr {
+            literal_patterns(e, &mut |p| {
+                regexes.entry(p.to_string()).or_insert_with(|| regex(p));
             });
-            i += op.len();
         }
+        Program { expr, regexes }
     }
-    Some(out)
-}
 
-#[derive(Debug, Clone)]
-enum Val {
-    Bool(bool),
-    Json(Value),
-}
+    /// A program that matches nothing (a compound entry without an `expr`).
+    pub fn never() -> Program {
+        Program { expr: None, regexes: HashMap::new() }
+    }
 
-impl Val {
-    fn truthy(&self) -> bool {
-        match self {
-            Val::Bool(b) => *b,
-            Val::Json(v) => !(v.is_null() || v == &Value::Bool(false)),
-        }
+    /// True when the expression evaluates to `true` for `node`.
+    pub fn matches(&self, node: &Node) -> bool {
+        let Some(e) = &self.expr else { return false };
+        Eval { node, prog: self }.eval(e) == Some(Value::Bool(true))
     }
 }
 
-struct Parser<'a> {
-    toks: Vec<Tok>,
-    pos: usize,
-    node: &'a Node,
+/// Parses and evaluates `expr` against `node` in one go; unreadable expressions are false.
+pub fn eval(expr: &str, node: &Node) -> bool {
+    Program::compile(expr).matches(node)
 }
 
-impl Parser<'_> {
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
-    }
+fn regex(p: &str) -> Option<Regex> {
+    regex::RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build().ok()
+}
 
-    fn eat_word(&mut self, op: &str, word: &str) -> bool {
-        let hit = match self.peek() {
-            Some(Tok::Op(o)) => *o == op,
-            Some(Tok::Ident(w)) => w == word,
-            _ => false,
-        };
-        if hit {
-            self.pos += 1;
-        }
-        hit
-    }
-
-    fn or(&mut self) -> Option<Val> {
-        let mut v = self.and()?;
-        while self.eat_word("||", "or") {
-            let r = self.and()?;
-            v = Val::Bool(v.truthy() || r.truthy());
-        }
-        Some(v)
-    }
-
-    fn and(&mut self) -> Option<Val> {
-        let mut v = self.not()?;
-        while self.eat_word("&&", "and") {
-            let r = self.not()?;
-            v = Val::Bool(v.truthy() && r.truthy());
-        }
-        Some(v)
-    }
-
-    fn not(&mut self) -> Option<Val> {
-        if self.eat_word("!", "not") {
-            return Some(Val::Bool(!self.not()?.truthy()));
-        }
-        self.cmp()
-    }
-
-    fn cmp(&mut self) -> Option<Val> {
-        let left = self.primary()?;
-        let op = match self.peek() {
-            Some(Tok::Op(o)) if ["==", "!=", "<", ">", "<=", ">=", "=~"].contains(o) => *o,
-            Some(Tok::Ident(w)) if w == "matches" => "=~",
-            _ => return Some(left),
-        };
-        self.pos += 1;
-        let right = self.primary()?;
-        let want = match right {
-            Val::Json(v) => fact_text(&v),
-            Val::Bool(b) => b.to_string(),
-        };
-        let actual = match left {
-            Val::Json(v) => v,
-            Val::Bool(b) => Value::Bool(b),
-        };
-        let want = if op == "=~" { format!("/{want}/") } else { want };
-        Some(Val::Bool(compare(&actual, op, &want)))
-    }
-
-    fn primary(&mut self) -> Option<Val> {
-        let tok = self.peek()?.clone();
-        self.pos += 1;
-        match tok {
-            Tok::LParen => {
-                let v = self.or()?;
-                (self.peek() == Some(&Tok::RParen)).then(|| self.pos += 1)?;
-                Some(v)
+/// Calls `f` with every string literal on the right of `matches` (depth is bounded by the parser).
+fn literal_patterns(e: &Expr, f: &mut impl FnMut(&str)) {
+    let mut each = |x: &Expr| literal_patterns(x, f);
+    match e {
+        Expr::Binary { first, rest } => {
+            each(first);
+            for (op, x) in rest {
+                match (op, x) {
+                    (BinOp::Matches | BinOp::NotMatches, Expr::Str(p)) => f(p),
+                    _ => literal_patterns(x, f),
+                }
             }
-            Tok::Str(s) => Some(Val::Json(Value::String(s))),
-            Tok::Num(n) => Some(Val::Json(serde_json::json!(n))),
-            Tok::Ident(w) if w == "true" || w == "false" => Some(Val::Bool(w == "true")),
-            Tok::Ident(w) if w == "identity" => Some(Val::Json(Value::String(self.node.identity.clone()))),
-            Tok::Ident(f) if self.peek() == Some(&Tok::LParen) => {
-                self.pos += 1;
-                let arg = match self.peek()?.clone() {
-                    Tok::Str(s) => s,
+        }
+        Expr::Unary { expr, .. } => each(expr),
+        Expr::Cond { cond, then, otherwise } => {
+            each(cond);
+            each(then);
+            each(otherwise);
+        }
+        Expr::Call { args, .. } | Expr::Array(args) => args.iter().for_each(each),
+        _ => {}
+    }
+}
+
+struct Eval<'a> {
+    node: &'a Node,
+    prog: &'a Program,
+}
+
+impl Eval<'_> {
+    fn eval(&self, e: &Expr) -> Option<Value> {
+        Some(match e {
+            Expr::Nil => Value::Null,
+            Expr::Bool(b) => Value::Bool(*b),
+            Expr::Num(n) => num(*n)?,
+            Expr::Str(s) => Value::String(s.clone()),
+            Expr::Var(v) => self.var(v),
+            Expr::Array(items) => Value::Array(items.iter().map(|x| self.eval(x)).collect::<Option<_>>()?),
+            Expr::Map(entries) => {
+                let mut m = serde_json::Map::new();
+                for (k, v) in entries {
+                    let key = match self.eval(k)? {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        _ => return None,
+                    };
+                    m.insert(key, self.eval(v)?);
+                }
+                Value::Object(m)
+            }
+            Expr::Call { name, args } => self.call(name, args)?,
+            Expr::Path { base, steps } => {
+                let mut v = self.eval(base)?;
+                for s in steps {
+                    v = self.step(v, s)?;
+                }
+                v
+            }
+            Expr::Unary { op, expr } => match (op, self.eval(expr)?) {
+                (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+                (UnaryOp::Neg, Value::Number(n)) => num(-n.as_f64()?)?,
+                (UnaryOp::Plus, v @ Value::Number(_)) => v,
+                _ => return None,
+            },
+            Expr::Binary { first, rest } => {
+                let mut acc = self.eval(first)?;
+                for (op, x) in rest {
+                    acc = self.binary(*op, acc, x)?;
+                }
+                acc
+            }
+            Expr::Cond { cond, then, otherwise } => match self.eval(cond)? {
+                Value::Bool(true) => self.eval(then)?,
+                Value::Bool(false) => self.eval(otherwise)?,
+                _ => return None,
+            },
+            // Not evaluated by the simulator: no match.
+            Expr::Let { .. } => return None,
+        })
+    }
+
+    fn var(&self, v: &str) -> Value {
+        let n = self.node;
+        let strings = |l: &[String]| Value::Array(l.iter().cloned().map(Value::String).collect());
+        match v {
+            "identity" => Value::String(n.identity.clone()),
+            "classes" => strings(&n.classes),
+            "agents" => strings(&n.agents),
+            "facts" => n.facts.clone(),
+            // expr.AllowUndefinedVariables: unknown names are nil.
+            _ => Value::Null,
+        }
+    }
+
+    fn call(&self, name: &str, args: &[Expr]) -> Option<Value> {
+        let args: Vec<Value> = args.iter().map(|a| self.eval(a)).collect::<Option<_>>()?;
+        let n = self.node;
+        match (name, args.as_slice()) {
+            ("fact", [Value::String(path)]) => Some(n.fact(path).cloned().unwrap_or(Value::Null)),
+            ("with", [Value::String(q)]) => {
+                // go-choria tries a fact filter first, then classes, then agents.
+                let hit = match parse_fact(q) {
+                    Ok(ff) => n.fact(&ff.fact).is_some_and(|v| compare(v, &ff.operator, &ff.value)),
+                    Err(_) => {
+                        n.classes.iter().any(|c| matches_item(q, c)) || n.agents.iter().any(|a| matches_item(q, a))
+                    }
+                };
+                Some(Value::Bool(hit))
+            }
+            ("include", [Value::Array(hay), needle]) => Some(Value::Bool(hay.iter().any(|h| equal(h, needle)))),
+            _ => None,
+        }
+    }
+
+    fn step(&self, v: Value, s: &Step) -> Option<Value> {
+        match (s, v) {
+            (Step::Field { optional: true, .. }, Value::Null) => Some(Value::Null),
+            (Step::Field { name, .. }, Value::Object(mut m)) => Some(m.remove(name).unwrap_or(Value::Null)),
+            (Step::Index(i), v) => match (v, self.eval(i)?) {
+                (Value::Object(mut m), Value::String(k)) => Some(m.remove(&k).unwrap_or(Value::Null)),
+                (Value::Array(mut a), Value::Number(n)) => {
+                    let i = n.as_f64()?;
+                    let len = a.len() as f64;
+                    let i = if i < 0.0 { i + len } else { i };
+                    (i >= 0.0 && i < len && i.fract() == 0.0).then(|| a.swap_remove(i as usize))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn binary(&self, op: BinOp, left: Value, right: &Expr) -> Option<Value> {
+        let bool_of = |v: Value| match v {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        };
+        // The logical operators short-circuit, as in expr.
+        match op {
+            BinOp::And => {
+                return Some(Value::Bool(bool_of(left)? && bool_of(self.eval(right)?)?));
+            }
+            BinOp::Or => {
+                return Some(Value::Bool(bool_of(left)? || bool_of(self.eval(right)?)?));
+            }
+            BinOp::Coalesce if !left.is_null() => return Some(left),
+            BinOp::Coalesce => return self.eval(right),
+            _ => {}
+        }
+        let r = self.eval(right)?;
+        let b = Value::Bool;
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        Some(match op {
+            BinOp::Eq => b(equal(&left, &r)),
+            BinOp::Ne => b(!equal(&left, &r)),
+            BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge => {
+                let ord = match (&left, &r) {
+                    (Value::Number(a), Value::Number(c)) => a.as_f64()?.partial_cmp(&c.as_f64()?)?,
+                    (Value::String(a), Value::String(c)) => a.cmp(c),
                     _ => return None,
                 };
-                self.pos += 1;
-                (self.peek() == Some(&Tok::RParen)).then(|| self.pos += 1)?;
-                self.call(&f, &arg)
+                b(match op {
+                    BinOp::Lt => ord.is_lt(),
+                    BinOp::Gt => ord.is_gt(),
+                    BinOp::Le => ord.is_le(),
+                    _ => ord.is_ge(),
+                })
             }
-            _ => None,
-        }
-    }
-
-    fn call(&self, f: &str, arg: &str) -> Option<Val> {
-        let n = self.node;
-        match f {
-            "fact" => Some(Val::Json(n.fact(arg).cloned().unwrap_or(Value::Null))),
-            "with" => {
-                let hit = n.classes.iter().any(|c| matches_item(arg, c))
-                    || n.agents.iter().any(|a| matches_item(arg, a))
-                    || parse_fact(arg)
-                        .is_ok_and(|ff| n.fact(&ff.fact).is_some_and(|v| compare(v, &ff.operator, &ff.value)));
-                Some(Val::Bool(hit))
+            BinOp::Matches | BinOp::NotMatches => {
+                let (s, p) = (text(&left)?, text(&r)?);
+                let hit = match self.prog.regexes.get(&p) {
+                    Some(re) => re.as_ref()?.is_match(&s),
+                    None => regex(&p)?.is_match(&s),
+                };
+                b(hit == (op == BinOp::Matches))
             }
-            _ => None,
-        }
+            BinOp::In | BinOp::NotIn => {
+                let hit = match &r {
+                    Value::Array(a) => a.iter().any(|x| equal(x, &left)),
+                    Value::Object(m) => m.contains_key(left.as_str()?),
+                    _ => return None,
+                };
+                b(hit == (op == BinOp::In))
+            }
+            BinOp::Contains | BinOp::NotContains => b(text(&left)?.contains(&text(&r)?) == (op == BinOp::Contains)),
+            BinOp::StartsWith | BinOp::NotStartsWith => {
+                b(text(&left)?.starts_with(&text(&r)?) == (op == BinOp::StartsWith))
+            }
+            BinOp::EndsWith | BinOp::NotEndsWith => b(text(&left)?.ends_with(&text(&r)?) == (op == BinOp::EndsWith)),
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Pow => {
+                let (x, y) = (left.as_f64()?, r.as_f64()?);
+                num(match op {
+                    BinOp::Add => x + y,
+                    BinOp::Sub => x - y,
+                    BinOp::Mul => x * y,
+                    BinOp::Div => x / y,
+                    BinOp::Mod => x % y,
+                    _ => x.powf(y),
+                })?
+            }
+            // Ranges and pipes build collections: not evaluated here.
+            _ => return None,
+        })
     }
 }
 
-/// Evaluates `expr` against `node`; unreadable expressions are false.
-pub fn eval(expr: &str, node: &Node) -> bool {
-    let Some(toks) = lex(expr) else { return false };
-    let mut p = Parser { toks, pos: 0, node };
-    match p.or() {
-        Some(v) if p.pos == p.toks.len() => v.truthy(),
-        _ => false,
+fn num(n: f64) -> Option<Value> {
+    serde_json::Number::from_f64(n).map(Value::Number)
+}
+
+/// expr's equality: numbers by value (gjson's float64 equals an int literal), else exact.
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
     }
 }
 
@@ -205,15 +287,41 @@ mod tests {
     fn evaluates_the_common_forms() {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
         let mut n = Node::generate(1, 3, "example.net", "1", &mut rng);
-        n.facts = serde_json::json!({"country": "mt", "cpus": 8, "os": {"family": "Debian"}});
+        n.facts = serde_json::json!({"country": "mt", "cpus": 8, "os": {"family": "Debian"}, "nics": ["eth0"]});
         n.classes = vec!["apache".into()];
         assert!(eval("with('apache') && fact('country') == 'mt'", &n));
         assert!(eval("with('apache') and not with('nginx')", &n));
         assert!(eval("fact('cpus') >= 4 && (fact('os.family') == 'RedHat' || fact('os.family') == 'Debian')", &n));
         assert!(eval("identity =~ '^n001'", &n));
+        assert!(eval("identity matches '^n00[12]' && identity not matches 'web'", &n));
         assert!(eval("with('country=mt')", &n));
+        assert!(eval("'apache' in classes && 'nginx' not in classes", &n));
+        assert!(eval("include(fact('nics'), 'eth0') && facts.os.family startsWith 'Deb'", &n));
+        assert!(eval("fact('cpus') * 2 == 16 ? true : false", &n));
+        assert!(eval("fact('missing') ?? 'x' == 'x'", &n));
         assert!(!eval("with('nginx') || fact('cpus') < 2", &n));
         assert!(!eval("with('apache' &&", &n));
         assert!(!eval("unknown('x')", &n));
+        // Not a boolean, or a type error at run time: no match, as on a server.
+        assert!(!eval("fact('country')", &n));
+        assert!(!eval("fact('country') > 3", &n));
+    }
+
+    #[test]
+    fn hostile_expressions_match_nothing_and_return() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let n = Node::generate(1, 3, "example.net", "1", &mut rng);
+        for src in [
+            "€".to_string(),
+            "with(\u{201C}apache\u{201D})".into(),
+            "fact('cpus') > \u{2212}1".into(),
+            format!("{}true", "!".repeat(10_000)),
+            format!("{}true{}", "(".repeat(100_000), ")".repeat(100_000)),
+            vec!["identity matches 'zzz'"; 20_000].join(" || "),
+            "1..1000000000000 | len() > 0".into(),
+            format!("identity matches '{}'", "(a{1000}){1000}"),
+        ] {
+            assert!(!eval(&src, &n), "{}", &src[..src.len().min(40)]);
+        }
     }
 }

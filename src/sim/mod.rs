@@ -125,6 +125,10 @@ pub struct SimStats {
     pub faults: BTreeMap<String, String>,
     /// Nodes by state: up, restarting, gone, provisioning.
     pub states: BTreeMap<String, u64>,
+    /// Set in a NATS answer that left out per-node detail (`received`, then `faults`) to fit
+    /// the broker's maximum message size.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 struct Shared {
@@ -198,7 +202,7 @@ impl Simulator {
             let mut sub = stats_sub;
             while let Some(m) = sub.next().await {
                 if let Some(reply) = m.reply {
-                    let body = serde_json::to_vec(&snapshot(&s)).unwrap_or_default();
+                    let body = stats_answer(&s, &m.payload);
                     let _ = s.nats.publish(reply, body.into()).await;
                 }
             }
@@ -302,6 +306,33 @@ fn snapshot(s: &Shared) -> SimStats {
         *st.states.entry(state.to_string()).or_default() += 1;
     }
     st
+}
+
+/// The JSON answer to a stats request. A body `{"identities": [...]}` limits the per-node
+/// maps to those nodes. The answer always fits the broker's maximum payload: at tens of
+/// thousands of nodes the per-node maps alone exceed it (the publish failed and the
+/// requester timed out), so they are dropped, `received` first, and `truncated` is set.
+fn stats_answer(s: &Shared, request: &[u8]) -> Vec<u8> {
+    let mut st = snapshot(s);
+    let wanted: Option<std::collections::BTreeSet<String>> = serde_json::from_slice::<Value>(request)
+        .ok()
+        .and_then(|v| serde_json::from_value(v.get("identities")?.clone()).ok());
+    if let Some(ids) = wanted {
+        st.received.retain(|k, _| ids.contains(k));
+        st.faults.retain(|k, _| ids.contains(k));
+    }
+    let max = s.nats.server_info().max_payload.max(1024);
+    let mut body = serde_json::to_vec(&st).unwrap_or_default();
+    if body.len() > max {
+        st.truncated = true;
+        st.received.clear();
+        body = serde_json::to_vec(&st).unwrap_or_default();
+    }
+    if body.len() > max {
+        st.faults.clear();
+        body = serde_json::to_vec(&st).unwrap_or_default();
+    }
+    body
 }
 
 /// One reply to send, possibly later.

@@ -179,7 +179,7 @@ pub struct Matcher {
     agent: Vec<Option<Pattern>>,
     class: Vec<Option<Pattern>>,
     fact: Vec<(FactFilter, Option<regex::Regex>)>,
-    compound: Vec<Option<String>>,
+    compound: Vec<compound::Program>,
 }
 
 impl Matcher {
@@ -198,7 +198,11 @@ impl Matcher {
                 .compound
                 .iter()
                 .flatten()
-                .map(|e| e.get("expr").and_then(Value::as_str).map(str::to_string))
+                .map(|e| {
+                    e.get("expr")
+                        .and_then(Value::as_str)
+                        .map_or_else(compound::Program::never, compound::Program::compile)
+                })
                 .collect(),
         }
     }
@@ -216,7 +220,7 @@ impl Matcher {
                     None => compare(v, &ff.operator, &ff.value),
                 },
             })
-            && self.compound.iter().all(|e| e.as_deref().is_some_and(|x| compound::eval(x, n)))
+            && self.compound.iter().all(|p| p.matches(n))
     }
 }
 

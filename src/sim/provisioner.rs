@@ -3,7 +3,7 @@
 //! mode (startup events and periodic discovery) and provisions them with `choria_provision`
 //! through a pool of workers, and every candidate serves its Prometheus metrics (§3.2).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,6 +46,11 @@ pub struct Candidate {
     leading: AtomicBool,
     paused: AtomicBool,
     hosts: Mutex<BTreeSet<String>>,
+    /// Nodes this candidate provisioned, and when. A provisioned node still answers in the
+    /// `provisioning` collective until its restart splay has passed, and a discovery sent
+    /// before it was provisioned can report it afterwards; without this it was provisioned
+    /// again (2 nodes, `provisioned` 3). A fresh provision-mode `startup` clears the mark.
+    done: Mutex<HashMap<String, Instant>>,
     queued: AtomicUsize,
     busy: AtomicUsize,
     /// Wakes the discovery loop at once (OnWon).
@@ -101,6 +106,18 @@ impl Candidate {
     pub fn is_leader(&self) -> bool {
         self.leading.load(Ordering::SeqCst)
     }
+
+    /// Starts a discovery cycle now, as winning the election does (paused candidates skip it).
+    pub fn discover_now(&self) {
+        self.discover_now.notify_one();
+    }
+
+    /// True when this candidate provisioned `node` less than `grace` ago.
+    fn recently_provisioned(&self, node: &str, grace: Duration) -> bool {
+        let Ok(mut done) = self.done.lock() else { return false };
+        done.retain(|_, at| at.elapsed() < grace);
+        done.contains_key(node)
+    }
 }
 
 impl Provisioner {
@@ -128,6 +145,7 @@ impl Provisioner {
                     leading: AtomicBool::new(false),
                     paused: AtomicBool::new(true),
                     hosts: Mutex::new(BTreeSet::new()),
+                    done: Mutex::new(HashMap::new()),
                     queued: AtomicUsize::new(0),
                     busy: AtomicUsize::new(0),
                     discover_now: tokio::sync::Notify::new(),
@@ -174,8 +192,19 @@ async fn publish_own_startup(nats: &async_nats::Client, identity: &str) {
     let _ = nats.publish(crate::lifecycle::subject("startup", "provisioner"), e.to_string().into()).await;
 }
 
-/// Queues a node unless it is already known.
-fn enqueue(c: &Candidate, site: &str, node: String, tx: &mpsc::UnboundedSender<String>) -> bool {
+/// How long a provisioned node is not provisioned again on discovery alone: its restart
+/// takes `splay` (1) + 2 simulated seconds; past this it is presumed stuck and retried.
+fn reprovision_grace(cfg: &ProvisionerConfig) -> Duration {
+    scaled(cfg, 30.0)
+}
+
+/// Queues a node unless it is already queued, or was provisioned moments ago and is only
+/// seen again by discovery before its restart.
+fn enqueue(c: &Candidate, cfg: &ProvisionerConfig, node: String, tx: &mpsc::UnboundedSender<String>) -> bool {
+    let site = cfg.site.as_str();
+    if c.recently_provisioned(&node, reprovision_grace(cfg)) {
+        return false;
+    }
     let fresh = c.hosts.lock().map(|mut h| h.insert(node.clone())).unwrap_or(false);
     if fresh {
         c.queued.fetch_add(1, Ordering::SeqCst);
@@ -257,7 +286,7 @@ async fn discover_once(c: &Candidate, cfg: &ProvisionerConfig, fleet: &Fleet, tx
     match fleet.discover(&opts, &CancellationToken::new()).await {
         Ok(found) => {
             for n in found.nodes {
-                if enqueue(c, &cfg.site, n, tx) {
+                if enqueue(c, cfg, n, tx) {
                     c.registry.add("choria_provisioner_discovered", site_label(&cfg.site), 1.0);
                 }
             }
@@ -301,7 +330,12 @@ async fn event_loop(
             continue;
         }
         if let Ok(e) = crate::lifecycle::parse(&m.payload) {
-            if enqueue(&c, &cfg.site, e.identity, &tx) {
+            // A provision-mode startup is a new life in provisioning mode (a reprovision):
+            // whatever was done before no longer counts.
+            if let Ok(mut done) = c.done.lock() {
+                done.remove(&e.identity);
+            }
+            if enqueue(&c, &cfg, e.identity, &tx) {
                 c.registry.add("choria_provisioner_event_discovered", site_label(&cfg.site), 1.0);
             }
         }
@@ -329,6 +363,9 @@ async fn worker(
             c.registry.add("choria_provisioner_provision_errors", site_label(&cfg.site), 1.0);
         } else {
             c.registry.add("choria_provisioner_provisioned", site_label(&cfg.site), 1.0);
+            if let Ok(mut done) = c.done.lock() {
+                done.insert(node.clone(), Instant::now());
+            }
         }
         if let Ok(mut h) = c.hosts.lock() {
             h.remove(&node);
