@@ -179,7 +179,11 @@ async fn the_provisioner_fails_over_after_evict_and_its_metrics_match() {
             "{n}: {acts:?}"
         );
     }
-    assert_eq!(stats.events.get("provisioned"), Some(&2));
+    // Each node announces `provisioned` once its restart's splay has passed.
+    eventually(Duration::from_secs(30), "two provisioned events", || {
+        w.sim.stats().events.get("provisioned") == Some(&2)
+    })
+    .await;
 
     // Evict: a new term begins (possibly the same candidate), and provisioning carries on.
     w.fleetbook().args(["election", "evict", "provisioner", "--force"]).run().await.assert_code(0);

@@ -290,6 +290,20 @@ impl Fleet {
         Ok(())
     }
 
+    /// Runs a broker conversation (JetStream, KV) with one overall deadline, so a broker that
+    /// stops answering mid-way is reported instead of waited on.
+    pub async fn within<T>(&self, during: &str, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let limit = self.inner.opts.connect_timeout * 6;
+        match tokio::time::timeout(limit, work).await {
+            Ok(r) => r,
+            Err(_) => Err(FleetError::BrokerLost {
+                servers: redact_url(&self.inner.opts.servers.join(",")),
+                during: during.to_string(),
+                reason: format!("no answer within {}s", limit.as_secs()),
+            }),
+        }
+    }
+
     /// Flushes what was published, at most until `deadline`: a flush waits for a connection,
     /// and a broker that is gone must not hang the caller.
     pub async fn flush_by(&self, deadline: Instant, cancel: &CancellationToken, during: &str) -> Result<()> {

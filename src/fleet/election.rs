@@ -104,6 +104,10 @@ impl Fleet {
 
     /// The leader and freshness of election `name`.
     pub async fn election_info(&self, name: &str, bucket: &str) -> Result<ElectionInfo> {
+        self.within("reading the election", self.election_info_now(name, bucket)).await
+    }
+
+    async fn election_info_now(&self, name: &str, bucket: &str) -> Result<ElectionInfo> {
         check_name(name)?;
         let store = self.election_bucket(bucket).await?;
         let info = self.stream_info(bucket).await?;
@@ -133,35 +137,53 @@ impl Fleet {
     /// it read (so a leader elected in between is not evicted by mistake).
     /// Returns who was evicted (`None` when nobody led).
     pub async fn evict(&self, name: &str, bucket: &str, expect_leader: Option<&str>) -> Result<Option<String>> {
+        self.within("evicting the leader", self.evict_now(name, bucket, expect_leader)).await
+    }
+
+    async fn evict_now(&self, name: &str, bucket: &str, expect_leader: Option<&str>) -> Result<Option<String>> {
         check_name(name)?;
         let store = self.election_bucket(bucket).await?;
-        let entry = store.entry(name).await.map_err(|e| kv_err("kv get", e))?;
-        let current = entry
-            .as_ref()
-            .filter(|e| e.operation == kv::Operation::Put)
-            .map(|e| String::from_utf8_lossy(&e.value).into_owned());
-        match expect_leader {
-            Some(want) => {
-                if current.as_deref() != Some(want) {
-                    return Err(FleetError::Denied {
-                        reason: format!(
-                            "refusing to evict: election {name} is led by {}, not {want}",
-                            current.as_deref().unwrap_or("nobody")
-                        ),
-                    });
-                }
-                let rev = entry.map(|e| e.revision);
-                store.delete_expect_revision(name, rev).await.map_err(|e| FleetError::Denied {
-                    reason: format!("refusing to evict: election {name} changed while evicting {want} ({e})"),
-                })?;
+        // A leader refreshes its key (same value, new revision) every few seconds; a refresh
+        // between our read and our delete is not a change of leader, so read again and retry.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let entry = store.entry(name).await.map_err(|e| kv_err("kv get", e))?;
+            let current = entry
+                .as_ref()
+                .filter(|e| e.operation == kv::Operation::Put)
+                .map(|e| String::from_utf8_lossy(&e.value).into_owned());
+            let Some(want) = expect_leader else {
+                store.delete(name).await.map_err(|e| kv_err("kv delete", e))?;
+                return Ok(current);
+            };
+            if current.as_deref() != Some(want) {
+                return Err(FleetError::Denied {
+                    reason: format!(
+                        "refusing to evict: election {name} is led by {}, not {want}",
+                        current.as_deref().unwrap_or("nobody")
+                    ),
+                });
             }
-            None => store.delete(name).await.map_err(|e| kv_err("kv delete", e))?,
+            let rev = entry.map(|e| e.revision);
+            match store.delete_expect_revision(name, rev).await {
+                Ok(()) => return Ok(current),
+                Err(_) if attempts < 5 => continue,
+                Err(e) => {
+                    return Err(FleetError::Denied {
+                        reason: format!("refusing to evict: election {name} kept changing while evicting {want} ({e})"),
+                    })
+                }
+            }
         }
-        Ok(current)
     }
 
     /// The bucket and its active elections, for `election view`.
     pub async fn bucket_info(&self, bucket: &str) -> Result<BucketInfo> {
+        self.within("reading the election bucket", self.bucket_info_now(bucket)).await
+    }
+
+    async fn bucket_info_now(&self, bucket: &str) -> Result<BucketInfo> {
         let store = self.election_bucket(bucket).await?;
         let info = self.stream_info(bucket).await?;
         let mut elections: Vec<(u64, String, String)> = Vec::new();
