@@ -20,8 +20,9 @@ pub async fn run(settings: Settings, filter: &FilterArgs, json: bool, cancel: &C
     if json {
         writeln!(out, "{}", serde_json::to_string(&found.nodes).unwrap_or_default())?;
     } else {
+        // Identities come from the network: control characters are shown escaped.
         for n in &found.nodes {
-            writeln!(out, "{n}")?;
+            writeln!(out, "{}", crate::redact::printable(n))?;
         }
         eprintln!("\nDiscovered {} node(s)", found.nodes.len());
     }

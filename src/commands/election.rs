@@ -95,7 +95,11 @@ pub fn render(b: &BucketInfo, filter: &regex::Regex) -> String {
         out.push_str(&format!("{:>14}: {} on hosts {}\n", "Replicas", b.replicas, hosts.join(", ")));
     }
     out.push_str(&format!("{:>14}: {}\n", "Elections", b.messages));
-    let rows: Vec<&(String, String)> = b.elections.iter().filter(|(e, _)| filter.is_match(e)).collect();
+    // Election names and leaders come from the broker: control characters are shown escaped.
+    let clean = |s: &str| crate::redact::printable(s).into_owned();
+    let shown: Vec<(String, String)> =
+        b.elections.iter().filter(|(e, _)| filter.is_match(e)).map(|(e, l)| (clean(e), clean(l))).collect();
+    let rows: Vec<&(String, String)> = shown.iter().collect();
     if b.messages > 0 {
         out.push('\n');
         out.push_str(&table("Active Elections", ["Election", "Leader"], &rows));

@@ -42,7 +42,8 @@ pub async fn run(
         return Ok(());
     }
     if !reply.ok() {
-        eprintln!("{identity}: {} ({})", reply.statusmsg, crate::fleet::rpc::status_name(reply.statuscode));
+        let msg = crate::redact::printable(&reply.statusmsg);
+        eprintln!("{identity}: {msg} ({})", crate::fleet::rpc::status_name(reply.statuscode));
         return Err(Error::NodesFailed { failed: 1, total: 1 });
     }
     write_inventory(&mut w, identity, &reply.data)?;
@@ -51,11 +52,13 @@ pub async fn run(
 
 /// The layout of `choria inventory`.
 fn write_inventory(w: &mut impl Write, identity: &str, d: &Value) -> std::io::Result<()> {
-    let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    // Everything below came from the network: control characters are shown escaped.
+    let clean = |s: &str| crate::redact::printable(s).into_owned();
+    let s = |k: &str| clean(d.get(k).and_then(Value::as_str).unwrap_or(""));
     let list = |k: &str| -> Vec<String> {
         d.get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(clean)).collect())
             .unwrap_or_default()
     };
     writeln!(w, "Inventory for {identity}\n")?;
@@ -76,7 +79,7 @@ fn write_inventory(w: &mut impl Write, identity: &str, d: &Value) -> std::io::Re
         let mut flat = Vec::new();
         flatten("", facts, &mut flat);
         for (k, v) in flat {
-            writeln!(w, "    {k}: {v}")?;
+            writeln!(w, "    {}: {}", clean(&k), clean(&v))?;
         }
     }
     Ok(())
