@@ -7,13 +7,14 @@ use crate::sim::broker::EmbeddedBroker;
 use crate::sim::Simulator;
 
 /// A connected fleet, and what was started for it. Dropping it stops the simulator and kills
-/// the embedded broker (fields drop in order: client, simulator, broker).
+/// the embedded broker (fields drop in order: connection watch, client, simulator, broker).
 pub struct FleetEnv {
+    /// Tells the user about disconnects and reconnects; dropped first, so stopping our own
+    /// embedded broker is not reported as a lost connection.
+    _watch: AbortOnDrop,
     pub fleet: Fleet,
     pub sim: Option<Simulator>,
     pub broker: Option<EmbeddedBroker>,
-    /// Tells the user about disconnects and reconnects; ends with the environment.
-    _watch: AbortOnDrop,
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -61,6 +62,6 @@ impl FleetEnv {
         };
         let fleet = Fleet::connect(client, settings.ddl).await?;
         let _watch = watch_link(&fleet);
-        Ok(FleetEnv { fleet, sim, broker, _watch })
+        Ok(FleetEnv { _watch, fleet, sim, broker })
     }
 }

@@ -336,4 +336,9 @@ async fn embedded_sim_runs_the_readme_demo() {
         Fleetbook::new().args(["--sim", "4", "req", "rpcutil", "ping", "--broadcast", "--json"]).run().await;
     broadcast.assert_code(0);
     assert_eq!(strings(&broadcast.json()["ok"]).len(), 4);
+    let demo = Fleetbook::new().args(["--sim", "5", "run", "runbooks/rolling-restart.rhai"]).run().await;
+    demo.assert_code(0);
+    assert!(demo.stderr.contains("restarted 5 node(s)"), "{}", demo.stderr);
+    // Stopping our own embedded broker at the end is not a lost connection.
+    assert!(!demo.stderr.contains("lost the connection"), "{}", demo.stderr);
 }
