@@ -104,10 +104,15 @@ fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(r: R, into: Arc<Mut
     });
 }
 
-fn fb_args<'a>(w: &'a World, rest: &[&'a str]) -> Vec<&'a str> {
+/// Starts `fleetbook --server <the world's broker> --insecure ARGS...`.
+fn against(w: &World, rest: &[&str]) -> Live {
     let mut v = vec!["--server", w.url(), "--insecure"];
     v.extend_from_slice(rest);
-    v
+    Live::spawn(&v)
+}
+
+fn write(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).expect("write the runbook");
 }
 
 fn jsonl(stdout: &str) -> Vec<Value> {
@@ -208,13 +213,10 @@ async fn soak_sim_events_and_req_for_over_a_minute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_killed_during_req_batches_exits_4() {
     let mut w = World::start(sim(6)).await;
-    let args = fb_args(
+    let live = against(
         &w,
         &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "2", "--json", "--max-reconnects", "3"],
     );
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
     live.on_stderr("batch 1/3", Duration::from_secs(30)).await;
     // The first batch's replies are in once the second batch's sleep begins; kill during it.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -237,15 +239,11 @@ async fn broker_killed_during_a_runbook_exits_4_with_run_end() {
     let mut w = World::start(slow(4, &["n003.example.net", "n004.example.net"], Duration::from_secs(3))).await;
     let dir = tempfile::tempdir().unwrap();
     let book = dir.path().join("ping.rhai");
-    std::fs::write(
+    write(
         &book,
         "rpc_batch(\"rpcutil\", \"ping\", #{}, #{ filter: #{}, batch: 2, sleep: \"1s\", timeout: \"8s\" });\n",
-    )
-    .unwrap();
-    let args = fb_args(&w, &["--max-reconnects", "2", "run", book.to_str().unwrap(), "--output", "json"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    );
+    let live = against(&w, &["--max-reconnects", "2", "run", book.to_str().unwrap(), "--output", "json"]);
     // The second batch holds the slow nodes; kill the broker while it waits for them.
     live.on_stdout("\"batch\":2", Duration::from_secs(30)).await;
     w.broker.kill();
@@ -267,10 +265,7 @@ async fn broker_killed_during_a_runbook_exits_4_with_run_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restarted_on_the_same_port_between_batches() {
     let mut w = World::start(sim(6)).await;
-    let args = fb_args(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "6", "--json"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    let live = against(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "6", "--json"]);
     live.on_stderr("batch 1/3", Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     w.broker.restart().expect("restart on the same port");
@@ -284,6 +279,20 @@ async fn broker_restarted_on_the_same_port_between_batches() {
     assert!(pings.values().all(|n| *n == 1), "no node was called twice: {pings:?}");
 }
 
+/// Stops the broker (`kill -STOP`) for `pause` as soon as the recorder sees a request go
+/// through it, then continues it.
+async fn pause_after_next_request(
+    w: &World,
+    requests: &mut tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes, Instant)>,
+    pause: Duration,
+) {
+    let first = tokio::time::timeout(Duration::from_secs(30), requests.recv()).await;
+    assert!(matches!(first, Ok(Some(_))), "no request went through the broker");
+    w.broker.signal(libc::SIGSTOP);
+    tokio::time::sleep(pause).await;
+    w.broker.signal(libc::SIGCONT);
+}
+
 /// Findings 3 and 17: a broker stopped during a batch's wait and continued before it ends
 /// loses nothing; one stopped past the wait delivers late replies, reported as late, never
 /// as silent, and no node is called twice.
@@ -293,20 +302,10 @@ async fn stopped_broker_short_pause_loses_nothing_and_long_pause_reports_late() 
     let nats = w.nats().await;
     let mut requests = record(&nats, "mcollective.node.>").await;
     // rpcutil's DDL timeout is 2 s; with the 2 s discovery timeout a batch waits 4 s.
-    let args = fb_args(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "6", "--json"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    let live = against(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "6", "--json"]);
     // Batch 1 (the slow nodes) is through the broker once the recorder sees it: pause it for
     // 6 s, past the 4 s wait; the replies are held and arrive during the batch sleep.
-    let start = Instant::now();
-    while requests.try_recv().is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "no request seen");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    w.broker.signal(libc::SIGSTOP);
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    w.broker.signal(libc::SIGCONT);
+    pause_after_next_request(&w, &mut requests, Duration::from_secs(6)).await;
     let r = live.finish(Duration::from_secs(60)).await;
     r.assert_code(0);
     let j = r.json();
@@ -318,18 +317,9 @@ async fn stopped_broker_short_pause_loses_nothing_and_long_pause_reports_late() 
     assert!(calls(&w, "ping").values().all(|n| *n == 1), "no node called twice");
 
     // A short pause inside the wait: everything arrives in time.
-    let args = fb_args(&w, &["req", "rpcutil", "ping", "-I", "n001.example.net", "-I", "n002.example.net", "--json"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
-    let start = Instant::now();
-    while requests.try_recv().is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "no request seen");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    w.broker.signal(libc::SIGSTOP);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    w.broker.signal(libc::SIGCONT);
+    crate::support::drain(&mut requests);
+    let live = against(&w, &["req", "rpcutil", "ping", "-I", "n001.example.net", "-I", "n002.example.net", "--json"]);
+    pause_after_next_request(&w, &mut requests, Duration::from_millis(1500)).await;
     let r = live.finish(Duration::from_secs(30)).await;
     r.assert_code(0);
     assert_eq!(strings(&r.json()["ok"]).len(), 2, "{}", r.stdout);
@@ -340,10 +330,8 @@ async fn stopped_broker_short_pause_loses_nothing_and_long_pause_reports_late() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_req_batches_and_prints_what_happened() {
     let w = World::start(slow(6, &["n005.example.net"], Duration::from_secs(30))).await;
-    let args = fb_args(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "1", "--json"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    let req = ["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "1", "--json"];
+    let live = against(&w, &req);
     live.on_stderr("batch 1/3", Duration::from_secs(30)).await;
     live.interrupt();
     let r = live.finish(Duration::from_secs(30)).await;
@@ -355,7 +343,7 @@ async fn ctrl_c_stops_req_batches_and_prints_what_happened() {
     assert_eq!(calls(&w, "ping").len(), 2, "later batches were not sent");
 
     // Twice, while batch 3 waits for a node that takes 30 s.
-    let live = Live::spawn(&argv);
+    let live = against(&w, &req);
     live.on_stderr("batch 3/3", Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     live.interrupt();
@@ -375,11 +363,8 @@ async fn runbook_sleep_and_mid_batch_ctrl_c() {
     let w = World::start(slow(3, &["n003.example.net"], Duration::from_secs(30))).await;
     let dir = tempfile::tempdir().unwrap();
     let book = dir.path().join("sleepy.rhai");
-    std::fs::write(&book, "print(\"sleeping\");\nsleep(15);\n").unwrap();
-    let args = fb_args(&w, &["run", book.to_str().unwrap()]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    write(&book, "print(\"sleeping\");\nsleep(15);\n");
+    let live = against(&w, &["run", book.to_str().unwrap()]);
     live.on_stderr("sleeping", Duration::from_secs(30)).await;
     let t = Instant::now();
     live.interrupt();
@@ -387,11 +372,8 @@ async fn runbook_sleep_and_mid_batch_ctrl_c() {
     r.assert_code(3);
     assert!(t.elapsed() < Duration::from_secs(5), "sleep(15) ended at Ctrl-C");
 
-    std::fs::write(&book, "rpc_batch(\"rpcutil\", \"ping\", #{}, #{ filter: #{}, timeout: \"60s\" });\n").unwrap();
-    let args = fb_args(&w, &["run", book.to_str().unwrap(), "--output", "json"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    write(&book, "rpc_batch(\"rpcutil\", \"ping\", #{}, #{ filter: #{}, timeout: \"60s\" });\n");
+    let live = against(&w, &["run", book.to_str().unwrap(), "--output", "json"]);
     // Two replies come at once; the third node takes 30 s.
     let start = Instant::now();
     while live.stdout().matches("node_result").count() < 2 {
@@ -418,15 +400,8 @@ async fn waits_on_a_dead_broker_end_at_their_deadline() {
     let mut w = World::start(sim(2)).await;
     let dir = tempfile::tempdir().unwrap();
     let book = dir.path().join("dead.rhai");
-    std::fs::write(
-        &book,
-        "print(\"ready\");\nsleep(\"1500ms\");\nlet n = discover(#{ timeout: \"2s\" });\nprint(n.len());\n",
-    )
-    .unwrap();
-    let args = fb_args(&w, &["--max-reconnects", "100", "run", book.to_str().unwrap(), "--output", "json"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    write(&book, "print(\"ready\");\nsleep(\"1500ms\");\nlet n = discover(#{ timeout: \"2s\" });\nprint(n.len());\n");
+    let live = against(&w, &["--max-reconnects", "100", "run", book.to_str().unwrap(), "--output", "json"]);
     live.on_stderr("ready", Duration::from_secs(30)).await;
     w.broker.kill();
     let r = live.finish(Duration::from_secs(20)).await;
@@ -434,15 +409,11 @@ async fn waits_on_a_dead_broker_end_at_their_deadline() {
     assert_eq!(jsonl(&r.stdout).last().unwrap()["event"], "run_end", "{}", r.stdout);
 
     w.broker.restart().unwrap();
-    std::fs::write(
+    write(
         &book,
         "print(\"ready\");\nsleep(\"1500ms\");\nlet e = watch_events(#{ type: \"startup\", timeout: \"5s\" });\n",
-    )
-    .unwrap();
-    let args = fb_args(&w, &["--max-reconnects", "100", "run", book.to_str().unwrap()]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    );
+    let live = against(&w, &["--max-reconnects", "100", "run", book.to_str().unwrap()]);
     live.on_stderr("ready", Duration::from_secs(30)).await;
     w.broker.kill();
     let r = live.finish(Duration::from_secs(20)).await;
@@ -454,10 +425,7 @@ async fn waits_on_a_dead_broker_end_at_their_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_say_the_broker_is_gone() {
     let mut w = World::start(sim(2)).await;
-    let args = fb_args(&w, &["--max-reconnects", "3", "events"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    let live = against(&w, &["--max-reconnects", "3", "events"]);
     live.on_stdout("Waiting for events", Duration::from_secs(30)).await;
     w.broker.kill();
     live.on_stderr("lost the connection to the broker", Duration::from_secs(20)).await;
@@ -475,10 +443,7 @@ async fn garbage_on_the_reply_subject_is_not_a_node_result() {
     let w = World::start(slow(5, &all, Duration::from_millis(1500))).await;
     let nats = w.nats().await;
     let mut requests = record(&nats, "mcollective.node.>").await;
-    let args = fb_args(&w, &["req", "rpcutil", "ping", "--json", "--discovery-timeout", "1"]);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let live = Live::spawn(&argv);
+    let live = against(&w, &["req", "rpcutil", "ping", "--json", "--discovery-timeout", "1"]);
     let (_, payload, _) = tokio::time::timeout(Duration::from_secs(30), requests.recv()).await.unwrap().unwrap();
     let transport: Value = serde_json::from_slice(&payload).unwrap();
     let reply_to = transport["headers"]["reply-to"].as_str().unwrap().to_string();
@@ -542,11 +507,7 @@ async fn duplicate_nodes_are_called_once() {
     let w = World::start(sim(2)).await;
     let dir = tempfile::tempdir().unwrap();
     let book = dir.path().join("dup.rhai");
-    std::fs::write(
-        &book,
-        "let r = rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [\"n001.example.net\", \"n002.example.net\", \"n001.example.net\"] });\nprint(`${r.ok.len()} ok ${r.no_reply.len()} silent`);\n",
-    )
-    .unwrap();
+    write(&book, "let r = rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [\"n001.example.net\", \"n002.example.net\", \"n001.example.net\"] });\nprint(`${r.ok.len()} ok ${r.no_reply.len()} silent`);\n");
     let r = w.fleetbook().args(["run", book.to_str().unwrap()]).run().await;
     r.assert_code(0);
     assert!(r.stderr.contains("2 ok 0 silent"), "{}", r.stderr);
