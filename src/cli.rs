@@ -16,6 +16,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--output`: what a run writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Bars on a terminal, timestamped lines otherwise, on stderr.
+    Text,
+    /// JSONL run events on stdout.
+    Json,
+}
+
+/// `--protocol`: the Choria protocol generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolArg {
+    /// x509 certificates, signed requests over mutual TLS.
+    V1,
+    /// ed25519 seeds and JWTs.
+    V2,
+}
+
 /// How to reach the fleet; valid on every command.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConnectArgs {
@@ -26,8 +44,8 @@ pub struct ConnectArgs {
     #[arg(long, global = true)]
     pub collective: Option<String>,
     /// Protocol generation of the fleet: v1 (x509) or v2 (ed25519/JWT).
-    #[arg(long, global = true, value_parser = ["v1", "v2"])]
-    pub protocol: Option<String>,
+    #[arg(long, global = true, value_enum)]
+    pub protocol: Option<ProtocolArg>,
     /// Our identity (senderid); defaults to the host name.
     #[arg(long, global = true)]
     pub identity: Option<String>,
@@ -289,8 +307,8 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
         /// text (bars or lines on stderr) or json (JSONL events on stdout).
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        output: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
         #[command(flatten)]
         engine: EngineArgs,
     },

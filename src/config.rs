@@ -124,8 +124,11 @@ impl Settings {
         if let Some(col) = &c.collective {
             client.collective = col.clone();
         }
-        if let Some(p) = &c.protocol {
-            client.protocol = Version::parse(p).ok_or_else(|| usage(format!("--protocol {p}: expected v1 or v2")))?;
+        if let Some(p) = c.protocol {
+            client.protocol = match p {
+                crate::cli::ProtocolArg::V1 => Version::V1,
+                crate::cli::ProtocolArg::V2 => Version::V2,
+            };
         }
         if let Some(id) = &c.identity {
             client.identity = id.clone();
@@ -169,8 +172,8 @@ impl Settings {
             (Some(_), None) | (None, Some(_)) => return Err(usage("--jwt and --seed go together")),
             _ => {}
         }
-        if let Some(p) = &c.protocol {
-            if matches!(client.security, Security::Ed25519(_)) && p == "v1" {
+        if let Some(p) = c.protocol {
+            if matches!(client.security, Security::Ed25519(_)) && p == crate::cli::ProtocolArg::V1 {
                 return Err(usage("ed25519/JWT credentials sign protocol v2 requests, not v1"));
             }
         }

@@ -101,7 +101,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
                 args: parse_args(args)?,
                 dry_run: *dry_run,
                 yes: *yes,
-                json: output == "json",
+                json: *output == cli::OutputFormat::Json,
                 settings: rs,
             };
             commands::run::run(settings, a, interrupt).await

@@ -14,7 +14,7 @@ use crate::fleet::rpc::{plan_batches, status_name, Arrival, BatchOutcome, NodeRe
 use crate::guard::{self, Amount, Thresholds, Verdict};
 
 /// The doc comment of `rpc_batch` in the engine metadata.
-pub const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, replies, aborted, reason, batches}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\".";
+pub const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\".";
 
 const KEYS: [&str; 9] =
     ["nodes", "filter", "batch", "sleep", "timeout", "max_failures", "max_batch_failures", "gate", "wait_for"];
@@ -177,7 +177,7 @@ pub fn rpc_batch(
     host.reporter.emit("rollout_start", json!({"agent": agent, "action": action, "inputs": shown, "nodes": plan.nodes.len(), "batches": plan.batches.len(), "dry_run": host.settings.dry_run}));
     if plan.nodes.is_empty() {
         host.reporter.say(&format!("{label}: no nodes to call"));
-        return Ok(result(&p, false, None, false));
+        return Ok(result(&p, false));
     }
     if host.settings.dry_run && !guard::is_read_only(agent, action) {
         return Ok(dry_run(host, &label, &plan, &shown));
@@ -196,7 +196,7 @@ pub fn rpc_batch(
     host.reporter.rollout_start(&label, plan.nodes.len());
     let outcome = run_batches(host, ctx, &plan, &mut session, &mut p);
     host.reporter.rollout_end();
-    outcome.map(|()| result(&p, false, None, false))
+    outcome.map(|()| result(&p, false))
 }
 
 fn run_batches(
@@ -429,7 +429,7 @@ fn run_gate(
     let mut m = batch_map(out);
     m.insert("batch".into(), Dynamic::from(batch as rhai::INT));
     m.insert("batches".into(), Dynamic::from(total as rhai::INT));
-    m.insert("run".into(), Dynamic::from_map(result(p, false, None, false)));
+    m.insert("run".into(), Dynamic::from_map(result(p, false)));
     let decision: Dynamic = gate.call_within_context(ctx, (Dynamic::from_map(m),))?;
     let verdict = if let Some(b) = decision.clone().try_cast::<bool>() {
         if b {
@@ -495,7 +495,7 @@ fn dry_run(host: &Host, label: &str, plan: &Plan, shown: &Value) -> Map {
         host.reporter.say(&format!("dry-run: batch {}/{total}: {}", i + 1, b.join(", ")));
         host.reporter.emit("batch_start", json!({"batch": i + 1, "batches": total, "nodes": b, "dry_run": true}));
     }
-    let mut m = result(&Progress::default(), false, None, true);
+    let mut m = result(&Progress::default(), true);
     m.insert("planned".into(), Dynamic::from_array(plan.batches.iter().map(|b| strings(b)).collect()));
     m.insert("batches".into(), Dynamic::from(total as rhai::INT));
     m
@@ -530,7 +530,9 @@ fn status(code: Option<u8>, msg: &str) -> Dynamic {
     Dynamic::from_map(m)
 }
 
-fn result(p: &Progress, aborted: bool, reason: Option<String>, dry_run: bool) -> Map {
+/// The rollout's result map. A rollout a guardrail or Ctrl-C stops never returns one: the
+/// stop ends the run, so there is no `aborted` flag to check.
+fn result(p: &Progress, dry_run: bool) -> Map {
     let mut m = Map::new();
     let mut ok = p.ok.clone();
     ok.sort();
@@ -540,8 +542,6 @@ fn result(p: &Progress, aborted: bool, reason: Option<String>, dry_run: bool) ->
     m.insert("no_reply".into(), strings(&p.no_reply));
     m.insert("late".into(), strings(&p.late));
     m.insert("replies".into(), Dynamic::from_array(p.replies.clone()));
-    m.insert("aborted".into(), Dynamic::from(aborted));
-    m.insert("reason".into(), reason.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
     m.insert("batches".into(), Dynamic::from(p.batches as rhai::INT));
     m.insert("dry_run".into(), Dynamic::from(dry_run));
     m

@@ -27,15 +27,6 @@ pub enum Version {
 }
 
 impl Version {
-    /// Parses `v1` / `v2` (also `1` / `2`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "v1" | "1" => Some(Version::V1),
-            "v2" | "2" => Some(Version::V2),
-            _ => None,
-        }
-    }
-
     /// A fresh request id: 32 hex characters (v1) or a KSUID (v2).
     pub fn new_request_id(self) -> String {
         match self {
