@@ -48,6 +48,9 @@ pub enum Error {
     CheckFailed { files: Vec<String> },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// fleetbook itself failed (a thread, the terminal): not the user's input.
+    #[error("{message}")]
+    Internal { message: String },
 }
 
 impl Error {
@@ -61,12 +64,15 @@ impl Error {
                 ErrorKind::Cancelled | ErrorKind::Denied => exit::GUARDRAIL,
                 _ => exit::FAILED,
             },
-            Error::Broker(_) => exit::USAGE,
+            // No nats-server to run is a set-up problem; one that will not start is a broker
+            // we cannot have.
+            Error::Broker(BrokerError::NotFound { .. }) => exit::USAGE,
+            Error::Broker(_) => exit::UNREACHABLE,
             Error::Sim(_) | Error::BrokerLost { .. } => exit::UNREACHABLE,
             Error::NodesFailed { .. } | Error::NoNodes => exit::FAILED,
             Error::Interrupted | Error::Guardrail { .. } => exit::GUARDRAIL,
             Error::Runbook { .. } | Error::CheckFailed { .. } => exit::FAILED,
-            Error::Output(_) | Error::Metrics(_) => exit::FAILED,
+            Error::Output(_) | Error::Metrics(_) | Error::Internal { .. } => exit::FAILED,
         }
     }
 }

@@ -86,8 +86,8 @@ pub async fn run(settings: Settings, mut rs: RunSettings, interrupt: Interrupt) 
         Ok(())
     })
     .await
-    .map_err(|e| Error::Usage { message: format!("repl: {e}") })?;
-    result.map_err(|message| Error::Usage { message })?;
+    .map_err(|e| Error::Internal { message: format!("the REPL thread failed: {e}") })?;
+    result.map_err(|message| Error::Internal { message: format!("the REPL cannot use the terminal: {message}") })?;
     drop(env);
     Ok(())
 }
