@@ -551,8 +551,11 @@ fn schedule(s: Arc<Shared>, i: usize, epoch: u64, effect: Effect) {
         let cfg = &s.cfg;
         let down = cfg.scaled(1.0);
         match effect {
+            // `configure` succeeded, so the event is due even when the Provisioner's restart
+            // (a new epoch) got to the node before this task ran; it used to be lost then.
             Effect::Provisioned => {
-                if let Some(n) = transition(&s, i, epoch, |_| {}) {
+                let node = lock(&s.nodes).get(i).filter(|n| n.state != State::Gone).cloned();
+                if let Some(n) = node {
                     publish_event(&s, "provisioned", &n).await;
                 }
             }
