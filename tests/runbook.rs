@@ -262,8 +262,19 @@ let c = rpc_batch("nosuch", "ping", #{}, #{ nodes: [] });
     assert!(r.stderr.contains("lint.rhai:4:") && r.stderr.contains("unknown agent 'nosuch'"), "{}", r.stderr);
 }
 
+/// The shipped runbooks and the arguments each runs with against the simulator; one test
+/// each below, so they run in parallel.
+const SHIPPED: &[(&str, &[&str])] = &[
+    ("rolling-restart.rhai", &["--arg", "sleep=0.1s"]),
+    ("reprovision.rhai", &["--arg", "fact=site=fra1", "--arg", "sleep=0.1s"]),
+    ("emergency-shutdown.rhai", &["--arg", "fact=country=mt", "--yes"]),
+    ("watch-provisioning.rhai", &["--arg", "count=3", "--arg", "timeout=30s"]),
+    ("leader-failover.rhai", &["--arg", "timeout=30"]),
+    ("metric-gated-restart.rhai", &["--arg", "sleep=0.1s"]),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_shipped_runbook_checks_and_runs_against_the_simulator() {
+async fn every_shipped_runbook_checks_and_has_a_run_test() {
     let files: Vec<String> = std::fs::read_dir(repo("runbooks"))
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())
@@ -272,30 +283,55 @@ async fn every_shipped_runbook_checks_and_runs_against_the_simulator() {
     assert!(files.len() >= 6, "{files:?}");
     let r = Fleetbook::new().args(["check"]).args(files.iter()).run().await;
     r.assert_code(0);
-    let fast = ["--sim-time-scale", "0.01"];
-    let cases: &[(&str, &[&str])] = &[
-        ("rolling-restart.rhai", &["--arg", "sleep=0.1s"]),
-        ("reprovision.rhai", &["--arg", "fact=site=fra1", "--arg", "sleep=0.1s"]),
-        ("emergency-shutdown.rhai", &["--arg", "fact=country=mt", "--yes"]),
-        ("watch-provisioning.rhai", &["--arg", "count=3", "--arg", "timeout=30s"]),
-        ("leader-failover.rhai", &["--arg", "timeout=30"]),
-        ("metric-gated-restart.rhai", &["--arg", "sleep=0.1s"]),
-    ];
-    for (name, extra) in cases {
-        let path = repo(&format!("runbooks/{name}"));
-        assert!(files.contains(&path), "{name} is shipped");
-        let r = Fleetbook::new()
-            .args(["--sim", "30"])
-            .args(fast)
-            .args(["run", &path, "--output", "json"])
-            .args(extra.iter())
-            .run()
-            .await;
-        r.assert_code(0);
-        let ev = events(&r);
-        assert_eq!(ev.last().unwrap()["event"], "run_end", "{name}");
-        assert!(ev.last().unwrap()["ok"].as_u64().unwrap() > 0, "{name} did something: {}", r.stderr);
+    for f in &files {
+        assert!(SHIPPED.iter().any(|(name, _)| f.ends_with(&format!("/{name}"))), "{f} has no run test");
     }
+}
+
+/// Runs one shipped runbook against a simulated fleet of 30.
+async fn run_shipped(name: &str) {
+    let (_, extra) = SHIPPED.iter().find(|(n, _)| *n == name).expect("listed in SHIPPED");
+    let path = repo(&format!("runbooks/{name}"));
+    let r = Fleetbook::new()
+        .args(["--sim", "30", "--sim-time-scale", "0.01"])
+        .args(["run", &path, "--output", "json"])
+        .args(extra.iter())
+        .run()
+        .await;
+    r.assert_code(0);
+    let ev = events(&r);
+    assert_eq!(ev.last().unwrap()["event"], "run_end", "{name}");
+    assert!(ev.last().unwrap()["ok"].as_u64().unwrap() > 0, "{name} did something: {}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_rolling_restart_runs() {
+    run_shipped("rolling-restart.rhai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_reprovision_runs() {
+    run_shipped("reprovision.rhai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_emergency_shutdown_runs() {
+    run_shipped("emergency-shutdown.rhai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_watch_provisioning_runs() {
+    run_shipped("watch-provisioning.rhai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_leader_failover_runs() {
+    run_shipped("leader-failover.rhai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_metric_gated_restart_runs() {
+    run_shipped("metric-gated-restart.rhai").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
