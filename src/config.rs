@@ -263,7 +263,17 @@ fn apply_conf(client: &mut ClientOptions, conf: &ChoriaConfig) -> Result<(), Err
 
 /// Simulator settings from `--sim-*` options; `collective` (from `--collective`) is the one
 /// the simulated servers join.
+/// The most nodes one simulator serves: a few GiB of memory at most, and well past the
+/// 50,000 the performance targets use.
+pub const MAX_SIM_NODES: usize = 500_000;
+
+/// Builds the simulator's configuration from `--sim-*`.
 pub fn sim_config(nodes: usize, s: &SimArgs, collective: Option<&str>) -> Result<SimConfig, Error> {
+    if nodes == 0 || nodes > MAX_SIM_NODES {
+        return Err(usage(format!(
+            "{nodes} simulated nodes: the simulator serves 1 to {MAX_SIM_NODES} nodes (each takes memory in this process)"
+        )));
+    }
     let mut cfg = SimConfig { nodes, ..SimConfig::default() };
     if let Some(c) = collective {
         if c.is_empty() || c.contains(['.', '*', '>']) || c.contains(char::is_whitespace) {

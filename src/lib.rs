@@ -70,7 +70,9 @@ fn parse_args(args: &[String]) -> Result<std::collections::BTreeMap<String, Stri
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
             return Err(bad("the name must be letters, digits, '_', '-' or '.'"));
         }
-        out.insert(k.to_string(), v.to_string());
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(Error::Usage { message: format!("--arg {k} is given twice; give each argument once") });
+        }
     }
     Ok(out)
 }
@@ -170,6 +172,11 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             token_file,
         } => {
             let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            if token_file.is_some() && inputs.iter().any(|i| i.starts_with("token=")) {
+                return Err(Error::Usage {
+                    message: "the token is given twice (token= and --token-file); give it once".into(),
+                });
+            }
             let default_token = match token_file {
                 Some(path) => Some(read_token_file(path)?),
                 None => std::env::var(PROVISION_TOKEN_ENV)

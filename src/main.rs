@@ -13,15 +13,36 @@ fn main() {
     };
     let interrupt = fleetbook::interrupt::Interrupt::new();
     let on_signal = interrupt.clone();
+    let on_term = interrupt.clone();
     let code = runtime.block_on(async move {
         tokio::spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
                 match on_signal.press() {
-                    1 => eprintln!(
-                        "\ninterrupted: stopping at the next safe point, after the current batch (Ctrl-C again to abort now)"
-                    ),
+                    1 => eprintln!("\ninterrupted: stopping at the next safe point (Ctrl-C again to abort now)"),
                     _ => eprintln!("\naborting now"),
                 }
+            }
+        });
+        // SIGTERM and SIGHUP (CI cancelling a job, `timeout`, a closed terminal) abort like a
+        // double Ctrl-C: waits end, what happened is printed, `run_end` is written and the
+        // embedded broker and its store are cleaned up. A second one exits at once.
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+                return;
+            };
+            let mut seen = 0;
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+                seen += 1;
+                if seen > 1 {
+                    std::process::exit(fleetbook::error::exit::GUARDRAIL);
+                }
+                eprintln!("\nterminated: aborting now");
+                on_term.abort_now();
             }
         });
         match fleetbook::run(cli, interrupt).await {

@@ -73,7 +73,7 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     let code = result.as_ref().err().map_or(0, Error::exit_code);
     reporter.emit(
         "run_end",
-        json!({"status": status, "exit_code": code, "reason": reason, "ok": totals.ok, "failed": totals.failed, "no_reply": totals.no_reply}),
+        json!({"status": status, "exit_code": code, "reason": reason, "ok": totals.ok, "failed": totals.failed, "no_reply": totals.no_reply, "unknown": totals.unknown}),
     );
     result
 }
@@ -120,9 +120,9 @@ async fn run_inner(
         (_, Some(reason), _) => Err(Error::BrokerLost { reason }),
         (_, None, Some(reason)) => Err(Error::Guardrail { reason }),
         (Err((msg, pos)), None, None) => Err(Error::Runbook { rendered: diag::render(&shown, &source, pos, &msg) }),
-        (Ok(()), None, None) if totals.failed + totals.no_reply > 0 => Err(Error::NodesFailed {
-            failed: totals.failed + totals.no_reply,
-            total: totals.ok + totals.failed + totals.no_reply,
+        (Ok(()), None, None) if totals.failed + totals.no_reply + totals.unknown > 0 => Err(Error::NodesFailed {
+            failed: totals.failed + totals.no_reply + totals.unknown,
+            total: totals.ok + totals.failed + totals.no_reply + totals.unknown,
         }),
         (Ok(()), None, None) => Ok(()),
     };

@@ -72,6 +72,8 @@ pub struct Totals {
     pub ok: usize,
     pub failed: usize,
     pub no_reply: usize,
+    /// Sent, but whether they acted is not known (Ctrl-C, a broken connection).
+    pub unknown: usize,
     pub rpc_calls: usize,
 }
 
@@ -247,11 +249,12 @@ impl Host {
     }
 
     /// Adds a batch's counts to the run totals.
-    pub fn count(&self, ok: usize, failed: usize, no_reply: usize) {
+    pub fn count(&self, ok: usize, failed: usize, no_reply: usize, unknown: usize) {
         let mut t = crate::lock(&self.totals);
         t.ok += ok;
         t.failed += failed;
         t.no_reply += no_reply;
+        t.unknown += unknown;
     }
 
     /// Moves `n` nodes counted OK to failed (an awaited event never came).

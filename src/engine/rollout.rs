@@ -244,9 +244,11 @@ fn run_batches(
         if out.interrupted {
             host.reporter.batch_end();
             let msg = format!(
-                "interrupted (Ctrl-C) during batch {}/{total}; {} node(s) unknown, later batches were not sent",
+                "interrupted (Ctrl-C) during batch {}/{total}: {} ok and {} failed so far; unknown (sent, no answer yet): {}; later batches were not sent",
                 i + 1,
-                out.unknown.len()
+                p.ok.len(),
+                p.failed.len() - out.unknown.len(),
+                out.unknown.join(", ")
             );
             host.reporter.emit("rollout_stopped", json!({"reason": msg, "unknown": out.unknown}));
             return Err(host.guardrail(msg));
@@ -412,7 +414,8 @@ fn absorb(host: &Host, p: &mut Progress, out: &BatchOutcome) -> usize {
     }
     let silent = out.no_reply.len() + out.unknown.len();
     host.reporter.nodes_done(0, silent);
-    host.count(out.ok_nodes().len(), failed - out.no_reply.len(), out.no_reply.len());
+    let unknown = out.unknown.len();
+    host.count(out.ok_nodes().len(), failed - out.no_reply.len() - unknown, out.no_reply.len(), unknown);
     failed
 }
 

@@ -296,6 +296,14 @@ impl DdlRegistry {
                 input: pair.clone(),
                 reason: "expected key=value".to_string(),
             })?;
+            if map.contains_key(k) {
+                return Err(FleetError::BadInput {
+                    agent: agent.to_string(),
+                    action: action.to_string(),
+                    input: k.to_string(),
+                    reason: "given twice; give each input once".to_string(),
+                });
+            }
             let value = match act.input.get(k).map(|i| i.kind.as_str()) {
                 Some("hash" | "array") => serde_json::from_str(v).unwrap_or(Value::String(v.to_string())),
                 _ => Value::String(v.to_string()),

@@ -93,7 +93,8 @@ impl Events {
         };
         tokio::select! {
             _ = cancel.cancelled() => Err(FleetError::Cancelled),
-            _ = sleep => Ok(None),
+            // A deadline reached on a dead connection is a lost broker, not a quiet watch.
+            _ = sleep => if self.fleet.connected() { Ok(None) } else { Err(self.fleet.lost("watching events")) },
             m = self.sub.next() => match m {
                 Some(m) => Ok(Some(Received {
                     subject: m.subject.to_string(),

@@ -68,6 +68,9 @@ pub struct SimConfig {
     pub secure_issuer: Option<String>,
     /// TLS to the broker (CA, client certificate and key), when it requires it.
     pub tls: Option<crate::fleet::client::TlsFiles>,
+    /// Say on stderr when the broker connection breaks and comes back (`fleetbook sim`, where
+    /// the broker is someone else's; not for the embedded broker we stop ourselves).
+    pub announce_link: bool,
 }
 
 impl Default for SimConfig {
@@ -95,6 +98,7 @@ impl Default for SimConfig {
             secure_ca: None,
             secure_issuer: None,
             tls: None,
+            announce_link: false,
         }
     }
 }
@@ -162,6 +166,17 @@ impl Simulator {
             .client_capacity(1 << 17);
         if let Some(tls) = &cfg.tls {
             co = tls.apply(co);
+        }
+        if cfg.announce_link {
+            co = co.event_callback(|e| async move {
+                match e {
+                    async_nats::Event::Disconnected => {
+                        eprintln!("fleetbook sim: lost the connection to the broker; reconnecting")
+                    }
+                    async_nats::Event::Connected => eprintln!("fleetbook sim: connected to the broker"),
+                    _ => {}
+                }
+            });
         }
         let nats = co.connect(url).await.map_err(|e| SimError(format!("cannot connect to {url}: {e}")))?;
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
