@@ -691,3 +691,26 @@ async fn repeated_names_and_absurd_sizes_are_usage_errors() {
     let r = crate::support::Fleetbook::new().args(["--sim", "99999999999999", "discover"]).run().await;
     r.assert_code(2);
 }
+
+/// A secret joined with text prints as `[secret]`; sent to the fleet it would replace the
+/// value, so such text in an input or a filter is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_turned_into_text_never_reaches_the_fleet() {
+    let w = World::start(sim(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("join.rhai");
+    let cases = [
+        "let t = secret(\"QA_TOKEN\"); let h = \"Bearer \" + t; rpc_batch(\"choria_provision\", \"restart\", #{ token: h }, #{ filter: #{} });",
+        "let t = secret(\"QA_TOKEN\"); rpc_batch(\"choria_provision\", \"restart\", #{ token: `${t}x`, splay: 1 }, #{ filter: #{} });",
+        "let t = secret(\"QA_TOKEN\"); discover(#{ fact: [`x=${t}`] });",
+    ];
+    for case in cases {
+        write(&book, case);
+        let r = w.fleetbook().env("QA_TOKEN", "hunter2").args(["run", book.to_str().unwrap()]).run().await;
+        r.assert_code(1);
+        assert!(r.stderr.contains("secret"), "{case}: {}", r.stderr);
+        assert!(!r.stderr.contains("hunter2") && !r.stdout.contains("hunter2"), "{r:?}");
+    }
+    assert!(w.sim.stats().received.values().all(Vec::is_empty), "nothing was sent");
+    assert_eq!(w.sim.stats().requests.get("discovery"), None, "no discovery either");
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, ImmutableString, Map, NativeCallContext};
 
 use super::convert::strings;
 use super::{runtime_error, Host};
@@ -188,6 +188,35 @@ fn sleep(h: &Host, d: &Dynamic) -> Res<()> {
     Ok(())
 }
 
+/// Refuses text that holds the secret mask: a secret joined with text (`"Bearer " + token`,
+/// `` `x=${token}` ``) prints as `[secret]`, which is fine to show but must never go to the
+/// fleet in place of the value.
+pub fn refuse_masked_text(d: &Dynamic, what: &str) -> Res<()> {
+    let bad = || {
+        runtime_error(
+            "invalid",
+            format!(
+                "{what}: a value contains \"{}\": a secret was joined with text (+ or interpolation), which would send the mask instead of the value; pass the secret itself",
+                crate::redact::MASK
+            ),
+        )
+    };
+    if let Some(s) = d.read_lock::<ImmutableString>() {
+        if s.contains(crate::redact::MASK) {
+            return Err(bad());
+        }
+    } else if let Some(a) = d.read_lock::<rhai::Array>() {
+        for x in a.iter() {
+            refuse_masked_text(x, what)?;
+        }
+    } else if let Some(m) = d.read_lock::<Map>() {
+        for x in m.values() {
+            refuse_masked_text(x, what)?;
+        }
+    }
+    Ok(())
+}
+
 /// `"30s"`, `"2m"` or a number of seconds.
 pub fn duration(d: &Dynamic, what: &str) -> Res<Duration> {
     let bad = |r: String| runtime_error("invalid", format!("{what}: {r}"));
@@ -215,6 +244,7 @@ pub fn count(d: &Dynamic, what: &str) -> Res<usize> {
 /// Builds discovery options from a runbook filter map.
 pub fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, usize)> {
     check_keys(m, &DISCOVER_KEYS, what)?;
+    refuse_masked_text(&Dynamic::from_map(m.clone()), what)?;
     let mut f = Filter::default();
     let list =
         |k: &str| m.get(k).map(|v| string_list(v, &format!("{what}.{k}"))).transpose().map(Option::unwrap_or_default);

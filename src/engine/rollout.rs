@@ -166,6 +166,7 @@ pub fn rpc_batch(
 ) -> Res<Map> {
     let fleet = host.fleet()?.clone();
     // Validate before anything else touches the fleet; errors never carry clear secrets.
+    super::api::refuse_masked_text(&Dynamic::from_map(inputs.clone()), &format!("rpc_batch {agent}#{action} inputs"))?;
     let wire = fleet
         .ddl()
         .validate(agent, action, &map_to_json(inputs, Secrets::Reveal))
