@@ -110,11 +110,16 @@ impl Reporter {
 
     /// Ends the spinner.
     pub fn discovered(&self, count: usize) {
+        self.discovery_ended();
+        self.say(&format!("discovered {count} node(s)"));
+    }
+
+    /// Ends the spinner of a discovery that failed: no count is claimed.
+    pub fn discovery_ended(&self) {
         let spinner = lock(&self.inner.bars).spinner.take();
         if let Some(sp) = spinner {
             sp.finish_and_clear();
         }
-        self.say(&format!("discovered {count} node(s)"));
     }
 
     /// Starts the overall bar for a rollout.

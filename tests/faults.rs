@@ -337,7 +337,7 @@ async fn ctrl_c_stops_req_batches_and_prints_what_happened() {
     let r = live.finish(Duration::from_secs(30)).await;
     r.assert_code(3);
     let j = r.json();
-    assert_eq!(j["status"], "interrupted", "{j}");
+    assert_eq!(j["status"], "stopped", "{j}");
     assert_eq!(strings(&j["ok"]).len(), 2, "{j}");
     assert_eq!(strings(&j["not_sent"]).len(), 4, "{j}");
     assert_eq!(calls(&w, "ping").len(), 2, "later batches were not sent");
@@ -535,7 +535,14 @@ async fn every_jsonl_run_ends_with_run_end() {
     assert_eq!(r.code, 4, "{r:?}");
     let end = jsonl(&r.stdout).pop().expect("a run_end event");
     assert_eq!(end["event"], "run_end", "{end}");
-    assert_eq!(end["exit_code"], 4, "{end}");
+    assert_eq!((end["exit_code"].as_u64(), end["status"].as_str()), (Some(4), Some("unreachable")), "{end}");
+    // `req --json` writes one object even when nothing went out.
+    let r = crate::support::Fleetbook::new()
+        .args(["--server", "nats://127.0.0.1:9", "--insecure", "req", "rpcutil", "ping", "--json"])
+        .run()
+        .await;
+    assert_eq!(r.code, 4, "{r:?}");
+    assert_eq!(r.json()["status"], "unreachable");
 }
 
 /// Findings 2 and 6 on a terminal: Ctrl-C in the REPL reaches fleetbook only (the embedded

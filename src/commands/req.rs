@@ -103,9 +103,31 @@ fn batch_sleep(a: &ReqArgs<'_>) -> Result<Duration, Error> {
     .map(|d| if d.is_zero() { Duration::from_secs(1) } else { d })
 }
 
-/// Runs the request and prints the result.
+/// Runs the request and prints the result. With `--json` there is always one JSON object on
+/// stdout, also when the request never went out (unreachable broker, not confirmed, no
+/// nodes): `status` and `error` say why.
 pub async fn run(settings: Settings, a: ReqArgs<'_>, interrupt: &Interrupt) -> Result<(), Error> {
-    let sleep = batch_sleep(&a)?;
+    let printed = std::cell::Cell::new(false);
+    let result = run_inner(settings, &a, interrupt, &printed).await;
+    if let (Err(e), true, false) = (&result, a.json, printed.get()) {
+        let status = match e.exit_code() {
+            crate::error::exit::GUARDRAIL => "stopped",
+            crate::error::exit::UNREACHABLE => "unreachable",
+            _ => "error",
+        };
+        let v = json!({"agent": a.agent, "action": a.action, "status": status, "error": e.to_string(), "exit_code": e.exit_code()});
+        writeln!(std::io::stdout().lock(), "{v}")?;
+    }
+    result
+}
+
+async fn run_inner(
+    settings: Settings,
+    a: &ReqArgs<'_>,
+    interrupt: &Interrupt,
+    printed: &std::cell::Cell<bool>,
+) -> Result<(), Error> {
+    let sleep = batch_sleep(a)?;
     // Reject unknown agents, actions and bad inputs before connecting or sending anything.
     let mut pairs = a.inputs.to_vec();
     if let Some(t) = &a.default_token {
@@ -114,7 +136,16 @@ pub async fn run(settings: Settings, a: ReqArgs<'_>, interrupt: &Interrupt) -> R
             pairs.push(format!("token={t}"));
         }
     }
-    let inputs = settings.ddl.parse_cli(a.agent, a.action, &pairs)?;
+    let inputs = settings.ddl.parse_cli(a.agent, a.action, &pairs).map_err(|e| match e {
+        crate::fleet::FleetError::BadInput { ref input, ref reason, .. }
+            if input == "token" && reason.contains("required") =>
+        {
+            Error::Usage {
+                message: format!("{e}; give token=..., --token-file FILE or ${}", crate::PROVISION_TOKEN_ENV),
+            }
+        }
+        e => e.into(),
+    })?;
     let mut dopts = discovery_options(a.filter)?;
     dopts.rpc_agent = Some(a.agent.to_string());
     let env = FleetEnv::open(settings).await?;
@@ -129,13 +160,14 @@ pub async fn run(settings: Settings, a: ReqArgs<'_>, interrupt: &Interrupt) -> R
             eprintln!("dry-run: would broadcast {label} to every matching node; nothing sent");
             return Ok(());
         }
-        confirm(&a, &label, None, interrupt)?;
+        confirm(a, &label, None, interrupt)?;
         let mut session = fleet.rpc_session(a.agent, a.action, &inputs, collective, None, dopts.filter.clone()).await?;
         let out = session.broadcast(&hard, &mut |_| {}).await?;
         let end = end_of(&out);
         report.absorb(out);
         report.discovered = report.replies.len() + report.malformed.len();
-        return finish(&a, &report, &session.request_id, Duration::ZERO, started.elapsed(), end);
+        printed.set(true);
+        return finish(a, &report, &session.request_id, Duration::ZERO, started.elapsed(), end);
     }
     let found = match fleet.discover(&dopts, &hard).await {
         Err(crate::fleet::FleetError::Cancelled) => return Err(Error::Interrupted),
@@ -152,9 +184,10 @@ pub async fn run(settings: Settings, a: ReqArgs<'_>, interrupt: &Interrupt) -> R
         None => vec![nodes.clone()],
     };
     if a.dry_run {
-        return print_plan(&a, &label, &batches);
+        printed.set(true);
+        return print_plan(a, &label, &batches);
     }
-    confirm(&a, &label, Some(nodes.len()), interrupt)?;
+    confirm(a, &label, Some(nodes.len()), interrupt)?;
     let mut session = fleet.rpc_session(a.agent, a.action, &inputs, collective, None, dopts.filter.clone()).await?;
     let total = batches.len();
     let mut end = End::Done;
@@ -202,7 +235,8 @@ pub async fn run(settings: Settings, a: ReqArgs<'_>, interrupt: &Interrupt) -> R
     }
     // Replies that came in while the last batch was being reported still count.
     report.absorb_late(session.drain_late(&mut |_| {}).late);
-    finish(&a, &report, &session.request_id, discovery_time, started.elapsed(), end)
+    printed.set(true);
+    finish(a, &report, &session.request_id, discovery_time, started.elapsed(), end)
 }
 
 fn end_of(out: &BatchOutcome) -> End {
@@ -296,7 +330,7 @@ fn json_report(
     let (status, error) = match end {
         End::Done if r.failures() == 0 => ("ok", None),
         End::Done => ("failed", None),
-        End::Interrupted(why) => ("interrupted", Some(why.clone())),
+        End::Interrupted(why) => ("stopped", Some(why.clone())),
         End::BrokerLost(why) => ("broker_lost", Some(why.clone())),
     };
     json!({

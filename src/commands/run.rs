@@ -68,6 +68,7 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
         Err(Error::Guardrail { reason }) => ("stopped", Some(reason.clone())),
         Err(Error::NodesFailed { .. }) => ("failed", None),
         Err(Error::BrokerLost { reason }) => ("broker_lost", Some(reason.clone())),
+        Err(e) if e.exit_code() == crate::error::exit::UNREACHABLE => ("unreachable", Some(e.to_string())),
         Err(e) => ("error", Some(e.to_string())),
     };
     let code = result.as_ref().err().map_or(0, Error::exit_code);

@@ -277,7 +277,8 @@ pub fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) -> Res<Ve
     let found = match found {
         Ok(f) => f,
         Err(e) => {
-            host.reporter.discovered(0);
+            // A failed or interrupted discovery found nothing usable; it does not claim 0.
+            host.reporter.discovery_ended();
             return Err(fleet_error(host, e));
         }
     };
