@@ -103,8 +103,14 @@ impl Filter {
                     reason: "a compound filter needs an expr".into(),
                 });
             };
-            super::compound::parse(expr)
+            let parsed = super::compound::parse(expr)
                 .map_err(|e| FleetError::Filter { filter: expr.to_string(), reason: e.render(expr) })?;
+            if let Some((pattern, why)) = super::compound::bad_literal_regex(&parsed) {
+                return Err(FleetError::Filter {
+                    filter: expr.to_string(),
+                    reason: format!("the pattern {pattern:?} is not a valid regular expression: {why}"),
+                });
+            }
         }
         Ok(())
     }

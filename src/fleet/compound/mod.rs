@@ -131,6 +131,38 @@ impl SyntaxError {
     }
 }
 
+/// The first literal `matches` pattern in `e` that is not a valid regular expression, with
+/// the compiler's reason: a server would silently match nothing with it.
+pub fn bad_literal_regex(e: &Expr) -> Option<(String, String)> {
+    let check = |pat: &str| regex::Regex::new(pat).err().map(|err| (pat.to_string(), err.to_string()));
+    match e {
+        Expr::Binary { first, rest } => {
+            let mut left: &Expr = first;
+            for (op, right) in rest {
+                if matches!(op, BinOp::Matches | BinOp::NotMatches) {
+                    if let Expr::Str(pat) = right {
+                        if let Some(bad) = check(pat) {
+                            return Some(bad);
+                        }
+                    }
+                }
+                if let Some(bad) = bad_literal_regex(left) {
+                    return Some(bad);
+                }
+                left = right;
+            }
+            bad_literal_regex(left)
+        }
+        Expr::Unary { expr, .. } => bad_literal_regex(expr),
+        Expr::Cond { cond, then, otherwise } => {
+            bad_literal_regex(cond).or_else(|| bad_literal_regex(then)).or_else(|| bad_literal_regex(otherwise))
+        }
+        Expr::Let { value, body, .. } => bad_literal_regex(value).or_else(|| bad_literal_regex(body)),
+        Expr::Call { args, .. } | Expr::Array(args) => args.iter().find_map(bad_literal_regex),
+        _ => None,
+    }
+}
+
 /// Parses a compound expression.
 pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
     parser::Parser::new(src, lexer::lex(src)?).parse()

@@ -83,3 +83,12 @@ fn the_caret_points_at_the_column() {
     let src = "with('a') &&& x";
     assert_eq!(err(src).render(src), "syntax error at column 13: unexpected character '&' (U+0026) (did you mean '&&'?)\n    with('a') &&& x\n                ^");
 }
+
+#[test]
+fn literal_matches_patterns_must_compile() {
+    let bad = |src: &str| bad_literal_regex(&parse(src).unwrap()).map(|(p, _)| p);
+    assert_eq!(bad("identity matches '('"), Some("(".to_string()));
+    assert_eq!(bad("with('a') && (fact('x') == 'y' || identity matches 'web[0-9')"), Some("web[0-9".to_string()));
+    assert_eq!(bad("!(identity =~ '[')"), Some("[".to_string()));
+    assert_eq!(bad("identity matches '^web[0-9]+$' && with('a')"), None);
+}
