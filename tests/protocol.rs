@@ -23,7 +23,7 @@ fn schema(version: &str, name: &str) -> Value {
 }
 
 #[track_caller]
-pub fn assert_valid(version: &str, name: &str, instance: &Value) {
+pub(crate) fn assert_valid(version: &str, name: &str, instance: &Value) {
     let schema = schema(version, name);
     let validator =
         jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("schema {version}/{name} compiles: {e}"));
@@ -58,12 +58,12 @@ fn validate_onion(bytes: &[u8], kind: &str) -> Value {
 }
 
 /// Validates every layer of a request transport; returns the innermost request.
-pub fn validate_request(bytes: &[u8]) -> Value {
+pub(crate) fn validate_request(bytes: &[u8]) -> Value {
     validate_onion(bytes, "request")
 }
 
 /// Validates every layer of a reply transport; returns the innermost reply.
-pub fn validate_reply(bytes: &[u8]) -> Value {
+pub(crate) fn validate_reply(bytes: &[u8]) -> Value {
     validate_onion(bytes, "reply")
 }
 

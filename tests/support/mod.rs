@@ -10,12 +10,12 @@ use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
 
 /// Where the shared Choria data files live (`../shared/choria` from the project root).
-pub fn choria_file(rel: &str) -> PathBuf {
+pub(crate) fn choria_file(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/choria").join(rel)
 }
 
 /// Reads a shared Choria JSON file.
-pub fn choria_json(rel: &str) -> serde_json::Value {
+pub(crate) fn choria_json(rel: &str) -> serde_json::Value {
     let path = choria_file(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
@@ -23,77 +23,77 @@ pub fn choria_json(rel: &str) -> serde_json::Value {
 
 /// Starts a real nats-server with JetStream on a free port; it dies with the value.
 /// Fails (never skips) with install instructions when no nats-server is available.
-pub fn broker() -> EmbeddedBroker {
+pub(crate) fn broker() -> EmbeddedBroker {
     EmbeddedBroker::start().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A broker plus a simulated fleet in this process, so tests can read its statistics.
-pub struct World {
+pub(crate) struct World {
     pub sim: Simulator,
     pub broker: EmbeddedBroker,
 }
 
 impl World {
-    pub async fn start(cfg: SimConfig) -> World {
+    pub(crate) async fn start(cfg: SimConfig) -> World {
         let broker = broker();
         let sim = Simulator::start(broker.url(), cfg).await.expect("simulator starts");
         World { sim, broker }
     }
 
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.broker.url()
     }
 
     /// A fleetbook command against this world's broker.
-    pub fn fleetbook(&self) -> Fleetbook {
+    pub(crate) fn fleetbook(&self) -> Fleetbook {
         Fleetbook::new().args(["--server", self.url(), "--insecure"])
     }
 
     /// A plain NATS client for observing traffic.
-    pub async fn nats(&self) -> async_nats::Client {
+    pub(crate) async fn nats(&self) -> async_nats::Client {
         async_nats::connect(self.url()).await.expect("test client connects")
     }
 }
 
 /// A simulator config for tests: small, fast splays, no Provisioner (tests that need one
 /// ask for it).
-pub fn sim(nodes: usize) -> SimConfig {
+pub(crate) fn sim(nodes: usize) -> SimConfig {
     SimConfig { nodes, time_scale: 0.01, provisioners: 0, ..SimConfig::default() }
 }
 
 /// The result of running the binary.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
     #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Self {
+    pub(crate) fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "unexpected exit code; run: {self:#?}");
         self
     }
 }
 
 /// Builder for one run of the real binary.
-pub struct Fleetbook {
+pub(crate) struct Fleetbook {
     args: Vec<String>,
     env: Vec<(String, String)>,
     timeout: Duration,
 }
 
 impl Fleetbook {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Fleetbook { args: Vec::new(), env: Vec::new(), timeout: Duration::from_secs(90) }
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -102,17 +102,17 @@ impl Fleetbook {
         self
     }
 
-    pub fn arg_path(mut self, p: &std::path::Path) -> Self {
+    pub(crate) fn arg_path(mut self, p: &std::path::Path) -> Self {
         self.args.push(p.to_str().expect("test paths are UTF-8").to_string());
         self
     }
 
-    pub fn env(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
     }
 
-    pub async fn run(self) -> Run {
+    pub(crate) async fn run(self) -> Run {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
         cmd.args(&self.args).stdin(std::process::Stdio::null()).kill_on_drop(true);
         cmd.env_remove("FLEETBOOK_SERVER");
@@ -132,7 +132,7 @@ impl Fleetbook {
 }
 
 /// Collects every message on `subject` until `stop` resolves; returns (subject, payload, time).
-pub async fn record(
+pub(crate) async fn record(
     nats: &async_nats::Client,
     subject: &str,
 ) -> tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes, std::time::Instant)> {
@@ -151,7 +151,7 @@ pub async fn record(
 }
 
 /// Drains what a recorder has collected so far.
-pub fn drain<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Vec<T> {
+pub(crate) fn drain<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Vec<T> {
     let mut v = Vec::new();
     while let Ok(x) = rx.try_recv() {
         v.push(x);
@@ -160,7 +160,7 @@ pub fn drain<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Vec<T> {
 }
 
 /// Waits until `f` holds, polling, or panics after `limit`.
-pub async fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) async fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !f() {
         assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
