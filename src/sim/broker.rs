@@ -54,7 +54,10 @@ impl EmbeddedBroker {
     pub fn start_with(extra: &[&str]) -> Result<Self, BrokerError> {
         let bin = find_nats_server()?;
         let spawn_err = |reason: String| BrokerError::Spawn { path: bin.display().to_string(), reason };
-        let dir = tempfile::Builder::new().prefix("fleetbook-nats-").tempdir().map_err(|e| spawn_err(e.to_string()))?;
+        sweep_stale_stores(&std::env::temp_dir());
+        let dir = tempfile::Builder::new().prefix(STORE_PREFIX).tempdir().map_err(|e| spawn_err(e.to_string()))?;
+        // Who owns this store: a fleetbook killed with SIGKILL cannot remove it, the next one can.
+        let _ = std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let child = spawn_server(&bin, dir.path(), "-1", &extra)?;
         let mut broker = EmbeddedBroker { child, url: String::new(), port: 0, bin, extra, _dir: dir };
@@ -138,6 +141,33 @@ impl Drop for EmbeddedBroker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+const STORE_PREFIX: &str = "fleetbook-nats-";
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes the temporary stores of embedded brokers whose fleetbook is gone (killed with
+/// SIGKILL, which leaves no chance to clean up). Stores without an owner file are left alone.
+pub fn sweep_stale_stores(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(STORE_PREFIX) {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(e.path().join(OWNER_FILE)).ok().and_then(|p| p.trim().parse().ok())
+        else {
+            continue;
+        };
+        if !process_alive(pid) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 fn port_of(url: &str) -> u16 {
@@ -258,4 +288,28 @@ fn version_of(bin: &Path) -> Option<(u32, u32)> {
     let v = text.rsplit('v').next()?;
     let mut parts = v.trim().split('.');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_of_dead_owners_are_swept_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = tmp.path().join(format!("{STORE_PREFIX}stale"));
+        let live = tmp.path().join(format!("{STORE_PREFIX}live"));
+        let unowned = tmp.path().join(format!("{STORE_PREFIX}unowned"));
+        for d in [&stale, &live, &unowned] {
+            std::fs::create_dir_all(d.join("js")).unwrap();
+        }
+        std::fs::write(stale.join(OWNER_FILE), dead.to_string()).unwrap();
+        std::fs::write(live.join(OWNER_FILE), std::process::id().to_string()).unwrap();
+        sweep_stale_stores(tmp.path());
+        assert!(!stale.exists(), "a dead owner's store is removed");
+        assert!(live.exists() && unowned.exists(), "live and unowned stores stay");
+    }
 }
