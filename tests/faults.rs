@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{record, sim, Run, World};
+use crate::support::{pty, record, sim, Run, World};
 use fleetbook::sim::SimConfig;
 
 /// A running `fleetbook` whose output is read line by line as it comes.
@@ -109,6 +109,14 @@ fn against(w: &World, rest: &[&str]) -> Live {
     let mut v = vec!["--server", w.url(), "--insecure"];
     v.extend_from_slice(rest);
     Live::spawn(&v)
+}
+
+/// Leaves a REPL on a pty with Ctrl-D, once its line editor reads again (or the key is lost).
+fn leave(p: &mut expectrl::session::OsSession) {
+    use expectrl::Expect;
+    std::thread::sleep(Duration::from_millis(300));
+    p.send(expectrl::ControlCode::EndOfTransmission).unwrap();
+    let _ = p.expect(expectrl::Eof);
 }
 
 fn write(path: &std::path::Path, text: &str) {
@@ -516,31 +524,26 @@ async fn duplicate_nodes_are_called_once() {
 /// or the broker cannot be reached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_jsonl_run_ends_with_run_end() {
+    // Nothing listens on port 9 of this machine.
+    let dead = |args: &[&str]| {
+        crate::support::Fleetbook::new().args(["--server", "nats://127.0.0.1:9", "--insecure"]).args(args)
+    };
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.rhai");
-    std::fs::write(&bad, "let x = ;\n").unwrap();
-    let r = crate::support::Fleetbook::new()
-        .args(["--server", "nats://127.0.0.1:9", "--insecure", "run", bad.to_str().unwrap(), "--output", "json"])
-        .run()
-        .await;
+    write(&bad, "let x = ;\n");
+    let r = dead(&["run", bad.to_str().unwrap(), "--output", "json"]).run().await;
     assert_eq!(r.code, 1, "{r:?}");
     let end = jsonl(&r.stdout).pop().expect("a run_end event");
     assert_eq!((end["event"].as_str(), end["status"].as_str()), (Some("run_end"), Some("error")), "{end}");
     let good = dir.path().join("good.rhai");
-    std::fs::write(&good, "discover();\n").unwrap();
-    let r = crate::support::Fleetbook::new()
-        .args(["--server", "nats://127.0.0.1:9", "--insecure", "run", good.to_str().unwrap(), "--output", "json"])
-        .run()
-        .await;
+    write(&good, "discover();\n");
+    let r = dead(&["run", good.to_str().unwrap(), "--output", "json"]).run().await;
     assert_eq!(r.code, 4, "{r:?}");
     let end = jsonl(&r.stdout).pop().expect("a run_end event");
     assert_eq!(end["event"], "run_end", "{end}");
     assert_eq!((end["exit_code"].as_u64(), end["status"].as_str()), (Some(4), Some("unreachable")), "{end}");
     // `req --json` writes one object even when nothing went out.
-    let r = crate::support::Fleetbook::new()
-        .args(["--server", "nats://127.0.0.1:9", "--insecure", "req", "rpcutil", "ping", "--json"])
-        .run()
-        .await;
+    let r = dead(&["req", "rpcutil", "ping", "--json"]).run().await;
     assert_eq!(r.code, 4, "{r:?}");
     assert_eq!(r.json()["status"], "unreachable");
 }
@@ -549,14 +552,10 @@ async fn every_jsonl_run_ends_with_run_end() {
 /// broker lives on), and Ctrl-C at a confirmation prompt ends it at once, without Enter.
 #[test]
 fn ctrl_c_on_a_terminal_spares_the_broker_and_ends_prompts() {
-    use expectrl::{ControlCode, Expect, Session};
+    use expectrl::{ControlCode, Expect};
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
-    cmd.args(["--sim", "3", "--sim-provisioners", "0", "repl"])
-        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
-        .env("TERM", "xterm");
-    let mut p = Session::spawn(cmd).expect("spawn in a pty");
-    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    let mut p =
+        pty(&["--sim", "3", "--sim-provisioners", "0", "repl"], &dir.path().join("history"), Duration::from_secs(30));
     p.expect("fleetbook> ").expect("prompt");
     p.send_line("sleep(30)").unwrap();
     std::thread::sleep(Duration::from_millis(800));
@@ -566,14 +565,10 @@ fn ctrl_c_on_a_terminal_spares_the_broker_and_ends_prompts() {
     p.send_line("discover().len() * 100").unwrap();
     p.expect("300").expect("the broker survived the Ctrl-C");
     p.expect("fleetbook> ").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    p.send(ControlCode::EndOfTransmission).unwrap();
-    let _ = p.expect(expectrl::Eof);
+    leave(&mut p);
 
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
-    cmd.args(["--sim", "3", "--sim-provisioners", "0", "req", "choria_provision", "shutdown"]).env("TERM", "xterm");
-    let mut p = Session::spawn(cmd).expect("spawn in a pty");
-    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    let args = ["--sim", "3", "--sim-provisioners", "0", "req", "choria_provision", "shutdown"];
+    let mut p = pty(&args, &dir.path().join("history"), Duration::from_secs(30));
     p.expect("[y/N]").expect("the Big Red Button asks on a terminal");
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
@@ -589,31 +584,20 @@ fn ctrl_c_on_a_terminal_spares_the_broker_and_ends_prompts() {
 /// works again once it is back.
 #[test]
 fn repl_soak_and_a_lost_broker() {
-    use expectrl::{ControlCode, Expect, Session};
+    use expectrl::Expect;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
-    cmd.args(["--sim", "3", "--sim-provisioners", "0", "repl"])
-        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
-        .env("TERM", "xterm");
-    let mut p = Session::spawn(cmd).expect("spawn in a pty");
-    p.set_expect_timeout(Some(Duration::from_secs(120)));
+    let mut p =
+        pty(&["--sim", "3", "--sim-provisioners", "0", "repl"], &dir.path().join("history"), Duration::from_secs(120));
     p.expect("fleetbook> ").expect("prompt");
     // Idle runtime threads exit after 10 s; the broker must not go with them.
     p.send_line("sleep(\"62s\"); discover().len() * 100").unwrap();
     p.expect("300").expect("the embedded broker is alive after a minute");
     p.expect("fleetbook> ").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    p.send(ControlCode::EndOfTransmission).unwrap();
-    let _ = p.expect(expectrl::Eof);
+    leave(&mut p);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut w = rt.block_on(World::start(sim(3)));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
-    cmd.args(["--server", w.url(), "--insecure", "repl"])
-        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
-        .env("TERM", "xterm");
-    let mut p = Session::spawn(cmd).expect("spawn in a pty");
-    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    let mut p = pty(&["--server", w.url(), "--insecure", "repl"], &dir.path().join("history"), Duration::from_secs(30));
     p.expect("fleetbook> ").expect("prompt");
     w.broker.kill();
     p.expect("lost the connection to the broker").expect("the loss is announced");
@@ -626,9 +610,7 @@ fn repl_soak_and_a_lost_broker() {
     p.send_line("discover().len() * 100").unwrap();
     p.expect("300").expect("the session works again");
     p.expect("fleetbook> ").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    p.send(ControlCode::EndOfTransmission).unwrap();
-    let _ = p.expect(expectrl::Eof);
+    leave(&mut p);
 }
 
 /// SIGTERM (a cancelled CI job, `timeout`) aborts like a double Ctrl-C: the run ends with

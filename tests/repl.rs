@@ -228,16 +228,15 @@ async fn completion_offers_functions_variables_fields_agents_actions_and_nodes()
 /// call, and leaving.
 #[test]
 fn the_binary_in_a_pseudo_terminal() {
-    use expectrl::{ControlCode, Eof, Expect, Session};
+    use expectrl::{ControlCode, Eof, Expect};
     let broker_check = fleetbook::sim::broker::find_nats_server();
     assert!(broker_check.is_ok(), "{}", broker_check.unwrap_err());
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
-    cmd.args(["--sim", "4", "--sim-provisioners", "0", "--sim-slow", "n001", "--sim-slow-delay", "60s", "repl"])
-        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
-        .env("TERM", "xterm");
-    let mut p = Session::spawn(cmd).expect("spawn in a pty");
-    p.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut p = crate::support::pty(
+        &["--sim", "4", "--sim-provisioners", "0", "--sim-slow", "n001", "--sim-slow-delay", "60s", "repl"],
+        &dir.path().join("history"),
+        std::time::Duration::from_secs(30),
+    );
     p.expect("fleetbook> ").expect("prompt");
     p.send_line("let n = discover()").unwrap();
     p.expect("discovered 4 node(s)").expect("discovery output");
@@ -269,14 +268,13 @@ fn the_binary_in_a_pseudo_terminal() {
 /// Issue 9, finding 14: lines pasted together, or typed while a call runs, all run in order.
 #[test]
 fn pasted_and_typed_ahead_lines_all_run() {
-    use expectrl::{ControlCode, Eof, Expect, Session};
+    use expectrl::{ControlCode, Eof, Expect};
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
-    cmd.args(["--sim", "3", "--sim-provisioners", "0", "--sim-slow", "n001", "--sim-slow-delay", "2s", "repl"])
-        .env("FLEETBOOK_HISTORY", dir.path().join("history"))
-        .env("TERM", "xterm");
-    let mut p = Session::spawn(cmd).expect("spawn in a pty");
-    p.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut p = crate::support::pty(
+        &["--sim", "3", "--sim-provisioners", "0", "--sim-slow", "n001", "--sim-slow-delay", "2s", "repl"],
+        &dir.path().join("history"),
+        std::time::Duration::from_secs(30),
+    );
     p.expect("fleetbook> ").expect("prompt");
     std::thread::sleep(std::time::Duration::from_millis(300));
     // A paste: three lines in one write.

@@ -198,7 +198,7 @@ async fn run_inner(
                 _ = soft.cancelled() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }
-            report.absorb_late(session.drain_late(&mut |_| {}).late);
+            report.absorb_late(session.drain_late().late);
         }
         if interrupt.requested() {
             end = End::Interrupted(format!("interrupted (Ctrl-C) after batch {i}/{total}"));
@@ -234,7 +234,7 @@ async fn run_inner(
         }
     }
     // Replies that came in while the last batch was being reported still count.
-    report.absorb_late(session.drain_late(&mut |_| {}).late);
+    report.absorb_late(session.drain_late().late);
     printed.set(true);
     finish(a, &report, &session.request_id, discovery_time, started.elapsed(), end)
 }

@@ -257,6 +257,17 @@ impl Host {
         t.unknown += unknown;
     }
 
+    /// Moves one node counted silent to ok or failed: its reply came after its batch's wait.
+    pub fn answered_late(&self, ok: bool) {
+        let mut t = crate::lock(&self.totals);
+        t.no_reply = t.no_reply.saturating_sub(1);
+        if ok {
+            t.ok += 1;
+        } else {
+            t.failed += 1;
+        }
+    }
+
     /// Moves `n` nodes counted OK to failed (an awaited event never came).
     pub fn recount(&self, n: usize) {
         let mut t = crate::lock(&self.totals);

@@ -219,7 +219,7 @@ fn run_batches(
                 }
             });
             // Replies that came in during the sleep: nodes that answered after their wait.
-            take_late(host, p, session.drain_late(&mut |_| {}).late);
+            take_late(host, p, session.drain_late().late);
             stop_if_interrupted(host, p, i, total)?;
         }
         host.reporter.batch_start(i + 1, total, nodes.len());
@@ -287,7 +287,7 @@ fn run_batches(
             }
         }
     }
-    take_late(host, p, session.drain_late(&mut |_| {}).late);
+    take_late(host, p, session.drain_late().late);
     Ok(())
 }
 
@@ -312,8 +312,6 @@ fn on_arrival(host: &Host, a: Arrival<'_>) {
             host.reporter.emit("node_result", json!({"node": node, "status": "malformed", "statusmsg": reason}));
             host.reporter.nodes_done(0, 1);
         }
-        // Counted when taken, between batches or after the wait.
-        Arrival::Late(_) => {}
     }
 }
 
@@ -338,16 +336,12 @@ fn take_late(host: &Host, p: &mut Progress, late: Vec<NodeReply>) {
             crate::redact::printable(&r.statusmsg)
         ));
         emit_reply(host, &r, if r.ok() { "late_ok" } else { "late_failed" });
-        let mut t = crate::lock(&host.totals);
-        t.no_reply = t.no_reply.saturating_sub(1);
+        host.answered_late(r.ok());
         if r.ok() {
-            t.ok += 1;
             p.ok.push(r.sender.clone());
         } else {
-            t.failed += 1;
             p.failed.insert(r.sender.clone(), (Some(r.statuscode), r.statusmsg.clone()));
         }
-        drop(t);
         p.late.push(r.sender.clone());
         p.replies.push(from_json(&serde_json::to_value(&r).unwrap_or(Value::Null)));
     }

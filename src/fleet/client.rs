@@ -259,22 +259,26 @@ impl Fleet {
         self.inner.nats.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// The error for a broker that is gone, naming the servers.
+    /// The error for a broker that went away `during` something, naming the servers.
+    pub fn broker_lost(&self, during: &str, reason: String) -> FleetError {
+        FleetError::BrokerLost {
+            servers: redact_url(&self.inner.opts.servers.join(",")),
+            during: during.into(),
+            reason,
+        }
+    }
+
+    /// The error for a broker that is gone now (closed for good, or down past a deadline).
     pub fn lost(&self, during: &str) -> FleetError {
         let why = match self.link().closed() {
             Some(r) => format!("the connection is closed ({r})"),
             None => "the connection is down and did not come back in time".to_string(),
         };
-        FleetError::BrokerLost {
-            servers: redact_url(&self.inner.opts.servers.join(",")),
-            during: during.to_string(),
-            reason: why,
-        }
+        self.broker_lost(during, why)
     }
 
     /// Waits until the client is connected, at most until `deadline`; Ctrl-C ends the wait.
     pub async fn await_connected(&self, deadline: Instant, cancel: &CancellationToken, during: &str) -> Result<()> {
-        let mut state = self.link().subscribe();
         while !self.connected() {
             if self.link().closed().is_some() {
                 return Err(self.lost(during));
@@ -282,8 +286,6 @@ impl Fleet {
             tokio::select! {
                 _ = cancel.cancelled() => return Err(FleetError::Cancelled),
                 _ = tokio::time::sleep_until(deadline) => return Err(self.lost(during)),
-                // Events only wake us; the state is read again above.
-                _ = state.recv() => {}
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
@@ -296,25 +298,34 @@ impl Fleet {
         let limit = self.inner.opts.connect_timeout * 6;
         match tokio::time::timeout(limit, work).await {
             Ok(r) => r,
-            Err(_) => Err(FleetError::BrokerLost {
-                servers: redact_url(&self.inner.opts.servers.join(",")),
-                during: during.to_string(),
-                reason: format!("no answer within {}s", limit.as_secs()),
-            }),
+            Err(_) => Err(self.broker_lost(during, format!("no answer within {}s", limit.as_secs()))),
         }
     }
 
-    /// Flushes what was published, at most until `deadline`: a flush waits for a connection,
-    /// and a broker that is gone must not hang the caller.
-    pub async fn flush_by(&self, deadline: Instant, cancel: &CancellationToken, during: &str) -> Result<()> {
+    /// Runs one client operation until `deadline` at most; Ctrl-C (`cancel`) ends it too. A
+    /// flush or a publish into a full queue waits for a connection, and a broker that is gone
+    /// must not hang the caller.
+    async fn by<E: std::fmt::Display>(
+        &self,
+        work: impl std::future::Future<Output = std::result::Result<(), E>>,
+        operation: &'static str,
+        deadline: Instant,
+        cancel: &CancellationToken,
+        during: &str,
+    ) -> Result<()> {
         tokio::select! {
             _ = cancel.cancelled() => Err(FleetError::Cancelled),
             _ = tokio::time::sleep_until(deadline) => Err(self.lost(during)),
-            r = self.nats().flush() => r.map_err(|e| FleetError::nats("flush", e)),
+            r = work => r.map_err(|e| FleetError::nats(operation, e)),
         }
     }
 
-    /// Publishes one message, at most until `deadline` (a full send queue waits).
+    /// Flushes what was published, at most until `deadline`.
+    pub async fn flush_by(&self, deadline: Instant, cancel: &CancellationToken, during: &str) -> Result<()> {
+        self.by(self.nats().flush(), "flush", deadline, cancel, during).await
+    }
+
+    /// Publishes one message, at most until `deadline`.
     pub async fn publish_by(
         &self,
         subject: String,
@@ -323,11 +334,7 @@ impl Fleet {
         cancel: &CancellationToken,
         during: &str,
     ) -> Result<()> {
-        tokio::select! {
-            _ = cancel.cancelled() => Err(FleetError::Cancelled),
-            _ = tokio::time::sleep_until(deadline) => Err(self.lost(during)),
-            r = self.nats().publish(subject, payload) => r.map_err(|e| FleetError::nats("publish", e)),
-        }
+        self.by(self.nats().publish(subject, payload), "publish", deadline, cancel, during).await
     }
 
     /// The settings in use.

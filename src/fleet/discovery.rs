@@ -123,11 +123,8 @@ impl Fleet {
             return Err(self.lost("discovery"));
         }
         if self.link().disconnects() != disconnects {
-            return Err(FleetError::BrokerLost {
-                servers: crate::fleet::client::redact_url(&o.servers.join(",")),
-                during: "discovery".into(),
-                reason: "the connection broke and came back; answers may be missing, so the result is not used".into(),
-            });
+            let why = "the connection broke and came back; answers may be missing, so the result is not used";
+            return Err(self.broker_lost("discovery", why.into()));
         }
         Ok(Discovered { nodes: found.into_iter().collect(), malformed, from_filter: false, interrupted })
     }

@@ -82,17 +82,14 @@ impl BatchOutcome {
     }
 }
 
-/// Something the caller may show while a wait goes on.
+/// A node's result the moment it is known, for the caller to show while the wait goes on.
+/// (Late replies are not shown here: they are taken between batches, from `late`.)
 #[derive(Debug)]
 pub enum Arrival<'a> {
-    /// An addressed node answered (or its reply failed to decode).
+    /// An addressed node answered.
     Reply(&'a NodeReply),
-    Malformed {
-        node: &'a str,
-        reason: &'a str,
-    },
-    /// A node an earlier batch reported silent answered after all.
-    Late(&'a NodeReply),
+    /// An addressed node's only message did not decode (known at the end of the wait).
+    Malformed { node: &'a str, reason: &'a str },
 }
 
 /// An RPC in progress: validated inputs, one request id, one reply subscription.
@@ -224,7 +221,7 @@ impl RpcSession {
             failure = fleet.flush_by(deadline, cancel, "sending a batch").await.err();
         }
         match failure {
-            None => self.collect(nodes, Some(nodes.len()), start, disconnects, cancel, on).await,
+            None => self.collect(nodes, false, start, disconnects, cancel, on).await,
             Some(e) if sent == 0 => Err(e),
             // Part of the batch may be on its way: its nodes are unknown, not unsent.
             Some(e) => {
@@ -253,17 +250,18 @@ impl RpcSession {
         let subject = protocol::broadcast_subject(&self.collective, &self.agent);
         fleet.publish_by(subject, msg, deadline, cancel, "sending the request").await?;
         fleet.flush_by(deadline, cancel, "sending the request").await?;
-        self.collect(&[], None, start, disconnects, cancel, on).await
+        self.collect(&[], true, start, disconnects, cancel, on).await
     }
 
     /// Takes replies that already arrived (between batches) without waiting: late answers
     /// from silent nodes are recorded, everything else is stray.
-    pub fn drain_late(&mut self, on: &mut (dyn FnMut(Arrival<'_>) + Send)) -> BatchOutcome {
+    pub fn drain_late(&mut self) -> BatchOutcome {
         let mut out = BatchOutcome::default();
         let waker = futures::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         while let std::task::Poll::Ready(Some(m)) = self.sub.poll_next_unpin(&mut cx) {
-            self.take(&m.payload, &HashSet::new(), &mut HashSet::new(), false, &mut out, on);
+            // Nothing is addressed now: only late replies count, the rest is stray.
+            self.take(&m.payload, &HashSet::new(), &mut HashSet::new(), false, &mut out, &mut |_| {});
         }
         out
     }
@@ -271,7 +269,7 @@ impl RpcSession {
     async fn collect(
         &mut self,
         nodes: &[String],
-        expect: Option<usize>,
+        broadcast: bool,
         start: Instant,
         disconnects: u64,
         cancel: &CancellationToken,
@@ -281,7 +279,6 @@ impl RpcSession {
         let wanted: HashSet<&str> = nodes.iter().map(String::as_str).collect();
         let mut pending: HashSet<&str> = wanted.clone();
         let deadline = start + self.timeout;
-        let broadcast = expect.is_none();
         while broadcast || !pending.is_empty() {
             let m = tokio::select! {
                 _ = cancel.cancelled() => { out.interrupted = true; break }
@@ -352,7 +349,6 @@ impl RpcSession {
         let sender = reply.sender.clone();
         if self.silent.remove(&sender) {
             self.answered.insert(sender);
-            on(Arrival::Late(&reply));
             out.late.push(reply);
             return;
         }

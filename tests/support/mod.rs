@@ -167,3 +167,13 @@ pub(crate) async fn eventually(limit: Duration, what: &str, mut f: impl FnMut() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The real binary in a pseudo-terminal, with its own REPL history file and `limit` for
+/// each expectation.
+pub(crate) fn pty(args: &[&str], history: &std::path::Path, limit: Duration) -> expectrl::session::OsSession {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"));
+    cmd.args(args).env("FLEETBOOK_HISTORY", history).env("TERM", "xterm");
+    let mut p = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(limit));
+    p
+}
