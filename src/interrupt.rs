@@ -46,6 +46,11 @@ impl Interrupt {
         self.inner.immediate.store(on, Ordering::SeqCst);
     }
 
+    /// True when the first Ctrl-C already cancels waits (the REPL).
+    pub fn immediate(&self) -> bool {
+        self.inner.immediate.load(Ordering::SeqCst)
+    }
+
     /// Both levels at once: the REPL cancels the running call on the first Ctrl-C.
     pub fn abort_now(&self) {
         self.inner.presses.fetch_add(2, Ordering::SeqCst);

@@ -18,6 +18,8 @@ fn main() {
         tokio::spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
                 match on_signal.press() {
+                    // The REPL cancels the call at once; the call's own message says what stopped.
+                    _ if on_signal.immediate() => {}
                     1 => eprintln!("\ninterrupted: stopping at the next safe point (Ctrl-C again to abort now)"),
                     _ => eprintln!("\naborting now"),
                 }
