@@ -6,8 +6,9 @@
 //! | [`config`] | command line → validated [`config::Settings`] |
 //! | [`error`] | the top-level error and the exit codes |
 //! | [`engine`] | Rhai: the engine, the runbook API, rollouts, lint, diagnostics |
-//! | [`guard`] | rollout policy: batch plans and thresholds (pure) |
-//! | [`progress`] | bars, plain lines and JSONL events |
+//! | [`rollout`] | the one rollout driver (`req`, `rpc_batch`) and its pure policy |
+//! | [`progress`] | typed run events and their sinks: bars, plain lines, JSONL; the node table |
+//! | [`prompt`] | yes/no questions on the terminal |
 //! | [`redact`] | secrets that print as `[secret]`, and text made safe for a terminal |
 //! | [`interrupt`] | two-level Ctrl-C |
 //! | [`fleet`] | Choria over NATS: protocol v1/v2, filters, DDLs, discovery, RPC |
@@ -24,13 +25,14 @@ pub mod engine;
 pub mod env;
 pub mod error;
 pub mod fleet;
-pub mod guard;
 pub mod interrupt;
 pub mod lifecycle;
 pub mod metrics;
 pub mod progress;
+pub mod prompt;
 pub mod redact;
 pub mod repl;
+pub mod rollout;
 pub mod sim;
 
 /// Locks a mutex, carrying on past a panic elsewhere: a poisoned lock must not take the

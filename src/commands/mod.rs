@@ -8,5 +8,6 @@ pub mod inventory;
 pub mod metrics;
 pub mod repl;
 pub mod req;
+mod req_report;
 pub mod run;
 pub mod sim;

@@ -4,14 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::json;
-
 use crate::config::Settings;
 use crate::engine::{self, diag, Host, RunSettings, TerminalPrompter};
 use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
-use crate::progress::Reporter;
+use crate::progress::{Reporter, RunEvent, RunStatus};
 
 /// What `run` was asked to do.
 pub struct RunArgs {
@@ -64,18 +62,23 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
     let mut totals = crate::engine::Totals::default();
     let result = run_inner(settings, a, interrupt, &reporter, &mut totals).await;
     let (status, reason) = match &result {
-        Ok(()) => ("ok", None),
-        Err(Error::Guardrail { reason }) => ("stopped", Some(reason.clone())),
-        Err(Error::NodesFailed { .. }) => ("failed", None),
-        Err(Error::BrokerLost { reason }) => ("broker_lost", Some(reason.clone())),
-        Err(e) if e.exit_code() == crate::error::exit::UNREACHABLE => ("unreachable", Some(e.to_string())),
-        Err(e) => ("error", Some(e.to_string())),
+        Ok(()) => (RunStatus::Ok, None),
+        Err(Error::Guardrail { reason }) => (RunStatus::Stopped, Some(reason.clone())),
+        Err(Error::NodesFailed { .. }) => (RunStatus::Failed, None),
+        Err(Error::BrokerLost { reason }) => (RunStatus::BrokerLost, Some(reason.clone())),
+        Err(e) if e.exit_code() == crate::error::exit::UNREACHABLE => (RunStatus::Unreachable, Some(e.to_string())),
+        Err(e) => (RunStatus::Error, Some(e.to_string())),
     };
-    let code = result.as_ref().err().map_or(0, Error::exit_code);
-    reporter.emit(
-        "run_end",
-        json!({"status": status, "exit_code": code, "reason": reason, "ok": totals.ok, "failed": totals.failed, "no_reply": totals.no_reply, "unknown": totals.unknown}),
-    );
+    let exit_code = result.as_ref().err().map_or(0, Error::exit_code);
+    reporter.emit(RunEvent::RunEnd {
+        status,
+        exit_code,
+        reason,
+        ok: totals.ok,
+        failed: totals.failed,
+        no_reply: totals.no_reply,
+        unknown: totals.unknown,
+    });
     result
 }
 
@@ -98,10 +101,11 @@ async fn run_inner(
     let shown = a.file.display().to_string();
     let dirs: Vec<PathBuf> = dir.iter().chain(rs.lib_dirs.iter()).cloned().collect();
     check_args(&engine::args::collect(&checker, &ast, &shown, &dirs), &rs.args, &shown, reporter)?;
-    reporter.emit(
-        "run_start",
-        json!({"runbook": shown, "dry_run": rs.dry_run, "args": crate::redact::mask_args(&rs.args)}),
-    );
+    reporter.emit(RunEvent::RunStart {
+        runbook: shown.clone(),
+        dry_run: rs.dry_run,
+        args: crate::redact::mask_args(&rs.args),
+    });
     let env = FleetEnv::open(settings).await?;
     if let Some(url) = env.sim.as_ref().and_then(|s| s.metrics_url()) {
         rs.arg_defaults.insert("metrics_url".into(), url);

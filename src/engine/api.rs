@@ -11,6 +11,8 @@ use super::{runtime_error, Host};
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::fleet::filter::{parse_fact, Filter};
 use crate::fleet::FleetError;
+use crate::progress::RunEvent;
+use crate::prompt::Answer;
 use crate::redact::{is_secret_name, Secret};
 
 /// Result type of API functions.
@@ -272,31 +274,22 @@ pub fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, usize)> 
 /// Runs discovery with the spinner and the `discovered` event.
 pub fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) -> Res<Vec<String>> {
     let fleet = host.fleet()?;
-    host.reporter.discovering(&describe(&opts.filter));
+    host.reporter.emit(RunEvent::Discovering { what: opts.filter.describe() });
     let found = host.rt.block_on(fleet.discover(opts, &host.interrupt.hard()));
     let found = match found {
         Ok(f) => f,
         Err(e) => {
             // A failed or interrupted discovery found nothing usable; it does not claim 0.
-            host.reporter.discovery_ended();
+            host.reporter.emit(RunEvent::DiscoveryFailed);
             return Err(fleet_error(host, e));
         }
     };
-    host.reporter.discovered(found.nodes.len());
     *crate::lock(&host.last_nodes) = found.nodes.clone();
-    host.reporter.emit("discovered", serde_json::json!({"count": found.nodes.len(), "nodes": found.nodes}));
+    host.reporter.emit(RunEvent::Discovered { count: found.nodes.len(), nodes: found.nodes.clone() });
     if found.nodes.len() < min {
         return Err(fleet_error(host, FleetError::TooFew { found: found.nodes.len(), min }));
     }
     Ok(found.nodes)
-}
-
-fn describe(f: &Filter) -> String {
-    if f.is_empty() {
-        "all nodes".into()
-    } else {
-        serde_json::to_string(f).unwrap_or_default()
-    }
 }
 
 fn discover(host: &Host, filter: &Map) -> Res<Array> {
@@ -317,11 +310,11 @@ pub fn confirm_with(host: &Host, message: &str, yes_counts: bool) -> Res<bool> {
         return Ok(true);
     }
     let answer = host.reporter.suspend(|| host.prompter.ask(&format!("{message} [y/N]")));
-    match answer.as_deref() {
-        _ if host.interrupt.requested() => Err(host.guardrail(format!("interrupted (Ctrl-C) at: {message}"))),
-        Some(a) if super::is_yes(a) => Ok(true),
-        Some(_) => Err(host.guardrail(format!("not confirmed: {message}"))),
-        None => {
+    match Answer::from_reply(answer.as_deref(), &host.interrupt) {
+        Answer::Yes => Ok(true),
+        Answer::Interrupted => Err(host.guardrail(format!("interrupted (Ctrl-C) at: {message}"))),
+        Answer::No => Err(host.guardrail(format!("not confirmed: {message}"))),
+        Answer::NoTerminal => {
             Err(host.guardrail(format!("cannot ask for confirmation (no terminal); pass --yes to confirm: {message}")))
         }
     }

@@ -51,7 +51,11 @@ fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
         "Evicted the leader from election {name} in bucket {b} (was {})",
         who.as_deref().unwrap_or("nobody")
     ));
-    host.reporter.emit("evict", serde_json::json!({"election": name, "bucket": b, "evicted": who}));
+    host.reporter.emit(crate::progress::RunEvent::Evict {
+        election: name.to_string(),
+        bucket: b.to_string(),
+        evicted: who.clone(),
+    });
     Ok(who.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
 }
 

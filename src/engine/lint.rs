@@ -14,9 +14,6 @@ pub struct Finding {
     pub message: String,
 }
 
-const RPC_BATCH_KEYS: [&str; 9] =
-    ["nodes", "filter", "batch", "sleep", "timeout", "max_failures", "max_batch_failures", "gate", "wait_for"];
-
 fn literal(e: &Expr) -> Option<&str> {
     match e {
         Expr::StringConstant(s, _) => Some(s.as_str()),
@@ -89,5 +86,5 @@ fn check_rpc(args: &[Expr], pos: Position, ddl: &DdlRegistry, out: &mut Vec<Find
             });
         }
     }
-    unknown_keys(args.get(3), &RPC_BATCH_KEYS, "rpc_batch", out);
+    unknown_keys(args.get(3), &super::rollout::KEYS, "rpc_batch", out);
 }

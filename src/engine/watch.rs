@@ -109,7 +109,12 @@ fn collect(
         if !filter.matches(&e) {
             continue;
         }
-        host.reporter.emit("event", serde_json::json!({"event_type": e.kind, "identity": e.identity, "component": e.component, "subject": r.subject}));
+        host.reporter.emit(crate::progress::RunEvent::Event {
+            event_type: e.kind.to_string(),
+            identity: e.identity.to_string(),
+            component: e.component.to_string(),
+            subject: r.subject.to_string(),
+        });
         let m = event_map(&e, &r.subject);
         out.push(m.clone());
         if let Some(f) = &until {

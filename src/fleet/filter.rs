@@ -31,6 +31,15 @@ pub struct Filter {
 pub const FACT_OPERATORS: [&str; 7] = ["==", "=~", "!=", "<=", ">=", "<", ">"];
 
 impl Filter {
+    /// A short description for progress lines: "all nodes" or the filter as JSON.
+    pub fn describe(&self) -> String {
+        if self.is_empty() {
+            "all nodes".into()
+        } else {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+
     /// True when no filter kind is set: every node matches.
     pub fn is_empty(&self) -> bool {
         self.fact.is_empty()

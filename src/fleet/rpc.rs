@@ -381,28 +381,6 @@ fn parse_body(sender: &str, body: &[u8]) -> Result<NodeReply> {
     })
 }
 
-/// Removes repeated identities, keeping the first of each in order: a node named twice is
-/// called once.
-pub fn dedup_keep_order(nodes: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    nodes.into_iter().filter(|n| seen.insert(n.clone())).collect()
-}
-
-/// Splits `nodes` into batches of the given sizes; the last size repeats.
-pub fn plan_batches(nodes: &[String], sizes: &[usize]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    let mut rest = nodes;
-    let mut i = 0;
-    while !rest.is_empty() {
-        let size = sizes.get(i).or(sizes.last()).copied().unwrap_or(rest.len()).max(1);
-        let n = size.min(rest.len());
-        out.push(rest[..n].to_vec());
-        rest = &rest[n..];
-        i += 1;
-    }
-    out
-}
-
 /// Name of a status code as the Choria console shows it.
 pub fn status_name(code: u8) -> &'static str {
     match code {
@@ -418,17 +396,6 @@ pub fn status_name(code: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_follow_sizes_and_repeat_the_last() {
-        let nodes: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
-        let b = plan_batches(&nodes, &[1, 3]);
-        let sizes: Vec<usize> = b.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![1, 3, 3, 3]);
-        assert_eq!(b[0], vec!["n0"]);
-        assert_eq!(plan_batches(&nodes, &[]).len(), 1);
-        assert!(plan_batches(&[], &[2]).is_empty());
-    }
 
     #[test]
     fn reply_body_needs_a_status() {

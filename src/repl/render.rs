@@ -4,6 +4,7 @@
 
 use rhai::{Array, Dynamic, Map};
 
+use crate::progress::table::{self, Row};
 use crate::redact::{is_secret_name, printable, Secret, MASK};
 
 const WIDTH: usize = 100;
@@ -89,9 +90,9 @@ fn strings(d: Option<&Dynamic>) -> Vec<String> {
     d.and_then(|d| d.read_lock::<Array>().map(|a| a.iter().map(|x| x.to_string()).collect())).unwrap_or_default()
 }
 
-/// Node | status | message rows, then `N ok, N failed, N no reply`.
+/// The node table (shared with `req`), then `N ok, N failed, N no reply`.
 fn rpc_table(m: &Map) -> String {
-    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut rows = Vec::new();
     if let Some(replies) = m.get("replies").and_then(|r| r.read_lock::<Array>().map(|a| a.clone())) {
         for r in replies {
             let Some(r) = r.read_lock::<Map>() else { continue };
@@ -107,22 +108,14 @@ fn rpc_table(m: &Map) -> String {
             } else {
                 get("statusmsg")
             };
-            let status =
-                if code == 0 { "OK".to_string() } else { crate::fleet::rpc::status_name(code as u8).to_string() };
-            rows.push((printable(&get("sender")).into_owned(), status, printable(&msg).into_owned()));
+            let status = u8::try_from(code).map(crate::fleet::rpc::status_name).unwrap_or("Unknown Request Status");
+            rows.push(Row::new(&get("sender"), status, &msg));
         }
     }
     for n in strings(m.get("no_reply")) {
-        rows.push((printable(&n).into_owned(), "No Reply".into(), String::new()));
+        rows.push(Row::new(&n, "No Reply", ""));
     }
-    rows.sort();
-    let wn = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
-    let ws = rows.iter().map(|r| r.1.len()).max().unwrap_or(6).max(6);
-    let mut out = String::new();
-    for (n, s, msg) in &rows {
-        let msg: String = msg.chars().take(WIDTH.saturating_sub(wn + ws + 4)).collect();
-        out.push_str(&format!("{n:wn$}  {s:ws$}  {msg}\n"));
-    }
+    let mut out = if rows.is_empty() { String::new() } else { table::render(rows, Some(WIDTH)) };
     let failed = m.get("failed").and_then(|f| f.read_lock::<Map>().map(|f| f.len())).unwrap_or(0);
     let dry = m.get("dry_run").and_then(|d| d.as_bool().ok()).unwrap_or(false);
     if dry {

@@ -1,6 +1,8 @@
-//! Rollout policy as pure decisions: batch plans (sizes, percentages, ramps) and failure
-//! thresholds. No I/O here, so every rule is unit-tested.
+//! Rollout policy as pure decisions: batch plans (sizes, percentages, ramps), failure
+//! thresholds, which actions are read-only and which need a confirmation. No I/O here, so
+//! every rule is unit-tested.
 
+use std::collections::HashSet;
 use std::fmt;
 
 /// A count or a percentage of some total.
@@ -71,6 +73,28 @@ pub fn plan_sizes(total: usize, ramp: &[Amount]) -> Vec<usize> {
     sizes
 }
 
+/// Removes repeated identities, keeping the first of each in order: a node named twice is
+/// called once.
+pub fn dedup_keep_order(nodes: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    nodes.into_iter().filter(|n| seen.insert(n.clone())).collect()
+}
+
+/// Splits `nodes` into batches of the given sizes; the last size repeats.
+pub fn plan_batches(nodes: &[String], sizes: &[usize]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = nodes;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let size = sizes.get(i).or(sizes.last()).copied().unwrap_or(rest.len()).max(1);
+        let n = size.min(rest.len());
+        out.push(rest[..n].to_vec());
+        rest = &rest[n..];
+        i += 1;
+    }
+    out
+}
+
 /// Failure budgets of a rollout. A silent or malformed node counts as a failure.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Thresholds {
@@ -136,6 +160,19 @@ mod tests {
         assert_eq!(plan_sizes(10, &[]), vec![10]);
         assert_eq!(plan_sizes(0, &ramp), Vec::<usize>::new());
         assert_eq!(plan_sizes(7, &[Amount::Count(3)]), vec![3, 3, 1]);
+    }
+
+    #[test]
+    fn batches_follow_sizes_and_repeat_the_last() {
+        let nodes: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+        let b = plan_batches(&nodes, &[1, 3]);
+        let sizes: Vec<usize> = b.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1, 3, 3, 3]);
+        assert_eq!(b[0], vec!["n0"]);
+        assert_eq!(plan_batches(&nodes, &[]).len(), 1);
+        assert!(plan_batches(&[], &[2]).is_empty());
+        let d = dedup_keep_order(vec!["b".into(), "a".into(), "b".into()]);
+        assert_eq!(d, vec!["b".to_string(), "a".to_string()]);
     }
 
     #[test]

@@ -1,0 +1,147 @@
+//! What a run shows. Producers (the rollout driver, the runbook API, the commands) send typed
+//! [`RunEvent`]s and human lines to a [`Reporter`]; it hands them to its sinks: progress bars
+//! on a terminal ([`bars`]), timestamped lines otherwise ([`text`]), JSONL on stdout with
+//! `--output json` ([`jsonl`]). A new sink is one file implementing [`Sink`], added where the
+//! reporter is built. Secrets are masked where they are made (`crate::redact`), never here.
+
+pub mod bars;
+pub mod event;
+pub mod jsonl;
+pub mod table;
+pub mod text;
+
+use std::sync::Arc;
+
+pub use event::{GateVerdict, NodeStatus, RunEvent, RunStatus};
+
+/// A consumer of run events.
+pub trait Sink: Send + Sync {
+    /// Takes one event.
+    fn event(&self, e: &RunEvent);
+    /// Takes one line meant for a person (`print`, warnings); machine sinks ignore it.
+    fn say(&self, _line: &str) {}
+    /// Runs `f` (a prompt) with this sink's drawing out of the way; false when the sink does
+    /// not draw on the terminal.
+    fn suspend(&self, _f: &mut dyn FnMut()) -> bool {
+        false
+    }
+}
+
+/// A cheap-clone handle on the run's sinks.
+#[derive(Clone)]
+pub struct Reporter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    json: bool,
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+impl Reporter {
+    /// `json`: JSONL events on stdout. `bars`: progress bars on stderr (only sensible when
+    /// stderr is a terminal); otherwise plain timestamped lines.
+    pub fn new(json: bool, bars: bool) -> Reporter {
+        let human: Box<dyn Sink> = if bars { Box::new(bars::Bars::new()) } else { Box::new(text::Lines::new()) };
+        let mut sinks = vec![human];
+        if json {
+            sinks.push(Box::new(jsonl::Jsonl));
+        }
+        Reporter::with_sinks(json, sinks)
+    }
+
+    /// A reporter over the given sinks; `json` says whether one of them writes JSONL.
+    pub fn with_sinks(json: bool, sinks: Vec<Box<dyn Sink>>) -> Reporter {
+        Reporter { inner: Arc::new(Inner { json, sinks }) }
+    }
+
+    /// Bars when stderr is a terminal, plain lines otherwise.
+    pub fn for_terminal(json: bool) -> Reporter {
+        use std::io::IsTerminal;
+        Reporter::new(json, std::io::stderr().is_terminal())
+    }
+
+    /// Whether JSONL events are written.
+    pub fn json(&self) -> bool {
+        self.inner.json
+    }
+
+    /// Hands one event to every sink.
+    pub fn emit(&self, e: RunEvent) {
+        for s in &self.inner.sinks {
+            s.event(&e);
+        }
+    }
+
+    /// A line for a person, on stderr (above the bars when they are shown).
+    pub fn say(&self, line: &str) {
+        for s in &self.inner.sinks {
+            s.say(line);
+        }
+    }
+
+    /// Runs `f` (a prompt) with the bars out of the way.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut f = Some(f);
+        let mut out = None;
+        for s in &self.inner.sinks {
+            let mut once = || {
+                if let Some(f) = f.take() {
+                    out = Some(f());
+                }
+            };
+            if s.suspend(&mut once) {
+                break;
+            }
+        }
+        match (out, f) {
+            (Some(r), _) => r,
+            (None, Some(f)) => f(),
+            // A sink took the closure but did not call it: call sites never get here.
+            (None, None) => unreachable!("a sink's suspend swallowed the prompt"),
+        }
+    }
+}
+
+/// The state the human sinks keep between events, to word their lines.
+#[derive(Debug, Default)]
+pub(crate) struct Context {
+    /// The agent of the rollout in progress.
+    pub(crate) agent: String,
+    /// The label and node count of the rollout in progress.
+    pub(crate) label: String,
+    pub(crate) nodes: usize,
+    pub(crate) batches: usize,
+}
+
+impl Context {
+    /// Remembers what later lines need; returns the lines this event shows a person.
+    pub(crate) fn lines(&mut self, e: &RunEvent) -> Vec<String> {
+        match e {
+            RunEvent::RolloutStart { agent, action, nodes, batches, .. } => {
+                self.agent = agent.clone();
+                self.label = format!("{agent}#{action}");
+                self.nodes = *nodes;
+                self.batches = *batches;
+                Vec::new()
+            }
+            RunEvent::Discovered { count, .. } => vec![format!("discovered {count} node(s)")],
+            RunEvent::BatchStart { batch, batches, nodes, dry_run: false } if *batches > 1 => {
+                vec![format!("batch {batch}/{batches}: {} node(s)", nodes.len())]
+            }
+            RunEvent::NodeResult { node, status: NodeStatus::LateOk | NodeStatus::LateFailed, statusmsg, .. } => {
+                vec![format!("{node} answered late: {}", statusmsg.as_deref().unwrap_or(""))]
+            }
+            RunEvent::BatchEnd { batch, batches, ok, failed, no_reply, unknown } => vec![format!(
+                "{} batch {batch}/{batches}: {ok} ok, {failed} failed, {no_reply} no reply{}",
+                self.agent,
+                if *unknown == 0 { String::new() } else { format!(", {unknown} unknown") }
+            )],
+            RunEvent::Gate { batch, decision: GateVerdict::Pause } => {
+                vec![format!("gate paused the rollout after batch {batch}/{}", self.batches)]
+            }
+            RunEvent::RolloutStopped { failed, .. } => failed.iter().map(|l| format!("failed {l}")).collect(),
+            _ => Vec::new(),
+        }
+    }
+}

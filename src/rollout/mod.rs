@@ -1,0 +1,380 @@
+//! The one rollout driver: `req` and the runbooks' `rpc_batch` (and so the REPL) hand it a
+//! validated [`Rollout`] and get an [`Outcome`]. It owns the batch loop and every rule of it:
+//! the dry-run plan, the confirmation, the sleeps, the waits, late answers, the failure
+//! budget, the gate, `wait_for` and Ctrl-C (the first press stops after the current batch,
+//! the second cancels the wait). It reports through [`crate::progress`] as it goes.
+//!
+//! Data flow: command or runbook → [`drive`] → `fleet::RpcSession` → NATS; [`drive`] →
+//! `RunEvent`s → sinks. Nothing here knows Rhai or clap: a runbook's gate comes in through
+//! [`Hooks`].
+
+pub mod policy;
+pub mod stop;
+pub mod tally;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::fleet::filter::Filter;
+use crate::fleet::rpc::{BatchOutcome, RpcSession};
+use crate::fleet::Fleet;
+use crate::interrupt::Interrupt;
+use crate::progress::{GateVerdict, Reporter, RunEvent};
+use crate::prompt::Answer;
+
+pub use policy::{Amount, Thresholds, Verdict};
+pub use stop::{End, Stop};
+pub use tally::{Failure, Tally};
+
+/// `wait_for`: after each batch, every node that answered OK must publish this lifecycle event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitFor {
+    pub event: String,
+    pub component: Option<String>,
+    pub timeout: Duration,
+}
+
+impl WaitFor {
+    /// Checks the event name against the lifecycle event types.
+    pub fn new(event: String, component: Option<String>, timeout: Duration) -> Result<WaitFor, String> {
+        if !crate::lifecycle::TYPES.contains(&event.as_str()) {
+            return Err(format!("unknown event '{event}'; valid: {}", crate::lifecycle::TYPES.join(", ")));
+        }
+        Ok(WaitFor { event, component, timeout })
+    }
+}
+
+/// Who must confirm what before anything is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConfirmPolicy {
+    /// `--yes`: confirmations are given.
+    pub yes: bool,
+    /// The REPL: every mutating call asks, and the Big Red Button asks even with `--yes`.
+    pub every_mutation: bool,
+}
+
+/// One rollout, validated: what to call, on which nodes in which batches, and the rules.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    pub agent: String,
+    pub action: String,
+    /// The inputs as the DDL typed them; secrets in clear, for the wire only.
+    pub inputs: Map<String, Value>,
+    /// The inputs as shown (secrets masked).
+    pub shown: Value,
+    pub collective: Option<String>,
+    /// The wait per batch; `None`: discovery timeout + the DDL's timeout.
+    pub timeout: Option<Duration>,
+    /// The filter the requests carry (the agent is added).
+    pub filter: Filter,
+    pub batches: Vec<Vec<String>>,
+    /// The pause between batches.
+    pub sleep: Duration,
+    pub thresholds: Thresholds,
+    pub wait_for: Option<WaitFor>,
+    /// Plan and report the batches; send nothing.
+    pub plan_only: bool,
+    pub confirm: ConfirmPolicy,
+}
+
+impl Rollout {
+    /// `agent#action`.
+    pub fn label(&self) -> String {
+        format!("{}#{}", self.agent, self.action)
+    }
+
+    /// How many nodes the plan holds.
+    pub fn nodes(&self) -> usize {
+        self.batches.iter().map(Vec::len).sum()
+    }
+}
+
+/// What a runbook's gate sees after a batch.
+pub struct GateInput<'a> {
+    pub batch: usize,
+    pub batches: usize,
+    pub out: &'a BatchOutcome,
+    pub tally: &'a Tally,
+}
+
+/// What the caller plugs in: how to ask a person, and the gate.
+pub trait Hooks {
+    /// The error a hook can end the rollout with.
+    type Error;
+    /// Asks a yes/no question (the bars are out of the way).
+    fn ask(&mut self, question: &str) -> Answer;
+    /// The gate after a batch; `None` when there is none.
+    fn gate(&mut self, _input: GateInput<'_>) -> Option<Result<GateVerdict, Self::Error>> {
+        None
+    }
+}
+
+/// What a rollout did and how it ended.
+#[derive(Debug)]
+pub struct Outcome<E> {
+    pub tally: Tally,
+    pub end: End<E>,
+    /// The request id, once a session was opened.
+    pub request_id: Option<String>,
+    /// Set when only a plan was made (dry-run).
+    pub planned: bool,
+}
+
+/// Asks for the confirmation a call needs, if any: the Big Red Button (shutdown) always,
+/// every mutating call in the REPL. `nodes`: how many nodes, when known.
+pub fn confirm<H: Hooks>(
+    policy: ConfirmPolicy,
+    agent: &str,
+    action: &str,
+    nodes: Option<usize>,
+    reporter: &Reporter,
+    hooks: &mut H,
+) -> Result<(), Stop> {
+    let label = format!("{agent}#{action}");
+    let count = nodes.map(|n| format!("{n} node(s)")).unwrap_or_else(|| "every matching node".into());
+    let (question, yes_counts) = if policy::needs_confirmation(agent, action) {
+        (format!("{label} will SHUT DOWN {count}; they stay down. Continue?"), policy.yes && !policy.every_mutation)
+    } else if policy.every_mutation && !policy::is_read_only(agent, action) {
+        (format!("Call {label} on {count}?"), policy.yes)
+    } else {
+        return Ok(());
+    };
+    if yes_counts {
+        reporter.say(&format!("confirmed by --yes: {question}"));
+        return Ok(());
+    }
+    match reporter.suspend(|| hooks.ask(&question)) {
+        Answer::Yes => Ok(()),
+        Answer::No => Err(Stop::NotConfirmed { question }),
+        Answer::Interrupted => Err(Stop::InterruptedAtPrompt { question }),
+        Answer::NoTerminal => Err(Stop::NoTerminal { question }),
+    }
+}
+
+/// Runs a rollout to its end. Never fails on its own: how it ended is in the outcome.
+///
+/// Synchronous on purpose: each wait runs on `rt` with `block_on`, and the hooks run between
+/// the waits, so a runbook's gate may itself call the fleet (which blocks on `rt` too). Call
+/// it from a plain thread (the script thread, or `spawn_blocking`), never from a task.
+pub fn drive<H: Hooks>(
+    rt: &tokio::runtime::Handle,
+    fleet: &Fleet,
+    r: &Rollout,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+    hooks: &mut H,
+) -> Outcome<H::Error> {
+    let total = r.batches.len();
+    reporter.emit(RunEvent::RolloutStart {
+        agent: r.agent.clone(),
+        action: r.action.clone(),
+        inputs: r.shown.clone(),
+        nodes: r.nodes(),
+        batches: total,
+        dry_run: r.plan_only,
+    });
+    let mut o = Outcome { tally: Tally::default(), end: End::Done, request_id: None, planned: false };
+    if r.nodes() == 0 {
+        reporter.say(&format!("{}: no nodes to call", r.label()));
+        return o;
+    }
+    if r.plan_only {
+        for (i, b) in r.batches.iter().enumerate() {
+            reporter.emit(RunEvent::BatchStart { batch: i + 1, batches: total, nodes: b.clone(), dry_run: true });
+        }
+        o.planned = true;
+        return o;
+    }
+    let not_sent =
+        |o: &mut Outcome<H::Error>, from: usize| o.tally.not_sent.extend(r.batches[from..].iter().flatten().cloned());
+    if let Err(stop) = confirm(r.confirm, &r.agent, &r.action, Some(r.nodes()), reporter, hooks) {
+        not_sent(&mut o, 0);
+        return stopped(o, stop, reporter);
+    }
+    let session = rt.block_on(fleet.rpc_session(
+        &r.agent,
+        &r.action,
+        &r.inputs,
+        r.collective.as_deref(),
+        r.timeout,
+        r.filter.clone(),
+    ));
+    let mut session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            not_sent(&mut o, 0);
+            o.end = End::from_fleet(e, 0, total);
+            return o;
+        }
+    };
+    o.request_id = Some(session.request_id.clone());
+    let (end, next) = batches(rt, r, &mut session, &mut o.tally, reporter, interrupt, hooks);
+    not_sent(&mut o, next);
+    // Replies that came in while the last batch was judged still count.
+    o.tally.take_late(session.drain_late().late, reporter);
+    o.end = end;
+    if let End::Stopped(stop) = &o.end {
+        let stop = stop.clone();
+        o = stopped(o, stop, reporter);
+    }
+    reporter.emit(RunEvent::RolloutEnd);
+    o
+}
+
+fn stopped<E>(mut o: Outcome<E>, stop: Stop, reporter: &Reporter) -> Outcome<E> {
+    reporter.emit(RunEvent::RolloutStopped {
+        reason: stop.to_string(),
+        ok: o.tally.ok_nodes().len(),
+        failed: o.tally.failed_lines(),
+        unknown: o.tally.unknown.clone(),
+        not_sent: o.tally.not_sent.len(),
+    });
+    o.end = End::Stopped(stop);
+    o
+}
+
+/// The batch loop; returns the end and the index of the first batch not sent.
+fn batches<H: Hooks>(
+    rt: &tokio::runtime::Handle,
+    r: &Rollout,
+    session: &mut RpcSession,
+    tally: &mut Tally,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+    hooks: &mut H,
+) -> (End<H::Error>, usize) {
+    let total = r.batches.len();
+    let hard = interrupt.hard();
+    for (i, nodes) in r.batches.iter().enumerate() {
+        if i > 0 && !interrupt.requested() {
+            let soft = interrupt.soft();
+            rt.block_on(async {
+                tokio::select! {
+                    _ = soft.cancelled() => {}
+                    _ = tokio::time::sleep(r.sleep) => {}
+                }
+            });
+            // Replies that came in during the sleep: nodes that answered after their wait.
+            tally.take_late(session.drain_late().late, reporter);
+        }
+        if interrupt.requested() {
+            return (End::Stopped(Stop::Interrupted { after: i, batches: total }), i);
+        }
+        reporter.emit(RunEvent::BatchStart { batch: i + 1, batches: total, nodes: nodes.clone(), dry_run: false });
+        // Subscribe before sending, so no event of this batch is missed.
+        let mut events = match &r.wait_for {
+            Some(_) => match rt.block_on(session.fleet().lifecycle_events()) {
+                Ok(ev) => Some(ev),
+                Err(e) => return (End::from_fleet(e, i, total), i),
+            },
+            None => None,
+        };
+        let out = match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, a))) {
+            Ok(out) => out,
+            // Nothing of this batch went out.
+            Err(e) => return (End::from_fleet(e, i, total), i),
+        };
+        let mut failed = tally.absorb(&out, reporter);
+        let during = |tally: &Tally| Stop::InterruptedDuring {
+            batch: i + 1,
+            batches: total,
+            ok: tally.ok_nodes().len(),
+            failed: tally.failures().len() - out.unknown.len(),
+            unknown: out.unknown.clone(),
+        };
+        if let Some(why) = &out.broker_lost {
+            let why = format!("{why}; batch {}/{total} nodes unknown: {}", i + 1, out.unknown.join(", "));
+            return (End::BrokerLost(why), i + 1);
+        }
+        if out.interrupted {
+            return (End::Stopped(during(tally)), i + 1);
+        }
+        if let (Some(w), Some(ev)) = (&r.wait_for, events.as_mut()) {
+            match rt.block_on(await_events(w, ev, &out.ok_nodes(), tally, reporter, &hard)) {
+                Ok(missing) => failed += missing,
+                Err(crate::fleet::FleetError::Cancelled) => return (End::Stopped(during(tally)), i + 1),
+                Err(e) => return (End::from_fleet(e, i + 1, total), i + 1),
+            }
+        }
+        tally.batches += 1;
+        let silent = out.no_reply.len() + out.unknown.len();
+        reporter.emit(RunEvent::BatchEnd {
+            batch: i + 1,
+            batches: total,
+            ok: nodes.len().saturating_sub(failed),
+            failed: failed - silent,
+            no_reply: out.no_reply.len(),
+            unknown: out.unknown.len(),
+        });
+        if out.stray > 0 || !out.unexpected.is_empty() {
+            reporter.say(&format!(
+                "ignored on the reply subject: {} unreadable message(s), {} reply(ies) from nodes not asked",
+                out.stray,
+                out.unexpected.len()
+            ));
+        }
+        let run_failed = tally.failure_count();
+        if let Verdict::Stop(why) = r.thresholds.judge(r.nodes(), nodes.len(), failed, run_failed) {
+            let stop = Stop::Threshold { batch: i + 1, batches: total, why, failed: tally.failed_lines() };
+            return (End::Stopped(stop), i + 1);
+        }
+        let input = GateInput { batch: i + 1, batches: total, out: &out, tally };
+        if let Some(verdict) = hooks.gate(input) {
+            match gate(verdict, i + 1, total, tally, reporter, hooks) {
+                Ok(None) => {}
+                Ok(Some(stop)) => return (End::Stopped(stop), i + 1),
+                Err(e) => return (End::Hook(e), i + 1),
+            }
+        }
+    }
+    (End::Done, total)
+}
+
+/// Acts on the gate's verdict: `None` goes on.
+fn gate<H: Hooks>(
+    verdict: Result<GateVerdict, H::Error>,
+    batch: usize,
+    batches: usize,
+    tally: &Tally,
+    reporter: &Reporter,
+    hooks: &mut H,
+) -> Result<Option<Stop>, H::Error> {
+    let verdict = verdict?;
+    reporter.emit(RunEvent::Gate { batch, decision: verdict });
+    let stop = Stop::Gate { batch, batches, failed: tally.failed_lines() };
+    Ok(match verdict {
+        GateVerdict::Continue => None,
+        GateVerdict::Stop => Some(stop),
+        GateVerdict::Pause => {
+            // A pause needs a person; without a terminal the run stops.
+            let q = format!("Gate paused after batch {batch}/{batches}. Continue the rollout?");
+            match reporter.suspend(|| hooks.ask(&q)) {
+                Answer::Yes => None,
+                Answer::No => Some(stop),
+                Answer::Interrupted => Some(Stop::GatePauseInterrupted { batch, batches }),
+                Answer::NoTerminal => Some(Stop::GatePauseNoTerminal { batch, batches }),
+            }
+        }
+    })
+}
+
+/// Waits for `w.event` from each node that answered OK; returns how many stayed quiet.
+async fn await_events(
+    w: &WaitFor,
+    ev: &mut crate::fleet::events::Events,
+    ok: &[String],
+    tally: &mut Tally,
+    reporter: &Reporter,
+    hard: &tokio_util::sync::CancellationToken,
+) -> Result<usize, crate::fleet::FleetError> {
+    if ok.is_empty() {
+        return Ok(0);
+    }
+    let secs = w.timeout.as_secs_f64();
+    reporter.say(&format!("waiting up to {secs:.0}s for {} event(s) from {} node(s)", w.event, ok.len()));
+    let deadline = tokio::time::Instant::now() + w.timeout;
+    let missing = ev.wait_for(&w.event, w.component.as_deref(), ok, deadline, hard).await?;
+    let why = format!("no {} event within {secs:.0}s", w.event);
+    Ok(tally.missed_event(missing, &why, reporter))
+}

@@ -1,0 +1,135 @@
+//! How a rollout ends: done, stopped by a guardrail, the gate or Ctrl-C, or cut short by the
+//! broker. The texts are what operators read in errors and `rollout_stopped`.
+
+use std::fmt;
+
+use crate::fleet::{ErrorKind, FleetError};
+
+/// Why a rollout stopped before its last batch. A stop cannot be caught by a runbook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The operator answered no.
+    NotConfirmed { question: String },
+    /// A confirmation was needed and there is no terminal (and no `--yes`).
+    NoTerminal { question: String },
+    /// Ctrl-C at a confirmation prompt.
+    InterruptedAtPrompt { question: String },
+    /// Ctrl-C between batches: `after` batches went out.
+    Interrupted { after: usize, batches: usize },
+    /// Ctrl-C during a batch's wait.
+    InterruptedDuring { batch: usize, batches: usize, ok: usize, failed: usize, unknown: Vec<String> },
+    /// A failure budget ran out.
+    Threshold { batch: usize, batches: usize, why: String, failed: Vec<String> },
+    /// The gate said stop (or no at its pause).
+    Gate { batch: usize, batches: usize, failed: Vec<String> },
+    /// Ctrl-C at the gate's pause.
+    GatePauseInterrupted { batch: usize, batches: usize },
+    /// The gate paused and there is nobody to ask.
+    GatePauseNoTerminal { batch: usize, batches: usize },
+}
+
+impl Stop {
+    /// Whether the stop came before anything was sent.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(
+            self,
+            Stop::NotConfirmed { .. }
+                | Stop::NoTerminal { .. }
+                | Stop::InterruptedAtPrompt { .. }
+                | Stop::Interrupted { after: 0, .. }
+        )
+    }
+}
+
+fn failed_nodes(failed: &[String]) -> String {
+    if failed.is_empty() {
+        "none".into()
+    } else {
+        failed.join(", ")
+    }
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stop::NotConfirmed { question } => write!(f, "not confirmed: {question}"),
+            Stop::NoTerminal { question } => write!(
+                f,
+                "cannot ask for confirmation (no terminal); pass --yes to confirm: {question}; nothing was sent"
+            ),
+            Stop::InterruptedAtPrompt { question } => write!(f, "interrupted (Ctrl-C) at: {question}"),
+            Stop::Interrupted { after: 0, batches } => {
+                write!(f, "interrupted (Ctrl-C) before batch 1/{batches}; nothing was sent")
+            }
+            Stop::Interrupted { after, batches } => {
+                write!(f, "interrupted (Ctrl-C) after batch {after}/{batches}; later batches were not sent")
+            }
+            Stop::InterruptedDuring { batch, batches, ok, failed, unknown } => write!(
+                f,
+                "interrupted (Ctrl-C) during batch {batch}/{batches}: {ok} ok and {failed} failed so far; unknown (sent, no answer yet): {}; later batches were not sent",
+                unknown.join(", ")
+            ),
+            Stop::Threshold { batch, batches, why, failed } => write!(
+                f,
+                "stopped after batch {batch}/{batches}: {why}; later batches were not sent; failed nodes: {}",
+                failed_nodes(failed)
+            ),
+            Stop::Gate { batch, batches, failed } => write!(
+                f,
+                "stopped by the gate after batch {batch}/{batches}; later batches were not sent; failed nodes: {}",
+                failed_nodes(failed)
+            ),
+            Stop::GatePauseInterrupted { batch, batches } => {
+                write!(f, "interrupted (Ctrl-C) at the gate's pause after batch {batch}/{batches}")
+            }
+            Stop::GatePauseNoTerminal { batch, batches } => {
+                write!(f, "the gate paused after batch {batch}/{batches} and there is no terminal to ask")
+            }
+        }
+    }
+}
+
+/// How a rollout ended. `E` is the error type of the caller's hooks (a runbook's gate).
+#[derive(Debug)]
+pub enum End<E> {
+    /// Every batch was sent and judged.
+    Done,
+    Stopped(Stop),
+    /// The broker was gone at the end of a wait; the reason names the nodes in flight.
+    BrokerLost(String),
+    /// The fleet refused something that is not a lost connection (e.g. an invalid request).
+    Failed(FleetError),
+    /// A hook (the gate) failed; the rollout stopped there.
+    Hook(E),
+}
+
+impl<E> End<E> {
+    /// The end a fleet error brings: Ctrl-C is a stop after `after` batches, a lost
+    /// connection is a lost broker, anything else a failure.
+    pub(crate) fn from_fleet(e: FleetError, after: usize, batches: usize) -> End<E> {
+        match e {
+            FleetError::Cancelled => End::Stopped(Stop::Interrupted { after, batches }),
+            e if e.kind() == ErrorKind::Connection => End::BrokerLost(e.to_string()),
+            e => End::Failed(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_texts_say_what_was_and_was_not_sent() {
+        let s = Stop::Interrupted { after: 1, batches: 3 };
+        assert_eq!(s.to_string(), "interrupted (Ctrl-C) after batch 1/3; later batches were not sent");
+        assert!(!s.nothing_sent());
+        assert!(Stop::Interrupted { after: 0, batches: 3 }.nothing_sent());
+        let t = Stop::Threshold { batch: 2, batches: 4, why: "too many".into(), failed: vec!["n1: no reply".into()] };
+        assert!(t.to_string().ends_with("failed nodes: n1: no reply"), "{t}");
+        let g = Stop::Gate { batch: 1, batches: 2, failed: Vec::new() };
+        assert!(g.to_string().ends_with("failed nodes: none"), "{g}");
+        let e: End<()> = End::from_fleet(FleetError::Cancelled, 2, 3);
+        assert!(matches!(e, End::Stopped(Stop::Interrupted { after: 2, batches: 3 })));
+    }
+}

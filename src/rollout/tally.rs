@@ -1,0 +1,207 @@
+//! What a rollout has done so far, node by node: the one place that files replies, silent
+//! and unknown nodes, late answers and missing lifecycle events, and reports each as a
+//! `node_result` the moment it is known.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::fleet::rpc::{status_name, Arrival, BatchOutcome, NodeReply};
+use crate::progress::{NodeStatus, Reporter, RunEvent};
+
+/// Why a node failed: its status code when it answered, and the message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    pub statuscode: Option<u8>,
+    pub statusmsg: String,
+}
+
+/// Every node a rollout addressed ends in exactly one place here (a late node moves from
+/// `no_reply` to `late`; a node without its lifecycle event is in `no_event`, its reply kept).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Replies that came within their batch's wait, in arrival order.
+    pub replies: Vec<NodeReply>,
+    /// Replies from nodes first reported silent: they acted, so they must not be retried.
+    pub late: Vec<NodeReply>,
+    /// Nodes whose reply did not decode, with the reason.
+    pub malformed: BTreeMap<String, String>,
+    pub no_reply: Vec<String>,
+    /// Sent, but whether they acted is not known (Ctrl-C, a broken connection).
+    pub unknown: Vec<String>,
+    /// Answered OK, but the awaited lifecycle event never came: why.
+    pub no_event: BTreeMap<String, String>,
+    /// Planned, never sent (the rollout stopped first).
+    pub not_sent: Vec<String>,
+    /// Replies from nodes not asked (or a second reply): counted apart.
+    pub unexpected: Vec<String>,
+    /// Unreadable messages on the reply subject.
+    pub stray: usize,
+    /// Batches sent and judged.
+    pub batches: usize,
+}
+
+/// The status of a reply that came in time.
+fn status_of(r: &NodeReply) -> NodeStatus {
+    if r.ok() {
+        NodeStatus::Ok
+    } else {
+        NodeStatus::Failed
+    }
+}
+
+/// The `node_result` event of a reply.
+fn reply_event(r: &NodeReply, status: NodeStatus) -> RunEvent {
+    RunEvent::NodeResult {
+        node: r.sender.clone(),
+        status,
+        statuscode: Some(r.statuscode),
+        statusmsg: Some(r.statusmsg.clone()),
+        data: Some(r.data.clone()),
+    }
+}
+
+fn bare_event(node: &str, status: NodeStatus, msg: Option<String>) -> RunEvent {
+    RunEvent::NodeResult { node: node.to_string(), status, statuscode: None, statusmsg: msg, data: None }
+}
+
+/// Reports a result the moment it arrives, during the wait.
+pub(crate) fn on_arrival(reporter: &Reporter, a: Arrival<'_>) {
+    match a {
+        Arrival::Reply(r) => reporter.emit(reply_event(r, status_of(r))),
+        Arrival::Malformed { node, reason } => {
+            reporter.emit(bare_event(node, NodeStatus::Malformed, Some(reason.to_string())))
+        }
+    }
+}
+
+impl Tally {
+    /// Files a batch and returns its failure count (silent and unknown nodes count). Replies
+    /// were reported as they arrived; silent and unknown nodes are reported now.
+    pub(crate) fn absorb(&mut self, out: &BatchOutcome, reporter: &Reporter) -> usize {
+        self.take_late(out.late.clone(), reporter);
+        let mut failed = out.replies.iter().filter(|r| !r.ok()).count() + out.malformed.len();
+        self.replies.extend(out.replies.iter().cloned());
+        self.malformed.extend(out.malformed.clone());
+        for n in &out.no_reply {
+            reporter.emit(bare_event(n, NodeStatus::NoReply, None));
+            self.no_reply.push(n.clone());
+            failed += 1;
+        }
+        for n in &out.unknown {
+            let why = "the request went out, but the answer was not received (Ctrl-C or a broken connection)";
+            reporter.emit(bare_event(n, NodeStatus::Unknown, Some(why.into())));
+            self.unknown.push(n.clone());
+            failed += 1;
+        }
+        self.unexpected.extend(out.unexpected.iter().cloned());
+        self.stray += out.stray;
+        failed
+    }
+
+    /// Nodes reported silent that answered after all: moved to `late`, reported, never
+    /// counted twice. Replies from nodes not silent are ignored.
+    pub(crate) fn take_late(&mut self, late: Vec<NodeReply>, reporter: &Reporter) {
+        for r in late {
+            if !self.no_reply.contains(&r.sender) {
+                continue;
+            }
+            self.no_reply.retain(|n| *n != r.sender);
+            let status = if r.ok() { NodeStatus::LateOk } else { NodeStatus::LateFailed };
+            reporter.emit(reply_event(&r, status));
+            self.late.push(r);
+        }
+    }
+
+    /// Nodes that answered OK but did not publish the awaited event become failures.
+    pub(crate) fn missed_event(&mut self, missing: Vec<String>, why: &str, reporter: &Reporter) -> usize {
+        let n = missing.len();
+        for node in missing {
+            reporter.emit(bare_event(&node, NodeStatus::NoEvent, Some(why.to_string())));
+            self.no_event.insert(node, why.to_string());
+        }
+        n
+    }
+
+    /// Nodes that succeeded (late ones included), sorted.
+    pub fn ok_nodes(&self) -> Vec<String> {
+        let mut ok: Vec<String> = self
+            .replies
+            .iter()
+            .chain(&self.late)
+            .filter(|r| r.ok() && !self.no_event.contains_key(&r.sender))
+            .map(|r| r.sender.clone())
+            .collect();
+        ok.sort();
+        ok
+    }
+
+    /// Failed nodes (silent ones aside) with why: failure replies (late ones included),
+    /// malformed replies, unknown nodes and missing events.
+    pub fn failures(&self) -> BTreeMap<String, Failure> {
+        let mut f = BTreeMap::new();
+        for r in self.replies.iter().chain(&self.late).filter(|r| !r.ok()) {
+            f.insert(r.sender.clone(), Failure { statuscode: Some(r.statuscode), statusmsg: r.statusmsg.clone() });
+        }
+        for (n, why) in &self.malformed {
+            f.insert(n.clone(), Failure { statuscode: None, statusmsg: format!("malformed reply: {why}") });
+        }
+        for n in &self.unknown {
+            f.insert(n.clone(), Failure { statuscode: None, statusmsg: "unknown: no answer received".into() });
+        }
+        for (n, why) in &self.no_event {
+            f.insert(n.clone(), Failure { statuscode: None, statusmsg: why.clone() });
+        }
+        f
+    }
+
+    /// Every node that did not succeed: failures plus the silent.
+    pub fn failure_count(&self) -> usize {
+        self.failures().len() + self.no_reply.len()
+    }
+
+    /// `node: why` for every node that did not succeed, for stop messages.
+    pub fn failed_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .failures()
+            .into_iter()
+            .map(|(n, f)| match f.statuscode {
+                Some(c) => format!("{n}: {} ({})", status_name(c), f.statusmsg),
+                None => format!("{n}: {}", f.statusmsg),
+            })
+            .collect();
+        lines.extend(self.no_reply.iter().map(|n| format!("{n}: no reply")));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reply(n: &str, code: u8) -> NodeReply {
+        NodeReply { sender: n.into(), statuscode: code, statusmsg: "m".into(), data: json!({}) }
+    }
+
+    #[test]
+    fn a_late_node_moves_once_and_counts_once() {
+        let r = Reporter::with_sinks(false, Vec::new());
+        let mut t = Tally::default();
+        let out = BatchOutcome {
+            nodes: vec!["a".into(), "b".into(), "c".into()],
+            replies: vec![reply("a", 0)],
+            no_reply: vec!["b".into(), "c".into()],
+            ..Default::default()
+        };
+        assert_eq!(t.absorb(&out, &r), 2);
+        t.take_late(vec![reply("b", 0), reply("x", 0)], &r);
+        t.take_late(vec![reply("b", 0)], &r);
+        assert_eq!(t.ok_nodes(), vec!["a".to_string(), "b".to_string()]);
+        assert_eq!((t.no_reply.clone(), t.late.len()), (vec!["c".to_string()], 1));
+        assert_eq!(t.failure_count(), 1);
+        t.missed_event(vec!["a".into()], "no startup event within 60s", &r);
+        assert_eq!(t.ok_nodes(), vec!["b".to_string()]);
+        assert_eq!(t.failed_lines(), vec!["a: no startup event within 60s".to_string(), "c: no reply".to_string()]);
+    }
+}
