@@ -10,6 +10,7 @@ pub mod events;
 pub mod filter;
 pub mod jwt;
 pub mod protocol;
+pub mod reply;
 pub mod rpc;
 pub mod security;
 
