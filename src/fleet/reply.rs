@@ -2,7 +2,6 @@
 //! exactly one place), and the status names the Choria console shows.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -53,7 +52,6 @@ pub struct BatchOutcome {
     pub interrupted: bool,
     /// Set when the broker was gone at the end of the wait; the run must end.
     pub broker_lost: Option<String>,
-    pub elapsed: Duration,
 }
 
 impl BatchOutcome {

@@ -154,7 +154,6 @@ impl RpcSession {
                 let mut out = BatchOutcome { nodes: nodes.to_vec(), unknown: nodes.to_vec(), ..Default::default() };
                 out.interrupted = matches!(e, FleetError::Cancelled);
                 out.broker_lost = (!out.interrupted).then(|| e.to_string());
-                out.elapsed = start.elapsed();
                 self.answered.extend(nodes.iter().cloned());
                 Ok(out)
             }
@@ -238,7 +237,6 @@ impl RpcSession {
             self.silent.extend(rest.iter().cloned());
             out.no_reply = rest;
         }
-        out.elapsed = start.elapsed();
         Ok(out)
     }
 
