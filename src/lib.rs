@@ -40,7 +40,6 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 use cli::{Cli, Command, EngineArgs};
-use config::Settings;
 use error::Error;
 
 /// The environment variable the shipped runbooks read the provisioning token from.
@@ -93,7 +92,7 @@ fn read_token_file(path: &std::path::Path) -> Result<String, Error> {
 pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error> {
     match &cli.command {
         Command::Run { file, args, dry_run, yes, output, engine } => {
-            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let settings = commands::options::settings(&cli.connect, &cli.sim)?;
             let mut rs = run_settings(engine);
             if let Some(sim) = &settings.sim {
                 rs.secret_defaults.insert(PROVISION_TOKEN_ENV.into(), sim.token.clone());
@@ -109,7 +108,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             commands::run::run(settings, a, interrupt).await
         }
         Command::Events { component, kind, json, count, timeout } => {
-            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let settings = commands::options::settings(&cli.connect, &cli.sim)?;
             let timeout = timeout
                 .as_deref()
                 .map(config::parse_duration)
@@ -129,15 +128,15 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             commands::metrics::run(url, *json, t).await
         }
         Command::Election(cli::ElectionCommand::View { name, bucket }) => {
-            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let settings = commands::options::settings(&cli.connect, &cli.sim)?;
             commands::election::view(settings, name.as_deref(), bucket).await
         }
         Command::Election(cli::ElectionCommand::Evict { name, bucket, force, expect_leader }) => {
-            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let settings = commands::options::settings(&cli.connect, &cli.sim)?;
             commands::election::evict(settings, name, bucket, *force, expect_leader.as_deref(), &interrupt).await
         }
         Command::Repl { yes, engine } => {
-            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let settings = commands::options::settings(&cli.connect, &cli.sim)?;
             let mut rs = run_settings(engine);
             rs.yes = *yes;
             if let Some(sim) = &settings.sim {
@@ -155,7 +154,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
         // Serving changes nothing: the first Ctrl-C stops it.
         Command::Sim { nodes } => commands::sim::run(*nodes, &cli.connect, &cli.sim, &interrupt.soft()).await,
         Command::Discover { filter, json } => {
-            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let settings = commands::options::settings(&cli.connect, &cli.sim)?;
             commands::discover::run(settings, filter, *json, &interrupt.soft()).await
         }
         Command::Req {
@@ -171,7 +170,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             dry_run,
             token_file,
         } => {
-            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let settings = commands::options::settings(&cli.connect, &cli.sim)?;
             if token_file.is_some() && inputs.iter().any(|i| i.starts_with("token=")) {
                 return Err(Error::Usage {
                     message: "the token is given twice (token= and --token-file); give it once".into(),
@@ -200,7 +199,7 @@ pub async fn run(cli: Cli, interrupt: interrupt::Interrupt) -> Result<(), Error>
             commands::req::run(settings, args, &interrupt).await
         }
         Command::Inventory { identity, target, json } => {
-            let settings = Settings::resolve(&cli.connect, &cli.sim)?;
+            let settings = commands::options::settings(&cli.connect, &cli.sim)?;
             commands::inventory::run(settings, identity, target.as_deref(), *json, &interrupt.soft()).await
         }
     }

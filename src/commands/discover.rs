@@ -5,13 +5,13 @@ use std::io::Write;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::FilterArgs;
-use crate::config::{discovery_options, Settings};
+use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
 
 /// Runs discovery and prints one identity per line, or a JSON array.
 pub async fn run(settings: Settings, filter: &FilterArgs, json: bool, cancel: &CancellationToken) -> Result<(), Error> {
-    let mut opts = discovery_options(filter)?;
+    let mut opts = super::options::discovery(filter)?;
     // `choria discover` looks for nodes running rpcutil.
     opts.rpc_agent = Some("rpcutil".into());
     let env = FleetEnv::open(settings).await?;

@@ -6,6 +6,7 @@ pub mod election;
 pub mod events;
 pub mod inventory;
 pub mod metrics;
+pub(crate) mod options;
 pub mod repl;
 pub mod req;
 pub mod run;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::cli::FilterArgs;
-use crate::config::{discovery_options, Settings};
+use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::fleet::rpc::{dedup_keep_order, plan_batches, status_name, BatchOutcome, NodeReply};
@@ -146,7 +146,7 @@ async fn run_inner(
         }
         e => e.into(),
     })?;
-    let mut dopts = discovery_options(a.filter)?;
+    let mut dopts = super::options::discovery(a.filter)?;
     dopts.rpc_agent = Some(a.agent.to_string());
     let env = FleetEnv::open(settings).await?;
     let fleet = &env.fleet;

@@ -14,7 +14,7 @@ pub async fn run(nodes: usize, connect: &ConnectArgs, args: &SimArgs, cancel: &C
     if nodes == 0 {
         return Err(Error::Usage { message: "--nodes must be at least 1".into() });
     }
-    let mut cfg = sim_config(nodes, args, connect.collective.as_deref())?;
+    let mut cfg = sim_config(nodes, &super::options::sim_options(args), connect.collective.as_deref())?;
     cfg.announce_link = true;
     let collective = cfg.collective.clone();
     let (broker, url) = match connect.servers.first() {
