@@ -1,6 +1,6 @@
 //! What the command line asks for, as plain values, resolved with the Choria client
 //! configuration into validated [`Settings`]. No clap types here: `commands::options` turns
-//! the `cli` types into [`ConnectOptions`] and [`SimOptions`].
+//! the `cli` types into `ConnectOptions` and `SimOptions`.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,14 +1,20 @@
 //! The options every command shares, from clap types to plain, validated ones: the one
-//! place where the `cli` types of the global and the common flags are read, so that nothing
-//! below `commands` sees clap types.
+//! place where the `cli` types of the global and the common flags are read. Each command
+//! checks its own flags in its `from_cli`; nothing below `commands` sees clap types.
 
-use crate::cli::{ConnectArgs, FilterArgs, ProtocolArg, SimArgs};
+use std::path::Path;
+
+use crate::cli::{ConnectArgs, EngineArgs, FilterArgs, ProtocolArg, SimArgs};
 use crate::config::{self, ConnectOptions, Settings, SimOptions};
+use crate::engine::RunSettings;
 use crate::error::Error;
 use crate::fleet::client::TlsFiles;
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::fleet::filter::Filter;
 use crate::fleet::protocol::Version;
+
+/// The environment variable the shipped runbooks read the provisioning token from.
+pub(crate) const PROVISION_TOKEN_ENV: &str = "FLEETBOOK_PROVISION_TOKEN";
 
 fn usage(message: impl Into<String>) -> Error {
     Error::Usage { message: message.into() }
@@ -16,7 +22,7 @@ fn usage(message: impl Into<String>) -> Error {
 
 /// Resolves how to reach the fleet: the connection and simulator flags over the Choria client
 /// configuration over defaults.
-pub(crate) fn settings(connect: &ConnectArgs, sim: &SimArgs) -> Result<Settings, Error> {
+pub(super) fn settings(connect: &ConnectArgs, sim: &SimArgs) -> Result<Settings, Error> {
     Settings::resolve(&connect_options(connect), &sim_options(sim))
 }
 
@@ -46,7 +52,7 @@ fn connect_options(c: &ConnectArgs) -> ConnectOptions {
 }
 
 /// The `--sim-*` flags as plain values; they are checked when a simulated fleet is asked for.
-pub(crate) fn sim_options(s: &SimArgs) -> SimOptions {
+pub(super) fn sim_options(s: &SimArgs) -> SimOptions {
     SimOptions {
         ca: s.ca.clone(),
         seed: s.seed,
@@ -67,7 +73,7 @@ pub(crate) fn sim_options(s: &SimArgs) -> SimOptions {
 }
 
 /// Builds discovery options from the filter flags.
-pub(crate) fn discovery(f: &FilterArgs) -> Result<DiscoveryOptions, Error> {
+pub(super) fn discovery(f: &FilterArgs) -> Result<DiscoveryOptions, Error> {
     let mut filter = Filter::default();
     for fact in &f.fact {
         filter.add_fact(fact).map_err(Error::Fleet)?;
@@ -85,4 +91,63 @@ pub(crate) fn discovery(f: &FilterArgs) -> Result<DiscoveryOptions, Error> {
         Some(t) => return Err(usage(format!("--discovery-timeout {t}: must be a positive number of seconds"))),
     };
     Ok(DiscoveryOptions { filter, collective: f.target.clone(), timeout, window: f.discovery_window, rpc_agent: None })
+}
+
+/// Engine settings from the command line and `FLEETBOOK_LIB`.
+pub(super) fn engine(e: &EngineArgs) -> RunSettings {
+    let mut s = RunSettings::default();
+    if let Some(n) = e.max_operations {
+        s.limits.max_operations = n;
+    }
+    s.lib_dirs = e.lib.clone();
+    if let Some(env) = std::env::var_os("FLEETBOOK_LIB") {
+        s.lib_dirs.extend(std::env::split_paths(&env));
+    }
+    s
+}
+
+/// Engine settings for a command that runs against `settings`: a simulated fleet's
+/// provisioning token is the default of [`PROVISION_TOKEN_ENV`].
+pub(super) fn engine_for(e: &EngineArgs, settings: &Settings) -> RunSettings {
+    let mut rs = engine(e);
+    if let Some(sim) = &settings.sim {
+        rs.secret_defaults.insert(PROVISION_TOKEN_ENV.into(), sim.token.clone());
+    }
+    rs
+}
+
+/// A duration flag such as `--timeout 30s`; `flag` names it in the error.
+pub(super) fn duration(flag: &str, value: &str) -> Result<std::time::Duration, Error> {
+    config::parse_duration(value).map_err(|e| usage(format!("{flag}: {e}")))
+}
+
+/// The provisioning token `req` uses when no `token=` input is given: from `--token-file`,
+/// else `$FLEETBOOK_PROVISION_TOKEN`, else the simulated fleet's. A token given both as an
+/// input and as a file is refused.
+pub(super) fn provision_token(
+    token_file: Option<&Path>,
+    inputs: &[String],
+    settings: &Settings,
+) -> Result<Option<String>, Error> {
+    if token_file.is_some() && inputs.iter().any(|i| i.starts_with("token=")) {
+        return Err(usage("the token is given twice (token= and --token-file); give it once"));
+    }
+    Ok(match token_file {
+        Some(path) => Some(read_token_file(path)?),
+        None => std::env::var(PROVISION_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| settings.sim.as_ref().map(|s| s.token.clone())),
+    })
+}
+
+/// Reads a provisioning token from a file: the first line, trimmed. The error names the
+/// file, never its content.
+fn read_token_file(path: &Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("--token-file {}: {e}", path.display())))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(usage(format!("--token-file {}: the file is empty", path.display())));
+    }
+    Ok(token)
 }

@@ -11,29 +11,57 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::FilterArgs;
+use crate::cli::ReqArgs;
 use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
+use crate::fleet::ddl::DdlRegistry;
+use crate::fleet::discovery::DiscoveryOptions;
 use crate::fleet::rpc::{dedup_keep_order, plan_batches, status_name, BatchOutcome, NodeReply};
 use crate::interrupt::Interrupt;
 
 /// What `req` was asked to do, validated.
-pub struct ReqArgs<'a> {
-    pub agent: &'a str,
-    pub action: &'a str,
-    pub inputs: &'a [String],
-    pub filter: &'a FilterArgs,
-    pub batch: Option<usize>,
-    pub batch_sleep: Option<f64>,
-    pub broadcast: bool,
-    pub json: bool,
+pub(crate) struct ReqOptions {
+    agent: String,
+    action: String,
+    /// The inputs, typed by the agent's DDL.
+    inputs: Map<String, Value>,
+    /// The filter and discovery flags; only nodes with the agent.
+    discovery: DiscoveryOptions,
+    /// Nodes per batch, at least 1; `None`: all at once.
+    batch: Option<usize>,
+    /// The pause between batches.
+    batch_sleep: Duration,
+    broadcast: bool,
+    json: bool,
     /// Confirms the Big Red Button (shutdown) without a prompt.
-    pub yes: bool,
+    yes: bool,
     /// Discover and show the batches; send nothing.
-    pub dry_run: bool,
-    /// The provisioning token when no `token=` input is given (file, environment, simulator).
-    pub default_token: Option<String>,
+    dry_run: bool,
+}
+
+impl ReqOptions {
+    /// Checks the batch flags, types the inputs by the agent's DDL and checks the filter, in
+    /// that order. `default_token` is the provisioning token when no `token=` input is given
+    /// (file, environment, simulator).
+    fn from_cli(a: &ReqArgs, default_token: Option<String>, ddl: &DdlRegistry) -> Result<ReqOptions, Error> {
+        let batch_sleep = batch_sleep(a)?;
+        let inputs = typed_inputs(a, default_token, ddl)?;
+        let mut discovery = super::options::discovery(&a.filter)?;
+        discovery.rpc_agent = Some(a.agent.clone());
+        Ok(ReqOptions {
+            agent: a.agent.clone(),
+            action: a.action.clone(),
+            inputs,
+            discovery,
+            batch: a.batch,
+            batch_sleep,
+            broadcast: a.broadcast,
+            json: a.json,
+            yes: a.yes,
+            dry_run: a.dry_run,
+        })
+    }
 }
 
 /// How the run ended.
@@ -91,7 +119,7 @@ impl Report {
 }
 
 /// Rejects batch settings that make no sense, before anything else happens.
-fn batch_sleep(a: &ReqArgs<'_>) -> Result<Duration, Error> {
+fn batch_sleep(a: &ReqArgs) -> Result<Duration, Error> {
     if a.batch == Some(0) {
         return Err(Error::Usage { message: "--batch must be at least 1".into() });
     }
@@ -103,12 +131,43 @@ fn batch_sleep(a: &ReqArgs<'_>) -> Result<Duration, Error> {
     .map(|d| if d.is_zero() { Duration::from_secs(1) } else { d })
 }
 
+/// Types the inputs by the agent's DDL, adding `default_token` when the action takes a token
+/// and none is given: unknown agents, actions and bad inputs are refused before connecting or
+/// sending anything.
+fn typed_inputs(a: &ReqArgs, default_token: Option<String>, ddl: &DdlRegistry) -> Result<Map<String, Value>, Error> {
+    let mut pairs = a.inputs.to_vec();
+    if let Some(t) = &default_token {
+        let takes_token = ddl.agent(&a.agent)?.action(&a.action)?.input.contains_key("token");
+        if takes_token && !pairs.iter().any(|p| p.starts_with("token=")) {
+            pairs.push(format!("token={t}"));
+        }
+    }
+    ddl.parse_cli(&a.agent, &a.action, &pairs).map_err(|e| match e {
+        crate::fleet::FleetError::BadInput { ref input, ref reason, .. }
+            if input == "token" && reason.contains("required") =>
+        {
+            Error::Usage {
+                message: format!("{e}; give token=..., --token-file FILE or ${}", super::options::PROVISION_TOKEN_ENV),
+            }
+        }
+        e => e.into(),
+    })
+}
+
 /// Runs the request and prints the result. With `--json` there is always one JSON object on
-/// stdout, also when the request never went out (unreachable broker, not confirmed, no
-/// nodes): `status` and `error` say why.
-pub async fn run(settings: Settings, a: ReqArgs<'_>, interrupt: &Interrupt) -> Result<(), Error> {
+/// stdout, also when the request never went out (bad flags or inputs, unreachable broker,
+/// not confirmed, no nodes): `status` and `error` say why.
+pub(crate) async fn run(
+    settings: Settings,
+    a: ReqArgs,
+    default_token: Option<String>,
+    interrupt: &Interrupt,
+) -> Result<(), Error> {
     let printed = std::cell::Cell::new(false);
-    let result = run_inner(settings, &a, interrupt, &printed).await;
+    let result = match ReqOptions::from_cli(&a, default_token, &settings.ddl) {
+        Ok(options) => run_inner(settings, &options, interrupt, &printed).await,
+        Err(e) => Err(e),
+    };
     if let (Err(e), true, false) = (&result, a.json, printed.get()) {
         let status = match e.exit_code() {
             crate::error::exit::GUARDRAIL => "stopped",
@@ -123,31 +182,12 @@ pub async fn run(settings: Settings, a: ReqArgs<'_>, interrupt: &Interrupt) -> R
 
 async fn run_inner(
     settings: Settings,
-    a: &ReqArgs<'_>,
+    a: &ReqOptions,
     interrupt: &Interrupt,
     printed: &std::cell::Cell<bool>,
 ) -> Result<(), Error> {
-    let sleep = batch_sleep(a)?;
-    // Reject unknown agents, actions and bad inputs before connecting or sending anything.
-    let mut pairs = a.inputs.to_vec();
-    if let Some(t) = &a.default_token {
-        let takes_token = settings.ddl.agent(a.agent)?.action(a.action)?.input.contains_key("token");
-        if takes_token && !pairs.iter().any(|p| p.starts_with("token=")) {
-            pairs.push(format!("token={t}"));
-        }
-    }
-    let inputs = settings.ddl.parse_cli(a.agent, a.action, &pairs).map_err(|e| match e {
-        crate::fleet::FleetError::BadInput { ref input, ref reason, .. }
-            if input == "token" && reason.contains("required") =>
-        {
-            Error::Usage {
-                message: format!("{e}; give token=..., --token-file FILE or ${}", crate::PROVISION_TOKEN_ENV),
-            }
-        }
-        e => e.into(),
-    })?;
-    let mut dopts = super::options::discovery(a.filter)?;
-    dopts.rpc_agent = Some(a.agent.to_string());
+    let sleep = a.batch_sleep;
+    let (inputs, dopts) = (&a.inputs, &a.discovery);
     let env = FleetEnv::open(settings).await?;
     let fleet = &env.fleet;
     let started = Instant::now();
@@ -161,7 +201,8 @@ async fn run_inner(
             return Ok(());
         }
         confirm(a, &label, None, interrupt)?;
-        let mut session = fleet.rpc_session(a.agent, a.action, &inputs, collective, None, dopts.filter.clone()).await?;
+        let mut session =
+            fleet.rpc_session(&a.agent, &a.action, inputs, collective, None, dopts.filter.clone()).await?;
         let out = session.broadcast(&hard, &mut |_| {}).await?;
         let end = end_of(&out);
         report.absorb(out);
@@ -169,7 +210,7 @@ async fn run_inner(
         printed.set(true);
         return finish(a, &report, &session.request_id, Duration::ZERO, started.elapsed(), end);
     }
-    let found = match fleet.discover(&dopts, &hard).await {
+    let found = match fleet.discover(dopts, &hard).await {
         Err(crate::fleet::FleetError::Cancelled) => return Err(Error::Interrupted),
         r => r?,
     };
@@ -188,7 +229,7 @@ async fn run_inner(
         return print_plan(a, &label, &batches);
     }
     confirm(a, &label, Some(nodes.len()), interrupt)?;
-    let mut session = fleet.rpc_session(a.agent, a.action, &inputs, collective, None, dopts.filter.clone()).await?;
+    let mut session = fleet.rpc_session(&a.agent, &a.action, inputs, collective, None, dopts.filter.clone()).await?;
     let total = batches.len();
     let mut end = End::Done;
     for (i, nodes) in batches.iter().enumerate() {
@@ -249,8 +290,8 @@ fn end_of(out: &BatchOutcome) -> End {
 
 /// The Big Red Button needs a terminal confirmation or `--yes`; off a terminal without
 /// `--yes` nothing is sent and the exit code is 3.
-fn confirm(a: &ReqArgs<'_>, label: &str, nodes: Option<usize>, interrupt: &Interrupt) -> Result<(), Error> {
-    if !crate::guard::needs_confirmation(a.agent, a.action) {
+fn confirm(a: &ReqOptions, label: &str, nodes: Option<usize>, interrupt: &Interrupt) -> Result<(), Error> {
+    if !crate::guard::needs_confirmation(&a.agent, &a.action) {
         return Ok(());
     }
     let count = nodes.map(|n| format!("{n} node(s)")).unwrap_or_else(|| "every matching node".into());
@@ -269,7 +310,7 @@ fn confirm(a: &ReqArgs<'_>, label: &str, nodes: Option<usize>, interrupt: &Inter
     }
 }
 
-fn print_plan(a: &ReqArgs<'_>, label: &str, batches: &[Vec<String>]) -> Result<(), Error> {
+fn print_plan(a: &ReqOptions, label: &str, batches: &[Vec<String>]) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let total = batches.len();
     let nodes: usize = batches.iter().map(Vec::len).sum();
@@ -286,7 +327,7 @@ fn print_plan(a: &ReqArgs<'_>, label: &str, batches: &[Vec<String>]) -> Result<(
 }
 
 fn finish(
-    a: &ReqArgs<'_>,
+    a: &ReqOptions,
     report: &Report,
     request_id: &str,
     discovery: Duration,
@@ -310,14 +351,7 @@ fn finish(
     }
 }
 
-fn json_report(
-    r: &Report,
-    a: &ReqArgs<'_>,
-    request_id: &str,
-    discovery: Duration,
-    total: Duration,
-    end: &End,
-) -> Value {
+fn json_report(r: &Report, a: &ReqOptions, request_id: &str, discovery: Duration, total: Duration, end: &End) -> Value {
     let mut ok: Vec<&str> = r.replies.iter().chain(&r.late).filter(|x| x.ok()).map(|x| x.sender.as_str()).collect();
     ok.sort();
     let failed: Map<String, Value> = r
