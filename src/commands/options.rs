@@ -55,6 +55,7 @@ fn connect_options(c: &ConnectArgs) -> ConnectOptions {
 pub(super) fn sim_options(s: &SimArgs) -> SimOptions {
     SimOptions {
         ca: s.ca.clone(),
+        issuer: s.issuer.clone(),
         seed: s.seed,
         token: s.token.clone(),
         time_scale: s.time_scale,

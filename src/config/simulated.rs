@@ -20,6 +20,8 @@ pub(crate) const MAX_TIME_SCALE: f64 = 1000.0;
 pub(crate) struct SimOptions {
     /// Secure mode (protocol v1): the CA file whose certificates the servers trust.
     pub(crate) ca: Option<PathBuf>,
+    /// Secure mode (protocol v2): the trusted issuer's ed25519 public key, in hex.
+    pub(crate) issuer: Option<String>,
     /// Seed for facts and faults.
     pub(crate) seed: Option<u64>,
     /// Provisioning token the servers expect ("" accepts any).
@@ -108,6 +110,12 @@ pub(crate) fn sim_config(nodes: usize, s: &SimOptions, collective: Option<&str>)
         cfg.secure_ca =
             Some(std::fs::read_to_string(ca).map_err(|e| usage(format!("--sim-ca {}: {e}", ca.display())))?);
     }
+    if let Some(issuer) = &s.issuer {
+        if crate::fleet::jwt::verifying_key(issuer).is_none() {
+            return Err(usage(format!("--sim-issuer {issuer:?}: not an ed25519 public key (64 hex characters)")));
+        }
+        cfg.secure_issuer = Some(issuer.clone());
+    }
     if let Some(n) = s.provisioners {
         cfg.provisioners = n;
     }
@@ -115,4 +123,21 @@ pub(crate) fn sim_config(nodes: usize, s: &SimOptions, collective: Option<&str>)
         cfg.site = site.clone();
     }
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sim_config, SimOptions};
+
+    #[test]
+    fn sim_issuer_turns_on_secure_mode_for_v2() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+        let issuer = hex::encode(key.as_bytes());
+        let s = SimOptions { issuer: Some(issuer.clone()), ..SimOptions::default() };
+        assert_eq!(sim_config(3, &s, None).unwrap().secure_issuer, Some(issuer));
+        assert_eq!(sim_config(3, &SimOptions::default(), None).unwrap().secure_issuer, None);
+        let bad = SimOptions { issuer: Some("abc".into()), ..SimOptions::default() };
+        let e = sim_config(3, &bad, None).unwrap_err().to_string();
+        assert!(e.contains("--sim-issuer") && e.contains("64 hex characters"), "{e}");
+    }
 }
