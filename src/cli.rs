@@ -1,4 +1,5 @@
-//! Command-line types (clap only; nothing below `config` sees these).
+//! Command-line types, clap only. Only `commands` sees these: each command turns its part
+//! into its own validated options (see `commands::options`).
 
 use std::path::PathBuf;
 
@@ -223,37 +224,7 @@ pub enum Command {
         json: bool,
     },
     /// Call one agent action on the matching nodes, optionally in batches.
-    Req {
-        agent: String,
-        action: String,
-        /// Inputs as key=value, typed by the agent DDL.
-        inputs: Vec<String>,
-        #[command(flatten)]
-        filter: FilterArgs,
-        /// Nodes per batch.
-        #[arg(long)]
-        batch: Option<usize>,
-        /// Seconds between batches (default 1 when batching).
-        #[arg(long = "batch-sleep")]
-        batch_sleep: Option<f64>,
-        /// Publish one broadcast instead of discovering and sending direct requests.
-        #[arg(long, conflicts_with = "batch")]
-        broadcast: bool,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Confirm the Big Red Button (choria_provision shutdown) without a prompt. Without it,
-        /// shutdown asks on a terminal and, off a terminal, sends nothing and exits 3.
-        #[arg(long, short = 'y')]
-        yes: bool,
-        /// Discover and show the batches that would be sent; send nothing.
-        #[arg(long = "dry-run")]
-        dry_run: bool,
-        /// Read the provisioning token (the `token` input) from this file instead of the
-        /// command line. Without it and without token=, $FLEETBOOK_PROVISION_TOKEN is used.
-        #[arg(long = "token-file", value_name = "FILE")]
-        token_file: Option<PathBuf>,
-    },
+    Req(ReqArgs),
     /// Show the rpcutil inventory of one node.
     Inventory {
         identity: String,
@@ -294,24 +265,7 @@ pub enum Command {
     #[command(subcommand, alias = "elect")]
     Election(ElectionCommand),
     /// Run a runbook.
-    Run {
-        /// The runbook (.rhai).
-        file: PathBuf,
-        /// Runbook argument as name=value, read with arg(name, default); may repeat.
-        #[arg(long = "arg", value_name = "NAME=VALUE")]
-        args: Vec<String>,
-        /// Run discovery and read-only actions; plan every other RPC without sending it.
-        #[arg(long = "dry-run")]
-        dry_run: bool,
-        /// Answer yes to confirmations (required for shutdown without a terminal).
-        #[arg(long)]
-        yes: bool,
-        /// text (bars or lines on stderr) or json (JSONL events on stdout).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        output: OutputFormat,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
+    Run(RunArgs),
     /// Explore and operate the fleet one line at a time.
     Repl {
         /// Answer yes to confirmations of mutating calls (shutdown still asks).
@@ -333,6 +287,61 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         nodes: usize,
     },
+}
+
+/// `req AGENT ACTION [INPUT...]`.
+#[derive(Debug, Args)]
+pub struct ReqArgs {
+    pub agent: String,
+    pub action: String,
+    /// Inputs as key=value, typed by the agent DDL.
+    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Nodes per batch.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seconds between batches (default 1 when batching).
+    #[arg(long = "batch-sleep")]
+    pub batch_sleep: Option<f64>,
+    /// Publish one broadcast instead of discovering and sending direct requests.
+    #[arg(long, conflicts_with = "batch")]
+    pub broadcast: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Confirm the Big Red Button (choria_provision shutdown) without a prompt. Without it,
+    /// shutdown asks on a terminal and, off a terminal, sends nothing and exits 3.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Discover and show the batches that would be sent; send nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Read the provisioning token (the `token` input) from this file instead of the
+    /// command line. Without it and without token=, $FLEETBOOK_PROVISION_TOKEN is used.
+    #[arg(long = "token-file", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `run FILE`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The runbook (.rhai).
+    pub file: PathBuf,
+    /// Runbook argument as name=value, read with arg(name, default); may repeat.
+    #[arg(long = "arg", value_name = "NAME=VALUE")]
+    pub args: Vec<String>,
+    /// Run discovery and read-only actions; plan every other RPC without sending it.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Answer yes to confirmations (required for shutdown without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// text (bars or lines on stderr) or json (JSONL events on stdout).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[cfg(test)]

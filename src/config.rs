@@ -1,19 +1,22 @@
-//! Turns command-line arguments into validated settings.
+//! What the command line asks for, as plain values, resolved with the Choria client
+//! configuration into validated [`Settings`]. No clap types here: `commands::options` turns
+//! the `cli` types into `ConnectOptions` and `SimOptions`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::choria_conf::ChoriaConfig;
-use crate::cli::{ConnectArgs, FilterArgs, SimArgs};
 use crate::error::Error;
 use crate::fleet::client::TlsFiles;
 use crate::fleet::ddl::DdlRegistry;
-use crate::fleet::discovery::DiscoveryOptions;
-use crate::fleet::filter::Filter;
 use crate::fleet::protocol::Security;
 use crate::fleet::protocol::Version;
 use crate::fleet::security::{Ed25519Identity, X509Identity};
 use crate::fleet::ClientOptions;
 use crate::sim::SimConfig;
+
+mod simulated;
+pub(crate) use simulated::{sim_config, SimOptions};
 
 /// Everything a command needs to reach a fleet.
 #[derive(Debug, Clone)]
@@ -22,6 +25,44 @@ pub struct Settings {
     pub ddl: DdlRegistry,
     /// `Some` when `--sim N` asks for an embedded broker and fleet.
     pub sim: Option<SimConfig>,
+}
+
+/// How to reach the fleet, as given on the command line (valid on every command);
+/// [`Settings::resolve`] checks it and fills the gaps from the Choria client configuration.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectOptions {
+    /// Broker URLs; empty: the configuration's.
+    pub(crate) servers: Vec<String>,
+    /// The main collective.
+    pub(crate) collective: Option<String>,
+    /// The protocol generation asked for.
+    pub(crate) protocol: Option<Version>,
+    /// Our identity (senderid).
+    pub(crate) identity: Option<String>,
+    /// Our caller id, `kind=name`.
+    pub(crate) caller_id: Option<String>,
+    /// A Choria client configuration file; `None`: the default one, unless `sim` is given.
+    pub(crate) config: Option<PathBuf>,
+    /// CA, client certificate and key; each overrides the configuration's.
+    pub(crate) tls: TlsFiles,
+    /// Client JWT (protocol v2).
+    pub(crate) jwt: Option<PathBuf>,
+    /// ed25519 seed file that goes with `jwt`.
+    pub(crate) seed: Option<PathBuf>,
+    /// NATS credentials file.
+    pub(crate) creds: Option<PathBuf>,
+    /// NATS user name; needs `password`.
+    pub(crate) user: Option<String>,
+    /// NATS password; needs `user`.
+    pub(crate) password: Option<String>,
+    /// Send unsigned requests.
+    pub(crate) insecure: bool,
+    /// Reconnect attempts after the broker connection breaks; at least 1.
+    pub(crate) max_reconnects: usize,
+    /// Directories of extra agent DDLs.
+    pub(crate) ddl_dirs: Vec<PathBuf>,
+    /// `Some(n)`: an embedded broker and a simulated fleet of `n` nodes.
+    pub(crate) sim: Option<usize>,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -70,10 +111,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_seconds(secs).map_err(|_| format!("{s:?} is not a valid duration; must be {}", allowed()))
 }
 
-/// The largest `--sim-time-scale`: one real second per simulated second is real time, and
-/// slowing the simulated world down further than 1000x is only ever a typo.
-pub const MAX_TIME_SCALE: f64 = 1000.0;
-
 /// Refuses a broker URL that cannot work before anything connects: NATS speaks `nats://`,
 /// `tls://`, `ws://` or `wss://` (a bare `host:port` means `nats://`), on a port 1-65535.
 pub fn check_server(url: &str) -> Result<(), Error> {
@@ -91,18 +128,10 @@ pub fn check_server(url: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn rate(name: &str, v: Option<f64>) -> Result<f64, Error> {
-    match v {
-        None => Ok(0.0),
-        Some(r) if (0.0..=1.0).contains(&r) => Ok(r),
-        Some(r) => Err(usage(format!("--{name} {r}: must be between 0 and 1"))),
-    }
-}
-
 impl Settings {
     /// Resolves connection and simulator options: the command line over the Choria client
     /// configuration file over defaults.
-    pub fn resolve(c: &ConnectArgs, s: &SimArgs) -> Result<Settings, Error> {
+    pub(crate) fn resolve(c: &ConnectOptions, s: &SimOptions) -> Result<Settings, Error> {
         let mut client = ClientOptions::default();
         let conf = match (&c.config, c.sim) {
             (Some(path), _) => Some(ChoriaConfig::load(path).map_err(|e| usage(e.to_string()))?),
@@ -125,10 +154,7 @@ impl Settings {
             client.collective = col.clone();
         }
         if let Some(p) = c.protocol {
-            client.protocol = match p {
-                crate::cli::ProtocolArg::V1 => Version::V1,
-                crate::cli::ProtocolArg::V2 => Version::V2,
-            };
+            client.protocol = p;
         }
         if let Some(id) = &c.identity {
             client.identity = id.clone();
@@ -143,9 +169,9 @@ impl Settings {
             client.creds = c.creds.clone();
         }
         let mut tls = client.tls.take().unwrap_or_default();
-        tls.ca = c.tls_ca.clone().or(tls.ca);
-        tls.cert = c.tls_cert.clone().or(tls.cert);
-        tls.key = c.tls_key.clone().or(tls.key);
+        tls.ca = c.tls.ca.clone().or(tls.ca);
+        tls.cert = c.tls.cert.clone().or(tls.cert);
+        tls.key = c.tls.key.clone().or(tls.key);
         let have_tls = tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some();
         if tls.cert.is_some() != tls.key.is_some() {
             return Err(usage(
@@ -173,7 +199,7 @@ impl Settings {
             _ => {}
         }
         if let Some(p) = c.protocol {
-            if matches!(client.security, Security::Ed25519(_)) && p == crate::cli::ProtocolArg::V1 {
+            if matches!(client.security, Security::Ed25519(_)) && p == Version::V1 {
                 return Err(usage("ed25519/JWT credentials sign protocol v2 requests, not v1"));
             }
         }
@@ -259,91 +285,6 @@ fn apply_conf(client: &mut ClientOptions, conf: &ChoriaConfig) -> Result<(), Err
         Some(other) => return Err(usage(format!("{}: unknown security provider {other:?}", conf.path.display()))),
     }
     Ok(())
-}
-
-/// Simulator settings from `--sim-*` options; `collective` (from `--collective`) is the one
-/// the simulated servers join.
-/// The most nodes one simulator serves: a few GiB of memory at most, and well past the
-/// 50,000 the performance targets use.
-pub const MAX_SIM_NODES: usize = 500_000;
-
-/// Builds the simulator's configuration from `--sim-*`.
-pub fn sim_config(nodes: usize, s: &SimArgs, collective: Option<&str>) -> Result<SimConfig, Error> {
-    if nodes == 0 || nodes > MAX_SIM_NODES {
-        return Err(usage(format!(
-            "{nodes} simulated nodes: the simulator serves 1 to {MAX_SIM_NODES} nodes (each takes memory in this process)"
-        )));
-    }
-    let mut cfg = SimConfig { nodes, ..SimConfig::default() };
-    if let Some(c) = collective {
-        if c.is_empty() || c.contains(['.', '*', '>']) || c.contains(char::is_whitespace) {
-            return Err(usage(format!("--collective {c:?}: not a collective name")));
-        }
-        if c == "provisioning" {
-            return Err(usage(
-                "--collective provisioning: simulated nodes in provisioning mode are there already; \
-                 target them with -T provisioning",
-            ));
-        }
-        cfg.collective = c.to_string();
-    }
-    if let Some(seed) = s.seed {
-        cfg.seed = seed;
-    }
-    if let Some(t) = &s.token {
-        cfg.token = t.clone();
-    }
-    if let Some(ts) = s.time_scale {
-        if !(ts.is_finite() && (0.0..=MAX_TIME_SCALE).contains(&ts)) {
-            return Err(usage(format!("--sim-time-scale {ts}: must be a number between 0 and {MAX_TIME_SCALE}")));
-        }
-        cfg.time_scale = ts;
-    }
-    cfg.fail_rate = rate("sim-fail-rate", s.fail_rate)?;
-    cfg.silent_rate = rate("sim-silent-rate", s.silent_rate)?;
-    cfg.slow_rate = rate("sim-slow-rate", s.slow_rate)?;
-    if let Some(d) = &s.slow_delay {
-        cfg.slow_delay = parse_duration(d).map_err(|e| usage(format!("--sim-slow-delay: {e}")))?;
-    }
-    if let Some(d) = &s.auto_provision {
-        cfg.auto_provision = Some(parse_duration(d).map_err(|e| usage(format!("--sim-auto-provision: {e}")))?);
-    }
-    cfg.fail_nodes = s.fail_nodes.clone();
-    cfg.silent_nodes = s.silent_nodes.clone();
-    cfg.slow_nodes = s.slow_nodes.clone();
-    cfg.stuck_nodes = s.stuck_nodes.clone();
-    if let Some(ca) = &s.ca {
-        cfg.secure_ca =
-            Some(std::fs::read_to_string(ca).map_err(|e| usage(format!("--sim-ca {}: {e}", ca.display())))?);
-    }
-    if let Some(n) = s.provisioners {
-        cfg.provisioners = n;
-    }
-    if let Some(site) = &s.site {
-        cfg.site = site.clone();
-    }
-    Ok(cfg)
-}
-
-/// Builds discovery options from filter flags.
-pub fn discovery_options(f: &FilterArgs) -> Result<DiscoveryOptions, Error> {
-    let mut filter = Filter::default();
-    for fact in &f.fact {
-        filter.add_fact(fact).map_err(Error::Fleet)?;
-    }
-    filter.cf_class = f.class.clone();
-    filter.agent = f.agent.clone();
-    filter.identity = f.identity.clone();
-    for c in &f.compound {
-        filter.add_compound(c);
-    }
-    filter.validate().map_err(Error::Fleet)?;
-    let timeout = match f.discovery_timeout {
-        None => None,
-        Some(t) if t > 0.0 => Some(parse_seconds(t).map_err(|e| usage(format!("--discovery-timeout: {e}")))?),
-        Some(t) => return Err(usage(format!("--discovery-timeout {t}: must be a positive number of seconds"))),
-    };
-    Ok(DiscoveryOptions { filter, collective: f.target.clone(), timeout, window: f.discovery_window, rpc_agent: None })
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ fn main() {
                 on_term.abort_now();
             }
         });
-        match fleetbook::run(cli, interrupt).await {
+        match fleetbook::commands::run(cli, interrupt).await {
             Ok(()) => fleetbook::error::exit::OK,
             Err(fleetbook::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 fleetbook::error::exit::OK

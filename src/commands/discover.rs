@@ -5,17 +5,33 @@ use std::io::Write;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::FilterArgs;
-use crate::config::{discovery_options, Settings};
+use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
+use crate::fleet::discovery::DiscoveryOptions;
+
+/// What `discover` was asked for, validated.
+pub(crate) struct DiscoverOptions {
+    discovery: DiscoveryOptions,
+    /// Print a JSON array.
+    json: bool,
+}
+
+impl DiscoverOptions {
+    /// Checks the filter flags.
+    pub(crate) fn from_cli(filter: &FilterArgs, json: bool) -> Result<DiscoverOptions, Error> {
+        let mut discovery = super::options::discovery(filter)?;
+        // `choria discover` looks for nodes running rpcutil.
+        discovery.rpc_agent = Some("rpcutil".into());
+        Ok(DiscoverOptions { discovery, json })
+    }
+}
 
 /// Runs discovery and prints one identity per line, or a JSON array.
-pub async fn run(settings: Settings, filter: &FilterArgs, json: bool, cancel: &CancellationToken) -> Result<(), Error> {
-    let mut opts = discovery_options(filter)?;
-    // `choria discover` looks for nodes running rpcutil.
-    opts.rpc_agent = Some("rpcutil".into());
+pub(crate) async fn run(settings: Settings, a: DiscoverOptions, cancel: &CancellationToken) -> Result<(), Error> {
+    let DiscoverOptions { discovery, json } = a;
     let env = FleetEnv::open(settings).await?;
-    let found = env.fleet.discover_until(&opts, cancel).await?;
+    let found = env.fleet.discover_until(&discovery, cancel).await?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&found.nodes).unwrap_or_default())?;

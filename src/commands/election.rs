@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::fleet::election::BucketInfo;
 
 /// Go's `time.Duration` `String()`: `0s`, `10s`, `1m0s`, `1m30s`, `1h0m0s`, `500ms`.
-pub fn go_duration(d: Duration) -> String {
+pub(crate) fn go_duration(d: Duration) -> String {
     let ns = d.as_nanos();
     if ns == 0 {
         return "0s".into();
@@ -53,7 +53,7 @@ fn compact(names: &[String]) -> Vec<String> {
 }
 
 /// The header, warnings and table of `choria election info`.
-pub fn render(b: &BucketInfo, filter: &regex::Regex) -> String {
+pub(crate) fn render(b: &BucketInfo, filter: &regex::Regex) -> String {
     let mut out = String::new();
     let name = &b.bucket;
     if b.history != 1 {
@@ -129,28 +129,62 @@ fn table(title: &str, headers: [&str; 2], rows: &[&(String, String)]) -> String 
     t
 }
 
-/// `election view [NAME]`: NAME is a regular expression over election names.
-pub async fn view(settings: Settings, name: Option<&str>, bucket: &str) -> Result<(), Error> {
-    let filter = regex::Regex::new(name.unwrap_or("."))
-        .map_err(|e| Error::Usage { message: format!("election name pattern: {e}") })?;
+/// What `election view` was asked for, validated.
+pub(crate) struct ViewOptions {
+    /// Election names to show.
+    filter: regex::Regex,
+    bucket: String,
+}
+
+impl ViewOptions {
+    /// NAME is a regular expression over election names; none shows them all.
+    pub(crate) fn from_cli(name: Option<&str>, bucket: String) -> Result<ViewOptions, Error> {
+        let filter = regex::Regex::new(name.unwrap_or("."))
+            .map_err(|e| Error::Usage { message: format!("election name pattern: {e}") })?;
+        Ok(ViewOptions { filter, bucket })
+    }
+}
+
+/// `election view [NAME]`: the bucket and the leaders of the matching elections.
+pub(crate) async fn view(settings: Settings, a: ViewOptions) -> Result<(), Error> {
     let env = FleetEnv::open(settings).await?;
-    let info = env.fleet.bucket_info(bucket).await?;
+    let info = env.fleet.bucket_info(&a.bucket).await?;
     let mut out = std::io::stdout().lock();
-    write!(out, "{}", render(&info, &filter))?;
+    write!(out, "{}", render(&info, &a.filter))?;
     Ok(())
 }
 
-/// `election evict NAME`: asks first unless `--force`; off a terminal without `--force` it refuses.
-pub async fn evict(
-    settings: Settings,
-    name: &str,
-    bucket: &str,
+/// What `election evict` was asked for, validated.
+pub(crate) struct EvictOptions {
+    name: String,
+    bucket: String,
+    /// Do not ask.
     force: bool,
-    expect_leader: Option<&str>,
+    /// Only evict if this identity leads.
+    expect_leader: Option<String>,
+}
+
+impl EvictOptions {
+    /// Checks the election name.
+    pub(crate) fn from_cli(
+        name: String,
+        bucket: String,
+        force: bool,
+        expect_leader: Option<String>,
+    ) -> Result<EvictOptions, Error> {
+        crate::fleet::election::check_name(&name)?;
+        Ok(EvictOptions { name, bucket, force, expect_leader })
+    }
+}
+
+/// `election evict NAME`: asks first unless `--force`; off a terminal without `--force` it refuses.
+pub(crate) async fn evict(
+    settings: Settings,
+    a: EvictOptions,
     interrupt: &crate::interrupt::Interrupt,
 ) -> Result<(), Error> {
     use crate::engine::Answer;
-    crate::fleet::election::check_name(name)?;
+    let EvictOptions { name, bucket, force, expect_leader } = a;
     if !force {
         let q = format!("Evict the current leader from election {name} in bucket {bucket}?");
         match crate::engine::ask_yes_no(&q, interrupt) {
@@ -163,7 +197,7 @@ pub async fn evict(
         }
     }
     let env = FleetEnv::open(settings).await?;
-    env.fleet.evict(name, bucket, expect_leader).await?;
+    env.fleet.evict(&name, &bucket, expect_leader.as_deref()).await?;
     println!("Evicted the leader from election {name} in bucket {bucket}");
     Ok(())
 }

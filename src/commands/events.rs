@@ -12,20 +12,35 @@ use crate::error::Error;
 use crate::fleet::events::{EventFilter, SUBJECT};
 use crate::redact::printable;
 
-/// What to watch and for how long.
-pub struct EventsArgs {
-    pub filter: EventFilter,
+/// What to watch and for how long, validated.
+pub(crate) struct EventsOptions {
+    filter: EventFilter,
     /// Print the raw message instead of the formatted line.
-    pub json: bool,
+    json: bool,
     /// Stop after this many printed events.
-    pub count: Option<usize>,
+    count: Option<usize>,
     /// Stop after this long.
-    pub timeout: Option<Duration>,
+    timeout: Option<Duration>,
+}
+
+impl EventsOptions {
+    /// Checks `--timeout` and the filter.
+    pub(crate) fn from_cli(
+        component: Option<String>,
+        kind: Option<String>,
+        json: bool,
+        count: Option<usize>,
+        timeout: Option<&str>,
+    ) -> Result<EventsOptions, Error> {
+        let timeout = timeout.map(|t| super::options::duration("--timeout", t)).transpose()?;
+        let filter = EventFilter { types: kind.into_iter().collect(), component, identities: Vec::new() };
+        filter.validate()?;
+        Ok(EventsOptions { filter, json, count, timeout })
+    }
 }
 
 /// Prints matching events until Ctrl-C, `count` or `timeout`.
-pub async fn run(settings: Settings, a: EventsArgs, cancel: &CancellationToken) -> Result<(), Error> {
-    a.filter.validate()?;
+pub(crate) async fn run(settings: Settings, a: EventsOptions, cancel: &CancellationToken) -> Result<(), Error> {
     let env = FleetEnv::open(settings).await?;
     let mut events = env.fleet.lifecycle_events().await?;
     let mut out = std::io::stdout().lock();

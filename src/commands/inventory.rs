@@ -11,14 +11,26 @@ use crate::error::Error;
 use crate::fleet::filter::Filter;
 use crate::fleet::FleetError;
 
-/// Asks one node for its inventory and prints it.
-pub async fn run(
-    settings: Settings,
-    identity: &str,
-    target: Option<&str>,
+/// What `inventory` was asked for.
+pub(crate) struct InventoryOptions {
+    /// The node to ask.
+    identity: String,
+    /// The collective it is in; `None`: the main one.
+    target: Option<String>,
+    /// Print the inventory as JSON.
     json: bool,
-    cancel: &CancellationToken,
-) -> Result<(), Error> {
+}
+
+impl InventoryOptions {
+    /// Nothing to check: any identity may be asked.
+    pub(crate) fn from_cli(identity: String, target: Option<String>, json: bool) -> InventoryOptions {
+        InventoryOptions { identity, target, json }
+    }
+}
+
+/// Asks one node for its inventory and prints it.
+pub(crate) async fn run(settings: Settings, a: InventoryOptions, cancel: &CancellationToken) -> Result<(), Error> {
+    let (identity, target, json) = (a.identity.as_str(), a.target.as_deref(), a.json);
     let env = FleetEnv::open(settings).await?;
     let mut session =
         env.fleet.rpc_session("rpcutil", "inventory", &Map::new(), target, None, Filter::default()).await?;

@@ -6,9 +6,26 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::metrics::http::scrape;
 
+/// What `metrics` was asked for, validated.
+pub(crate) struct MetricsOptions {
+    url: String,
+    /// Print the samples as a JSON array.
+    json: bool,
+    /// How long to wait for the endpoint.
+    timeout: Duration,
+}
+
+impl MetricsOptions {
+    /// Checks `--timeout`; the URL is checked when it is scraped.
+    pub(crate) fn from_cli(url: String, json: bool, timeout: &str) -> Result<MetricsOptions, Error> {
+        Ok(MetricsOptions { url, json, timeout: super::options::duration("--timeout", timeout)? })
+    }
+}
+
 /// Prints the families and samples, or the samples as a JSON array.
-pub async fn run(url: &str, json: bool, timeout: Duration) -> Result<(), Error> {
-    let s = scrape(url, timeout).await?;
+pub(crate) async fn run(a: MetricsOptions) -> Result<(), Error> {
+    let MetricsOptions { url, json, timeout } = a;
+    let s = scrape(&url, timeout).await?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&s.samples).unwrap_or_default())?;

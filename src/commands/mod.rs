@@ -1,13 +1,80 @@
-//! The built-in commands, thin layers over the fleet API.
+//! The built-in commands, thin layers over the fleet API. Each turns its clap arguments into
+//! its own validated options (`from_cli`, with the shared flags in `options`), then runs
+//! them; nothing below this module sees a clap type.
 
-pub mod check;
-pub mod discover;
-pub mod election;
-pub mod events;
-pub mod inventory;
-pub mod metrics;
-pub mod repl;
-pub mod req;
+pub(crate) mod check;
+pub(crate) mod discover;
+pub(crate) mod election;
+pub(crate) mod events;
+pub(crate) mod inventory;
+pub(crate) mod metrics;
+pub(crate) mod options;
+pub(crate) mod repl;
+pub(crate) mod req;
 mod req_report;
-pub mod run;
-pub mod sim;
+pub(crate) mod run;
+pub(crate) mod sim;
+
+use crate::cli::{Cli, Command, ElectionCommand};
+use crate::error::Error;
+use crate::interrupt::Interrupt;
+
+/// Runs a parsed command line; `interrupt` counts Ctrl-C presses. The connection settings
+/// are resolved first, then the command's own flags are checked, then it runs.
+pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
+    let Cli { connect, sim: sim_args, command } = cli;
+    let settings = || options::settings(&connect, &sim_args);
+    match command {
+        Command::Run(args) => {
+            let settings = settings()?;
+            let a = run::RunOptions::from_cli(args, &settings)?;
+            run::run(settings, a, interrupt).await
+        }
+        Command::Events { component, kind, json, count, timeout } => {
+            let settings = settings()?;
+            let a = events::EventsOptions::from_cli(component, kind, json, count, timeout.as_deref())?;
+            // Watching changes nothing: the first Ctrl-C ends it.
+            events::run(settings, a, &interrupt.soft()).await
+        }
+        Command::Metrics { url, json, timeout } => {
+            metrics::run(metrics::MetricsOptions::from_cli(url, json, &timeout)?).await
+        }
+        Command::Election(ElectionCommand::View { name, bucket }) => {
+            let settings = settings()?;
+            election::view(settings, election::ViewOptions::from_cli(name.as_deref(), bucket)?).await
+        }
+        Command::Election(ElectionCommand::Evict { name, bucket, force, expect_leader }) => {
+            let settings = settings()?;
+            let a = election::EvictOptions::from_cli(name, bucket, force, expect_leader)?;
+            election::evict(settings, a, &interrupt).await
+        }
+        Command::Repl { yes, engine } => {
+            let settings = settings()?;
+            let a = repl::ReplOptions::from_cli(yes, &engine, &settings);
+            repl::run(settings, a, interrupt).await
+        }
+        Command::Check { files, engine } => {
+            check::run(check::CheckOptions::from_cli(files, &engine, &connect.ddl_dirs)?).await
+        }
+        // Serving changes nothing: the first Ctrl-C stops it.
+        Command::Sim { nodes } => {
+            sim::run(sim::ServeOptions::from_cli(nodes, &connect, &sim_args)?, &interrupt.soft()).await
+        }
+        Command::Discover { filter, json } => {
+            let settings = settings()?;
+            discover::run(settings, discover::DiscoverOptions::from_cli(&filter, json)?, &interrupt.soft()).await
+        }
+        Command::Req(args) => {
+            let settings = settings()?;
+            // A bad token file is refused before `req` takes over: only what `req` refuses
+            // itself is reported in its `--json` object.
+            let token = options::provision_token(args.token_file.as_deref(), &args.inputs, &settings)?;
+            req::run(settings, args, token, &interrupt).await
+        }
+        Command::Inventory { identity, target, json } => {
+            let settings = settings()?;
+            inventory::run(settings, inventory::InventoryOptions::from_cli(identity, target, json), &interrupt.soft())
+                .await
+        }
+    }
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 
+use crate::cli::EngineArgs;
 use crate::config::Settings;
 use crate::engine::{Host, RunSettings, TerminalPrompter};
 use crate::env::FleetEnv;
@@ -17,7 +18,7 @@ use crate::repl::{LineSource, Read, Session};
 
 /// `$FLEETBOOK_HISTORY`, else `$XDG_DATA_HOME/fleetbook/history`, else
 /// `~/.local/share/fleetbook/history`.
-pub fn history_path() -> Option<PathBuf> {
+pub(crate) fn history_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("FLEETBOOK_HISTORY") {
         return Some(PathBuf::from(p));
     }
@@ -50,8 +51,23 @@ impl LineSource for Terminal {
     }
 }
 
+/// What `repl` was asked for.
+pub(crate) struct ReplOptions {
+    engine: RunSettings,
+}
+
+impl ReplOptions {
+    /// The engine settings for a session against `settings`; nothing to check.
+    pub(crate) fn from_cli(yes: bool, engine: &EngineArgs, settings: &Settings) -> ReplOptions {
+        let mut engine = super::options::engine_for(engine, settings);
+        engine.yes = yes;
+        ReplOptions { engine }
+    }
+}
+
 /// Opens the fleet and runs the REPL until `:quit` or Ctrl-D.
-pub async fn run(settings: Settings, mut rs: RunSettings, interrupt: Interrupt) -> Result<(), Error> {
+pub(crate) async fn run(settings: Settings, a: ReplOptions, interrupt: Interrupt) -> Result<(), Error> {
+    let mut rs = a.engine;
     let ddl = settings.ddl.clone();
     let env = FleetEnv::open(settings).await?;
     if let Some(url) = env.sim.as_ref().and_then(|s| s.metrics_url()) {

@@ -9,13 +9,15 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::req_report::{print_plan, write_report, Timing};
-use crate::cli::FilterArgs;
-use crate::config::{discovery_options, Settings};
+use crate::cli::ReqArgs;
+use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
+use crate::fleet::ddl::DdlRegistry;
+use crate::fleet::discovery::DiscoveryOptions;
 use crate::interrupt::Interrupt;
 use crate::progress::{Reporter, RunEvent};
 use crate::prompt::Answer;
@@ -23,25 +25,51 @@ use crate::rollout::policy::{dedup_keep_order, plan_batches};
 use crate::rollout::{ConfirmPolicy, End, Hooks, Rollout, Tally, Thresholds};
 
 /// What `req` was asked to do, validated.
-pub struct ReqArgs<'a> {
-    pub agent: &'a str,
-    pub action: &'a str,
-    pub inputs: &'a [String],
-    pub filter: &'a FilterArgs,
-    pub batch: Option<usize>,
-    pub batch_sleep: Option<f64>,
-    pub broadcast: bool,
-    pub json: bool,
+pub(crate) struct ReqOptions {
+    agent: String,
+    action: String,
+    /// The inputs, typed by the agent's DDL.
+    inputs: Map<String, Value>,
+    /// The filter and discovery flags; only nodes with the agent.
+    discovery: DiscoveryOptions,
+    /// Nodes per batch, at least 1; `None`: all at once.
+    batch: Option<usize>,
+    /// The pause between batches.
+    batch_sleep: Duration,
+    broadcast: bool,
+    json: bool,
     /// Confirms the Big Red Button (shutdown) without a prompt.
-    pub yes: bool,
+    yes: bool,
     /// Discover and show the batches; send nothing.
-    pub dry_run: bool,
-    /// The provisioning token when no `token=` input is given (file, environment, simulator).
-    pub default_token: Option<String>,
+    dry_run: bool,
+}
+
+impl ReqOptions {
+    /// Checks the batch flags, types the inputs by the agent's DDL and checks the filter, in
+    /// that order. `default_token` is the provisioning token when no `token=` input is given
+    /// (file, environment, simulator).
+    fn from_cli(a: &ReqArgs, default_token: Option<String>, ddl: &DdlRegistry) -> Result<ReqOptions, Error> {
+        let batch_sleep = batch_sleep(a)?;
+        let inputs = typed_inputs(a, default_token, ddl)?;
+        let mut discovery = super::options::discovery(&a.filter)?;
+        discovery.rpc_agent = Some(a.agent.clone());
+        Ok(ReqOptions {
+            agent: a.agent.clone(),
+            action: a.action.clone(),
+            inputs,
+            discovery,
+            batch: a.batch,
+            batch_sleep,
+            broadcast: a.broadcast,
+            json: a.json,
+            yes: a.yes,
+            dry_run: a.dry_run,
+        })
+    }
 }
 
 /// Rejects batch settings that make no sense, before anything else happens.
-fn batch_sleep(a: &ReqArgs<'_>) -> Result<Duration, Error> {
+fn batch_sleep(a: &ReqArgs) -> Result<Duration, Error> {
     if a.batch == Some(0) {
         return Err(Error::Usage { message: "--batch must be at least 1".into() });
     }
@@ -53,12 +81,43 @@ fn batch_sleep(a: &ReqArgs<'_>) -> Result<Duration, Error> {
     .map(|d| if d.is_zero() { Duration::from_secs(1) } else { d })
 }
 
+/// Types the inputs by the agent's DDL, adding `default_token` when the action takes a token
+/// and none is given: unknown agents, actions and bad inputs are refused before connecting or
+/// sending anything.
+fn typed_inputs(a: &ReqArgs, default_token: Option<String>, ddl: &DdlRegistry) -> Result<Map<String, Value>, Error> {
+    let mut pairs = a.inputs.to_vec();
+    if let Some(t) = &default_token {
+        let takes_token = ddl.agent(&a.agent)?.action(&a.action)?.input.contains_key("token");
+        if takes_token && !pairs.iter().any(|p| p.starts_with("token=")) {
+            pairs.push(format!("token={t}"));
+        }
+    }
+    ddl.parse_cli(&a.agent, &a.action, &pairs).map_err(|e| match e {
+        crate::fleet::FleetError::BadInput { ref input, ref reason, .. }
+            if input == "token" && reason.contains("required") =>
+        {
+            Error::Usage {
+                message: format!("{e}; give token=..., --token-file FILE or ${}", super::options::PROVISION_TOKEN_ENV),
+            }
+        }
+        e => e.into(),
+    })
+}
+
 /// Runs the request and prints the result. With `--json` there is always one JSON object on
-/// stdout, also when the request never went out (unreachable broker, not confirmed, no
-/// nodes): `status` and `error` say why.
-pub async fn run(settings: Settings, a: ReqArgs<'_>, interrupt: &Interrupt) -> Result<(), Error> {
+/// stdout, also when the request never went out (bad flags or inputs, unreachable broker,
+/// not confirmed, no nodes): `status` and `error` say why.
+pub(crate) async fn run(
+    settings: Settings,
+    a: ReqArgs,
+    default_token: Option<String>,
+    interrupt: &Interrupt,
+) -> Result<(), Error> {
     let printed = std::cell::Cell::new(false);
-    let result = run_inner(settings, &a, interrupt, &printed).await;
+    let result = match ReqOptions::from_cli(&a, default_token, &settings.ddl) {
+        Ok(options) => run_inner(settings, &options, interrupt, &printed).await,
+        Err(e) => Err(e),
+    };
     if let (Err(e), true, false) = (&result, a.json, printed.get()) {
         let status = match e.exit_code() {
             crate::error::exit::GUARDRAIL => "stopped",
@@ -86,31 +145,11 @@ impl Hooks for ReqHooks<'_> {
 
 async fn run_inner(
     settings: Settings,
-    a: &ReqArgs<'_>,
+    a: &ReqOptions,
     interrupt: &Interrupt,
     printed: &std::cell::Cell<bool>,
 ) -> Result<(), Error> {
-    let sleep = batch_sleep(a)?;
-    // Reject unknown agents, actions and bad inputs before connecting or sending anything.
-    let mut pairs = a.inputs.to_vec();
-    if let Some(t) = &a.default_token {
-        let takes_token = settings.ddl.agent(a.agent)?.action(a.action)?.input.contains_key("token");
-        if takes_token && !pairs.iter().any(|p| p.starts_with("token=")) {
-            pairs.push(format!("token={t}"));
-        }
-    }
-    let inputs = settings.ddl.parse_cli(a.agent, a.action, &pairs).map_err(|e| match e {
-        crate::fleet::FleetError::BadInput { ref input, ref reason, .. }
-            if input == "token" && reason.contains("required") =>
-        {
-            Error::Usage {
-                message: format!("{e}; give token=..., --token-file FILE or ${}", crate::PROVISION_TOKEN_ENV),
-            }
-        }
-        e => e.into(),
-    })?;
-    let mut dopts = discovery_options(a.filter)?;
-    dopts.rpc_agent = Some(a.agent.to_string());
+    let (sleep, inputs, dopts) = (a.batch_sleep, a.inputs.clone(), &a.discovery);
     let env = FleetEnv::open(settings).await?;
     let fleet = &env.fleet;
     let reporter = Reporter::for_terminal(false);
@@ -124,10 +163,10 @@ async fn run_inner(
             eprintln!("dry-run: would broadcast {}#{} to every matching node; nothing sent", a.agent, a.action);
             return Ok(());
         }
-        crate::rollout::confirm(policy, a.agent, a.action, None, &reporter, &mut hooks)
+        crate::rollout::confirm(policy, &a.agent, &a.action, None, &reporter, &mut hooks)
             .map_err(|s| Error::Guardrail { reason: s.to_string() })?;
         let mut session =
-            fleet.rpc_session(a.agent, a.action, &inputs, collective.as_deref(), None, dopts.filter.clone()).await?;
+            fleet.rpc_session(&a.agent, &a.action, &inputs, collective.as_deref(), None, dopts.filter.clone()).await?;
         let out = session.broadcast(&hard, &mut |_| {}).await?;
         let mut tally = Tally::default();
         tally.absorb(&out, &reporter);
@@ -149,7 +188,7 @@ async fn run_inner(
         return finish(a, &tally, discovered, Some(&session.request_id), timing, end);
     }
     reporter.emit(RunEvent::Discovering { what: dopts.filter.describe() });
-    let found = match fleet.discover(&dopts, &hard).await {
+    let found = match fleet.discover(dopts, &hard).await {
         Ok(f) => f,
         Err(e) => {
             reporter.emit(RunEvent::DiscoveryFailed);
@@ -166,8 +205,8 @@ async fn run_inner(
         return Err(Error::NoNodes);
     }
     let rollout = Rollout {
-        agent: a.agent.to_string(),
-        action: a.action.to_string(),
+        agent: a.agent.clone(),
+        action: a.action.clone(),
         inputs,
         shown: serde_json::Value::Null,
         collective,
@@ -194,7 +233,7 @@ async fn run_inner(
     .map_err(|e| Error::Internal { message: format!("the rollout thread failed: {e}") })?;
     if o.planned {
         printed.set(true);
-        return print_plan(a.agent, a.action, a.json, &rollout.batches);
+        return print_plan(&a.agent, &a.action, a.json, &rollout.batches);
     }
     match &o.end {
         End::Stopped(s) if s.nothing_sent() => return Err(Error::Guardrail { reason: s.to_string() }),
@@ -208,7 +247,7 @@ async fn run_inner(
 
 /// Prints the result and turns the end into the command's outcome.
 fn finish(
-    a: &ReqArgs<'_>,
+    a: &ReqOptions,
     t: &Tally,
     discovered: usize,
     request_id: Option<&str>,
@@ -226,6 +265,6 @@ fn finish(
         End::Hook(never) => match never {},
     };
     let mut out = std::io::stdout().lock();
-    write_report(&mut out, a.agent, a.action, a.json, t, discovered, request_id, timing, &result)?;
+    write_report(&mut out, &a.agent, &a.action, a.json, t, discovered, request_id, timing, &result)?;
     result
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::cli::{OutputFormat, RunArgs};
 use crate::config::Settings;
 use crate::engine::{self, diag, Host, RunSettings, TerminalPrompter};
 use crate::env::FleetEnv;
@@ -11,18 +12,54 @@ use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::progress::{Reporter, RunEvent, RunStatus};
 
-/// What `run` was asked to do.
-pub struct RunArgs {
-    pub file: PathBuf,
-    pub args: BTreeMap<String, String>,
-    pub dry_run: bool,
-    pub yes: bool,
-    pub json: bool,
-    pub settings: RunSettings,
+/// What `run` was asked to do, validated.
+pub(crate) struct RunOptions {
+    /// The runbook.
+    file: PathBuf,
+    /// `--arg NAME=VALUE`, each name once.
+    args: BTreeMap<String, String>,
+    dry_run: bool,
+    yes: bool,
+    /// JSONL events on stdout instead of text on stderr.
+    json: bool,
+    engine: RunSettings,
+}
+
+impl RunOptions {
+    /// Checks the `--arg`s; the engine settings are for a run against `settings`.
+    pub(crate) fn from_cli(a: RunArgs, settings: &Settings) -> Result<RunOptions, Error> {
+        let engine = super::options::engine_for(&a.engine, settings);
+        Ok(RunOptions {
+            args: parse_args(&a.args)?,
+            file: a.file,
+            dry_run: a.dry_run,
+            yes: a.yes,
+            json: a.output == OutputFormat::Json,
+            engine,
+        })
+    }
+}
+
+/// Parses `name=value` runbook arguments; a name is letters, digits, `_`, `-` and `.`.
+fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let bad = |why: &str| Error::Usage {
+            message: format!("--arg {a:?}: {why}; expected NAME=VALUE, e.g. --arg batch=5"),
+        };
+        let (k, v) = a.split_once('=').ok_or_else(|| bad("no '='"))?;
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(bad("the name must be letters, digits, '_', '-' or '.'"));
+        }
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(Error::Usage { message: format!("--arg {k} is given twice; give each argument once") });
+        }
+    }
+    Ok(out)
 }
 
 /// Reads and compiles a runbook, then lints it against the DDLs. Errors come rendered.
-pub fn compile(
+pub(crate) fn compile(
     engine: &rhai::Engine,
     file: &Path,
     ddl: &crate::fleet::ddl::DdlRegistry,
@@ -57,7 +94,7 @@ fn host(
 /// Runs a runbook and maps its outcome to an exit code through `Error`. With `--output json`
 /// every run ends with one `run_end` event, whatever happened (a runbook that does not
 /// compile, a broker that cannot be reached or is lost, a guardrail, Ctrl-C).
-pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result<(), Error> {
+pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt) -> Result<(), Error> {
     let reporter = Reporter::for_terminal(a.json);
     let mut totals = crate::engine::Totals::default();
     let result = run_inner(settings, a, interrupt, &reporter, &mut totals).await;
@@ -84,12 +121,12 @@ pub async fn run(settings: Settings, a: RunArgs, interrupt: Interrupt) -> Result
 
 async fn run_inner(
     settings: Settings,
-    a: RunArgs,
+    a: RunOptions,
     interrupt: Interrupt,
     reporter: &Reporter,
     totals_out: &mut crate::engine::Totals,
 ) -> Result<(), Error> {
-    let mut rs = a.settings;
+    let mut rs = a.engine;
     rs.dry_run = a.dry_run;
     rs.yes = a.yes;
     rs.args = a.args;

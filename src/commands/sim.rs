@@ -6,19 +6,35 @@ use crate::cli::{ConnectArgs, SimArgs};
 use crate::config::sim_config;
 use crate::error::Error;
 use crate::sim::broker::EmbeddedBroker;
-use crate::sim::{Simulator, STATS_SUBJECT};
+use crate::sim::{SimConfig, Simulator, STATS_SUBJECT};
 
-/// Runs the simulator against the first `--server`, or an embedded broker when none is given,
-/// in the `--collective` given (else `mcollective`).
-pub async fn run(nodes: usize, connect: &ConnectArgs, args: &SimArgs, cancel: &CancellationToken) -> Result<(), Error> {
-    if nodes == 0 {
-        return Err(Error::Usage { message: "--nodes must be at least 1".into() });
+/// What `sim` was asked to serve, validated.
+pub(crate) struct ServeOptions {
+    cfg: SimConfig,
+    /// The broker to serve on; `None`: an embedded one.
+    server: Option<String>,
+}
+
+impl ServeOptions {
+    /// Checks `--nodes` and the `--sim-*` flags. The fleet serves the `--collective` given
+    /// (else `mcollective`) on the first `--server`.
+    pub(crate) fn from_cli(nodes: usize, connect: &ConnectArgs, args: &SimArgs) -> Result<ServeOptions, Error> {
+        if nodes == 0 {
+            return Err(Error::Usage { message: "--nodes must be at least 1".into() });
+        }
+        let mut cfg = sim_config(nodes, &super::options::sim_options(args), connect.collective.as_deref())?;
+        cfg.announce_link = true;
+        Ok(ServeOptions { cfg, server: connect.servers.first().cloned() })
     }
-    let mut cfg = sim_config(nodes, args, connect.collective.as_deref())?;
-    cfg.announce_link = true;
+}
+
+/// Runs the simulator against the given broker, or an embedded broker when none is given.
+pub(crate) async fn run(a: ServeOptions, cancel: &CancellationToken) -> Result<(), Error> {
+    let ServeOptions { cfg, server } = a;
+    let nodes = cfg.nodes;
     let collective = cfg.collective.clone();
-    let (broker, url) = match connect.servers.first() {
-        Some(s) => (None, s.clone()),
+    let (broker, url) = match server {
+        Some(s) => (None, s),
         None => {
             let b = EmbeddedBroker::start_async().await?;
             let url = b.url().to_string();
