@@ -5,29 +5,17 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
+use super::config::SimConfig;
+use super::effect::Effect;
 use super::node::{Fault, Mode, Node};
-use super::SimConfig;
-
-/// A state change that happens after the reply, when the splay has passed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Effect {
-    /// Publish `shutdown`, go down briefly, publish `startup`. Seconds of simulated time.
-    Restart(u64),
-    /// As restart, but come back in provisioning mode.
-    Reprovision(u64),
-    /// Publish `shutdown` and stay gone.
-    Shutdown(u64),
-    /// `configure` succeeded: publish `provisioned` now.
-    Provisioned,
-}
 
 /// What a node answers.
 #[derive(Debug, Clone)]
-pub struct Answer {
-    pub statuscode: u8,
-    pub statusmsg: String,
-    pub data: Value,
-    pub effect: Option<Effect>,
+pub(crate) struct Answer {
+    pub(crate) statuscode: u8,
+    pub(crate) statusmsg: String,
+    pub(crate) data: Value,
+    pub(crate) effect: Option<Effect>,
 }
 
 impl Answer {
@@ -40,7 +28,7 @@ impl Answer {
     }
 
     /// The SimpleRPC reply body.
-    pub fn body(&self, action: &str) -> Vec<u8> {
+    pub(crate) fn body(&self, action: &str) -> Vec<u8> {
         #[derive(serde::Serialize)]
         struct Body<'a> {
             action: &'a str,
@@ -55,7 +43,7 @@ impl Answer {
 }
 
 /// Runs `agent#action` on `node`. `None` means the node stays silent.
-pub fn dispatch(
+pub(crate) fn dispatch(
     node: &mut Node,
     cfg: &SimConfig,
     rng: &mut SmallRng,

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use regex::Regex;
 use serde_json::Value;
 
-use super::node::{compare, Node};
+use super::facts::compare;
+use super::node::Node;
 use crate::fleet::compound::{parse, BinOp, Expr, Step, UnaryOp};
 use crate::fleet::filter::{matches_item, parse_fact};
 
