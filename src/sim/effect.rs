@@ -41,77 +41,71 @@ async fn publish_event(s: &Shared, kind: &str, node: &Node) {
     let _ = s.nats.publish(lifecycle::subject(kind, node.component()), body.into()).await;
 }
 
-/// The state a going-down node takes: a stuck node is gone for good.
-fn stuck_or(n: &Node, state: State) -> State {
-    if n.fault == Fault::Stuck {
-        State::Gone
-    } else {
-        state
+/// Runs the part of an action that happens after the splay.
+pub(crate) fn schedule(s: Arc<Shared>, i: usize, epoch: u64, effect: Effect) {
+    tokio::spawn(async move { run(&s, i, epoch, effect).await });
+}
+
+async fn run(s: &Shared, i: usize, epoch: u64, effect: Effect) {
+    let cfg = &s.cfg;
+    match effect {
+        // `configure` succeeded, so the event is due even when the Provisioner's restart
+        // (a new epoch) got to the node before this task ran; it used to be lost then.
+        Effect::Provisioned => {
+            let node = lock(&s.nodes).get(i).filter(|n| n.state != State::Gone).cloned();
+            if let Some(n) = node {
+                publish_event(s, "provisioned", &n).await;
+            }
+        }
+        Effect::Restart(secs) => {
+            tokio::time::sleep(cfg.scaled(secs as f64)).await;
+            // A configured provisioning-mode node comes back as a normal server.
+            restart(s, i, epoch, |n| {
+                if n.mode == Mode::Provisioning && n.configured {
+                    n.mode = Mode::Normal;
+                }
+            })
+            .await;
+        }
+        Effect::Reprovision(secs) => {
+            tokio::time::sleep(cfg.scaled(secs as f64)).await;
+            let back = restart(s, i, epoch, |n| {
+                n.mode = Mode::Provisioning;
+                n.configured = false;
+            })
+            .await;
+            if let (true, Some(after)) = (back, cfg.auto_provision) {
+                tokio::time::sleep(after).await;
+                auto_provision(s, i, epoch).await;
+            }
+        }
+        Effect::Shutdown(secs) => {
+            tokio::time::sleep(cfg.scaled(secs as f64)).await;
+            if let Some(n) = transition(s, i, epoch, |n| n.state = State::Gone) {
+                publish_event(s, "shutdown", &n).await;
+            }
+        }
     }
 }
 
-/// Runs the part of an action that happens after the splay.
-pub(crate) fn schedule(s: Arc<Shared>, i: usize, epoch: u64, effect: Effect) {
-    tokio::spawn(async move {
-        let cfg = &s.cfg;
-        let down = cfg.scaled(1.0);
-        match effect {
-            // `configure` succeeded, so the event is due even when the Provisioner's restart
-            // (a new epoch) got to the node before this task ran; it used to be lost then.
-            Effect::Provisioned => {
-                let node = lock(&s.nodes).get(i).filter(|n| n.state != State::Gone).cloned();
-                if let Some(n) = node {
-                    publish_event(&s, "provisioned", &n).await;
-                }
-            }
-            Effect::Restart(secs) => {
-                tokio::time::sleep(cfg.scaled(secs as f64)).await;
-                let Some(n) = transition(&s, i, epoch, |n| n.state = stuck_or(n, State::Restarting)) else {
-                    return;
-                };
-                publish_event(&s, "shutdown", &n).await;
-                tokio::time::sleep(down).await;
-                // A configured provisioning-mode node comes back as a normal server.
-                let back = transition(&s, i, epoch, |n| {
-                    n.state = State::Up;
-                    if n.mode == Mode::Provisioning && n.configured {
-                        n.mode = Mode::Normal;
-                    }
-                });
-                if let Some(n) = back {
-                    publish_event(&s, "startup", &n).await;
-                }
-            }
-            Effect::Reprovision(secs) => {
-                tokio::time::sleep(cfg.scaled(secs as f64)).await;
-                let Some(n) = transition(&s, i, epoch, |n| n.state = stuck_or(n, State::Restarting)) else {
-                    return;
-                };
-                publish_event(&s, "shutdown", &n).await;
-                tokio::time::sleep(down).await;
-                let back = transition(&s, i, epoch, |n| {
-                    n.state = State::Up;
-                    n.mode = Mode::Provisioning;
-                    n.configured = false;
-                });
-                let Some(n) = back else { return };
-                publish_event(&s, "startup", &n).await;
-                if let Some(after) = cfg.auto_provision {
-                    tokio::time::sleep(after).await;
-                    auto_provision(&s, i, epoch).await;
-                }
-            }
-            Effect::Shutdown(secs) => {
-                tokio::time::sleep(cfg.scaled(secs as f64)).await;
-                if let Some(n) = transition(&s, i, epoch, |n| n.state = State::Gone) {
-                    publish_event(&s, "shutdown", &n).await;
-                }
-            }
-        }
-    });
+/// The one restart every path takes (restart, reprovision, the stand-in Provisioner's):
+/// `shutdown`, down for a simulated second, then `startup` as `come_back` leaves the node.
+/// A stuck node is gone for good at the shutdown. True when the node came back.
+async fn restart(s: &Shared, i: usize, epoch: u64, come_back: impl FnOnce(&mut Node)) -> bool {
+    let down = |n: &mut Node| n.state = if n.fault == Fault::Stuck { State::Gone } else { State::Restarting };
+    let Some(n) = transition(s, i, epoch, down) else { return false };
+    publish_event(s, "shutdown", &n).await;
+    tokio::time::sleep(s.cfg.scaled(1.0)).await;
+    let up = |n: &mut Node| {
+        n.state = State::Up;
+        come_back(n);
+    };
+    let Some(n) = transition(s, i, epoch, up) else { return false };
+    publish_event(s, "startup", &n).await;
+    true
 }
 
-/// Stands in for a Provisioner: provisioned, shutdown, then startup as a normal server.
+/// Stands in for a Provisioner: provisioned, then restarted as a normal server.
 async fn auto_provision(s: &Shared, i: usize, epoch: u64) {
     let Some(n) = transition(s, i, epoch, |n| n.configured = true) else {
         return;
@@ -120,15 +114,6 @@ async fn auto_provision(s: &Shared, i: usize, epoch: u64) {
         return;
     }
     publish_event(s, "provisioned", &n).await;
-    let Some(n) = transition(s, i, epoch, |n| n.state = State::Restarting) else {
-        return;
-    };
-    publish_event(s, "shutdown", &n).await;
-    tokio::time::sleep(s.cfg.scaled(1.0)).await;
-    if let Some(n) = transition(s, i, epoch, |n| {
-        n.state = State::Up;
-        n.mode = Mode::Normal;
-    }) {
-        publish_event(s, "startup", &n).await;
-    }
+    // Only a node that came back from a reprovision gets here, so it is not stuck.
+    restart(s, i, epoch, |n| n.mode = Mode::Normal).await;
 }
