@@ -43,7 +43,8 @@ async fn publish_event(s: &Shared, kind: &str, node: &Node) {
 
 /// Runs the part of an action that happens after the splay.
 pub(crate) fn schedule(s: Arc<Shared>, i: usize, epoch: u64, effect: Effect) {
-    tokio::spawn(async move { run(&s, i, epoch, effect).await });
+    let spawner = s.spawner.clone();
+    spawner.spawn(async move { run(&s, i, epoch, effect).await });
 }
 
 async fn run(s: &Shared, i: usize, epoch: u64, effect: Effect) {

@@ -14,6 +14,7 @@
 //! | `agents` | the agents a node runs and what they answer |
 //! | `effect` | the state transitions after an action's splay |
 //! | `stats` | [`SimStats`] and the answer on [`STATS_SUBJECT`] |
+//! | `tasks` | the owner that stops every background task when the simulator goes |
 //! | [`provisioner`] | the simulated Choria Provisioner |
 //! | [`broker`] | the embedded `nats-server` |
 
@@ -31,6 +32,7 @@ mod request;
 mod server;
 mod simulator;
 mod stats;
+mod tasks;
 
 pub use config::SimConfig;
 pub use simulator::Simulator;

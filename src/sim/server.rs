@@ -62,7 +62,7 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &Bytes, cache: &mut Opt
             }
             Some(d) => {
                 let nats = s.nats.clone();
-                tokio::spawn(async move {
+                s.spawner.spawn(async move {
                     tokio::time::sleep(d).await;
                     let _ = nats.publish(o.reply_to, o.payload).await;
                 });

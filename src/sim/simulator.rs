@@ -13,6 +13,7 @@ use super::node::Node;
 use super::provisioner::{Provisioner, ProvisionerConfig};
 use super::server;
 use super::stats::{SimStats, STATS_SUBJECT};
+use super::tasks::{Spawner, TaskOwner};
 use super::SimError;
 use crate::lock;
 
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Mutex<SimStats>,
     /// The one connection every node answers through.
     pub(crate) nats: async_nats::Client,
+    /// Spawns delayed replies and transitions into the [`Simulator`]'s task group.
+    pub(crate) spawner: Spawner,
 }
 
 impl Shared {
@@ -43,7 +46,8 @@ impl Shared {
 /// A running simulated fleet; its tasks stop when it is dropped.
 pub struct Simulator {
     shared: Arc<Shared>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The server loops, delayed replies and transitions: they end with the simulator.
+    _tasks: TaskOwner,
     /// The simulated Provisioner, when enabled.
     pub provisioner: Option<Provisioner>,
 }
@@ -59,6 +63,7 @@ impl Simulator {
         for n in nodes.iter_mut() {
             n.fault = cfg.fault_for(&n.identity, &mut rng);
         }
+        let tasks = TaskOwner::new();
         let index = nodes.iter().enumerate().map(|(i, n)| (n.identity.clone(), i)).collect();
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
@@ -67,6 +72,7 @@ impl Simulator {
             rng: Mutex::new(rng),
             stats: Mutex::new(SimStats::default()),
             nats: nats.clone(),
+            spawner: tasks.spawner(),
         });
         let mut subs = Vec::new();
         for c in [cfg.collective.as_str(), "provisioning"] {
@@ -76,10 +82,8 @@ impl Simulator {
         }
         let stats_sub = nats.subscribe(STATS_SUBJECT).await.map_err(|e| SimError(format!("subscribe: {e}")))?;
         nats.flush().await.map_err(|e| SimError(format!("flush: {e}")))?;
-        let tasks = vec![
-            tokio::spawn(server::serve_requests(shared.clone(), subs)),
-            tokio::spawn(server::serve_stats(shared.clone(), stats_sub)),
-        ];
+        shared.spawner.spawn(server::serve_requests(shared.clone(), subs));
+        shared.spawner.spawn(server::serve_stats(shared.clone(), stats_sub));
         let provisioner = match cfg.provisioners {
             0 => None,
             n => Some(
@@ -100,7 +104,7 @@ impl Simulator {
                 .await?,
             ),
         };
-        Ok(Simulator { shared, tasks, provisioner })
+        Ok(Simulator { shared, _tasks: tasks, provisioner })
     }
 
     /// Identities of all simulated nodes, sorted.
@@ -129,14 +133,6 @@ impl Simulator {
     /// Flushes pending replies and events.
     pub async fn flush(&self) {
         let _ = self.shared.nats.flush().await;
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
     }
 }
 
