@@ -26,7 +26,6 @@ mod effect;
 mod facts;
 mod matcher;
 pub mod node;
-pub mod prov_metrics;
 pub mod provisioner;
 mod request;
 mod server;

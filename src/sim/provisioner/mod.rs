@@ -15,12 +15,14 @@ use serde_json::{json, Map};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::prov_metrics::{election_labels, site_label, Registry};
 use super::SimError;
 use crate::fleet::ddl::DdlRegistry;
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::fleet::filter::Filter;
 use crate::fleet::{ClientOptions, Fleet};
+use registry::{election_labels, site_label, Registry};
+
+pub mod registry;
 
 /// How the simulated Provisioner behaves.
 #[derive(Debug, Clone)]
