@@ -99,6 +99,7 @@ impl Simulator {
                         interval: Duration::from_secs_f64((10.0 * cfg.time_scale).max(0.5)),
                         time_scale: cfg.time_scale,
                         token: cfg.token.clone(),
+                        seed: cfg.seed,
                     },
                 )
                 .await?,

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_nats::jetstream;
+use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::candidate::Candidate;
@@ -12,25 +13,24 @@ use super::registry::election_labels;
 use super::ProvisionerConfig;
 
 /// go-choria's `backoff.TwentySec`: 500 ms up to 20 s in 44 steps, each jittered to 0.5–1.5x.
-fn backoff(tries: usize) -> f64 {
+fn backoff(tries: usize, rng: &mut SmallRng) -> f64 {
     let steps = [
         500, 750, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000,
         9500, 10000, 10500, 11000, 11500, 12000, 12500, 13000, 13500, 14000, 14500, 15000, 15500, 16000, 16500, 17000,
         17500, 18000, 18500, 19000, 19500, 20000,
     ];
     let base = steps[tries.min(steps.len() - 1)] as f64 / 1000.0;
-    base * rand::thread_rng().gen_range(0.5..1.5)
+    base * rng.gen_range(0.5..1.5)
 }
 
 /// The asyncjobs election: create as candidate, compare-and-swap as leader, announce the win
 /// one refresh later (the cool-down), and stand down when a CAS fails. Runs until its owner
-/// stops it.
-pub(super) async fn campaign(nats: async_nats::Client, c: Arc<Candidate>, cfg: ProvisionerConfig) {
+/// stops it; `rng` (from the simulator's seed) draws the splay and the jitter.
+pub(super) async fn campaign(nats: async_nats::Client, c: Arc<Candidate>, cfg: ProvisionerConfig, mut rng: SmallRng) {
     let Ok(store) = jetstream::new(nats).get_key_value(crate::fleet::election::BUCKET).await else { return };
     let key = "provisioner";
     let (mut leader, mut last, mut tries, mut notify_next) = (false, 0u64, 0usize, false);
-    let splay = cfg.scaled(rand::thread_rng().gen_range(0.0..5.0));
-    tokio::time::sleep(splay).await;
+    tokio::time::sleep(cfg.scaled(rng.gen_range(0.0..5.0))).await;
     loop {
         let state = if leader { "leader" } else { "candidate" };
         c.registry.add(
@@ -75,6 +75,6 @@ pub(super) async fn campaign(nats: async_nats::Client, c: Arc<Candidate>, cfg: P
                 }
             }
         }
-        tokio::time::sleep(cfg.scaled(backoff(tries))).await;
+        tokio::time::sleep(cfg.scaled(backoff(tries, &mut rng))).await;
     }
 }

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
 use super::tasks::TaskOwner;
@@ -49,6 +51,9 @@ pub(crate) struct ProvisionerConfig {
     pub(crate) time_scale: f64,
     /// The provisioning token sent with `configure` and `restart`.
     pub(crate) token: String,
+    /// The simulator's seed: the campaigns' splays and back-off jitter are drawn from it, so a
+    /// seeded run repeats.
+    pub(crate) seed: u64,
 }
 
 impl ProvisionerConfig {
@@ -89,6 +94,8 @@ impl Provisioner {
             .map(|i| Arc::new(Candidate::new(format!("provisioner{i}.example.net"), &cfg.site)))
             .collect();
         let metrics_url = http::serve_metrics(candidates.clone(), &spawner).await?;
+        // One stream per candidate, drawn from the simulator's seed in candidate order.
+        let mut seeds = SmallRng::seed_from_u64(cfg.seed);
         for c in &candidates {
             let client = async_nats::connect(url).await.map_err(|e| SimError(format!("provisioner: {e}")))?;
             let opts = ClientOptions {
@@ -103,7 +110,8 @@ impl Provisioner {
                 .map_err(|e| SimError(format!("provisioner: {e}")))?;
             publish_own_startup(&client, &c.identity).await;
             let (tx, rx) = mpsc::unbounded_channel();
-            spawner.spawn(election::campaign(client.clone(), c.clone(), cfg.clone()));
+            let rng = SmallRng::seed_from_u64(seeds.gen());
+            spawner.spawn(election::campaign(client.clone(), c.clone(), cfg.clone(), rng));
             spawner.spawn(discovery::discovery_loop(c.clone(), cfg.clone(), fleet.clone(), tx.clone()));
             spawner.spawn(discovery::event_loop(client, c.clone(), cfg.clone(), tx));
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
