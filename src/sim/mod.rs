@@ -7,6 +7,7 @@
 //! | `simulator` | [`Simulator`]: start-up, the shared state, the public handle |
 //! | `server` | the server loop: which nodes answer a request, and what |
 //! | `request` | a request decoded, checked and its filter compiled once |
+//! | `rejection` | why a server drops a request unanswered |
 //! | `matcher` | server-side filter matching |
 //! | [`compound`] | compound (`-S`) filter evaluation |
 //! | [`node`] | one simulated server: identity, mode, state, fault |
@@ -27,6 +28,7 @@ mod facts;
 mod matcher;
 pub mod node;
 pub mod provisioner;
+mod rejection;
 mod request;
 mod server;
 mod simulator;

@@ -6,8 +6,9 @@ use serde_json::{Map, Value};
 
 use super::config::SimConfig;
 use super::matcher::Matcher;
+use super::rejection::Rejection;
 use crate::fleet::protocol;
-use crate::fleet::security::{self, Rejection};
+use crate::fleet::security;
 
 /// The body of an RPC request: the action and its data.
 pub(crate) struct RpcBody {
@@ -42,17 +43,18 @@ impl Request {
         // A secure server takes only its own protocol, as real x509 (v1) and choria (v2)
         // providers do.
         // The schema is checked always, secure or not (SecureRequest.IsValidJSON is not gated).
-        let schema = schema_violation(&req);
-        let verdict = match (&cfg.secure_ca, &cfg.secure_issuer, req.version) {
-            _ if schema.is_some() => Err(schema.unwrap_or("schema")),
-            (None, None, _) => Ok(()),
-            (Some(ca), _, protocol::Version::V1) => {
+        let verdict = match (schema_violation(&req), &cfg.secure_ca, &cfg.secure_issuer, req.version) {
+            (Some(r), ..) => Err(r),
+            (None, None, None, _) => Ok(()),
+            (None, Some(ca), _, protocol::Version::V1) => {
                 security::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)
+                    .map_err(Rejection::Credentials)
             }
-            (_, Some(issuer), protocol::Version::V2) => {
+            (None, _, Some(issuer), protocol::Version::V2) => {
                 security::verify_v2(issuer, &req.caller, &req.signed, &req.signature, &req.credential)
+                    .map_err(Rejection::Credentials)
             }
-            _ => Err("protocol version not accepted by this security provider"),
+            _ => Err(Rejection::WrongProtocol),
         };
         let body = if req.agent == "discovery" { None } else { RpcBody::parse(&req.payload) };
         let key = match &body {
@@ -92,7 +94,7 @@ impl RpcBody {
 fn schema_violation(req: &protocol::DecodedRequest) -> Option<Rejection> {
     let v1 = req.version == protocol::Version::V1;
     if v1 && req.request_id.len() != 32 {
-        return Some("schema: requestid is not 32 characters");
+        return Some(Rejection::RequestIdLength);
     }
     if req.request_id.is_empty()
         || req.caller.is_empty()
@@ -100,10 +102,10 @@ fn schema_violation(req: &protocol::DecodedRequest) -> Option<Rejection> {
         || req.agent.is_empty()
         || req.payload.is_empty()
     {
-        return Some("schema: a required field is empty");
+        return Some(Rejection::EmptyField);
     }
     if (v1 && req.ttl < 30) || req.ttl < 1 {
-        return Some("schema: ttl below the minimum");
+        return Some(Rejection::TtlTooShort);
     }
     None
 }

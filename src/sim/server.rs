@@ -98,11 +98,9 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
         if !served {
             continue;
         }
-        // A secure server drops what it cannot verify, silently; provisioning-mode
-        // servers skip verification (DisableSecurityProviderVerify).
-        // The schema binds provisioning-mode servers too.
+        // A secure server drops what it cannot verify, silently.
         if let Err(reason) = p.verdict {
-            if node.mode == Mode::Normal || reason.starts_with("schema") {
+            if node.mode == Mode::Normal || reason.binds_provisioning_mode() {
                 *stats.rejected.entry(reason.to_string()).or_default() += 1;
                 continue;
             }
