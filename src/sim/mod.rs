@@ -13,6 +13,7 @@
 //! | [`node`] | one simulated server: identity, mode, state, fault |
 //! | `facts` | a node's facts, classes and agents; fact comparison |
 //! | `agents` | the agents a node runs and what they answer |
+//! | `refusal` | why an agent answers an action with an error |
 //! | `effect` | the state transitions after an action's splay |
 //! | `stats` | [`SimStats`] and the answer on [`STATS_SUBJECT`] |
 //! | `tasks` | the owner that stops every background task when the simulator goes |
@@ -28,6 +29,7 @@ mod facts;
 mod matcher;
 pub mod node;
 pub mod provisioner;
+mod refusal;
 mod rejection;
 mod request;
 mod server;

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use super::agents::{self, Answer};
 use super::effect::{self, Effect};
 use super::node::{Fault, Mode, State};
+use super::refusal::Refusal;
 use super::request::Request;
 use super::simulator::Shared;
 use crate::fleet::protocol;
@@ -122,12 +123,7 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
             match body {
                 Some(b) => agents::dispatch(node, cfg, &mut rng, &req.agent, &b.action, &b.data),
                 None if node.fault == Fault::Silent => None,
-                None => Some(Answer {
-                    statuscode: 4,
-                    statusmsg: "Could not process request: invalid JSON body".into(),
-                    data: serde_json::json!({}),
-                    effect: None,
-                }),
+                None => Some(Answer::refused(Refusal::InvalidBody)),
             }
         };
         let Some(answer) = answer else { continue };
