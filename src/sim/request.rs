@@ -1,6 +1,8 @@
 //! A request as the simulated servers see it: decoded, checked and its filter compiled, once
 //! for all the nodes it reaches.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -22,8 +24,6 @@ pub(crate) struct RpcBody {
 /// publishes the same transport bytes to every node; real servers decode it in parallel,
 /// one each, so decoding it once here keeps one process a fair stand-in for many.
 pub(crate) struct Request {
-    /// The transport bytes this was decoded from.
-    pub(crate) payload: Bytes,
     /// The decoded request.
     pub(crate) req: protocol::DecodedRequest,
     /// The RPC body; `None` for discovery and for a body that does not parse.
@@ -63,7 +63,7 @@ impl Request {
             None => format!("{}#<invalid>", req.agent),
         };
         let matcher = Matcher::new(&req.filter);
-        Some(Request { payload: payload.clone(), req, body, key, matcher, verdict })
+        Some(Request { req, body, key, matcher, verdict })
     }
 
     /// True for a discovery request.
@@ -74,6 +74,46 @@ impl Request {
     /// Servers drop requests outside now ± ttl (message.ValidateTTL).
     pub(crate) fn expired(&self, now_secs: i64) -> bool {
         (now_secs - self.req.time_secs).unsigned_abs() > self.req.ttl
+    }
+}
+
+/// How many recent requests [`RequestCache`] keeps.
+const RECENT: usize = 8;
+
+/// The last few requests, by their transport bytes, most recent first. A batch's direct
+/// requests arrive one per node; with one entry, two clients' batches arriving interleaved
+/// were decoded and their filters compiled again at every switch, once per node.
+pub(crate) struct RequestCache<T = Request> {
+    entries: VecDeque<(Bytes, Option<T>)>,
+}
+
+impl RequestCache {
+    /// The request in `payload` (`None`: not a request), decoded on first sight.
+    pub(crate) fn get(&mut self, payload: &Bytes, cfg: &SimConfig) -> Option<&Request> {
+        self.get_or_prepare(payload, |p| Request::prepare(p, cfg))
+    }
+}
+
+impl<T> RequestCache<T> {
+    /// An empty cache.
+    pub(crate) fn new() -> Self {
+        RequestCache { entries: VecDeque::with_capacity(RECENT) }
+    }
+
+    fn get_or_prepare(&mut self, payload: &Bytes, prepare: impl FnOnce(&Bytes) -> Option<T>) -> Option<&T> {
+        match self.entries.iter().position(|(p, _)| p == payload) {
+            Some(i) => {
+                // Most recent first, so a batch in flight stays cached while others come and go.
+                if let Some(hit) = self.entries.remove(i) {
+                    self.entries.push_front(hit);
+                }
+            }
+            None => {
+                self.entries.truncate(RECENT - 1);
+                self.entries.push_front((payload.clone(), prepare(payload)));
+            }
+        }
+        self.entries.front().and_then(|(_, r)| r.as_ref())
     }
 }
 
@@ -108,4 +148,34 @@ fn schema_violation(req: &protocol::DecodedRequest) -> Option<Rejection> {
         return Some(Rejection::TtlTooShort);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Looks `p` up, noting in `prepared` each time it has to be prepared.
+    fn get(cache: &mut RequestCache<String>, prepared: &mut Vec<&'static str>, p: &'static str) -> Option<String> {
+        let prepare = |b: &Bytes| {
+            prepared.push(p);
+            (b.as_ref() != b"garbage").then(|| p.to_uppercase())
+        };
+        cache.get_or_prepare(&Bytes::from_static(p.as_bytes()), prepare).cloned()
+    }
+
+    #[test]
+    fn interleaved_requests_are_prepared_once_each() {
+        let (mut cache, mut prepared) = (RequestCache::new(), Vec::new());
+        for _ in 0..50 {
+            assert_eq!(get(&mut cache, &mut prepared, "a").as_deref(), Some("A"));
+            assert_eq!(get(&mut cache, &mut prepared, "b").as_deref(), Some("B"));
+            assert_eq!(get(&mut cache, &mut prepared, "garbage"), None);
+        }
+        assert_eq!(prepared, ["a", "b", "garbage"], "each payload prepared once");
+        for p in ["c", "d", "e", "f", "g", "h", "i", "j"] {
+            get(&mut cache, &mut prepared, p);
+        }
+        get(&mut cache, &mut prepared, "a");
+        assert_eq!(prepared.iter().filter(|p| **p == "a").count(), 2, "the oldest is forgotten");
+    }
 }

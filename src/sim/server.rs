@@ -11,7 +11,7 @@ use super::agents::{self, Answer};
 use super::effect::{self, Effect};
 use super::node::{Fault, Mode, State};
 use super::refusal::Refusal;
-use super::request::Request;
+use super::request::{Request, RequestCache};
 use super::simulator::Shared;
 use crate::fleet::protocol;
 use crate::lock;
@@ -26,7 +26,7 @@ struct Outgoing {
 /// Answers requests on `subs` until they end.
 pub(crate) async fn serve_requests(s: Arc<Shared>, subs: Vec<async_nats::Subscriber>) {
     let mut all = futures::stream::select_all(subs);
-    let mut cache: Option<Request> = None;
+    let mut cache = RequestCache::new();
     while let Some(m) = all.next().await {
         handle(&s, &m.subject, &m.payload, &mut cache).await;
     }
@@ -43,11 +43,8 @@ pub(crate) async fn serve_stats(s: Arc<Shared>, mut sub: async_nats::Subscriber)
     }
 }
 
-async fn handle(s: &Arc<Shared>, subject: &str, payload: &Bytes, cache: &mut Option<Request>) {
-    if cache.as_ref().is_none_or(|c| c.payload != *payload) {
-        *cache = Request::prepare(payload, &s.cfg);
-    }
-    let Some(p) = cache.as_ref() else {
+async fn handle(s: &Arc<Shared>, subject: &str, payload: &Bytes, cache: &mut RequestCache) {
+    let Some(p) = cache.get(payload, &s.cfg) else {
         lock(&s.stats).malformed += 1;
         return;
     };
