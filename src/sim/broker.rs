@@ -219,7 +219,8 @@ fn detach_from_terminal_signals(cmd: &mut Command) {
 
 /// The thread that starts every broker child. `PR_SET_PDEATHSIG` fires when the *thread*
 /// that forked the child exits, so children must be forked by a thread that lives as long as
-/// the process: this one never returns.
+/// the process: this one never returns. It is the one thread under `sim/` that no simulator
+/// owns, on purpose: ending it with an owner would kill the brokers it started.
 mod spawner {
     use std::process::{Child, Command};
     use std::sync::mpsc::{channel, Sender};
@@ -227,7 +228,8 @@ mod spawner {
 
     type Job = (Command, Sender<std::io::Result<Child>>);
 
-    static JOBS: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    /// The spawner's queue; `None` when the thread could not be started.
+    static JOBS: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
 
     pub(super) fn spawn(cmd: Command) -> std::io::Result<Child> {
         let jobs = JOBS.get_or_init(|| {
@@ -239,9 +241,12 @@ mod spawner {
                         let _ = reply.send(cmd.spawn());
                     }
                 })
-                .expect("cannot start the broker spawner thread");
-            Mutex::new(tx)
+                .ok()
+                .map(|_| Mutex::new(tx))
         });
+        let Some(jobs) = jobs else {
+            return Err(std::io::Error::other("cannot start the broker spawner thread"));
+        };
         let (tx, rx) = channel();
         crate::lock(jobs).send((cmd, tx)).map_err(|_| std::io::Error::other("the broker spawner thread is gone"))?;
         rx.recv().map_err(|_| std::io::Error::other("the broker spawner thread is gone"))?
