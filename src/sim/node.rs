@@ -42,7 +42,7 @@ pub enum Fault {
 
 impl Fault {
     /// A short name for stats and logs.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Fault::None => "none",
             Fault::Failing(_) => "failing",
@@ -98,7 +98,7 @@ impl Node {
     }
 
     /// The lifecycle component this node publishes as.
-    pub fn component(&self) -> &'static str {
+    pub(crate) fn component(&self) -> &'static str {
         match self.mode {
             Mode::Normal => "server",
             Mode::Provisioning => "provision_mode_server",
@@ -106,7 +106,7 @@ impl Node {
     }
 
     /// The collective it serves.
-    pub fn collective<'a>(&self, normal: &'a str) -> &'a str {
+    pub(crate) fn collective<'a>(&self, normal: &'a str) -> &'a str {
         match self.mode {
             Mode::Normal => normal,
             Mode::Provisioning => "provisioning",
@@ -114,7 +114,7 @@ impl Node {
     }
 
     /// A fact by gjson-like dotted path.
-    pub fn fact(&self, path: &str) -> Option<&Value> {
+    pub(crate) fn fact(&self, path: &str) -> Option<&Value> {
         lookup(&self.facts, path)
     }
 }

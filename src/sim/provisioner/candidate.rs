@@ -19,14 +19,18 @@ pub struct Candidate {
     pub registry: Registry,
     /// Leader and announced (go-choria's `IsLeader()`: after the cool-down).
     pub(super) leading: AtomicBool,
+    /// Paused candidates neither discover nor provision (every one but the leader).
     pub(super) paused: AtomicBool,
+    /// Nodes queued or being provisioned, so none is queued twice.
     pub(super) hosts: Mutex<BTreeSet<String>>,
     /// Nodes this candidate provisioned, and when. A provisioned node still answers in the
     /// `provisioning` collective until its restart splay has passed, and a discovery sent
     /// before it was provisioned can report it afterwards; without this it was provisioned
     /// again (2 nodes, `provisioned` 3). A fresh provision-mode `startup` clears the mark.
     pub(super) done: Mutex<HashMap<String, Instant>>,
+    /// Nodes on the work queue.
     pub(super) queued: AtomicUsize,
+    /// Workers provisioning a node now.
     pub(super) busy: AtomicUsize,
     /// Wakes the discovery loop at once (OnWon).
     pub(super) discover_now: tokio::sync::Notify,
@@ -50,15 +54,18 @@ impl Candidate {
         c
     }
 
+    /// Pauses or resumes, and says so in `choria_provisioner_paused`.
     pub(super) fn set_paused(&self, site: &str, paused: bool) {
         self.paused.store(paused, Ordering::SeqCst);
         self.registry.set("choria_provisioner_paused", site_label(site), if paused { 1.0 } else { 0.0 });
     }
 
+    /// True while paused.
     pub(super) fn is_paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
     }
 
+    /// Brings the waiting, queued and busy gauges up to date.
     pub(super) fn gauges(&self, site: &str) {
         let hosts = self.hosts.lock().map(|h| h.len()).unwrap_or(0);
         self.registry.set("choria_provisioner_waiting_nodes", site_label(site), hosts as f64);
