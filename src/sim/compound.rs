@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use regex::Regex;
 use serde_json::Value;
 
-use super::node::{compare, Node};
+use super::facts::compare;
+use super::node::Node;
 use crate::fleet::compound::{parse, BinOp, Expr, Step, UnaryOp};
 use crate::fleet::filter::{matches_item, parse_fact};
 
@@ -20,7 +21,7 @@ use crate::fleet::filter::{matches_item, parse_fact};
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// A compound expression compiled once per request and applied to many nodes.
-pub struct Program {
+pub(crate) struct Program {
     expr: Option<Expr>,
     /// The literal patterns of `matches`, compiled up front (`None`: does not compile).
     regexes: HashMap<String, Option<Regex>>,
@@ -28,7 +29,7 @@ pub struct Program {
 
 impl Program {
     /// Parses `src`; an unreadable expression gives a program that matches nothing.
-    pub fn compile(src: &str) -> Program {
+    pub(crate) fn compile(src: &str) -> Program {
         let expr = parse(src).ok();
         let mut regexes = HashMap::new();
         if let Some(e) = &expr {
@@ -40,12 +41,12 @@ impl Program {
     }
 
     /// A program that matches nothing (a compound entry without an `expr`).
-    pub fn never() -> Program {
+    pub(crate) fn never() -> Program {
         Program { expr: None, regexes: HashMap::new() }
     }
 
     /// True when the expression evaluates to `true` for `node`.
-    pub fn matches(&self, node: &Node) -> bool {
+    pub(crate) fn matches(&self, node: &Node) -> bool {
         let Some(e) = &self.expr else { return false };
         Eval { node, prog: self }.eval(e) == Some(Value::Bool(true))
     }

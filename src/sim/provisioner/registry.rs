@@ -47,7 +47,7 @@ use crate::lock;
 
 impl Registry {
     /// A registry with the series that exist from start-up.
-    pub fn new(site: &str, identity: &str) -> Registry {
+    pub(crate) fn new(site: &str, identity: &str) -> Registry {
         let r = Registry::default();
         for name in ["discovered", "provisioned", "waiting_nodes", "work_queue_entries", "paused"] {
             r.set(&format!("choria_provisioner_{name}"), site_label(site), 0.0);
@@ -56,16 +56,18 @@ impl Registry {
         r
     }
 
-    pub fn add(&self, name: &str, labels: Labels, v: f64) {
+    /// Adds `v` to a counter (or a summary's part).
+    pub(crate) fn add(&self, name: &str, labels: Labels, v: f64) {
         *lock(&self.values).entry((name.to_string(), labels)).or_default() += v;
     }
 
-    pub fn set(&self, name: &str, labels: Labels, v: f64) {
+    /// Sets a gauge.
+    pub(crate) fn set(&self, name: &str, labels: Labels, v: f64) {
         lock(&self.values).insert((name.to_string(), labels), v);
     }
 
     /// Observes a summary without objectives: only `_sum` and `_count`.
-    pub fn observe(&self, name: &str, labels: Labels, v: f64) {
+    pub(crate) fn observe(&self, name: &str, labels: Labels, v: f64) {
         self.add(&format!("{name}_sum"), labels.clone(), v);
         self.add(&format!("{name}_count"), labels, 1.0);
     }
@@ -76,7 +78,7 @@ impl Registry {
     }
 
     /// The text exposition, families sorted by name and labels by name.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let values = lock(&self.values);
         let mut out = String::new();
         for (family, kind, help) in FAMILIES {
@@ -109,12 +111,12 @@ impl Registry {
 }
 
 /// `{site}`.
-pub fn site_label(site: &str) -> Labels {
+pub(crate) fn site_label(site: &str) -> Labels {
     vec![("site", site.to_string())]
 }
 
 /// `{election, identity}`.
-pub fn election_labels(identity: &str) -> Labels {
+pub(crate) fn election_labels(identity: &str) -> Labels {
     vec![("election", "provisioner".to_string()), ("identity", identity.to_string())]
 }
 

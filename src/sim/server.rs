@@ -1,0 +1,140 @@
+//! The server loop: every request that reaches the simulator is answered for each node whose
+//! state, collective, agents and filter match, as each real server would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::agents::{self, Answer};
+use super::effect::{self, Effect};
+use super::node::{Fault, Mode, State};
+use super::refusal::Refusal;
+use super::request::{Request, RequestCache};
+use super::simulator::Shared;
+use crate::fleet::protocol;
+use crate::lock;
+
+/// One reply to send, possibly later.
+struct Outgoing {
+    reply_to: String,
+    payload: Bytes,
+    delay: Option<Duration>,
+}
+
+/// Answers requests on `subs` until they end.
+pub(crate) async fn serve_requests(s: Arc<Shared>, subs: Vec<async_nats::Subscriber>) {
+    let mut all = futures::stream::select_all(subs);
+    let mut cache = RequestCache::new();
+    while let Some(m) = all.next().await {
+        handle(&s, &m.subject, &m.payload, &mut cache).await;
+    }
+}
+
+/// Answers stats requests on `sub` until it ends.
+pub(crate) async fn serve_stats(s: Arc<Shared>, mut sub: async_nats::Subscriber) {
+    while let Some(m) = sub.next().await {
+        if let Some(reply) = m.reply {
+            let max = s.nats.server_info().max_payload;
+            let body = s.snapshot().answer(&m.payload, max);
+            let _ = s.nats.publish(reply, body.into()).await;
+        }
+    }
+}
+
+async fn handle(s: &Arc<Shared>, subject: &str, payload: &Bytes, cache: &mut RequestCache) {
+    let Some(p) = cache.get(payload, &s.cfg) else {
+        lock(&s.stats).malformed += 1;
+        return;
+    };
+    if p.expired(chrono::Utc::now().timestamp()) {
+        lock(&s.stats).ttl_expired += 1;
+        return;
+    }
+    let (out, effects) = answer(s, subject, p);
+    for o in out {
+        match o.delay {
+            None => {
+                let _ = s.nats.publish(o.reply_to, o.payload).await;
+            }
+            Some(d) => {
+                let nats = s.nats.clone();
+                s.spawner.spawn(async move {
+                    tokio::time::sleep(d).await;
+                    let _ = nats.publish(o.reply_to, o.payload).await;
+                });
+            }
+        }
+    }
+    for (i, epoch, effect) in effects {
+        effect::schedule(s.clone(), i, epoch, effect);
+    }
+}
+
+/// Every node's answer to `p`, and the effects to run after it, decided under the locks.
+fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize, u64, Effect)>) {
+    let (req, body, key) = (&p.req, &p.body, &p.key);
+    let direct = subject.strip_prefix(&format!("{}.node.", req.collective));
+    let is_discovery = p.is_discovery();
+    let mut out = Vec::new();
+    let mut effects = Vec::new();
+    let cfg = &s.cfg;
+    let mut nodes = lock(&s.nodes);
+    let mut rng = lock(&s.rng);
+    let mut stats = lock(&s.stats);
+    let targets: Vec<usize> = match direct {
+        Some(id) => s.index.get(id).copied().into_iter().collect(),
+        None => (0..nodes.len()).collect(),
+    };
+    for i in targets {
+        let node = &mut nodes[i];
+        let served = node.state == State::Up
+            && node.collective(&cfg.collective) == req.collective
+            && (is_discovery || node.agents.iter().any(|a| a == &req.agent))
+            && p.matcher.matches(node);
+        if !served {
+            continue;
+        }
+        // A secure server drops what it cannot verify, silently.
+        if let Err(reason) = p.verdict {
+            if node.mode == Mode::Normal || reason.binds_provisioning_mode() {
+                *stats.rejected.entry(reason.to_string()).or_default() += 1;
+                continue;
+            }
+        }
+        *stats.requests.entry(key.clone()).or_default() += 1;
+        let answer = if is_discovery {
+            // The discovery agent answers `pong` to anything containing `ping`.
+            if !req.payload.windows(4).any(|w| w == b"ping") {
+                continue;
+            }
+            out.push(Outgoing {
+                reply_to: req.reply_to.clone(),
+                payload: protocol::encode_reply(req, &node.identity, b"pong", chrono::Utc::now()),
+                delay: None,
+            });
+            continue;
+        } else {
+            stats.received.entry(node.identity.clone()).or_default().push(key.clone());
+            match body {
+                Some(b) => agents::dispatch(node, cfg, &mut rng, &req.agent, &b.action, &b.data),
+                None if node.fault == Fault::Silent => None,
+                None => Some(Answer::refused(Refusal::InvalidBody)),
+            }
+        };
+        let Some(answer) = answer else { continue };
+        if let Some(e) = answer.effect {
+            node.epoch += 1;
+            effects.push((i, node.epoch, e));
+        }
+        let action = body.as_ref().map(|b| b.action.as_str()).unwrap_or("");
+        let delay = (node.fault == Fault::Slow).then_some(cfg.slow_delay);
+        out.push(Outgoing {
+            reply_to: req.reply_to.clone(),
+            payload: protocol::encode_reply(req, &node.identity, &answer.body(action), chrono::Utc::now()),
+            delay,
+        });
+    }
+    (out, effects)
+}

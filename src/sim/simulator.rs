@@ -1,0 +1,159 @@
+//! The running simulated fleet: its nodes, counters and connection, and the tasks that serve
+//! them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::config::SimConfig;
+use super::node::Node;
+use super::provisioner::{Provisioner, ProvisionerConfig};
+use super::server;
+use super::stats::{SimStats, STATS_SUBJECT};
+use super::tasks::{Spawner, TaskOwner};
+use super::SimError;
+use crate::lock;
+
+/// What the simulator's tasks share.
+pub(crate) struct Shared {
+    /// How the fleet behaves.
+    pub(crate) cfg: SimConfig,
+    /// Every node, in identity order.
+    pub(crate) nodes: Mutex<Vec<Node>>,
+    /// Identity to position in `nodes`.
+    pub(crate) index: HashMap<String, usize>,
+    /// Splays and other draws after start-up, from the same seed as the fleet.
+    pub(crate) rng: Mutex<SmallRng>,
+    /// The counters so far (faults and states are filled in by [`Shared::snapshot`]).
+    pub(crate) stats: Mutex<SimStats>,
+    /// The one connection every node answers through.
+    pub(crate) nats: async_nats::Client,
+    /// Spawns delayed replies and transitions into the [`Simulator`]'s task group.
+    pub(crate) spawner: Spawner,
+}
+
+impl Shared {
+    /// A copy of the statistics with the nodes' faults and states.
+    pub(crate) fn snapshot(&self) -> SimStats {
+        let stats = lock(&self.stats).clone();
+        stats.with_nodes(&lock(&self.nodes))
+    }
+}
+
+/// A running simulated fleet; its tasks stop when it is dropped.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    /// The server loops, delayed replies and transitions: they end with the simulator.
+    _tasks: TaskOwner,
+    /// The simulated Provisioner, when enabled.
+    pub provisioner: Option<Provisioner>,
+}
+
+impl Simulator {
+    /// Connects to `url` and starts answering as `cfg.nodes` servers.
+    pub async fn start(url: &str, cfg: SimConfig) -> Result<Simulator, SimError> {
+        let nats = connect(url, &cfg).await?;
+        let mut rng = SmallRng::seed_from_u64(cfg.seed);
+        let width = cfg.nodes.to_string().len().max(3);
+        let mut nodes: Vec<Node> =
+            (1..=cfg.nodes).map(|i| Node::generate(i, width, &cfg.domain, &cfg.version, &mut rng)).collect();
+        for n in nodes.iter_mut() {
+            n.fault = cfg.fault_for(&n.identity, &mut rng);
+        }
+        let tasks = TaskOwner::new();
+        let index = nodes.iter().enumerate().map(|(i, n)| (n.identity.clone(), i)).collect();
+        let shared = Arc::new(Shared {
+            cfg: cfg.clone(),
+            nodes: Mutex::new(nodes),
+            index,
+            rng: Mutex::new(rng),
+            stats: Mutex::new(SimStats::default()),
+            nats: nats.clone(),
+            spawner: tasks.spawner(),
+        });
+        let mut subs = Vec::new();
+        for c in [cfg.collective.as_str(), "provisioning"] {
+            for pattern in [format!("{c}.broadcast.agent.>"), format!("{c}.node.>")] {
+                subs.push(nats.subscribe(pattern).await.map_err(|e| SimError(format!("subscribe: {e}")))?);
+            }
+        }
+        let stats_sub = nats.subscribe(STATS_SUBJECT).await.map_err(|e| SimError(format!("subscribe: {e}")))?;
+        nats.flush().await.map_err(|e| SimError(format!("flush: {e}")))?;
+        shared.spawner.spawn(server::serve_requests(shared.clone(), subs));
+        shared.spawner.spawn(server::serve_stats(shared.clone(), stats_sub));
+        let provisioner = match cfg.provisioners {
+            0 => None,
+            n => Some(
+                Provisioner::start(
+                    url,
+                    ProvisionerConfig {
+                        candidates: n,
+                        site: cfg.site.clone(),
+                        workers: 4,
+                        // The broker's default bucket TTL is 1m; scaled like every other wait,
+                        // but never under the 2 s the election algorithm needs.
+                        ttl: Duration::from_secs_f64((60.0 * cfg.time_scale).max(2.0)),
+                        interval: Duration::from_secs_f64((10.0 * cfg.time_scale).max(0.5)),
+                        time_scale: cfg.time_scale,
+                        token: cfg.token.clone(),
+                        seed: cfg.seed,
+                    },
+                )
+                .await?,
+            ),
+        };
+        Ok(Simulator { shared, _tasks: tasks, provisioner })
+    }
+
+    /// Identities of all simulated nodes, sorted.
+    pub fn identities(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.shared.nodes).iter().map(|n| n.identity.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// A copy of the statistics so far.
+    pub fn stats(&self) -> SimStats {
+        self.shared.snapshot()
+    }
+
+    /// A copy of one node.
+    pub fn node(&self, identity: &str) -> Option<Node> {
+        let i = *self.shared.index.get(identity)?;
+        lock(&self.shared.nodes).get(i).cloned()
+    }
+
+    /// The URL of the Provisioner's metrics (the current leader's), when it runs.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.provisioner.as_ref().map(|p| p.metrics_url.clone())
+    }
+
+    /// Flushes pending replies and events.
+    pub async fn flush(&self) {
+        let _ = self.shared.nats.flush().await;
+    }
+}
+
+/// The simulator's own connection, sized for a fleet's worth of traffic.
+async fn connect(url: &str, cfg: &SimConfig) -> Result<async_nats::Client, SimError> {
+    let mut co =
+        async_nats::ConnectOptions::new().name("fleetbook-sim").subscription_capacity(1 << 18).client_capacity(1 << 17);
+    if let Some(tls) = &cfg.tls {
+        co = tls.apply(co);
+    }
+    if cfg.announce_link {
+        co = co.event_callback(|e| async move {
+            match e {
+                async_nats::Event::Disconnected => {
+                    eprintln!("fleetbook sim: lost the connection to the broker; reconnecting")
+                }
+                async_nats::Event::Connected => eprintln!("fleetbook sim: connected to the broker"),
+                _ => {}
+            }
+        });
+    }
+    co.connect(url).await.map_err(|e| SimError(format!("cannot connect to {url}: {e}")))
+}
