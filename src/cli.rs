@@ -17,6 +17,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's command line; on bad flags clap prints the error and exits 2.
+    pub fn from_args() -> Cli {
+        Cli::parse()
+    }
+}
+
 /// `--output`: what a run writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

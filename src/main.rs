@@ -1,9 +1,7 @@
 //! The `fleetbook` binary: build the runtime, run, turn the outcome into an exit code.
 
-use clap::Parser;
-
 fn main() {
-    let cli = fleetbook::cli::Cli::parse();
+    let cli = fleetbook::cli::Cli::from_args();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
