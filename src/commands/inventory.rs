@@ -30,7 +30,7 @@ pub async fn run(
         return Err(Error::Interrupted);
     }
     if let Some(reason) = out.malformed.get(identity) {
-        return Err(FleetError::Decode { what: "inventory reply", reason: reason.clone() }.into());
+        return Err(FleetError::Malformed { what: "inventory reply", reason: reason.clone() }.into());
     }
     let Some(reply) = out.replies.into_iter().next() else {
         eprintln!("{identity} did not answer within {:.1}s", session.timeout().as_secs_f64());

@@ -328,7 +328,7 @@ impl RpcSession {
     ) {
         let reply = protocol::decode_reply(payload).and_then(|r| {
             if r.request_id != self.request_id {
-                return Err(FleetError::decode("reply", format!("request id {} is not ours", r.request_id)));
+                return Err(FleetError::malformed("reply", format!("request id {} is not ours", r.request_id)));
             }
             parse_body(&r.sender, &r.body)
         });
@@ -372,7 +372,7 @@ fn parse_body(sender: &str, body: &[u8]) -> Result<NodeReply> {
         .get("statuscode")
         .and_then(Value::as_u64)
         .filter(|c| *c <= 5)
-        .ok_or_else(|| FleetError::decode("reply body", "statuscode missing or not 0-5"))?;
+        .ok_or_else(|| FleetError::malformed("reply body", "statuscode missing or not 0-5"))?;
     Ok(NodeReply {
         sender: sender.to_string(),
         statuscode: code as u8,
