@@ -14,6 +14,7 @@ use std::time::Duration;
 use x509_parser::error::{PEMError, X509Error};
 
 use super::compound::SyntaxError;
+use super::ddl::error::DdlError;
 
 /// The broad class of a fleet failure; stable names that runbooks see in `try/catch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,9 +91,10 @@ pub enum FleetError {
     /// An input is wrong.
     #[error("invalid input '{input}' for {agent}#{action}: {reason}")]
     BadInput { agent: String, action: String, input: String, reason: String },
-    /// A DDL file could not be loaded.
-    #[error("cannot load DDL {path}: {reason}")]
-    Ddl { path: String, reason: String },
+    /// A DDL file could not be loaded. (Boxed: the cause is large, and every fleet result
+    /// would carry its size.)
+    #[error("cannot load DDL {path}: {source}")]
+    Ddl { path: String, source: Box<DdlError> },
     /// A filter is not valid.
     #[error("invalid filter {filter:?}: {reason}")]
     Filter { filter: String, reason: String },
