@@ -42,7 +42,7 @@ pub(crate) async fn run(settings: Settings, a: InventoryOptions, cancel: &Cancel
         return Err(Error::Interrupted);
     }
     if let Some(reason) = out.malformed.get(identity) {
-        return Err(FleetError::Decode { what: "inventory reply", reason: reason.clone() }.into());
+        return Err(FleetError::Malformed { what: "inventory reply", reason: reason.clone() }.into());
     }
     let Some(reply) = out.replies.into_iter().next() else {
         eprintln!("{identity} did not answer within {:.1}s", session.timeout().as_secs_f64());

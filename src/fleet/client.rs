@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ddl::DdlRegistry;
-use super::error::{FleetError, Result};
+use super::error::{ConnectCause, FleetError, Result};
 use super::protocol::{Security, Version};
 
 /// How to reach and speak to a fleet; resolved from the command line and config files.
@@ -196,12 +196,12 @@ impl Fleet {
     /// Connects to the first reachable broker of `opts.servers`.
     pub async fn connect(opts: ClientOptions, ddl: DdlRegistry) -> Result<Fleet> {
         let shown = opts.servers.join(",");
-        let fail = |reason: String| FleetError::Connect { servers: redact_url(&shown), reason };
+        let fail = |source: ConnectCause| FleetError::Connect { servers: redact_url(&shown), source };
         let mut addrs = Vec::new();
         for s in &opts.servers {
             addrs.push(
                 s.parse::<async_nats::ServerAddr>()
-                    .map_err(|e| fail(format!("bad server URL {}: {e}", redact_url(s))))?,
+                    .map_err(|source| fail(ConnectCause::BadUrl { url: redact_url(s), source }))?,
             );
         }
         let link = Arc::new(Link::new(opts.max_reconnects));
@@ -238,13 +238,13 @@ impl Fleet {
             co = co
                 .credentials_file(path)
                 .await
-                .map_err(|e| fail(format!("cannot read credentials file {}: {e}", path.display())))?;
+                .map_err(|source| fail(ConnectCause::Credentials { path: path.clone(), source }))?;
         }
         // The connect timeout bounds each attempt; this bounds the whole (TLS, auth) handshake.
         let limit = opts.connect_timeout * 2 + Duration::from_secs(1);
         let nats = match tokio::time::timeout(limit, async_nats::connect_with_options(addrs, co)).await {
-            Ok(r) => r.map_err(|e| fail(e.to_string()))?,
-            Err(_) => return Err(fail(format!("no answer within {}s", limit.as_secs()))),
+            Ok(r) => r.map_err(|e| fail(e.into()))?,
+            Err(_) => return Err(fail(ConnectCause::Timeout { limit })),
         };
         Ok(Fleet { inner: Arc::new(Inner { nats, opts, ddl, link }) })
     }
@@ -305,7 +305,7 @@ impl Fleet {
     /// Runs one client operation until `deadline` at most; Ctrl-C (`cancel`) ends it too. A
     /// flush or a publish into a full queue waits for a connection, and a broker that is gone
     /// must not hang the caller.
-    async fn by<E: std::fmt::Display>(
+    async fn by<E: std::error::Error + Send + Sync + 'static>(
         &self,
         work: impl std::future::Future<Output = std::result::Result<(), E>>,
         operation: &'static str,

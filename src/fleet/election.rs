@@ -46,7 +46,7 @@ pub struct BucketInfo {
     pub elections: Vec<(String, String)>,
 }
 
-fn kv_err(op: &'static str, e: impl std::fmt::Display) -> FleetError {
+fn kv_err(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> FleetError {
     FleetError::nats(op, e)
 }
 
@@ -90,10 +90,7 @@ impl Fleet {
             if bucket_missing(&e) {
                 return FleetError::NoBucket { bucket: bucket.to_string() };
             }
-            FleetError::Nats {
-                operation: "election bucket",
-                reason: format!("cannot open KV bucket {bucket} (is Choria Streams enabled on the broker?): {e}"),
-            }
+            FleetError::BucketUnavailable { bucket: bucket.to_string(), source: e }
         })
     }
 

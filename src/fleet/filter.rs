@@ -113,12 +113,9 @@ impl Filter {
                 });
             };
             let parsed = super::compound::parse(expr)
-                .map_err(|e| FleetError::Filter { filter: expr.to_string(), reason: e.render(expr) })?;
-            if let Some((pattern, why)) = super::compound::bad_literal_regex(&parsed) {
-                return Err(FleetError::Filter {
-                    filter: expr.to_string(),
-                    reason: format!("the pattern {pattern:?} is not a valid regular expression: {why}"),
-                });
+                .map_err(|source| FleetError::FilterSyntax { filter: expr.to_string(), source })?;
+            if let Some((pattern, source)) = super::compound::bad_literal_regex(&parsed) {
+                return Err(FleetError::FilterPattern { filter: expr.to_string(), pattern, source });
             }
         }
         Ok(())
@@ -142,7 +139,7 @@ pub fn matches_item(pattern: &str, value: &str) -> bool {
 /// Compiles `/re/` (or a bare regex) into a `Regex`.
 pub fn compile_slashed(s: &str) -> Result<regex::Regex> {
     let inner = if is_regex(s) { &s[1..s.len() - 1] } else { s };
-    regex::Regex::new(inner).map_err(|e| FleetError::Filter { filter: s.to_string(), reason: e.to_string() })
+    regex::Regex::new(inner).map_err(|source| FleetError::FilterRegex { filter: s.to_string(), source })
 }
 
 /// Parses a fact filter as `ParseFactFilterString` does: `=` is `==`, `=<` is `<=`, `=>` is

@@ -89,7 +89,7 @@ pub(crate) fn parse_body(sender: &str, body: &[u8]) -> Result<NodeReply> {
         .get("statuscode")
         .and_then(Value::as_u64)
         .filter(|c| *c <= 5)
-        .ok_or_else(|| FleetError::decode("reply body", "statuscode missing or not 0-5"))?;
+        .ok_or_else(|| FleetError::malformed("reply body", "statuscode missing or not 0-5"))?;
     Ok(NodeReply {
         sender: sender.to_string(),
         statuscode: code as u8,

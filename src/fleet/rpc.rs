@@ -252,7 +252,7 @@ impl RpcSession {
     ) {
         let reply = protocol::decode_reply(payload).and_then(|r| {
             if r.request_id != self.request_id {
-                return Err(FleetError::decode("reply", format!("request id {} is not ours", r.request_id)));
+                return Err(FleetError::malformed("reply", format!("request id {} is not ours", r.request_id)));
             }
             parse_body(&r.sender, &r.body)
         });

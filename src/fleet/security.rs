@@ -12,11 +12,17 @@ use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
 
-use super::error::{FleetError, Result};
+use super::error::{CredentialError, FleetError, Result};
 use super::protocol::B64;
 
+/// Credentials at `path` failed one of our checks.
 fn sec_err(path: &Path, reason: impl std::fmt::Display) -> FleetError {
     FleetError::Security { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+/// Credentials at `path` could not be read or parsed.
+fn cred_err(path: &Path, source: CredentialError) -> FleetError {
+    FleetError::Credentials { path: path.display().to_string(), source }
 }
 
 /// A client certificate and its private key, checked to belong together.
@@ -39,10 +45,9 @@ impl X509Identity {
     /// certificate valid now.
     pub fn load(cert: &Path, key: &Path) -> Result<Arc<X509Identity>> {
         let cert_pem =
-            std::fs::read_to_string(cert).map_err(|e| sec_err(cert, format!("cannot read the certificate: {e}")))?;
-        let (_, pem) =
-            parse_x509_pem(cert_pem.as_bytes()).map_err(|e| sec_err(cert, format!("not a PEM certificate: {e}")))?;
-        let x509 = pem.parse_x509().map_err(|e| sec_err(cert, format!("not an x509 certificate: {e}")))?;
+            std::fs::read_to_string(cert).map_err(|e| cred_err(cert, CredentialError::ReadCertificate(e)))?;
+        let (_, pem) = parse_x509_pem(cert_pem.as_bytes()).map_err(|e| cred_err(cert, CredentialError::NotPem(e)))?;
+        let x509 = pem.parse_x509().map_err(|e| cred_err(cert, CredentialError::NotX509(e)))?;
         let v = x509.validity();
         let now = ASN1Time::now();
         if now > v.not_after {
@@ -53,8 +58,7 @@ impl X509Identity {
         }
         let certname = common_name(&x509).ok_or_else(|| sec_err(cert, "the certificate has no common name"))?;
         // The key file is read, never echoed: errors name the file only.
-        let key_pem = std::fs::read_to_string(key)
-            .map_err(|e| sec_err(key, format!("cannot read the private key: {}", e.kind())))?;
+        let key_pem = std::fs::read_to_string(key).map_err(|e| cred_err(key, CredentialError::ReadKey(e)))?;
         let private = RsaPrivateKey::from_pkcs1_pem(&key_pem)
             .or_else(|_| RsaPrivateKey::from_pkcs8_pem(&key_pem))
             .map_err(|_| sec_err(key, "not an RSA private key in PKCS#1 or PKCS#8 PEM"))?;
@@ -152,7 +156,7 @@ impl Ed25519Identity {
     /// and the token has not expired.
     pub fn load(jwt_path: &Path, seed_path: &Path) -> Result<Arc<Ed25519Identity>> {
         let jwt = std::fs::read_to_string(jwt_path)
-            .map_err(|e| sec_err(jwt_path, format!("cannot read the JWT: {e}")))?
+            .map_err(|e| cred_err(jwt_path, CredentialError::ReadJwt(e)))?
             .trim()
             .to_string();
         let claims = super::jwt::claims(&jwt).map_err(|e| sec_err(jwt_path, e))?;
@@ -163,8 +167,8 @@ impl Ed25519Identity {
             return Err(sec_err(jwt_path, "the JWT has expired"));
         }
         // The seed is read, never echoed: errors name the file only.
-        let seed_hex = std::fs::read_to_string(seed_path)
-            .map_err(|e| sec_err(seed_path, format!("cannot read the seed: {}", e.kind())))?;
+        let seed_hex =
+            std::fs::read_to_string(seed_path).map_err(|e| cred_err(seed_path, CredentialError::ReadSeed(e)))?;
         let seed: [u8; 32] = hex::decode(seed_hex.trim())
             .ok()
             .and_then(|b| b.try_into().ok())

@@ -132,9 +132,9 @@ impl SyntaxError {
 }
 
 /// The first literal `matches` pattern in `e` that is not a valid regular expression, with
-/// the compiler's reason: a server would silently match nothing with it.
-pub fn bad_literal_regex(e: &Expr) -> Option<(String, String)> {
-    let check = |pat: &str| regex::Regex::new(pat).err().map(|err| (pat.to_string(), err.to_string()));
+/// the compiler's error: a server would silently match nothing with it.
+pub fn bad_literal_regex(e: &Expr) -> Option<(String, regex::Error)> {
+    let check = |pat: &str| regex::Regex::new(pat).err().map(|err| (pat.to_string(), err));
     match e {
         Expr::Binary { first, rest } => {
             let mut left: &Expr = first;

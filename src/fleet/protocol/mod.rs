@@ -199,14 +199,14 @@ fn detect(payload: &[u8]) -> Result<(Version, TransportIn<'_>)> {
     let version = match t.protocol.as_ref() {
         v1::TRANSPORT => Version::V1,
         v2::TRANSPORT => Version::V2,
-        other => return Err(FleetError::decode("transport", format!("unknown protocol {other:?}"))),
+        other => return Err(FleetError::malformed("transport", format!("unknown protocol {other:?}"))),
     };
     Ok((version, t))
 }
 
 /// Decodes `data` of a transport (base64) and parses it as `T`.
 pub(crate) fn open_data<T: serde::de::DeserializeOwned>(data: &str, what: &'static str) -> Result<(Vec<u8>, T)> {
-    let raw = B64.decode(data).map_err(|e| FleetError::decode(what, format!("base64: {e}")))?;
+    let raw = B64.decode(data).map_err(|e| FleetError::decode(what, e))?;
     let v = serde_json::from_slice(&raw).map_err(|e| FleetError::decode(what, e))?;
     Ok((raw, v))
 }
@@ -216,7 +216,7 @@ pub(crate) fn expect_protocol(got: &str, what: &'static str, want: &str) -> Resu
     if got == want {
         Ok(())
     } else {
-        Err(FleetError::decode(what, format!("expected protocol {want:?}, got {got:?}")))
+        Err(FleetError::malformed(what, format!("expected protocol {want:?}, got {got:?}")))
     }
 }
 

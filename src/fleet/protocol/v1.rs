@@ -176,7 +176,7 @@ pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
     let (_, secure): (_, SecureIn) = open_data(&t.data, "secure reply")?;
     expect_protocol(&secure.protocol, "secure reply", SECURE_REPLY)?;
     if sha256_b64(secure.message.as_bytes()) != secure.hash {
-        return Err(FleetError::decode("secure reply", "hash does not match the message"));
+        return Err(FleetError::malformed("secure reply", "hash does not match the message"));
     }
     let reply: ReplyIn = serde_json::from_str(&secure.message).map_err(|e| FleetError::decode("reply", e))?;
     expect_protocol(&reply.protocol, "reply", REPLY)?;
@@ -190,7 +190,7 @@ pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
 }
 
 pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
-    let reply_to = t.headers.reply_to.ok_or_else(|| FleetError::decode("transport", "no reply-to header"))?;
+    let reply_to = t.headers.reply_to.ok_or_else(|| FleetError::malformed("transport", "no reply-to header"))?;
     let (_, secure): (_, SecureIn) = open_data(&t.data, "secure request")?;
     expect_protocol(&secure.protocol, "secure request", SECURE_REQUEST)?;
     let req: RequestIn = serde_json::from_str(&secure.message).map_err(|e| FleetError::decode("request", e))?;

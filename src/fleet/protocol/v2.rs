@@ -164,7 +164,7 @@ struct RequestIn {
 }
 
 fn b64(s: &str, what: &'static str) -> Result<Vec<u8>> {
-    B64.decode(s).map_err(|e| FleetError::decode(what, format!("base64: {e}")))
+    B64.decode(s).map_err(|e| FleetError::decode(what, e))
 }
 
 pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
@@ -172,12 +172,12 @@ pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
     expect_protocol(&secure.protocol, "secure reply", SECURE_REPLY)?;
     let raw = b64(&secure.reply, "secure reply")?;
     if sha256_b64(&raw) != secure.hash {
-        return Err(FleetError::decode("secure reply", "hash does not match the reply"));
+        return Err(FleetError::malformed("secure reply", "hash does not match the reply"));
     }
     // Servers sign replies by default (plugin.security.choria.sign_replies); when they did,
     // the signature must verify with the key their JWT names.
     crate::fleet::security::verify_reply_signature(&raw, &secure.signature, &secure.sender)
-        .map_err(|e| FleetError::decode("secure reply", e))?;
+        .map_err(|e| FleetError::malformed("secure reply", e))?;
     let reply: ReplyIn = serde_json::from_slice(&raw).map_err(|e| FleetError::decode("reply", e))?;
     expect_protocol(&reply.protocol, "reply", REPLY)?;
     Ok(DecodedReply {
@@ -190,7 +190,7 @@ pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
 }
 
 pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
-    let reply_to = t.headers.reply.ok_or_else(|| FleetError::decode("transport", "no reply header"))?;
+    let reply_to = t.headers.reply.ok_or_else(|| FleetError::malformed("transport", "no reply header"))?;
     let (_, secure): (_, SecureRequestIn) = open_data(&t.data, "secure request")?;
     expect_protocol(&secure.protocol, "secure request", SECURE_REQUEST)?;
     let raw = b64(&secure.request, "secure request")?;
