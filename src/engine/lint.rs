@@ -4,7 +4,7 @@
 
 use rhai::{ASTNode, Expr, Position, AST};
 
-use super::api::DISCOVER_KEYS;
+use super::api::{discover, rollout};
 use crate::fleet::ddl::DdlRegistry;
 
 /// One problem found.
@@ -53,7 +53,7 @@ pub fn lint(ast: &AST, ddl: &DdlRegistry) -> Vec<Finding> {
         };
         match call.name.as_str() {
             "rpc_batch" => check_rpc(call.args.as_slice(), *pos, ddl, &mut out),
-            "discover" => unknown_keys(call.args.first(), &DISCOVER_KEYS, "discover", &mut out),
+            "discover" => unknown_keys(call.args.first(), &discover::KEYS, "discover", &mut out),
             _ => {}
         }
         true
@@ -86,5 +86,5 @@ fn check_rpc(args: &[Expr], pos: Position, ddl: &DdlRegistry, out: &mut Vec<Find
             });
         }
     }
-    unknown_keys(args.get(3), &super::rollout::KEYS, "rpc_batch", out);
+    unknown_keys(args.get(3), &rollout::KEYS, "rpc_batch", out);
 }

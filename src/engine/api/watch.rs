@@ -1,25 +1,49 @@
-//! `watch_events`: lifecycle events for runbooks.
+//! `watch_events` and `event_watch`: lifecycle events for runbooks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, FnPtr, FuncRegistration, Map, NativeCallContext};
 use tokio::time::Instant;
 
-use super::api::{check_keys, count, duration, fleet_error, string_list, Res};
-use super::convert::from_json;
-use super::{runtime_error, Host};
+use super::{check_keys, count, duration, fleet_error, runtime_error, string_list, Host, Res};
+use crate::engine::convert::from_json;
 use crate::fleet::events::EventFilter;
 use crate::lifecycle::Event;
 
 /// The doc comment of `watch_events`.
-pub const DOC: &str = "/// Watches lifecycle events and returns them as maps #{type, kind (= type, for e.kind), identity,\n/// component, timestamp, version, format, subject, ...}. opts: types (a type or a list: startup, shutdown,\n/// provisioned, alive, upgraded, governor), component, identities (exact or /regex/), count\n/// (stop after this many), timeout (default 60s; returns what arrived), \"until\" (quoted: until\n/// is a Rhai keyword) or stop_when, a closure called with each event; true stops. Accepts CloudEvent, Choria and legacy formats.";
+const DOC: &str = "/// Watches lifecycle events and returns them as maps #{type, kind (= type, for e.kind), identity,\n/// component, timestamp, version, format, subject, ...}. opts: types (a type or a list: startup, shutdown,\n/// provisioned, alive, upgraded, governor), component, identities (exact or /regex/), count\n/// (stop after this many), timeout (default 60s; returns what arrived), \"until\" (quoted: until\n/// is a Rhai keyword) or stop_when, a closure called with each event; true stops. Accepts CloudEvent, Choria and legacy formats.";
 
 const KEYS: [&str; 9] =
     ["types", "type", "component", "identities", "identity", "count", "timeout", "until", "stop_when"];
 
+/// Registers `watch_events(opts)`, `event_watch(filter)`, `watch_events(handle, opts)` and
+/// the `EventWatch` type.
+pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
+    let h = host.clone();
+    FuncRegistration::new("watch_events")
+        .with_params_info(["opts: Map", "Array"])
+        .with_comments([DOC])
+        .register_into_engine(engine, move |ctx: NativeCallContext, opts: Map| watch_events(&h, &ctx, &opts));
+
+    engine.register_type_with_name::<EventWatch>("EventWatch");
+    let h = host.clone();
+    FuncRegistration::new("event_watch")
+        .with_params_info(["filter: Map", "EventWatch"])
+        .with_comments([WATCH_DOC])
+        .register_into_engine(engine, move |opts: Map| event_watch(&h, &opts));
+    let h = host.clone();
+    FuncRegistration::new("watch_events")
+        .with_params_info(["watch: EventWatch", "opts: Map", "Array"])
+        .with_comments(["/// Collects events from an event_watch handle (including those that arrived since it was
+/// started). opts: count, timeout (default 60s), \"until\" / stop_when."])
+        .register_into_engine(engine, move |ctx: NativeCallContext, w: EventWatch, opts: Map| {
+            watch_events_from(&h, &ctx, &w, &opts)
+        });
+}
+
 /// The map a runbook sees for one event.
-pub fn event_map(e: &Event, subject: &str) -> Dynamic {
+fn event_map(e: &Event, subject: &str) -> Dynamic {
     let mut v = serde_json::to_value(e).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("subject".into(), serde_json::Value::String(subject.to_string()));
@@ -30,7 +54,7 @@ pub fn event_map(e: &Event, subject: &str) -> Dynamic {
 }
 
 /// The event filter from `watch_events` options (also used by `wait_for`).
-pub fn filter_from(opts: &Map) -> Res<EventFilter> {
+fn filter_from(opts: &Map) -> Res<EventFilter> {
     let list = |k: &str| {
         opts.get(k).map(|v| string_list(v, &format!("watch_events.{k}"))).transpose().map(Option::unwrap_or_default)
     };
@@ -46,18 +70,17 @@ pub fn filter_from(opts: &Map) -> Res<EventFilter> {
 /// A subscription started by `event_watch`: events are buffered from that moment, so a
 /// runbook can start watching, act, then collect without missing anything.
 #[derive(Clone)]
-pub struct EventWatch {
+pub(crate) struct EventWatch {
     events: Arc<std::sync::Mutex<crate::fleet::events::Events>>,
     filter: EventFilter,
 }
 
 /// The doc comment of `event_watch`.
-pub const WATCH_DOC: &str =
-    "/// Starts watching lifecycle events now and returns a handle for watch_events(handle, opts):
+const WATCH_DOC: &str = "/// Starts watching lifecycle events now and returns a handle for watch_events(handle, opts):
 /// events that arrive in between are kept. opts: types, component, identities.";
 
 /// Runs `event_watch`.
-pub fn event_watch(host: &Host, opts: &Map) -> Res<EventWatch> {
+fn event_watch(host: &Host, opts: &Map) -> Res<EventWatch> {
     check_keys(opts, &["types", "type", "component", "identities", "identity"], "event_watch")?;
     let filter = filter_from(opts)?;
     let events = host.rt.block_on(host.fleet()?.lifecycle_events()).map_err(|e| fleet_error(host, e))?;
@@ -65,7 +88,7 @@ pub fn event_watch(host: &Host, opts: &Map) -> Res<EventWatch> {
 }
 
 /// Runs `watch_events`, on a fresh subscription or on an `event_watch` handle.
-pub fn watch_events(host: &Host, ctx: &NativeCallContext, opts: &Map) -> Res<Array> {
+fn watch_events(host: &Host, ctx: &NativeCallContext, opts: &Map) -> Res<Array> {
     check_keys(opts, &KEYS, "watch_events")?;
     let filter = filter_from(opts)?;
     let events = host.rt.block_on(host.fleet()?.lifecycle_events()).map_err(|e| fleet_error(host, e))?;
@@ -73,7 +96,7 @@ pub fn watch_events(host: &Host, ctx: &NativeCallContext, opts: &Map) -> Res<Arr
 }
 
 /// Runs `watch_events(handle, opts)`: collects from the handle's buffer and subscription.
-pub fn watch_events_from(host: &Host, ctx: &NativeCallContext, w: &EventWatch, opts: &Map) -> Res<Array> {
+fn watch_events_from(host: &Host, ctx: &NativeCallContext, w: &EventWatch, opts: &Map) -> Res<Array> {
     check_keys(opts, &["count", "timeout", "until", "stop_when"], "watch_events")?;
     let mut events = w.events.lock().map_err(|_| runtime_error("invalid", "event watch is in use"))?;
     collect(host, ctx, &mut events, &w.filter, opts)

@@ -2,12 +2,14 @@
 //! [`crate::rollout::Rollout`]; the driver runs it; the outcome becomes the result map, or a
 //! stop no `try/catch` can swallow.
 
-use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, FnPtr, FuncRegistration, Map, NativeCallContext};
 use serde_json::Value;
 
-use super::api::{check_keys, discovery_options, duration, fleet_error, run_discovery, string_list, Res};
-use super::convert::{from_json, map_to_json, strings, Secrets};
-use super::{runtime_error, Host};
+use super::discover::{discovery_options, run_discovery};
+use super::{check_keys, duration, fleet_error, refuse_masked_text, runtime_error, string_list, Host, Res};
+use crate::engine::convert::{from_json, map_to_json, strings, Secrets};
 use crate::fleet::filter::Filter;
 use crate::fleet::rpc::BatchOutcome;
 use crate::progress::GateVerdict;
@@ -16,11 +18,25 @@ use crate::rollout::policy::{self, Amount, Thresholds};
 use crate::rollout::{ConfirmPolicy, End, GateInput, Hooks, Rollout, Tally, WaitFor};
 
 /// The doc comment of `rpc_batch` in the engine metadata.
-pub const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\".";
+const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\".";
 
 /// The option keys `rpc_batch` takes; `check` lints against the same list.
-pub const KEYS: [&str; 9] =
+pub(crate) const KEYS: [&str; 9] =
     ["nodes", "filter", "batch", "sleep", "timeout", "max_failures", "max_batch_failures", "gate", "wait_for"];
+
+/// Registers `rpc_batch`.
+pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
+    let h = host.clone();
+    FuncRegistration::new("rpc_batch")
+        .with_params_info(["agent: &str", "action: &str", "inputs: Map", "opts: Map", "Map"])
+        .with_comments([DOC])
+        .register_into_engine(
+            engine,
+            move |ctx: NativeCallContext, agent: &str, action: &str, inputs: Map, opts: Map| {
+                rpc_batch(&h, &ctx, agent, action, &inputs, &opts)
+            },
+        );
+}
 
 fn wait_for(d: &Dynamic) -> Res<WaitFor> {
     let m = d.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
@@ -162,17 +178,10 @@ impl Hooks for RunbookHooks<'_> {
 }
 
 /// Runs `rpc_batch`.
-pub fn rpc_batch(
-    host: &Host,
-    ctx: &NativeCallContext,
-    agent: &str,
-    action: &str,
-    inputs: &Map,
-    opts: &Map,
-) -> Res<Map> {
+fn rpc_batch(host: &Host, ctx: &NativeCallContext, agent: &str, action: &str, inputs: &Map, opts: &Map) -> Res<Map> {
     let fleet = host.fleet()?.clone();
     // Validate before anything else touches the fleet; errors never carry clear secrets.
-    super::api::refuse_masked_text(&Dynamic::from_map(inputs.clone()), &format!("rpc_batch {agent}#{action} inputs"))?;
+    refuse_masked_text(&Dynamic::from_map(inputs.clone()), &format!("rpc_batch {agent}#{action} inputs"))?;
     let wire = fleet
         .ddl()
         .validate(agent, action, &map_to_json(inputs, Secrets::Reveal))

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FuncRegistration, Map};
 
-use super::api::{check_keys, fleet_error, Res};
-use super::Host;
+use super::{check_keys, fleet_error, Host, Res};
 use crate::fleet::election::BUCKET;
 
 fn bucket(opts: &Map, what: &str, extra: &[&str]) -> Res<String> {
@@ -60,7 +59,7 @@ fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
 }
 
 /// Registers the election functions.
-pub fn register(engine: &mut Engine, host: Arc<Host>) {
+pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     FuncRegistration::new("election_leader")
         .with_params_info(["name: &str", "Dynamic"])
@@ -86,7 +85,7 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
         .with_params_info(["name: &str", "Dynamic"])
         .with_comments(["/// Evicts the leader of election `name` (a KV delete, never a purge) and returns who was\n/// evicted, or () when nobody led. Under --dry-run it only says what it would do."])
         .register_into_engine(engine, move |name: &str| evict(&h, name, &Map::new()));
-    let h = host;
+    let h = host.clone();
     FuncRegistration::new("evict")
         .with_params_info(["name: &str", "opts: Map", "Dynamic"])
         .with_comments(["/// As evict(name), with opts #{bucket, expect_leader}: with expect_leader it refuses (an error\n/// of kind \"denied\") unless that identity leads, and deletes only the revision it read."])
