@@ -7,6 +7,7 @@ pub mod convert;
 pub mod diag;
 mod host;
 pub mod lint;
+mod options;
 pub mod thread;
 
 use std::path::PathBuf;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FuncRegistration};
 
-use super::{duration, runtime_error, Host, Res};
+use super::{runtime_error, Host, Res};
+use crate::engine::options::duration;
 use crate::prompt::Answer;
 use crate::redact::{is_secret_name, Secret};
 

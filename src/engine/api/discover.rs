@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map};
 
-use super::{check_keys, count, duration, fleet_error, refuse_masked_text, runtime_error, string_list, Host, Res};
+use super::{fleet_error, refuse_masked_text, runtime_error, Host, Options, Res};
 use crate::engine::convert::strings;
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::fleet::filter::{parse_fact, Filter};
@@ -31,11 +31,10 @@ pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
 
 /// Builds discovery options from a runbook filter map.
 pub(crate) fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, usize)> {
-    check_keys(m, &KEYS, what)?;
+    let o = Options::new(m, what, &KEYS)?;
     refuse_masked_text(&Dynamic::from_map(m.clone()), what)?;
     let mut f = Filter::default();
-    let list =
-        |k: &str| m.get(k).map(|v| string_list(v, &format!("{what}.{k}"))).transpose().map(Option::unwrap_or_default);
+    let list = |k: &str| o.strings(k).map(Option::unwrap_or_default);
     for fact in list("fact")? {
         f.fact.push(parse_fact(&fact).map_err(|e| runtime_error("invalid", e.to_string()))?);
     }
@@ -48,12 +47,12 @@ pub(crate) fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, u
     f.validate().map_err(|e| runtime_error("invalid", e.to_string()))?;
     let opts = DiscoveryOptions {
         filter: f,
-        collective: m.get("collective").map(|c| c.to_string()),
-        timeout: m.get("timeout").map(|t| duration(t, &format!("{what}.timeout"))).transpose()?,
-        window: m.get("window").map(|w| w.as_bool().unwrap_or(false)).unwrap_or(false),
+        collective: o.string("collective"),
+        timeout: o.duration("timeout")?,
+        window: o.bool("window"),
         rpc_agent: None,
     };
-    let min = m.get("min").map(|v| count(v, &format!("{what}.min"))).transpose()?.unwrap_or(0);
+    let min = o.count("min")?.unwrap_or(0);
     Ok((opts, min))
 }
 

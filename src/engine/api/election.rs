@@ -4,24 +4,27 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FuncRegistration, Map};
 
-use super::{check_keys, fleet_error, Host, Res};
+use super::{fleet_error, Host, Options, Res};
 use crate::fleet::election::BUCKET;
 
-fn bucket(opts: &Map, what: &str, extra: &[&str]) -> Res<String> {
-    let mut keys = vec!["bucket"];
-    keys.extend_from_slice(extra);
-    check_keys(opts, &keys, what)?;
-    Ok(opts.get("bucket").map(|b| b.to_string()).unwrap_or_else(|| BUCKET.to_string()))
+/// The option keys of `election_leader` and `election_info`.
+pub(crate) const KEYS: [&str; 1] = ["bucket"];
+
+/// The option keys of `evict`.
+pub(crate) const EVICT_KEYS: [&str; 2] = ["bucket", "expect_leader"];
+
+fn bucket(o: &Options) -> String {
+    o.string("bucket").unwrap_or_else(|| BUCKET.to_string())
 }
 
 fn leader(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
-    let b = bucket(opts, "election_leader", &[])?;
+    let b = bucket(&Options::new(opts, "election_leader", &KEYS)?);
     let info = host.rt.block_on(host.fleet()?.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;
     Ok(info.leader.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
 }
 
 fn info(host: &Host, name: &str, opts: &Map) -> Res<Map> {
-    let b = bucket(opts, "election_info", &[])?;
+    let b = bucket(&Options::new(opts, "election_info", &KEYS)?);
     let i = host.rt.block_on(host.fleet()?.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;
     let mut m = Map::new();
     m.insert("name".into(), i.name.into());
@@ -34,8 +37,9 @@ fn info(host: &Host, name: &str, opts: &Map) -> Res<Map> {
 }
 
 fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
-    let b = bucket(opts, "evict", &["expect_leader"])?;
-    let expect = opts.get("expect_leader").map(|e| e.to_string());
+    let o = Options::new(opts, "evict", &EVICT_KEYS)?;
+    let b = bucket(&o);
+    let expect = o.string("expect_leader");
     let fleet = host.fleet()?;
     if host.settings.dry_run {
         let i = host.rt.block_on(fleet.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map};
 
-use super::{check_keys, duration, runtime_error, Host, Res};
+use super::{runtime_error, Host, Options, Res};
 use crate::engine::convert::from_json;
 
 fn labels_of(m: &Map) -> BTreeMap<String, String> {
@@ -32,10 +32,11 @@ fn value(s: &Dynamic) -> f64 {
     s.read_lock::<Map>().and_then(|m| m.get("value").and_then(|v| v.as_float().ok())).unwrap_or(f64::NAN)
 }
 
+/// The option keys of `metrics(url, opts)`.
+pub(crate) const KEYS: [&str; 1] = ["timeout"];
+
 fn scrape(host: &Host, url: &str, opts: &Map) -> Res<Array> {
-    check_keys(opts, &["timeout"], "metrics")?;
-    let timeout =
-        opts.get("timeout").map(|t| duration(t, "metrics.timeout")).transpose()?.unwrap_or(Duration::from_secs(5));
+    let timeout = Options::new(opts, "metrics", &KEYS)?.duration("timeout")?.unwrap_or(Duration::from_secs(5));
     let s = host.rt.block_on(crate::metrics::http::scrape(url, timeout)).map_err(|e| {
         let kind = match e {
             crate::metrics::http::ScrapeError::Timeout { .. } => "timeout",

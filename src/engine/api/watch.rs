@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, FnPtr, FuncRegistration, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext};
 use tokio::time::Instant;
 
-use super::{check_keys, count, duration, fleet_error, runtime_error, string_list, Host, Res};
+use super::{fleet_error, runtime_error, Host, Options, Res};
 use crate::engine::convert::from_json;
 use crate::fleet::events::EventFilter;
 use crate::lifecycle::Event;
@@ -14,8 +14,15 @@ use crate::lifecycle::Event;
 /// The doc comment of `watch_events`.
 const DOC: &str = "/// Watches lifecycle events and returns them as maps #{type, kind (= type, for e.kind), identity,\n/// component, timestamp, version, format, subject, ...}. opts: types (a type or a list: startup, shutdown,\n/// provisioned, alive, upgraded, governor), component, identities (exact or /regex/), count\n/// (stop after this many), timeout (default 60s; returns what arrived), \"until\" (quoted: until\n/// is a Rhai keyword) or stop_when, a closure called with each event; true stops. Accepts CloudEvent, Choria and legacy formats.";
 
-const KEYS: [&str; 9] =
+/// The option keys of `watch_events(opts)`: the filter's and the collection's.
+pub(crate) const KEYS: [&str; 9] =
     ["types", "type", "component", "identities", "identity", "count", "timeout", "until", "stop_when"];
+
+/// The option keys of `event_watch(filter)`.
+pub(crate) const FILTER_KEYS: [&str; 5] = ["types", "type", "component", "identities", "identity"];
+
+/// The option keys of `watch_events(handle, opts)`.
+pub(crate) const COLLECT_KEYS: [&str; 4] = ["count", "timeout", "until", "stop_when"];
 
 /// Registers `watch_events(opts)`, `event_watch(filter)`, `watch_events(handle, opts)` and
 /// the `EventWatch` type.
@@ -53,16 +60,14 @@ fn event_map(e: &Event, subject: &str) -> Dynamic {
     from_json(&v)
 }
 
-/// The event filter from `watch_events` options (also used by `wait_for`).
-fn filter_from(opts: &Map) -> Res<EventFilter> {
-    let list = |k: &str| {
-        opts.get(k).map(|v| string_list(v, &format!("watch_events.{k}"))).transpose().map(Option::unwrap_or_default)
-    };
+/// The event filter from `watch_events` or `event_watch` options.
+fn filter_from(o: &Options) -> Res<EventFilter> {
+    let list = |k: &str| o.strings(k).map(Option::unwrap_or_default);
     let mut types = list("types")?;
     types.extend(list("type")?);
     let mut identities = list("identities")?;
     identities.extend(list("identity")?);
-    let f = EventFilter { types, component: opts.get("component").map(|c| c.to_string()), identities };
+    let f = EventFilter { types, component: o.string("component"), identities };
     f.validate().map_err(|e| runtime_error("invalid", e.to_string()))?;
     Ok(f)
 }
@@ -81,25 +86,26 @@ const WATCH_DOC: &str = "/// Starts watching lifecycle events now and returns a 
 
 /// Runs `event_watch`.
 fn event_watch(host: &Host, opts: &Map) -> Res<EventWatch> {
-    check_keys(opts, &["types", "type", "component", "identities", "identity"], "event_watch")?;
-    let filter = filter_from(opts)?;
+    let o = Options::new(opts, "event_watch", &FILTER_KEYS)?;
+    // Its keys are watch_events' filter keys, and their errors say so.
+    let filter = filter_from(&o.named("watch_events"))?;
     let events = host.rt.block_on(host.fleet()?.lifecycle_events()).map_err(|e| fleet_error(host, e))?;
     Ok(EventWatch { events: Arc::new(std::sync::Mutex::new(events)), filter })
 }
 
 /// Runs `watch_events`, on a fresh subscription or on an `event_watch` handle.
 fn watch_events(host: &Host, ctx: &NativeCallContext, opts: &Map) -> Res<Array> {
-    check_keys(opts, &KEYS, "watch_events")?;
-    let filter = filter_from(opts)?;
+    let o = Options::new(opts, "watch_events", &KEYS)?;
+    let filter = filter_from(&o)?;
     let events = host.rt.block_on(host.fleet()?.lifecycle_events()).map_err(|e| fleet_error(host, e))?;
-    collect(host, ctx, &mut { events }, &filter, opts)
+    collect(host, ctx, &mut { events }, &filter, &o)
 }
 
 /// Runs `watch_events(handle, opts)`: collects from the handle's buffer and subscription.
 fn watch_events_from(host: &Host, ctx: &NativeCallContext, w: &EventWatch, opts: &Map) -> Res<Array> {
-    check_keys(opts, &["count", "timeout", "until", "stop_when"], "watch_events")?;
+    let o = Options::new(opts, "watch_events", &COLLECT_KEYS)?;
     let mut events = w.events.lock().map_err(|_| runtime_error("invalid", "event watch is in use"))?;
-    collect(host, ctx, &mut events, &w.filter, opts)
+    collect(host, ctx, &mut events, &w.filter, &o)
 }
 
 fn collect(
@@ -107,21 +113,12 @@ fn collect(
     ctx: &NativeCallContext,
     events: &mut crate::fleet::events::Events,
     filter: &EventFilter,
-    opts: &Map,
+    o: &Options,
 ) -> Res<Array> {
-    let want = opts.get("count").map(|c| count(c, "watch_events.count")).transpose()?;
-    let timeout = opts
-        .get("timeout")
-        .map(|t| duration(t, "watch_events.timeout"))
-        .transpose()?
-        .unwrap_or(Duration::from_secs(60));
+    let want = o.count("count")?;
+    let timeout = o.duration("timeout")?.unwrap_or(Duration::from_secs(60));
     // `until` is a Rhai keyword, so scripts write it quoted ("until": ...) or as stop_when.
-    let until = match opts.get("until").or_else(|| opts.get("stop_when")) {
-        None => None,
-        Some(u) => Some(u.clone().try_cast::<FnPtr>().ok_or_else(|| {
-            runtime_error("invalid", "watch_events.until: expected a closure like |e| e.type == \"startup\"")
-        })?),
-    };
+    let until = o.with_alias("until", "stop_when").closure("until", "|e| e.type == \"startup\"")?;
     let deadline = Instant::now() + timeout;
     let mut out = Array::new();
     while want.is_none_or(|w| out.len() < w) {
