@@ -16,10 +16,15 @@ use crate::prompt::Prompter;
 /// Limits that keep a runbook from running away.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Operations a run may take before it is stopped.
     pub max_operations: u64,
+    /// How deeply functions may call each other.
     pub max_call_levels: usize,
+    /// The longest string, in bytes.
     pub max_string_size: usize,
+    /// The most items in one array.
     pub max_array_size: usize,
+    /// The most entries in one map.
     pub max_map_size: usize,
 }
 
@@ -38,11 +43,13 @@ impl Default for Limits {
 /// How a run was asked to behave.
 #[derive(Debug, Clone, Default)]
 pub struct RunSettings {
+    /// `--dry-run`: only read-only calls go to the fleet; the rest is planned.
     pub dry_run: bool,
     /// `--yes`: confirmations are given.
     pub yes: bool,
     /// `--arg k=v` values.
     pub args: BTreeMap<String, String>,
+    /// The engine's safety limits.
     pub limits: Limits,
     /// Directories `import` looks in after the runbook's own.
     pub lib_dirs: Vec<PathBuf>,
@@ -59,27 +66,36 @@ pub struct RunSettings {
 /// Node counts over a whole run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Nodes that answered OK.
     pub ok: usize,
+    /// Nodes that answered with a failure or a malformed reply, or missed an awaited event.
     pub failed: usize,
+    /// Nodes that did not answer.
     pub no_reply: usize,
     /// Sent, but whether they acted is not known (Ctrl-C, a broken connection).
     pub unknown: usize,
-    pub rpc_calls: usize,
 }
 
 /// Everything the runbook API reaches: the fleet, the display, the settings and the
 /// run's state. Shared by every registered function.
 pub struct Host {
+    /// The runtime the script thread blocks on for fleet calls.
     pub rt: tokio::runtime::Handle,
+    /// The connected fleet; `None` for runs that only check.
     pub fleet: Option<Fleet>,
+    /// Where messages and run events go.
     pub reporter: Reporter,
+    /// Ctrl-C, both levels.
     pub interrupt: Interrupt,
+    /// How the run was asked to behave.
     pub settings: RunSettings,
+    /// Asks the yes/no questions (the terminal, or a script in tests).
     pub prompter: Box<dyn Prompter>,
     /// Set when a guardrail stopped the run; the reason.
     pub stop: Mutex<Option<String>>,
     /// Set when the broker was lost; the reason.
     pub lost: Mutex<Option<String>>,
+    /// Node counts so far.
     pub totals: Mutex<Totals>,
     /// Identities of the latest discovery (the REPL completes them).
     pub last_nodes: Mutex<Vec<String>>,
@@ -155,24 +171,6 @@ impl Host {
         t.failed += failed;
         t.no_reply += no_reply;
         t.unknown += unknown;
-    }
-
-    /// Moves one node counted silent to ok or failed: its reply came after its batch's wait.
-    pub fn answered_late(&self, ok: bool) {
-        let mut t = crate::lock(&self.totals);
-        t.no_reply = t.no_reply.saturating_sub(1);
-        if ok {
-            t.ok += 1;
-        } else {
-            t.failed += 1;
-        }
-    }
-
-    /// Moves `n` nodes counted OK to failed (an awaited event never came).
-    pub fn recount(&self, n: usize) {
-        let mut t = crate::lock(&self.totals);
-        t.ok = t.ok.saturating_sub(n);
-        t.failed += n;
     }
 
     /// The totals so far.

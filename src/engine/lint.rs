@@ -13,7 +13,9 @@ use crate::fleet::ddl::DdlRegistry;
 /// One problem found.
 #[derive(Debug, Clone)]
 pub struct Finding {
+    /// Where in the runbook.
     pub pos: Position,
+    /// What is wrong, naming what would be right.
     pub message: String,
 }
 

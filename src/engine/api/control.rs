@@ -93,12 +93,7 @@ fn sleep(h: &Host, d: &Dynamic) -> Res<()> {
 
 /// Confirmation: `--yes` answers, else the terminal, else the run stops.
 fn confirm(host: &Host, message: &str) -> Res<bool> {
-    confirm_with(host, message, host.settings.yes)
-}
-
-/// Confirmation where `--yes` may or may not answer (the REPL always asks before shutdown).
-fn confirm_with(host: &Host, message: &str, yes_counts: bool) -> Res<bool> {
-    if yes_counts {
+    if host.settings.yes {
         host.reporter.say(&format!("confirmed by --yes: {message}"));
         return Ok(true);
     }
