@@ -179,6 +179,9 @@ impl Host {
     }
 }
 
+/// What the functions registered into Rhai return.
+pub(crate) type Res<T> = Result<T, Box<EvalAltResult>>;
+
 /// A catchable runtime error carrying `#{kind, message}`, so scripts can branch on `kind`.
 pub fn runtime_error(kind: &str, message: impl Into<String>) -> Box<EvalAltResult> {
     let mut m = rhai::Map::new();

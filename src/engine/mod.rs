@@ -1,5 +1,12 @@
 //! The Rhai engine: safety limits, the runbook API, module imports, and the bridge from the
 //! synchronous script thread into the async fleet client (`Handle::block_on`).
+//!
+//! - `host`: what every API function reaches ([`Host`], [`RunSettings`], [`Limits`], [`Totals`]).
+//! - `api/`: the runbook functions, one file per topic, each registering its own.
+//! - `options`: the one reader of the option maps those functions take.
+//! - [`lint`]: `check`'s static checks, against the same option keys; [`args`]: the `--arg`
+//!   names a runbook reads; [`diag`]: errors shown at their place in the source;
+//!   [`convert`]: Rhai values to and from JSON; [`thread`]: the thread scripts run on.
 
 mod api;
 pub mod args;

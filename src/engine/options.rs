@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, FnPtr, Map};
 
-use super::api::Res;
-use super::runtime_error;
+use super::host::{runtime_error, Res};
 use crate::rollout::policy::Amount;
 
 /// An option map, its keys checked, read under the name of the function that took it.
@@ -184,7 +183,7 @@ mod tests {
     fn message<T>(r: Res<T>) -> String {
         match r {
             Ok(_) => panic!("expected an error"),
-            Err(e) => super::super::diag::runtime_parts(&e).0,
+            Err(e) => crate::engine::diag::runtime_parts(&e).0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The runbook API registered into Rhai, one file per topic, each registering its own
 //! functions with parameter names and a doc comment in the engine's metadata (the REPL shows
-//! them). This file holds what the topics share: the result type and the error mapping.
+//! them). `engine::build` calls each topic's `register`. This file holds what the topics
+//! share: the fleet-error mapping and the check that no secret mask goes to the fleet.
 
 pub(crate) mod control;
 pub(crate) mod discover;
@@ -11,12 +12,9 @@ pub(crate) mod watch;
 
 use rhai::{Dynamic, EvalAltResult, ImmutableString, Map};
 
+pub(crate) use super::host::{runtime_error, Host, Res};
 pub(crate) use super::options::Options;
-pub(crate) use super::{runtime_error, Host};
 use crate::fleet::FleetError;
-
-/// Result type of API functions.
-pub(crate) type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// Maps a fleet error to a runtime error scripts can catch by `kind`; Ctrl-C stops the run.
 pub(crate) fn fleet_error(host: &Host, e: FleetError) -> Box<EvalAltResult> {
