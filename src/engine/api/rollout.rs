@@ -2,12 +2,15 @@
 //! [`crate::rollout::Rollout`]; the driver runs it; the outcome becomes the result map, or a
 //! stop no `try/catch` can swallow.
 
-use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, FnPtr, FuncRegistration, Map, NativeCallContext};
 use serde_json::Value;
 
-use super::api::{check_keys, discovery_options, duration, fleet_error, run_discovery, string_list, Res};
-use super::convert::{from_json, map_to_json, strings, Secrets};
-use super::{runtime_error, Host};
+use super::discover::{discovery_options, run_discovery};
+use super::{fleet_error, refuse_masked_text, runtime_error, Host, Options, Res};
+use crate::engine::convert::{from_json, map_to_json, strings, Secrets};
+use crate::engine::options::amount;
 use crate::fleet::filter::Filter;
 use crate::fleet::rpc::BatchOutcome;
 use crate::progress::GateVerdict;
@@ -16,74 +19,62 @@ use crate::rollout::policy::{self, Amount, Thresholds};
 use crate::rollout::{ConfirmPolicy, End, GateInput, Hooks, Rollout, Tally, WaitFor};
 
 /// The doc comment of `rpc_batch` in the engine metadata.
-pub const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\".";
+const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\".";
 
 /// The option keys `rpc_batch` takes; `check` lints against the same list.
-pub const KEYS: [&str; 9] =
+pub(crate) const KEYS: [&str; 9] =
     ["nodes", "filter", "batch", "sleep", "timeout", "max_failures", "max_batch_failures", "gate", "wait_for"];
 
-fn wait_for(d: &Dynamic) -> Res<WaitFor> {
-    let m = d.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
-        runtime_error("invalid", "rpc_batch.wait_for: expected a map like #{event: \"startup\", timeout: \"60s\"}")
-    })?;
-    check_keys(&m, &["event", "component", "timeout"], "rpc_batch.wait_for")?;
-    let event = m
-        .get("event")
-        .map(|e| e.to_string())
-        .ok_or_else(|| runtime_error("invalid", "rpc_batch.wait_for: event is required"))?;
-    let timeout = m
-        .get("timeout")
-        .map(|t| duration(t, "rpc_batch.wait_for.timeout"))
-        .transpose()?
-        .unwrap_or(std::time::Duration::from_secs(60));
-    WaitFor::new(event, m.get("component").map(|c| c.to_string()), timeout)
+/// The keys of `rpc_batch`'s `wait_for` map.
+pub(crate) const WAIT_FOR_KEYS: [&str; 3] = ["event", "component", "timeout"];
+
+/// Registers `rpc_batch`.
+pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
+    let h = host.clone();
+    FuncRegistration::new("rpc_batch")
+        .with_params_info(["agent: &str", "action: &str", "inputs: Map", "opts: Map", "Map"])
+        .with_comments([DOC])
+        .register_into_engine(
+            engine,
+            move |ctx: NativeCallContext, agent: &str, action: &str, inputs: Map, opts: Map| {
+                rpc_batch(&h, &ctx, agent, action, &inputs, &opts)
+            },
+        );
+}
+
+fn wait_for(m: &Map) -> Res<WaitFor> {
+    let o = Options::new(m, "rpc_batch.wait_for", &WAIT_FOR_KEYS)?;
+    let event = o.string("event").ok_or_else(|| runtime_error("invalid", "rpc_batch.wait_for: event is required"))?;
+    let timeout = o.duration("timeout")?.unwrap_or(std::time::Duration::from_secs(60));
+    WaitFor::new(event, o.string("component"), timeout)
         .map_err(|e| runtime_error("invalid", format!("rpc_batch.wait_for: {e}")))
 }
 
-fn amount(d: &Dynamic, what: &str) -> Res<Amount> {
-    let text = if d.is_string() {
-        d.to_string()
-    } else {
-        d.clone().try_cast::<rhai::INT>().map(|i| i.to_string()).unwrap_or_default()
-    };
-    if text.starts_with('-') {
-        return Err(runtime_error("invalid", format!("{what}: {d} is negative")));
-    }
-    Amount::parse(&text).map_err(|e| runtime_error("invalid", format!("{what}: {e}")))
-}
-
-fn ramp(d: Option<&Dynamic>) -> Res<Vec<Amount>> {
-    match d {
+/// `batch`: one amount, or a ramp of them whose last entry repeats.
+fn ramp(o: &Options) -> Res<Vec<Amount>> {
+    let what = o.name("batch");
+    match o.get("batch") {
         None => Ok(Vec::new()),
         Some(d) => match d.read_lock::<Array>() {
-            Some(a) if a.is_empty() => Err(runtime_error("invalid", "rpc_batch.batch: an empty ramp")),
-            Some(a) => a.iter().map(|x| amount(x, "rpc_batch.batch")).collect(),
-            None => Ok(vec![amount(d, "rpc_batch.batch")?]),
+            Some(a) if a.is_empty() => Err(runtime_error("invalid", format!("{what}: an empty ramp"))),
+            Some(a) => a.iter().map(|x| amount(x, &what)).collect(),
+            None => Ok(vec![amount(d, &what)?]),
         },
     }
 }
 
 /// The options, validated, and the nodes (discovered when a filter is given).
 fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Option<FnPtr>)> {
-    check_keys(opts, &KEYS, "rpc_batch")?;
-    let ramp = ramp(opts.get("batch"))?;
-    let thresholds = Thresholds {
-        max_failures: opts.get("max_failures").map(|d| amount(d, "rpc_batch.max_failures")).transpose()?,
-        max_batch_failures: opts
-            .get("max_batch_failures")
-            .map(|d| amount(d, "rpc_batch.max_batch_failures"))
-            .transpose()?,
-    };
-    let gate = match opts.get("gate") {
-        None => None,
-        Some(g) => Some(g.clone().try_cast::<FnPtr>().ok_or_else(|| {
-            runtime_error("invalid", "rpc_batch.gate: expected a closure like |batch| batch.failed.len() == 0")
-        })?),
-    };
-    let sleep = opts.get("sleep").map(|d| duration(d, "rpc_batch.sleep")).transpose()?;
-    let timeout = opts.get("timeout").map(|d| duration(d, "rpc_batch.timeout")).transpose()?;
-    let wait_for = opts.get("wait_for").map(wait_for).transpose()?;
-    let (nodes, collective) = match (opts.get("nodes"), opts.get("filter")) {
+    let o = Options::new(opts, "rpc_batch", &KEYS)?;
+    let ramp = ramp(&o)?;
+    let thresholds =
+        Thresholds { max_failures: o.amount("max_failures")?, max_batch_failures: o.amount("max_batch_failures")? };
+    let gate = o.closure("gate", "|batch| batch.failed.len() == 0")?;
+    let sleep = o.duration("sleep")?;
+    let timeout = o.duration("timeout")?;
+    let wait_for =
+        o.map("wait_for", Some("#{event: \"startup\", timeout: \"60s\"}"))?.as_ref().map(wait_for).transpose()?;
+    let (nodes, collective) = match (o.get("nodes"), o.get("filter")) {
         (Some(_), Some(_)) => return Err(runtime_error("invalid", "rpc_batch: give nodes or filter, not both")),
         (None, None) => {
             return Err(runtime_error(
@@ -92,12 +83,9 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
             ))
         }
         // A node named twice is called once, in the place it was first named.
-        (Some(n), None) => (policy::dedup_keep_order(string_list(n, "rpc_batch.nodes")?), None),
-        (None, Some(f)) => {
-            let m = f
-                .read_lock::<Map>()
-                .map(|m| m.clone())
-                .ok_or_else(|| runtime_error("invalid", "rpc_batch.filter: expected a map"))?;
+        (Some(_), None) => (policy::dedup_keep_order(o.strings("nodes")?.unwrap_or_default()), None),
+        (None, Some(_)) => {
+            let m = o.map("filter", None)?.unwrap_or_default();
             let (mut d, min) = discovery_options(&m, "rpc_batch.filter")?;
             d.rpc_agent = Some(agent.to_string());
             let collective = d.collective.clone();
@@ -162,17 +150,10 @@ impl Hooks for RunbookHooks<'_> {
 }
 
 /// Runs `rpc_batch`.
-pub fn rpc_batch(
-    host: &Host,
-    ctx: &NativeCallContext,
-    agent: &str,
-    action: &str,
-    inputs: &Map,
-    opts: &Map,
-) -> Res<Map> {
+fn rpc_batch(host: &Host, ctx: &NativeCallContext, agent: &str, action: &str, inputs: &Map, opts: &Map) -> Res<Map> {
     let fleet = host.fleet()?.clone();
     // Validate before anything else touches the fleet; errors never carry clear secrets.
-    super::api::refuse_masked_text(&Dynamic::from_map(inputs.clone()), &format!("rpc_batch {agent}#{action} inputs"))?;
+    refuse_masked_text(&Dynamic::from_map(inputs.clone()), &format!("rpc_batch {agent}#{action} inputs"))?;
     let wire = fleet
         .ddl()
         .validate(agent, action, &map_to_json(inputs, Secrets::Reveal))

@@ -4,25 +4,27 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FuncRegistration, Map};
 
-use super::api::{check_keys, fleet_error, Res};
-use super::Host;
+use super::{fleet_error, Host, Options, Res};
 use crate::fleet::election::BUCKET;
 
-fn bucket(opts: &Map, what: &str, extra: &[&str]) -> Res<String> {
-    let mut keys = vec!["bucket"];
-    keys.extend_from_slice(extra);
-    check_keys(opts, &keys, what)?;
-    Ok(opts.get("bucket").map(|b| b.to_string()).unwrap_or_else(|| BUCKET.to_string()))
+/// The option keys of `election_leader` and `election_info`.
+pub(crate) const KEYS: [&str; 1] = ["bucket"];
+
+/// The option keys of `evict`.
+pub(crate) const EVICT_KEYS: [&str; 2] = ["bucket", "expect_leader"];
+
+fn bucket(o: &Options) -> String {
+    o.string("bucket").unwrap_or_else(|| BUCKET.to_string())
 }
 
 fn leader(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
-    let b = bucket(opts, "election_leader", &[])?;
+    let b = bucket(&Options::new(opts, "election_leader", &KEYS)?);
     let info = host.rt.block_on(host.fleet()?.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;
     Ok(info.leader.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
 }
 
 fn info(host: &Host, name: &str, opts: &Map) -> Res<Map> {
-    let b = bucket(opts, "election_info", &[])?;
+    let b = bucket(&Options::new(opts, "election_info", &KEYS)?);
     let i = host.rt.block_on(host.fleet()?.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;
     let mut m = Map::new();
     m.insert("name".into(), i.name.into());
@@ -35,8 +37,9 @@ fn info(host: &Host, name: &str, opts: &Map) -> Res<Map> {
 }
 
 fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
-    let b = bucket(opts, "evict", &["expect_leader"])?;
-    let expect = opts.get("expect_leader").map(|e| e.to_string());
+    let o = Options::new(opts, "evict", &EVICT_KEYS)?;
+    let b = bucket(&o);
+    let expect = o.string("expect_leader");
     let fleet = host.fleet()?;
     if host.settings.dry_run {
         let i = host.rt.block_on(fleet.election_info(name, &b)).map_err(|e| fleet_error(host, e))?;
@@ -60,7 +63,7 @@ fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
 }
 
 /// Registers the election functions.
-pub fn register(engine: &mut Engine, host: Arc<Host>) {
+pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     FuncRegistration::new("election_leader")
         .with_params_info(["name: &str", "Dynamic"])
@@ -86,7 +89,7 @@ pub fn register(engine: &mut Engine, host: Arc<Host>) {
         .with_params_info(["name: &str", "Dynamic"])
         .with_comments(["/// Evicts the leader of election `name` (a KV delete, never a purge) and returns who was\n/// evicted, or () when nobody led. Under --dry-run it only says what it would do."])
         .register_into_engine(engine, move |name: &str| evict(&h, name, &Map::new()));
-    let h = host;
+    let h = host.clone();
     FuncRegistration::new("evict")
         .with_params_info(["name: &str", "opts: Map", "Dynamic"])
         .with_comments(["/// As evict(name), with opts #{bucket, expect_leader}: with expect_leader it refuses (an error\n/// of kind \"denied\") unless that identity leads, and deletes only the revision it read."])

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map};
 
-use super::api::{check_keys, duration, Res};
-use super::convert::from_json;
-use super::{runtime_error, Host};
+use super::{runtime_error, Host, Options, Res};
+use crate::engine::convert::from_json;
 
 fn labels_of(m: &Map) -> BTreeMap<String, String> {
     m.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -33,10 +32,11 @@ fn value(s: &Dynamic) -> f64 {
     s.read_lock::<Map>().and_then(|m| m.get("value").and_then(|v| v.as_float().ok())).unwrap_or(f64::NAN)
 }
 
+/// The option keys of `metrics(url, opts)`.
+pub(crate) const KEYS: [&str; 1] = ["timeout"];
+
 fn scrape(host: &Host, url: &str, opts: &Map) -> Res<Array> {
-    check_keys(opts, &["timeout"], "metrics")?;
-    let timeout =
-        opts.get("timeout").map(|t| duration(t, "metrics.timeout")).transpose()?.unwrap_or(Duration::from_secs(5));
+    let timeout = Options::new(opts, "metrics", &KEYS)?.duration("timeout")?.unwrap_or(Duration::from_secs(5));
     let s = host.rt.block_on(crate::metrics::http::scrape(url, timeout)).map_err(|e| {
         let kind = match e {
             crate::metrics::http::ScrapeError::Timeout { .. } => "timeout",
@@ -64,13 +64,13 @@ fn scrape(host: &Host, url: &str, opts: &Map) -> Res<Array> {
 }
 
 /// Registers `metrics`, `metric_value`, `metric_sum` and `metric_select`.
-pub fn register(engine: &mut Engine, host: Arc<Host>) {
+pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     FuncRegistration::new("metrics")
         .with_params_info(["url: &str", "Array"])
         .with_comments(["/// Scrapes a Prometheus endpoint (http://host:port/metrics) and returns its samples as\n/// #{name, family, type, help, labels, value, timestamp_ms}. Invalid exposition text is an\n/// error naming the line, never a partial result."])
         .register_into_engine(engine, move |url: &str| scrape(&h, url, &Map::new()));
-    let h = host;
+    let h = host.clone();
     FuncRegistration::new("metrics")
         .with_params_info(["url: &str", "opts: Map", "Array"])
         .with_comments(["/// As metrics(url), with opts #{timeout: \"5s\"}."])
