@@ -191,7 +191,8 @@ async fn silent_nodes_are_no_reply_never_success() {
 async fn slow_nodes_count_when_in_time_and_not_after() {
     let cfg = SimConfig { slow_nodes: vec!["n001".into()], slow_delay: Duration::from_millis(1500), ..sim(2) };
     let w = World::start(cfg).await;
-    // rpcutil: wait = discovery timeout (0.3 s) + DDL timeout (2 s) > 1.5 s.
+    // rpcutil: wait = the config's discovery timeout (support::DISCOVERY_TIMEOUT, 0.5 s) + DDL
+    // timeout (2 s) > 1.5 s.
     let r = w.fleetbook().args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "0.3"]).run().await;
     r.assert_code(0);
     assert_eq!(strings(&r.json()["ok"]).len(), 2);

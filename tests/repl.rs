@@ -13,7 +13,7 @@ use fleetbook::progress::Reporter;
 use fleetbook::repl::complete::Completer;
 use fleetbook::repl::{LineSource, Read, Session};
 
-use crate::support::{sim, Fleetbook, World};
+use crate::support::{client_conf, sim, Fleetbook, World, DISCOVERY_TIMEOUT};
 
 /// Scripted input; records what was offered to the history.
 struct Script {
@@ -61,7 +61,11 @@ impl Prompter for Answers {
 
 async fn session(w: &World, answers: &[&str]) -> (Session, Out) {
     let fleet = Fleet::connect(
-        ClientOptions { servers: vec![w.url().to_string()], ..ClientOptions::default() },
+        ClientOptions {
+            servers: vec![w.url().to_string()],
+            discovery_timeout: std::time::Duration::from_secs_f64(DISCOVERY_TIMEOUT),
+            ..ClientOptions::default()
+        },
         DdlRegistry::builtin(),
     )
     .await
@@ -232,8 +236,21 @@ fn the_binary_in_a_pseudo_terminal() {
     let broker_check = fleetbook::sim::broker::find_nats_server();
     assert!(broker_check.is_ok(), "{}", broker_check.unwrap_err());
     let dir = tempfile::tempdir().unwrap();
+    let conf = client_conf().to_str().unwrap();
     let mut p = crate::support::pty(
-        &["--sim", "4", "--sim-provisioners", "0", "--sim-slow", "n001", "--sim-slow-delay", "60s", "repl"],
+        &[
+            "--config",
+            conf,
+            "--sim",
+            "4",
+            "--sim-provisioners",
+            "0",
+            "--sim-slow",
+            "n001",
+            "--sim-slow-delay",
+            "60s",
+            "repl",
+        ],
         &dir.path().join("history"),
         std::time::Duration::from_secs(30),
     );

@@ -119,7 +119,7 @@ fn request(
 }
 
 fn fb(broker: &EmbeddedBroker, pki: &Pki, cert: &Path, key: &Path) -> Fleetbook {
-    Fleetbook::new().args([
+    Fleetbook::new().test_config().args([
         "--server",
         broker.url(),
         "--tls-ca",
@@ -350,7 +350,7 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
         &client,
     );
     let run = |j: &Path, s: &Path| {
-        Fleetbook::new().args([
+        Fleetbook::new().test_config().args([
             "--server",
             w.url(),
             "--jwt",
