@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::protocol::{validate_reply, validate_request};
-use crate::support::{drain, record, sim, Fleetbook, World};
+use crate::support::{drain, provision_ddl_with_a_short_timeout, record, sim, Fleetbook, World};
 use fleetbook::sim::SimConfig;
 
 fn strings(v: &Value) -> Vec<String> {
@@ -173,8 +173,10 @@ async fn wrong_token_fails_every_node() {
 async fn silent_nodes_are_no_reply_never_success() {
     let cfg = SimConfig { silent_nodes: vec!["n002".into()], fail_nodes: vec!["n003".into()], ..sim(4) };
     let w = World::start(cfg).await;
+    let ddl = provision_ddl_with_a_short_timeout();
     let r = w
         .fleetbook()
+        .args(["--ddl-dir", ddl.path().to_str().unwrap()])
         .args(["req", "choria_provision", "restart", "token=s3cret", "--json", "--discovery-timeout", "0.5"])
         .run()
         .await;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{sim, Fleetbook, Run, World};
+use crate::support::{provision_ddl_with_a_short_timeout, sim, Fleetbook, Run, World};
 use fleetbook::sim::SimConfig;
 
 /// Writes a runbook into a fresh temp dir; returns (dir guard, path).
@@ -70,8 +70,13 @@ async fn max_failures_stops_after_the_offending_batch() {
 async fn silent_nodes_count_against_the_budget() {
     let w = World::start(SimConfig { silent_nodes: vec!["n001".into()], ..sim(4) }).await;
     let (_d, rb) = runbook("restart.rhai", RESTART);
-    let r =
-        w.fleetbook().args(["--protocol", "v1", "run", rb.to_str().unwrap(), "--max-operations", "100000"]).run().await;
+    let ddl = provision_ddl_with_a_short_timeout();
+    let r = w
+        .fleetbook()
+        .args(["--ddl-dir", ddl.path().to_str().unwrap()])
+        .args(["--protocol", "v1", "run", rb.to_str().unwrap(), "--max-operations", "100000"])
+        .run()
+        .await;
     r.assert_code(3);
     assert!(r.stderr.contains("n001.example.net: no reply"), "{}", r.stderr);
     assert_eq!(provisioned(&w), vec!["n001.example.net", "n002.example.net"]);
