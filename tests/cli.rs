@@ -217,8 +217,7 @@ async fn unknown_action_is_rejected_before_sending() {
     let r = w.fleetbook().args(["req", "choria_provision", "restart", "token=s3cret", "splay=soon"]).run().await;
     r.assert_code(2);
     assert!(r.stderr.contains("'splay'"), "{}", r.stderr);
-    w.sim.flush().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    w.settle().await;
     assert!(w.sim.stats().requests.is_empty(), "nothing reached the fleet: {:?}", w.sim.stats().requests);
 }
 

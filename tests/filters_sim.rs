@@ -38,6 +38,7 @@ async fn issue9_malformed_compound_filters_are_usage_errors_with_the_column() {
     r.assert_code(2);
     assert!(r.stderr.contains("nested deeper than 64 levels"), "{}", r.stderr);
     // None of them reached the fleet.
+    w.settle().await;
     assert_eq!(w.sim.stats().requests.get("discovery"), None);
     // Valid expressions still work, including expr-lang forms the simulator did not read.
     let ok = w.fleetbook().args(discover_args("'profile::base' in classes && identity matches '^n00[12]'")).run().await;
@@ -62,6 +63,7 @@ async fn issue9_runbook_compound_filters_are_checked_too() {
     r.assert_code(1);
     assert!(r.stderr.contains("syntax error at column 18"), "{}", r.stderr);
     assert!(r.stderr.contains("bad.rhai:1"), "the runbook line is named: {}", r.stderr);
+    w.settle().await;
     assert_eq!(w.sim.stats().requests.get("discovery"), None);
 }
 

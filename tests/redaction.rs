@@ -140,6 +140,7 @@ async fn issue9_8_an_arg_the_runbook_never_reads_is_refused() {
     r.assert_code(2);
     assert!(r.stderr.contains("--arg clas not read by runbooks/rolling-restart.rhai"), "{}", r.stderr);
     assert!(r.stderr.contains("it reads: class, fact, max_failures, sleep, splay"), "{}", r.stderr);
+    w.settle().await;
     assert!(w.sim.stats().requests.is_empty(), "nothing touched the fleet: {:?}", w.sim.stats().requests);
 
     // A computed name cannot be checked: a warning, and the run goes on.

@@ -5,14 +5,24 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{drain, eventually, record, sim, World};
+use crate::support::{eventually, record, sim, take, World};
 use fleetbook::sim::node::{Mode, State};
 use fleetbook::sim::SimConfig;
 
-fn events(
+/// The lifecycle events recorded: at least `n`, and every one the simulator counts as
+/// published (it counts each just before publishing it).
+async fn events(
+    w: &World,
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes, std::time::Instant)>,
+    n: usize,
 ) -> Vec<(String, Value)> {
-    drain(rx).into_iter().map(|(s, p, _)| (s, serde_json::from_slice(&p).expect("event is JSON"))).collect()
+    let mut got = take(rx, n, Duration::from_secs(10), "lifecycle events").await;
+    let published = w.sim.stats().events.values().sum::<u64>() as usize;
+    if published > got.len() {
+        let more = published - got.len();
+        got.extend(take(rx, more, Duration::from_secs(10), "more lifecycle events").await);
+    }
+    got.into_iter().map(|(s, p, _)| (s, serde_json::from_slice(&p).expect("event is JSON"))).collect()
 }
 
 /// Validates a CloudEvent's data against the published lifecycle schema of its type.
@@ -33,10 +43,7 @@ async fn restart_publishes_shutdown_then_startup_cloudevents() {
         .run()
         .await
         .assert_code(0);
-    eventually(Duration::from_secs(10), "startup event", || w.sim.stats().events.get("startup") == Some(&1)).await;
-    w.sim.flush().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let got = events(&mut rx);
+    let got = events(&w, &mut rx, 2).await;
     let kinds: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(kinds, vec!["choria.lifecycle.event.shutdown.server", "choria.lifecycle.event.startup.server"]);
     for (subject, e) in &got {
@@ -102,10 +109,11 @@ async fn reprovision_moves_a_node_into_provisioning_mode_and_back() {
         n.mode == Mode::Normal && n.state == State::Up
     })
     .await;
-    w.sim.flush().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let seq: Vec<String> =
-        events(&mut rx).into_iter().map(|(s, _)| s.trim_start_matches("choria.lifecycle.event.").to_string()).collect();
+    let seq: Vec<String> = events(&w, &mut rx, 5)
+        .await
+        .into_iter()
+        .map(|(s, _)| s.trim_start_matches("choria.lifecycle.event.").to_string())
+        .collect();
     assert_eq!(
         seq,
         vec![
