@@ -28,20 +28,31 @@ async fn discovery_applies_each_filter_kind() {
     let discover = |args: &[&str]| {
         w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).args(args.iter().copied()).run()
     };
-    let all = discover(&[]).await;
+    // Each discovery waits out its timeout: run the independent ones side by side.
+    let (all, mt_r, big_r, web_r, web_re_r, pkg_r, ids_r, web_mt_r, prov_r) = tokio::join!(
+        discover(&[]),
+        discover(&["-F", "country=mt"]),
+        discover(&["-F", "cpus>=8", "-F", "os.family=/^Deb/"]),
+        discover(&["-C", "apache"]),
+        discover(&["-C", "/^role::web$/"]),
+        discover(&["-A", "package"]),
+        discover(&["-I", "/^n00[1-3]/"]),
+        discover(&["-S", "with('apache') && fact('country') == 'mt'"]),
+        discover(&["-T", "provisioning"]),
+    );
     all.assert_code(0);
     assert_eq!(strings(&all.json()), w.sim.identities());
 
     let mt = expected(&w, |f| f["country"] == "mt");
     assert!(!mt.is_empty() && mt.len() < 40, "seed gives a useful split: {mt:?}");
-    assert_eq!(strings(&discover(&["-F", "country=mt"]).await.json()), mt);
+    assert_eq!(strings(&mt_r.json()), mt);
 
     let big = expected(&w, |f| f["cpus"].as_u64().unwrap() >= 8 && f["os"]["family"] == "Debian");
-    assert_eq!(strings(&discover(&["-F", "cpus>=8", "-F", "os.family=/^Deb/"]).await.json()), big);
+    assert_eq!(strings(&big_r.json()), big);
 
     let web = expected(&w, |f| f["role"] == "web");
-    assert_eq!(strings(&discover(&["-C", "apache"]).await.json()), web);
-    assert_eq!(strings(&discover(&["-C", "/^role::web$/"]).await.json()), web);
+    assert_eq!(strings(&web_r.json()), web);
+    assert_eq!(strings(&web_re_r.json()), web);
 
     let pkg: Vec<String> = w
         .sim
@@ -49,23 +60,23 @@ async fn discovery_applies_each_filter_kind() {
         .into_iter()
         .filter(|id| w.sim.node(id).unwrap().agents.contains(&"package".to_string()))
         .collect();
-    assert_eq!(strings(&discover(&["-A", "package"]).await.json()), pkg);
+    assert_eq!(strings(&pkg_r.json()), pkg);
 
-    assert_eq!(
-        strings(&discover(&["-I", "/^n00[1-3]/"]).await.json()),
-        vec!["n001.example.net", "n002.example.net", "n003.example.net"]
-    );
+    assert_eq!(strings(&ids_r.json()), vec!["n001.example.net", "n002.example.net", "n003.example.net"]);
 
     let web_mt = expected(&w, |f| f["role"] == "web" && f["country"] == "mt");
-    assert_eq!(strings(&discover(&["-S", "with('apache') && fact('country') == 'mt'"]).await.json()), web_mt);
+    assert_eq!(strings(&web_mt_r.json()), web_mt);
 
     // Nobody is in provisioning mode yet.
-    assert!(strings(&discover(&["-T", "provisioning"]).await.json()).is_empty());
+    assert!(strings(&prov_r.json()).is_empty());
 
     // Exact identities skip the network (identityOptimize): even a node that does not exist.
+    // (After the others: the count must not move while it runs.)
+    w.settle().await;
     let before = w.sim.stats().requests.get("discovery").copied().unwrap_or(0);
     let r = discover(&["-I", "ghost.example.net", "-I", "n002.example.net"]).await;
     assert_eq!(strings(&r.json()), vec!["ghost.example.net", "n002.example.net"]);
+    w.settle().await;
     assert_eq!(w.sim.stats().requests.get("discovery").copied().unwrap_or(0), before);
 
     // A bad regex is refused before anything is sent.
@@ -331,14 +342,17 @@ async fn inventory_of_one_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_sim_runs_the_readme_demo() {
-    let r = Fleetbook::new().args(["--sim", "12", "req", "rpcutil", "ping", "--json"]).run().await;
+    // Three embedded fleets, side by side; the tests' config shortens their discovery.
+    let run = |args: &[&str]| Fleetbook::new().test_config().args(args.iter().copied()).run();
+    let (r, broadcast, demo) = tokio::join!(
+        run(&["--sim", "12", "req", "rpcutil", "ping", "--json"]),
+        run(&["--sim", "4", "req", "rpcutil", "ping", "--broadcast", "--json"]),
+        run(&["--sim", "5", "run", "runbooks/rolling-restart.rhai"]),
+    );
     r.assert_code(0);
     assert_eq!(strings(&r.json()["ok"]).len(), 12);
-    let broadcast =
-        Fleetbook::new().args(["--sim", "4", "req", "rpcutil", "ping", "--broadcast", "--json"]).run().await;
     broadcast.assert_code(0);
     assert_eq!(strings(&broadcast.json()["ok"]).len(), 4);
-    let demo = Fleetbook::new().args(["--sim", "5", "run", "runbooks/rolling-restart.rhai"]).run().await;
     demo.assert_code(0);
     assert!(demo.stderr.contains("restarted 5 node(s)"), "{}", demo.stderr);
     // Stopping our own embedded broker at the end is not a lost connection.

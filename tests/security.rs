@@ -175,15 +175,17 @@ async fn each_rejection_is_silent_and_counted() {
     let (rcert, rkey) = leaf(pki.dir.path(), &rogue, "ops.mcollective", &[], false);
     let (good_cert, good_key) = leaf(pki.dir.path(), &pki.ca, "good.mcollective", &[], false);
 
-    // callerid not matching the certificate.
-    let r = ping(fb(&broker, &pki, &good_cert, &good_key).args(["--caller-id", "choria=someone.mcollective"])).await;
+    // Each refused request is a silent node, known at the end of the wait: both side by side.
+    // callerid not matching the certificate; a certificate name outside the allowed pattern
+    // (.mcollective / .choria).
+    let (bad_name, bad_key) = leaf(pki.dir.path(), &pki.ca, "ops.example.com", &[], false);
+    let (r, bad) = tokio::join!(
+        ping(fb(&broker, &pki, &good_cert, &good_key).args(["--caller-id", "choria=someone.mcollective"])),
+        ping(fb(&broker, &pki, &bad_name, &bad_key)),
+    );
     r.assert_code(1);
     assert_eq!(sim.stats().rejected.get("callerid does not match the certificate"), Some(&1));
-
-    // A certificate name outside the allowed pattern (.mcollective / .choria).
-    let (bad_name, bad_key) = leaf(pki.dir.path(), &pki.ca, "ops.example.com", &[], false);
-    let r = ping(fb(&broker, &pki, &bad_name, &bad_key)).await;
-    r.assert_code(1);
+    bad.assert_code(1);
     assert_eq!(sim.stats().rejected.get("certificate name not allowed"), Some(&1));
 
     // Through the library: a rogue CA's certificate, a tampered request, a bad signature.
@@ -400,9 +402,11 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
             "caller JWT is not a client token",
         ),
     ];
-    for (name, token, reason) in cases {
-        let (j, s) = write_creds(dir.path(), name, &token, &client);
-        let r = Fleetbook::new()
+    // Each is a silent node, known at the end of the wait: all side by side.
+    let forged = cases.iter().map(|(name, token, _)| {
+        let (j, s) = write_creds(dir.path(), name, token, &client);
+        Fleetbook::new()
+            .test_config()
             .args([
                 "--server",
                 w.url(),
@@ -420,10 +424,12 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
                 "0.3",
             ])
             .run()
-            .await;
+    });
+    let runs = futures::future::join_all(forged).await;
+    for ((name, _, reason), r) in cases.iter().zip(runs) {
         r.assert_code(1);
         assert_eq!(r.json()["no_reply"], serde_json::json!(["n001.example.net"]), "{name}");
-        assert_eq!(w.sim.stats().rejected.get(reason), Some(&1), "{name}: {:?}", w.sim.stats().rejected);
+        assert_eq!(w.sim.stats().rejected.get(*reason), Some(&1), "{name}: {:?}", w.sim.stats().rejected);
     }
 
     // Through the library: caller not matching the JWT, a tampered request, unsigned.
