@@ -298,6 +298,7 @@ async fn run_shipped(name: &str) {
     let (_, extra) = SHIPPED.iter().find(|(n, _)| *n == name).expect("listed in SHIPPED");
     let path = repo(&format!("runbooks/{name}"));
     let r = Fleetbook::new()
+        .test_config()
         .args(["--sim", "30", "--sim-time-scale", "0.01"])
         .args(["run", &path, "--output", "json"])
         .args(extra.iter())
