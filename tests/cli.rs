@@ -324,7 +324,12 @@ async fn protocol_v2_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inventory_of_one_node() {
     let w = World::start(sim(3)).await;
-    let r = w.fleetbook().args(["inventory", "n002.example.net", "--json"]).run().await;
+    // Side by side: the missing node takes the whole wait.
+    let (r, t, missing) = tokio::join!(
+        w.fleetbook().args(["inventory", "n002.example.net", "--json"]).run(),
+        w.fleetbook().args(["inventory", "n002.example.net"]).run(),
+        w.fleetbook().args(["inventory", "nobody.example.net"]).run(),
+    );
     r.assert_code(0);
     let j = r.json();
     assert_eq!(j["version"], "0.29.4");
@@ -332,10 +337,8 @@ async fn inventory_of_one_node() {
     assert_eq!(j["main_collective"], "mcollective");
     assert!(strings(&j["agents"]).contains(&"choria_provision".to_string()));
     assert_eq!(j["facts"], w.sim.node("n002.example.net").unwrap().facts);
-    let t = w.fleetbook().args(["inventory", "n002.example.net"]).run().await;
     t.assert_code(0);
     assert!(t.stdout.contains("                    Version: 0.29.4 (upgradable during provisioning)"), "{}", t.stdout);
-    let missing = w.fleetbook().args(["inventory", "nobody.example.net"]).run().await;
     missing.assert_code(1);
     assert!(missing.stderr.contains("nobody.example.net did not answer"), "{}", missing.stderr);
 }

@@ -12,7 +12,7 @@ use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
 use fleetbook::sim::SimConfig;
 
 fn discover_args(expr: &str) -> Vec<String> {
-    ["discover", "--json", "--discovery-timeout", "1", "-S", expr].iter().map(|s| s.to_string()).collect()
+    ["discover", "--json", "--discovery-timeout", "0.5", "-S", expr].iter().map(|s| s.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,8 +26,9 @@ async fn issue9_malformed_compound_filters_are_usage_errors_with_the_column() {
         ("with('apache') &&", "end of expression after '&&'"),
         ("with(\u{201C}apache\u{201D})", "typographic quote"),
     ];
-    for (expr, what) in cases {
-        let r = w.fleetbook().args(discover_args(expr)).run().await;
+    let runs =
+        futures::future::join_all(cases.iter().map(|(expr, _)| w.fleetbook().args(discover_args(expr)).run())).await;
+    for ((expr, what), r) in cases.iter().zip(runs) {
         r.assert_code(2);
         assert!(r.stderr.contains("syntax error") && r.stderr.contains(what), "{expr:?}: {}", r.stderr);
         assert!(r.stderr.contains(&format!("    {expr}\n")), "the expression is echoed above a caret: {}", r.stderr);
@@ -132,40 +133,46 @@ async fn issue21_hostile_compound_filters_from_the_network_match_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue22_sim_with_a_collective_serves_that_collective() {
     // `--sim N --collective X`: the embedded fleet is in X, where the client looks.
-    let r = Fleetbook::new()
-        .args(["--sim", "3", "--sim-provisioners", "0", "--collective", "lab", "discover", "--json"])
-        .args(["--discovery-timeout", "1"])
-        .run()
-        .await;
-    assert_eq!(
-        r.assert_code(0).json(),
-        serde_json::json!(["n001.example.net", "n002.example.net", "n003.example.net"])
-    );
+    let embedded = async {
+        let r = Fleetbook::new()
+            .args(["--sim", "3", "--sim-provisioners", "0", "--collective", "lab", "discover", "--json"])
+            .args(["--discovery-timeout", "0.5"])
+            .run()
+            .await;
+        assert_eq!(
+            r.assert_code(0).json(),
+            serde_json::json!(["n001.example.net", "n002.example.net", "n003.example.net"])
+        );
+    };
 
     // `fleetbook sim --nodes N --collective X`: a standalone fleet in X.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
-        .args(["sim", "--nodes", "2", "--sim-provisioners", "0", "--collective", "lab"])
-        .env_remove("FLEETBOOK_SERVER")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("fleetbook sim starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("fleetbook sim prints its broker URL")
-        .unwrap()
-        .expect("a URL line");
-    let base =
-        || Fleetbook::new().args(["--server", &url, "--insecure", "discover", "--json", "--discovery-timeout", "1"]);
-    let lab = base().args(["--collective", "lab"]).run().await;
-    assert_eq!(lab.assert_code(0).json(), serde_json::json!(["n001.example.net", "n002.example.net"]));
-    let default = base().run().await;
-    assert_eq!(default.assert_code(0).json(), serde_json::json!([]));
-    child.kill().await.unwrap();
+    let standalone = async {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+            .args(["sim", "--nodes", "2", "--sim-provisioners", "0", "--collective", "lab"])
+            .env_remove("FLEETBOOK_SERVER")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("fleetbook sim starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        // It prints the URL once its simulator is subscribed.
+        let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("fleetbook sim prints its broker URL")
+            .unwrap()
+            .expect("a URL line");
+        let base = || {
+            Fleetbook::new().args(["--server", &url, "--insecure", "discover", "--json", "--discovery-timeout", "0.5"])
+        };
+        let (lab, default) = tokio::join!(base().args(["--collective", "lab"]).run(), base().run());
+        assert_eq!(lab.assert_code(0).json(), serde_json::json!(["n001.example.net", "n002.example.net"]));
+        assert_eq!(default.assert_code(0).json(), serde_json::json!([]));
+        child.kill().await.unwrap();
+    };
+    tokio::join!(embedded, standalone);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
