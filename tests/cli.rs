@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::protocol::{validate_reply, validate_request};
-use crate::support::{drain, provision_ddl_with_a_short_timeout, record, sim, Fleetbook, World};
+use crate::support::{drain, record, short_rpc_timeouts, sim, Fleetbook, World};
 use fleetbook::sim::SimConfig;
 
 fn strings(v: &Value) -> Vec<String> {
@@ -184,7 +184,7 @@ async fn wrong_token_fails_every_node() {
 async fn silent_nodes_are_no_reply_never_success() {
     let cfg = SimConfig { silent_nodes: vec!["n002".into()], fail_nodes: vec!["n003".into()], ..sim(4) };
     let w = World::start(cfg).await;
-    let ddl = provision_ddl_with_a_short_timeout();
+    let ddl = short_rpc_timeouts();
     let r = w
         .fleetbook()
         .args(["--ddl-dir", ddl.path().to_str().unwrap()])
@@ -269,8 +269,11 @@ async fn malformed_replies_are_reported_not_counted() {
             responder.publish(reply_to, garbage.to_string().into()).await.unwrap();
         }
     });
+    // The bad node's only message is known not to decode at the end of the wait.
+    let ddl = short_rpc_timeouts();
     let r = w
         .fleetbook()
+        .args(["--ddl-dir", ddl.path().to_str().unwrap()])
         .args(["req", "rpcutil", "ping", "-I", "bad.example.net", "-I", "n001.example.net", "--json"])
         .run()
         .await;
@@ -325,10 +328,11 @@ async fn protocol_v2_end_to_end() {
 async fn inventory_of_one_node() {
     let w = World::start(sim(3)).await;
     // Side by side: the missing node takes the whole wait.
+    let ddl = short_rpc_timeouts();
     let (r, t, missing) = tokio::join!(
         w.fleetbook().args(["inventory", "n002.example.net", "--json"]).run(),
         w.fleetbook().args(["inventory", "n002.example.net"]).run(),
-        w.fleetbook().args(["inventory", "nobody.example.net"]).run(),
+        w.fleetbook().args(["--ddl-dir", ddl.path().to_str().unwrap(), "inventory", "nobody.example.net"]).run(),
     );
     r.assert_code(0);
     let j = r.json();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{client_conf, eventually, provision_ddl_with_a_short_timeout, sim, Fleetbook, Run, World};
+use crate::support::{client_conf, eventually, short_rpc_timeouts, sim, Fleetbook, Run, World};
 use fleetbook::sim::SimConfig;
 
 /// Writes a runbook into a fresh temp dir; returns (dir guard, path).
@@ -70,7 +70,7 @@ async fn max_failures_stops_after_the_offending_batch() {
 async fn silent_nodes_count_against_the_budget() {
     let w = World::start(SimConfig { silent_nodes: vec!["n001".into()], ..sim(4) }).await;
     let (_d, rb) = runbook("restart.rhai", RESTART);
-    let ddl = provision_ddl_with_a_short_timeout();
+    let ddl = short_rpc_timeouts();
     let r = w
         .fleetbook()
         .args(["--ddl-dir", ddl.path().to_str().unwrap()])

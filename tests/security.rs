@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, PKCS_RSA_SHA256};
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
-use crate::support::{sim, Fleetbook};
+use crate::support::{short_rpc_timeouts, sim, Fleetbook};
 use fleetbook::fleet::client::TlsFiles;
 use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
@@ -139,7 +139,10 @@ async fn signed_v1_requests_reach_a_secure_fleet_over_mtls() {
     // Signed, and the same request unsigned (a silent node, known at the end of the wait),
     // side by side.
     let signed = fb(&broker, &pki, &cert, &key).args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "1"]);
+    let ddl = short_rpc_timeouts();
     let unsigned = fb(&broker, &pki, &cert, &key).args([
+        "--ddl-dir",
+        ddl.path().to_str().unwrap(),
         "--insecure",
         "req",
         "rpcutil",
@@ -164,8 +167,11 @@ async fn signed_v1_requests_reach_a_secure_fleet_over_mtls() {
 async fn each_rejection_is_silent_and_counted() {
     let pki = pki();
     let (broker, sim, _) = secure_world(&pki, 2).await;
+    let ddl = short_rpc_timeouts();
     let ping = |f: Fleetbook| {
-        f.args(["req", "rpcutil", "ping", "-I", "n001.example.net", "--json", "--discovery-timeout", "0.3"]).run()
+        f.args(["--ddl-dir", ddl.path().to_str().unwrap()])
+            .args(["req", "rpcutil", "ping", "-I", "n001.example.net", "--json", "--discovery-timeout", "0.3"])
+            .run()
     };
 
     let rogue = ca("rogue CA");
@@ -400,11 +406,14 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
         ),
     ];
     // Each is a silent node, known at the end of the wait: all side by side.
+    let ddl = short_rpc_timeouts();
     let forged = cases.iter().map(|(name, token, _)| {
         let (j, s) = write_creds(dir.path(), name, token, &client);
         Fleetbook::new()
             .test_config()
             .args([
+                "--ddl-dir",
+                ddl.path().to_str().unwrap(),
                 "--server",
                 w.url(),
                 "--jwt",

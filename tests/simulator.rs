@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{eventually, record, sim, take, World};
+use crate::support::{eventually, record, short_rpc_timeouts, sim, take, World};
 use fleetbook::sim::node::{Mode, State};
 use fleetbook::sim::SimConfig;
 
@@ -142,9 +142,11 @@ async fn shutdown_nodes_stay_gone() {
     eventually(Duration::from_secs(10), "node gone", || w.sim.node("n003.example.net").unwrap().state == State::Gone)
         .await;
     // Side by side: the ping of the gone node takes the whole wait.
+    let ddl = short_rpc_timeouts();
     let (d, r) = tokio::join!(
         w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).run(),
         w.fleetbook()
+            .args(["--ddl-dir", ddl.path().to_str().unwrap()])
             .args(["req", "rpcutil", "ping", "-I", "n003.example.net", "--json", "--discovery-timeout", "0.2"])
             .run(),
     );

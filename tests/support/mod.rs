@@ -44,16 +44,21 @@ pub(crate) fn client_conf() -> &'static Path {
     })
 }
 
-/// A `--ddl-dir` holding choria_provision's DDL with a 2 s timeout instead of 20 s. A silent
-/// node is known only once the whole wait (discovery timeout + DDL timeout) is over; tests of
-/// silent nodes need not wait 20 s for it.
-pub(crate) fn provision_ddl_with_a_short_timeout() -> tempfile::TempDir {
-    let mut ddl: serde_json::Value =
-        serde_json::from_str(include_str!("../../ddl/choria_provision.json")).expect("the built-in DDL is JSON");
-    assert_eq!(ddl["metadata"]["timeout"], 20, "the built-in DDL changed");
-    ddl["metadata"]["timeout"] = 2.into();
+/// A `--ddl-dir` holding rpcutil's and choria_provision's DDLs with a 1 s timeout instead of
+/// 2 s and 20 s. A silent node is known only once the whole wait (discovery timeout + DDL
+/// timeout) is over: tests of silent nodes pass this so that each wait is 1.5 s. The nodes
+/// that do answer, on loopback, answer within milliseconds.
+pub(crate) fn short_rpc_timeouts() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    std::fs::write(dir.path().join("choria_provision.json"), ddl.to_string()).expect("write the DDL");
+    for (agent, text, built_in) in [
+        ("rpcutil", include_str!("../../ddl/rpcutil.json"), 2),
+        ("choria_provision", include_str!("../../ddl/choria_provision.json"), 20),
+    ] {
+        let mut ddl: serde_json::Value = serde_json::from_str(text).expect("the built-in DDL is JSON");
+        assert_eq!(ddl["metadata"]["timeout"], built_in, "{agent}: the built-in DDL changed");
+        ddl["metadata"]["timeout"] = 1.into();
+        std::fs::write(dir.path().join(format!("{agent}.json")), ddl.to_string()).expect("write the DDL");
+    }
     dir
 }
 
