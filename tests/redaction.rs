@@ -91,14 +91,14 @@ rpc_batch("choria_provision", "restart", #{{ token: "{TOKEN}", splay: 1 }}, #{{ 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue9_19_req_never_prints_the_token() {
     let w = World::start(with_token(4, TOKEN)).await;
-    // Different nodes each time: a restarted node is away for a moment.
-    for (nodes, extra) in [("/n00[12]/", &["--json"][..]), ("/n00[34]/", &[][..])] {
-        let r = w
-            .fleetbook()
+    // Different nodes each time (a restarted node is away for a moment), side by side.
+    let runs = [("/n00[12]/", &["--json"][..]), ("/n00[34]/", &[][..])].map(|(nodes, extra)| {
+        w.fleetbook()
             .args(["req", "choria_provision", "restart", &format!("token={TOKEN}"), "splay=1", "-I", nodes])
             .args(extra)
             .run()
-            .await;
+    });
+    for r in futures::future::join_all(runs).await {
         r.assert_code(0);
         assert!(!r.stdout.contains(TOKEN) && !r.stderr.contains(TOKEN), "{r:#?}");
     }

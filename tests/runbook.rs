@@ -97,7 +97,12 @@ async fn a_failing_gate_stops_and_pause_without_terminal_stops() {
         print("not reached");
         "#,
     );
-    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).run().await;
+    // Each decision on its own fleet, side by side.
+    let w2 = World::start(sim(6)).await;
+    let (r, paused) = tokio::join!(
+        w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).run(),
+        w2.fleetbook().args(["run", rb.to_str().unwrap(), "--arg", "decision=pause"]).run(),
+    );
     r.assert_code(3);
     assert!(!r.stderr.contains("not reached"));
     assert_eq!(provisioned(&w).len(), 3, "batches of 1 and 2 ran, the rest did not");
@@ -105,11 +110,9 @@ async fn a_failing_gate_stops_and_pause_without_terminal_stops() {
     assert_eq!(gates.len(), 2);
     assert_eq!(gates[1]["decision"], "stop");
 
-    let w = World::start(sim(6)).await;
-    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--arg", "decision=pause"]).run().await;
-    r.assert_code(3);
-    assert!(r.stderr.contains("no terminal"), "{}", r.stderr);
-    assert_eq!(provisioned(&w).len(), 3);
+    paused.assert_code(3);
+    assert!(paused.stderr.contains("no terminal"), "{}", paused.stderr);
+    assert_eq!(provisioned(&w2).len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
