@@ -168,6 +168,11 @@ impl Fleetbook {
         self
     }
 
+    pub(crate) fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
     /// Reads the tests' Choria config ([`client_conf`]): the short discovery timeout.
     pub(crate) fn test_config(self) -> Self {
         self.args(["--config"]).arg_path(client_conf())
