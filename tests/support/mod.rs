@@ -1,5 +1,18 @@
 //! Test support: a real nats-server per test, an in-process simulated fleet, and a small
 //! builder that runs the real `fleetbook` binary with a timeout.
+//!
+//! Waiting, the rules the suite keeps (it must pass on a loaded 2-core machine, and fast):
+//! - Never sleep to let something happen: wait for a sign that it did, with a deadline. The
+//!   signs at hand: a line fleetbook prints (`events` prints its header once subscribed;
+//!   "Ctrl-C again to abort" once the first Ctrl-C counted; a REPL prompt once the terminal
+//!   is raw), the simulator's statistics ([`eventually`]), messages a recorder holds
+//!   ([`take`]), and, before asserting that nothing reached the fleet, [`World::settle`].
+//! - A sleep stays only where the time itself is under test, or where fleetbook gives no
+//!   sign at all; it then says so in a comment.
+//! - Discovery on loopback needs little time: commands read [`client_conf`] (0.5 s).
+//!   A silent node costs the whole RPC wait: tests of silent nodes pass
+//!   [`short_rpc_timeouts`].
+//! - Waits that do not depend on each other run side by side (`tokio::join!`).
 
 #![allow(dead_code)]
 
