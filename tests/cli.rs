@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::protocol::{validate_reply, validate_request};
-use crate::support::{drain, record, sim, Fleetbook, World};
+use crate::support::{drain, record, short_rpc_timeouts, sim, Fleetbook, World};
 use fleetbook::sim::SimConfig;
 
 fn strings(v: &Value) -> Vec<String> {
@@ -28,20 +28,31 @@ async fn discovery_applies_each_filter_kind() {
     let discover = |args: &[&str]| {
         w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).args(args.iter().copied()).run()
     };
-    let all = discover(&[]).await;
+    // Each discovery waits out its timeout: run the independent ones side by side.
+    let (all, mt_r, big_r, web_r, web_re_r, pkg_r, ids_r, web_mt_r, prov_r) = tokio::join!(
+        discover(&[]),
+        discover(&["-F", "country=mt"]),
+        discover(&["-F", "cpus>=8", "-F", "os.family=/^Deb/"]),
+        discover(&["-C", "apache"]),
+        discover(&["-C", "/^role::web$/"]),
+        discover(&["-A", "package"]),
+        discover(&["-I", "/^n00[1-3]/"]),
+        discover(&["-S", "with('apache') && fact('country') == 'mt'"]),
+        discover(&["-T", "provisioning"]),
+    );
     all.assert_code(0);
     assert_eq!(strings(&all.json()), w.sim.identities());
 
     let mt = expected(&w, |f| f["country"] == "mt");
     assert!(!mt.is_empty() && mt.len() < 40, "seed gives a useful split: {mt:?}");
-    assert_eq!(strings(&discover(&["-F", "country=mt"]).await.json()), mt);
+    assert_eq!(strings(&mt_r.json()), mt);
 
     let big = expected(&w, |f| f["cpus"].as_u64().unwrap() >= 8 && f["os"]["family"] == "Debian");
-    assert_eq!(strings(&discover(&["-F", "cpus>=8", "-F", "os.family=/^Deb/"]).await.json()), big);
+    assert_eq!(strings(&big_r.json()), big);
 
     let web = expected(&w, |f| f["role"] == "web");
-    assert_eq!(strings(&discover(&["-C", "apache"]).await.json()), web);
-    assert_eq!(strings(&discover(&["-C", "/^role::web$/"]).await.json()), web);
+    assert_eq!(strings(&web_r.json()), web);
+    assert_eq!(strings(&web_re_r.json()), web);
 
     let pkg: Vec<String> = w
         .sim
@@ -49,23 +60,23 @@ async fn discovery_applies_each_filter_kind() {
         .into_iter()
         .filter(|id| w.sim.node(id).unwrap().agents.contains(&"package".to_string()))
         .collect();
-    assert_eq!(strings(&discover(&["-A", "package"]).await.json()), pkg);
+    assert_eq!(strings(&pkg_r.json()), pkg);
 
-    assert_eq!(
-        strings(&discover(&["-I", "/^n00[1-3]/"]).await.json()),
-        vec!["n001.example.net", "n002.example.net", "n003.example.net"]
-    );
+    assert_eq!(strings(&ids_r.json()), vec!["n001.example.net", "n002.example.net", "n003.example.net"]);
 
     let web_mt = expected(&w, |f| f["role"] == "web" && f["country"] == "mt");
-    assert_eq!(strings(&discover(&["-S", "with('apache') && fact('country') == 'mt'"]).await.json()), web_mt);
+    assert_eq!(strings(&web_mt_r.json()), web_mt);
 
     // Nobody is in provisioning mode yet.
-    assert!(strings(&discover(&["-T", "provisioning"]).await.json()).is_empty());
+    assert!(strings(&prov_r.json()).is_empty());
 
     // Exact identities skip the network (identityOptimize): even a node that does not exist.
+    // (After the others: the count must not move while it runs.)
+    w.settle().await;
     let before = w.sim.stats().requests.get("discovery").copied().unwrap_or(0);
     let r = discover(&["-I", "ghost.example.net", "-I", "n002.example.net"]).await;
     assert_eq!(strings(&r.json()), vec!["ghost.example.net", "n002.example.net"]);
+    w.settle().await;
     assert_eq!(w.sim.stats().requests.get("discovery").copied().unwrap_or(0), before);
 
     // A bad regex is refused before anything is sent.
@@ -144,11 +155,9 @@ async fn batched_requests_share_one_id_and_wait_between_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_fails_every_node() {
     let w = World::start(sim(3)).await;
-    let r = w
-        .fleetbook()
-        .args(["req", "choria_provision", "restart", "token=wrong", "--json", "--discovery-timeout", "0.5"])
-        .run()
-        .await;
+    // JSON and text side by side: a refused restart changes nothing.
+    let req = ["req", "choria_provision", "restart", "token=wrong", "--discovery-timeout", "0.5"];
+    let (r, t) = tokio::join!(w.fleetbook().args(req).arg("--json").run(), w.fleetbook().args(req).run());
     r.assert_code(1);
     let j = r.json();
     assert!(strings(&j["ok"]).is_empty());
@@ -159,11 +168,6 @@ async fn wrong_token_fails_every_node() {
         assert_eq!(v["statusmsg"], "Incorrect provision token supplied");
     }
     // Text mode says the same, per node.
-    let t = w
-        .fleetbook()
-        .args(["req", "choria_provision", "restart", "token=wrong", "--discovery-timeout", "0.5"])
-        .run()
-        .await;
     t.assert_code(1);
     assert!(t.stdout.contains("n001.example.net  Request Aborted  Incorrect provision token supplied"), "{}", t.stdout);
     assert!(t.stdout.contains("0 ok, 3 failed, 0 no reply"), "{}", t.stdout);
@@ -173,8 +177,10 @@ async fn wrong_token_fails_every_node() {
 async fn silent_nodes_are_no_reply_never_success() {
     let cfg = SimConfig { silent_nodes: vec!["n002".into()], fail_nodes: vec!["n003".into()], ..sim(4) };
     let w = World::start(cfg).await;
+    let ddl = short_rpc_timeouts();
     let r = w
         .fleetbook()
+        .args(["--ddl-dir", ddl.path().to_str().unwrap()])
         .args(["req", "choria_provision", "restart", "token=s3cret", "--json", "--discovery-timeout", "0.5"])
         .run()
         .await;
@@ -191,7 +197,8 @@ async fn silent_nodes_are_no_reply_never_success() {
 async fn slow_nodes_count_when_in_time_and_not_after() {
     let cfg = SimConfig { slow_nodes: vec!["n001".into()], slow_delay: Duration::from_millis(1500), ..sim(2) };
     let w = World::start(cfg).await;
-    // rpcutil: wait = discovery timeout (0.3 s) + DDL timeout (2 s) > 1.5 s.
+    // rpcutil: wait = the config's discovery timeout (support::DISCOVERY_TIMEOUT, 0.5 s) + DDL
+    // timeout (2 s) > 1.5 s.
     let r = w.fleetbook().args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "0.3"]).run().await;
     r.assert_code(0);
     assert_eq!(strings(&r.json()["ok"]).len(), 2);
@@ -214,8 +221,7 @@ async fn unknown_action_is_rejected_before_sending() {
     let r = w.fleetbook().args(["req", "choria_provision", "restart", "token=s3cret", "splay=soon"]).run().await;
     r.assert_code(2);
     assert!(r.stderr.contains("'splay'"), "{}", r.stderr);
-    w.sim.flush().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    w.settle().await;
     assert!(w.sim.stats().requests.is_empty(), "nothing reached the fleet: {:?}", w.sim.stats().requests);
 }
 
@@ -256,8 +262,11 @@ async fn malformed_replies_are_reported_not_counted() {
             responder.publish(reply_to, garbage.to_string().into()).await.unwrap();
         }
     });
+    // The bad node's only message is known not to decode at the end of the wait.
+    let ddl = short_rpc_timeouts();
     let r = w
         .fleetbook()
+        .args(["--ddl-dir", ddl.path().to_str().unwrap()])
         .args(["req", "rpcutil", "ping", "-I", "bad.example.net", "-I", "n001.example.net", "--json"])
         .run()
         .await;
@@ -311,7 +320,13 @@ async fn protocol_v2_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inventory_of_one_node() {
     let w = World::start(sim(3)).await;
-    let r = w.fleetbook().args(["inventory", "n002.example.net", "--json"]).run().await;
+    // Side by side: the missing node takes the whole wait.
+    let ddl = short_rpc_timeouts();
+    let (r, t, missing) = tokio::join!(
+        w.fleetbook().args(["inventory", "n002.example.net", "--json"]).run(),
+        w.fleetbook().args(["inventory", "n002.example.net"]).run(),
+        w.fleetbook().args(["--ddl-dir", ddl.path().to_str().unwrap(), "inventory", "nobody.example.net"]).run(),
+    );
     r.assert_code(0);
     let j = r.json();
     assert_eq!(j["version"], "0.29.4");
@@ -319,24 +334,25 @@ async fn inventory_of_one_node() {
     assert_eq!(j["main_collective"], "mcollective");
     assert!(strings(&j["agents"]).contains(&"choria_provision".to_string()));
     assert_eq!(j["facts"], w.sim.node("n002.example.net").unwrap().facts);
-    let t = w.fleetbook().args(["inventory", "n002.example.net"]).run().await;
     t.assert_code(0);
     assert!(t.stdout.contains("                    Version: 0.29.4 (upgradable during provisioning)"), "{}", t.stdout);
-    let missing = w.fleetbook().args(["inventory", "nobody.example.net"]).run().await;
     missing.assert_code(1);
     assert!(missing.stderr.contains("nobody.example.net did not answer"), "{}", missing.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_sim_runs_the_readme_demo() {
-    let r = Fleetbook::new().args(["--sim", "12", "req", "rpcutil", "ping", "--json"]).run().await;
+    // Three embedded fleets, side by side; the tests' config shortens their discovery.
+    let run = |args: &[&str]| Fleetbook::new().test_config().args(args.iter().copied()).run();
+    let (r, broadcast, demo) = tokio::join!(
+        run(&["--sim", "12", "req", "rpcutil", "ping", "--json"]),
+        run(&["--sim", "4", "req", "rpcutil", "ping", "--broadcast", "--json"]),
+        run(&["--sim", "5", "run", "runbooks/rolling-restart.rhai"]),
+    );
     r.assert_code(0);
     assert_eq!(strings(&r.json()["ok"]).len(), 12);
-    let broadcast =
-        Fleetbook::new().args(["--sim", "4", "req", "rpcutil", "ping", "--broadcast", "--json"]).run().await;
     broadcast.assert_code(0);
     assert_eq!(strings(&broadcast.json()["ok"]).len(), 4);
-    let demo = Fleetbook::new().args(["--sim", "5", "run", "runbooks/rolling-restart.rhai"]).run().await;
     demo.assert_code(0);
     assert!(demo.stderr.contains("restarted 5 node(s)"), "{}", demo.stderr);
     // Stopping our own embedded broker at the end is not a lost connection.

@@ -72,6 +72,23 @@ fn simulator_events_validate_against_the_lifecycle_schemas() {
 
 /// Runs `fleetbook events ARGS` while `publish` sends events; returns stdout lines.
 pub(crate) async fn watch(w: &World, args: &[&str], publish: Vec<(String, String)>) -> Vec<String> {
+    let send = async {
+        let nats = w.nats().await;
+        for (subject, body) in publish {
+            nats.publish(subject, body.into()).await.unwrap();
+        }
+        nats.flush().await.unwrap();
+    };
+    watch_while(w, args, send).await.0
+}
+
+/// Runs `fleetbook events ARGS`, and `action` once it watches (its header line is printed
+/// after its subscription is in place); returns stdout lines and what `action` returned.
+pub(crate) async fn watch_while<T>(
+    w: &World,
+    args: &[&str],
+    action: impl std::future::Future<Output = T>,
+) -> (Vec<String>, T) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
         .args(["--server", w.url(), "--insecure", "events", "--timeout", "5s"])
@@ -84,17 +101,13 @@ pub(crate) async fn watch(w: &World, args: &[&str], publish: Vec<(String, String
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let header = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
     assert_eq!(header, format!("Waiting for events from topic choria.lifecycle.event.> on {}", w.url()));
-    let nats = w.nats().await;
-    for (subject, body) in publish {
-        nats.publish(subject, body.into()).await.unwrap();
-    }
-    nats.flush().await.unwrap();
+    let done = action.await;
     let mut out = Vec::new();
     while let Ok(Ok(Some(l))) = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await {
         out.push(l);
     }
     child.wait().await.unwrap();
-    out
+    (out, done)
 }
 
 fn all_kinds() -> Vec<(String, String)> {
@@ -175,10 +188,7 @@ async fn the_simulator_restart_shows_in_events() {
     let w = World::start(sim(2)).await;
     let fb =
         w.fleetbook().args(["req", "choria_provision", "restart", "token=s3cret", "splay=1", "-I", "n001.example.net"]);
-    let (lines, r) = tokio::join!(watch(&w, &["--count", "2"], vec![]), async {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        fb.run().await
-    });
+    let (lines, r) = watch_while(&w, &["--count", "2"], fb.run()).await;
     r.assert_code(0);
     assert_eq!(
         strip_time(&lines),
@@ -188,6 +198,8 @@ async fn the_simulator_restart_shows_in_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_fails_nodes_that_never_come_back() {
+    // The stuck node is failed when the wait_for timeout is over; the others' startup events
+    // come tens of milliseconds after their restart.
     let w = World::start(SimConfig { stuck_nodes: vec!["n003".into()], ..sim(6) }).await;
     let dir = tempfile::tempdir().unwrap();
     let rb = dir.path().join("wait.rhai");
@@ -196,14 +208,14 @@ async fn wait_for_fails_nodes_that_never_come_back() {
         r#"
         let r = rpc_batch("choria_provision", "restart", #{ token: "s3cret", splay: 1 }, #{
             filter: #{}, batch: 2, sleep: 0, max_failures: 0,
-            wait_for: #{ event: "startup", timeout: "3s" },
+            wait_for: #{ event: "startup", timeout: "2s" },
         });
         "#,
     )
     .unwrap();
     let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).run().await;
     r.assert_code(3);
-    assert!(r.stderr.contains("n003.example.net: no startup event within 3s"), "{}", r.stderr);
+    assert!(r.stderr.contains("n003.example.net: no startup event within 2s"), "{}", r.stderr);
     let received: Vec<String> = w.sim.stats().received.keys().cloned().collect();
     assert_eq!(
         received,

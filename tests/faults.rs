@@ -17,6 +17,8 @@ struct Live {
     child: tokio::process::Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The tasks reading stdout and stderr; each ends at the end of its stream.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     args: Vec<String>,
 }
 
@@ -35,9 +37,11 @@ impl Live {
         let mut child = cmd.spawn().expect("fleetbook starts");
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take().expect("stdout"), stdout.clone());
-        collect(child.stderr.take().expect("stderr"), stderr.clone());
-        Live { child, stdout, stderr, args: args.iter().map(|s| s.to_string()).collect() }
+        let readers = vec![
+            collect(child.stdout.take().expect("stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("stderr"), stderr.clone()),
+        ];
+        Live { child, stdout, stderr, readers, args: args.iter().map(|s| s.to_string()).collect() }
     }
 
     fn stderr(&self) -> String {
@@ -85,15 +89,20 @@ impl Live {
             Ok(s) => s.expect("wait"),
             Err(_) => panic!("{:?} still running after {limit:?} (a hang); stderr: {}", self.args, self.stderr()),
         };
-        // Let the readers take the last bytes.
-        for _ in 0..50 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // The readers have the last bytes once they reach the end of their streams, which the
+        // exit closes (nothing else holds them: the embedded broker's output goes elsewhere).
+        for reader in std::mem::take(&mut self.readers) {
+            let read = tokio::time::timeout(Duration::from_secs(10), reader).await;
+            assert!(matches!(read, Ok(Ok(()))), "{:?}: output still open after the exit: {read:?}", self.args);
         }
         Run { code: status.code().unwrap_or(-1), stdout: self.stdout(), stderr: self.stderr() }
     }
 }
 
-fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(r: R, into: Arc<Mutex<String>>) {
+fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    r: R,
+    into: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(r).lines();
         while let Ok(Some(l)) = lines.next_line().await {
@@ -101,7 +110,7 @@ fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(r: R, into: Arc<Mut
             s.push_str(&l);
             s.push('\n');
         }
-    });
+    })
 }
 
 /// Starts `fleetbook --server <the world's broker> --insecure ARGS...`.
@@ -111,10 +120,11 @@ fn against(w: &World, rest: &[&str]) -> Live {
     Live::spawn(&v)
 }
 
-/// Leaves a REPL on a pty with Ctrl-D, once its line editor reads again (or the key is lost).
+/// Leaves a REPL on a pty with Ctrl-D. Call it once the prompt shows: the line editor prints
+/// it after switching the terminal to raw mode, where the key reaches the editor (sent
+/// before, the terminal's line discipline could drop it).
 fn leave(p: &mut expectrl::session::OsSession) {
     use expectrl::Expect;
-    std::thread::sleep(Duration::from_millis(300));
     p.send(expectrl::ControlCode::EndOfTransmission).unwrap();
     let _ = p.expect(expectrl::Eof);
 }
@@ -227,6 +237,8 @@ async fn broker_killed_during_req_batches_exits_4() {
     );
     live.on_stderr("batch 1/3", Duration::from_secs(30)).await;
     // The first batch's replies are in once the second batch's sleep begins; kill during it.
+    // A timed wait, kept on purpose: fleetbook prints nothing when a batch's replies are all
+    // in, and the kill must land inside the 2 s sleep that follows.
     tokio::time::sleep(Duration::from_millis(700)).await;
     w.broker.kill();
     let started = Instant::now();
@@ -275,6 +287,8 @@ async fn broker_restarted_on_the_same_port_between_batches() {
     let mut w = World::start(sim(6)).await;
     let live = against(&w, &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "6", "--json"]);
     live.on_stderr("batch 1/3", Duration::from_secs(30)).await;
+    // Restart once batch 1 is answered, inside the 6 s sleep that follows. A timed wait, kept
+    // on purpose: fleetbook prints nothing when a batch's replies are all in.
     tokio::time::sleep(Duration::from_millis(700)).await;
     w.broker.restart().expect("restart on the same port");
     let r = live.finish(Duration::from_secs(90)).await;
@@ -297,6 +311,7 @@ async fn pause_after_next_request(
     let first = tokio::time::timeout(Duration::from_secs(30), requests.recv()).await;
     assert!(matches!(first, Ok(Some(_))), "no request went through the broker");
     w.broker.signal(libc::SIGSTOP);
+    // The pause is the fault under test.
     tokio::time::sleep(pause).await;
     w.broker.signal(libc::SIGCONT);
 }
@@ -353,9 +368,11 @@ async fn ctrl_c_stops_req_batches_and_prints_what_happened() {
     // Twice, while batch 3 waits for a node that takes 30 s.
     let live = against(&w, &req);
     live.on_stderr("batch 3/3", Duration::from_secs(30)).await;
+    // A timed wait, kept on purpose: the fast node of batch 3 must have answered, and
+    // fleetbook prints nothing when a reply comes in.
     tokio::time::sleep(Duration::from_millis(300)).await;
     live.interrupt();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    live.on_stderr("Ctrl-C again to abort", Duration::from_secs(30)).await;
     live.interrupt();
     let r = live.finish(Duration::from_secs(15)).await;
     r.assert_code(3);
@@ -389,7 +406,7 @@ async fn runbook_sleep_and_mid_batch_ctrl_c() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     live.interrupt();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    live.on_stderr("Ctrl-C again to abort", Duration::from_secs(30)).await;
     live.interrupt();
     let r = live.finish(Duration::from_secs(15)).await;
     r.assert_code(3);
@@ -557,8 +574,9 @@ fn ctrl_c_on_a_terminal_spares_the_broker_and_ends_prompts() {
     let mut p =
         pty(&["--sim", "3", "--sim-provisioners", "0", "repl"], &dir.path().join("history"), Duration::from_secs(30));
     p.expect("fleetbook> ").expect("prompt");
-    p.send_line("sleep(30)").unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // The line prints a marker (not in its own echo) as it starts: the sleep has begun.
+    p.send_line("print(\"sleep\" + \"ing\"); sleep(30)").unwrap();
+    p.expect("sleeping").expect("the line runs");
     p.send(ControlCode::EndOfText).unwrap();
     p.expect("interrupted").expect("sleep(30) obeys Ctrl-C in the REPL");
     p.expect("fleetbook> ").unwrap();
@@ -570,7 +588,6 @@ fn ctrl_c_on_a_terminal_spares_the_broker_and_ends_prompts() {
     let args = ["--sim", "3", "--sim-provisioners", "0", "req", "choria_provision", "shutdown"];
     let mut p = pty(&args, &dir.path().join("history"), Duration::from_secs(30));
     p.expect("[y/N]").expect("the Big Red Button asks on a terminal");
-    std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     p.send(ControlCode::EndOfText).unwrap();
     p.expect(expectrl::Eof).expect("Ctrl-C at the prompt ends the command");
@@ -606,7 +623,21 @@ fn repl_soak_and_a_lost_broker() {
     p.expect("fleetbook> ").unwrap();
     w.broker.restart().unwrap();
     p.expect("reconnected to the broker").expect("the return is announced");
-    std::thread::sleep(Duration::from_millis(300));
+    // The simulator (in this process) has its own connection to bring back: it answers its
+    // statistics once it has.
+    rt.block_on(async {
+        let nats = w.nats().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let asked = nats.request(fleetbook::sim::STATS_SUBJECT, "".into());
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), asked).await {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the simulator did not reconnect");
+            // Without a subscriber the broker says so at once: poll, do not spin.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
     p.send_line("discover().len() * 100").unwrap();
     p.expect("300").expect("the session works again");
     p.expect("fleetbook> ").unwrap();

@@ -12,7 +12,7 @@ use fleetbook::fleet::protocol::{self, Payload, RequestSpec, Security, Version};
 use fleetbook::sim::SimConfig;
 
 fn discover_args(expr: &str) -> Vec<String> {
-    ["discover", "--json", "--discovery-timeout", "1", "-S", expr].iter().map(|s| s.to_string()).collect()
+    ["discover", "--json", "--discovery-timeout", "0.5", "-S", expr].iter().map(|s| s.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,8 +26,9 @@ async fn issue9_malformed_compound_filters_are_usage_errors_with_the_column() {
         ("with('apache') &&", "end of expression after '&&'"),
         ("with(\u{201C}apache\u{201D})", "typographic quote"),
     ];
-    for (expr, what) in cases {
-        let r = w.fleetbook().args(discover_args(expr)).run().await;
+    let runs =
+        futures::future::join_all(cases.iter().map(|(expr, _)| w.fleetbook().args(discover_args(expr)).run())).await;
+    for ((expr, what), r) in cases.iter().zip(runs) {
         r.assert_code(2);
         assert!(r.stderr.contains("syntax error") && r.stderr.contains(what), "{expr:?}: {}", r.stderr);
         assert!(r.stderr.contains(&format!("    {expr}\n")), "the expression is echoed above a caret: {}", r.stderr);
@@ -38,6 +39,7 @@ async fn issue9_malformed_compound_filters_are_usage_errors_with_the_column() {
     r.assert_code(2);
     assert!(r.stderr.contains("nested deeper than 64 levels"), "{}", r.stderr);
     // None of them reached the fleet.
+    w.settle().await;
     assert_eq!(w.sim.stats().requests.get("discovery"), None);
     // Valid expressions still work, including expr-lang forms the simulator did not read.
     let ok = w.fleetbook().args(discover_args("'profile::base' in classes && identity matches '^n00[12]'")).run().await;
@@ -62,6 +64,7 @@ async fn issue9_runbook_compound_filters_are_checked_too() {
     r.assert_code(1);
     assert!(r.stderr.contains("syntax error at column 18"), "{}", r.stderr);
     assert!(r.stderr.contains("bad.rhai:1"), "the runbook line is named: {}", r.stderr);
+    w.settle().await;
     assert_eq!(w.sim.stats().requests.get("discovery"), None);
 }
 
@@ -130,40 +133,46 @@ async fn issue21_hostile_compound_filters_from_the_network_match_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue22_sim_with_a_collective_serves_that_collective() {
     // `--sim N --collective X`: the embedded fleet is in X, where the client looks.
-    let r = Fleetbook::new()
-        .args(["--sim", "3", "--sim-provisioners", "0", "--collective", "lab", "discover", "--json"])
-        .args(["--discovery-timeout", "1"])
-        .run()
-        .await;
-    assert_eq!(
-        r.assert_code(0).json(),
-        serde_json::json!(["n001.example.net", "n002.example.net", "n003.example.net"])
-    );
+    let embedded = async {
+        let r = Fleetbook::new()
+            .args(["--sim", "3", "--sim-provisioners", "0", "--collective", "lab", "discover", "--json"])
+            .args(["--discovery-timeout", "0.5"])
+            .run()
+            .await;
+        assert_eq!(
+            r.assert_code(0).json(),
+            serde_json::json!(["n001.example.net", "n002.example.net", "n003.example.net"])
+        );
+    };
 
     // `fleetbook sim --nodes N --collective X`: a standalone fleet in X.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
-        .args(["sim", "--nodes", "2", "--sim-provisioners", "0", "--collective", "lab"])
-        .env_remove("FLEETBOOK_SERVER")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("fleetbook sim starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("fleetbook sim prints its broker URL")
-        .unwrap()
-        .expect("a URL line");
-    let base =
-        || Fleetbook::new().args(["--server", &url, "--insecure", "discover", "--json", "--discovery-timeout", "1"]);
-    let lab = base().args(["--collective", "lab"]).run().await;
-    assert_eq!(lab.assert_code(0).json(), serde_json::json!(["n001.example.net", "n002.example.net"]));
-    let default = base().run().await;
-    assert_eq!(default.assert_code(0).json(), serde_json::json!([]));
-    child.kill().await.unwrap();
+    let standalone = async {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+            .args(["sim", "--nodes", "2", "--sim-provisioners", "0", "--collective", "lab"])
+            .env_remove("FLEETBOOK_SERVER")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("fleetbook sim starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        // It prints the URL once its simulator is subscribed.
+        let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("fleetbook sim prints its broker URL")
+            .unwrap()
+            .expect("a URL line");
+        let base = || {
+            Fleetbook::new().args(["--server", &url, "--insecure", "discover", "--json", "--discovery-timeout", "0.5"])
+        };
+        let (lab, default) = tokio::join!(base().args(["--collective", "lab"]).run(), base().run());
+        assert_eq!(lab.assert_code(0).json(), serde_json::json!(["n001.example.net", "n002.example.net"]));
+        assert_eq!(default.assert_code(0).json(), serde_json::json!([]));
+        child.kill().await.unwrap();
+    };
+    tokio::join!(embedded, standalone);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,16 +221,20 @@ fn counter(w: &World, name: &str) -> f64 {
 async fn issue13_the_provisioner_provisions_each_node_once() {
     use fleetbook::sim::node::{Mode, State};
     let nodes = ["n001.example.net", "n002.example.net"];
-    // Time scale 0.5: a provisioned node restarts 1-1.5 s after the restart request.
-    let w = World::start(SimConfig { provisioners: 1, time_scale: 0.5, ..sim(2) }).await;
+    // Time scale 0.5: a provisioned node restarts 1-1.5 s after the restart request. Seed 6:
+    // the nodes' reprovision splays are 2 s and 4 s (1 s and 2 s scaled); seed 1's were 5 s
+    // and 11 s, all of it waiting.
+    let w = World::start(SimConfig { provisioners: 1, time_scale: 0.5, seed: 6, ..sim(2) }).await;
     let prov = w.sim.provisioner.as_ref().unwrap();
-    eventually(Duration::from_secs(20), "a leader", || prov.leader().is_some()).await;
-    let leader = prov.leader().unwrap().clone();
     let mut args = vec!["req", "choria_provision", "reprovision", "token=s3cret"];
     for n in nodes {
         args.extend(["-I", n]);
     }
+    // The nodes go into provisioning mode while the election runs: a leader that wins after
+    // they are back in that mode finds them by discovery when it wins.
     w.fleetbook().args(args).run().await.assert_code(0);
+    eventually(Duration::from_secs(20), "a leader", || prov.leader().is_some()).await;
+    let leader = prov.leader().unwrap().clone();
     // While a node is provisioned but has not restarted yet it still answers discovery in the
     // provisioning collective: have the Provisioner discover then, as its timer may.
     let asked_to_restart =

@@ -91,14 +91,14 @@ rpc_batch("choria_provision", "restart", #{{ token: "{TOKEN}", splay: 1 }}, #{{ 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue9_19_req_never_prints_the_token() {
     let w = World::start(with_token(4, TOKEN)).await;
-    // Different nodes each time: a restarted node is away for a moment.
-    for (nodes, extra) in [("/n00[12]/", &["--json"][..]), ("/n00[34]/", &[][..])] {
-        let r = w
-            .fleetbook()
+    // Different nodes each time (a restarted node is away for a moment), side by side.
+    let runs = [("/n00[12]/", &["--json"][..]), ("/n00[34]/", &[][..])].map(|(nodes, extra)| {
+        w.fleetbook()
             .args(["req", "choria_provision", "restart", &format!("token={TOKEN}"), "splay=1", "-I", nodes])
             .args(extra)
             .run()
-            .await;
+    });
+    for r in futures::future::join_all(runs).await {
         r.assert_code(0);
         assert!(!r.stdout.contains(TOKEN) && !r.stderr.contains(TOKEN), "{r:#?}");
     }
@@ -140,6 +140,7 @@ async fn issue9_8_an_arg_the_runbook_never_reads_is_refused() {
     r.assert_code(2);
     assert!(r.stderr.contains("--arg clas not read by runbooks/rolling-restart.rhai"), "{}", r.stderr);
     assert!(r.stderr.contains("it reads: class, fact, max_failures, sleep, splay"), "{}", r.stderr);
+    w.settle().await;
     assert!(w.sim.stats().requests.is_empty(), "nothing touched the fleet: {:?}", w.sim.stats().requests);
 
     // A computed name cannot be checked: a warning, and the run goes on.

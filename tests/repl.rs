@@ -13,7 +13,7 @@ use fleetbook::progress::Reporter;
 use fleetbook::repl::complete::Completer;
 use fleetbook::repl::{LineSource, Read, Session};
 
-use crate::support::{sim, Fleetbook, World};
+use crate::support::{client_conf, sim, Fleetbook, World, DISCOVERY_TIMEOUT};
 
 /// Scripted input; records what was offered to the history.
 struct Script {
@@ -61,7 +61,11 @@ impl Prompter for Answers {
 
 async fn session(w: &World, answers: &[&str]) -> (Session, Out) {
     let fleet = Fleet::connect(
-        ClientOptions { servers: vec![w.url().to_string()], ..ClientOptions::default() },
+        ClientOptions {
+            servers: vec![w.url().to_string()],
+            discovery_timeout: std::time::Duration::from_secs_f64(DISCOVERY_TIMEOUT),
+            ..ClientOptions::default()
+        },
         DdlRegistry::builtin(),
     )
     .await
@@ -232,17 +236,31 @@ fn the_binary_in_a_pseudo_terminal() {
     let broker_check = fleetbook::sim::broker::find_nats_server();
     assert!(broker_check.is_ok(), "{}", broker_check.unwrap_err());
     let dir = tempfile::tempdir().unwrap();
+    let conf = client_conf().to_str().unwrap();
     let mut p = crate::support::pty(
-        &["--sim", "4", "--sim-provisioners", "0", "--sim-slow", "n001", "--sim-slow-delay", "60s", "repl"],
+        &[
+            "--config",
+            conf,
+            "--sim",
+            "4",
+            "--sim-provisioners",
+            "0",
+            "--sim-slow",
+            "n001",
+            "--sim-slow-delay",
+            "60s",
+            "repl",
+        ],
         &dir.path().join("history"),
         std::time::Duration::from_secs(30),
     );
     p.expect("fleetbook> ").expect("prompt");
     p.send_line("let n = discover()").unwrap();
     p.expect("discovered 4 node(s)").expect("discovery output");
+    // The line editor prints its prompt once it reads the terminal raw: keys sent after it
+    // reach the editor, not the terminal's line discipline.
     p.expect("fleetbook> ").unwrap();
     // Tab completes the function name.
-    std::thread::sleep(std::time::Duration::from_millis(300));
     p.send("election_lea").unwrap();
     p.send("\t").unwrap();
     p.expect("election_leader(").expect("completion");
@@ -250,7 +268,8 @@ fn the_binary_in_a_pseudo_terminal() {
     p.expect("fleetbook> ").unwrap();
     // A slow call, then Ctrl-C: back at the prompt with the session intact.
     p.send_line("rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [\"n001.example.net\"], timeout: \"60s\" })").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Its progress bar shows the batch once it is sent: the call is in its wait.
+    p.expect("batch 1/1").expect("the call's progress");
     p.send(ControlCode::EndOfText).unwrap();
     p.expect("interrupted").expect("the call was cancelled");
     p.expect("fleetbook> ").unwrap();
@@ -258,7 +277,6 @@ fn the_binary_in_a_pseudo_terminal() {
     p.expect("40").expect("the session survived");
     // Wait until the line editor is reading again (raw mode), or the tty may drop the key.
     p.expect("fleetbook> ").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     p.send(ControlCode::EndOfTransmission).unwrap();
     p.expect(Eof).expect("Ctrl-D leaves");
     let history = std::fs::read_to_string(dir.path().join("history")).unwrap();
@@ -275,21 +293,21 @@ fn pasted_and_typed_ahead_lines_all_run() {
         &dir.path().join("history"),
         std::time::Duration::from_secs(30),
     );
+    // Keys are sent once the prompt shows: the line editor prints it after switching the
+    // terminal to raw mode, so nothing typed reaches the line discipline instead.
     p.expect("fleetbook> ").expect("prompt");
-    std::thread::sleep(std::time::Duration::from_millis(300));
     // A paste: three lines in one write.
     p.send("let a = 20;\nlet b = a + 1;\nb * 100\n").unwrap();
     p.expect("2100").expect("every pasted line ran");
     p.expect("fleetbook> ").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     // Typed ahead: the slow call takes 2 s; the next lines arrive while it runs.
     p.send_line("let r = rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [\"n001.example.net\"], timeout: \"10s\" });")
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Its progress bar shows the batch once it is sent: the call is running.
+    p.expect("batch 1/1").expect("the call's progress");
     p.send("let c = r.ok.len();\nc + 4000\n").unwrap();
     p.expect("4001").expect("lines typed during a call ran after it");
     p.expect("fleetbook> ").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     p.send(ControlCode::EndOfTransmission).unwrap();
     p.expect(Eof).expect("Ctrl-D leaves");
 }

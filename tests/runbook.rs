@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{sim, Fleetbook, Run, World};
+use crate::support::{client_conf, eventually, short_rpc_timeouts, sim, Fleetbook, Run, World};
 use fleetbook::sim::SimConfig;
 
 /// Writes a runbook into a fresh temp dir; returns (dir guard, path).
@@ -70,8 +70,13 @@ async fn max_failures_stops_after_the_offending_batch() {
 async fn silent_nodes_count_against_the_budget() {
     let w = World::start(SimConfig { silent_nodes: vec!["n001".into()], ..sim(4) }).await;
     let (_d, rb) = runbook("restart.rhai", RESTART);
-    let r =
-        w.fleetbook().args(["--protocol", "v1", "run", rb.to_str().unwrap(), "--max-operations", "100000"]).run().await;
+    let ddl = short_rpc_timeouts();
+    let r = w
+        .fleetbook()
+        .args(["--ddl-dir", ddl.path().to_str().unwrap()])
+        .args(["--protocol", "v1", "run", rb.to_str().unwrap(), "--max-operations", "100000"])
+        .run()
+        .await;
     r.assert_code(3);
     assert!(r.stderr.contains("n001.example.net: no reply"), "{}", r.stderr);
     assert_eq!(provisioned(&w), vec!["n001.example.net", "n002.example.net"]);
@@ -92,7 +97,12 @@ async fn a_failing_gate_stops_and_pause_without_terminal_stops() {
         print("not reached");
         "#,
     );
-    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).run().await;
+    // Each decision on its own fleet, side by side.
+    let w2 = World::start(sim(6)).await;
+    let (r, paused) = tokio::join!(
+        w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).run(),
+        w2.fleetbook().args(["run", rb.to_str().unwrap(), "--arg", "decision=pause"]).run(),
+    );
     r.assert_code(3);
     assert!(!r.stderr.contains("not reached"));
     assert_eq!(provisioned(&w).len(), 3, "batches of 1 and 2 ran, the rest did not");
@@ -100,11 +110,9 @@ async fn a_failing_gate_stops_and_pause_without_terminal_stops() {
     assert_eq!(gates.len(), 2);
     assert_eq!(gates[1]["decision"], "stop");
 
-    let w = World::start(sim(6)).await;
-    let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--arg", "decision=pause"]).run().await;
-    r.assert_code(3);
-    assert!(r.stderr.contains("no terminal"), "{}", r.stderr);
-    assert_eq!(provisioned(&w).len(), 3);
+    paused.assert_code(3);
+    assert!(paused.stderr.contains("no terminal"), "{}", paused.stderr);
+    assert_eq!(provisioned(&w2).len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,6 +301,7 @@ async fn run_shipped(name: &str) {
     let (_, extra) = SHIPPED.iter().find(|(n, _)| *n == name).expect("listed in SHIPPED");
     let path = repo(&format!("runbooks/{name}"));
     let r = Fleetbook::new()
+        .test_config()
         .args(["--sim", "30", "--sim-time-scale", "0.01"])
         .args(["run", &path, "--output", "json"])
         .args(extra.iter())
@@ -369,54 +378,64 @@ async fn every_snippet_in_the_api_doc_compiles() {
     assert_eq!(r.stdout.lines().filter(|l| l.starts_with("ok ")).count(), snippets.len());
 }
 
-/// Starts `fleetbook` with piped stderr and returns it once a stderr line contains `marker`.
-async fn start_until(
-    args: &[&str],
-    marker: &str,
-) -> (tokio::process::Child, Vec<String>, tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let wait = async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            let hit = l.contains(marker);
-            seen.push(l);
-            if hit {
-                return;
+/// A running `fleetbook` whose stderr is read line by line.
+struct Live {
+    child: tokio::process::Child,
+    seen: Vec<String>,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+}
+
+impl Live {
+    /// Starts `fleetbook ARGS` with piped stderr and returns it once a stderr line contains
+    /// `marker`.
+    async fn start_until(args: &[&str], marker: &str) -> Live {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut live = Live { child, seen: Vec::new(), lines };
+        live.until(marker).await;
+        live
+    }
+
+    /// Reads stderr until a line contains `marker`.
+    async fn until(&mut self, marker: &str) {
+        let wait = async {
+            while let Some(l) = self.lines.next_line().await.unwrap() {
+                let hit = l.contains(marker);
+                self.seen.push(l);
+                if hit {
+                    return;
+                }
             }
-        }
-        panic!("fleetbook ended before printing {marker:?}: {seen:?}");
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(60), wait).await.expect("marker in time");
-    (child, seen, lines)
-}
+            panic!("fleetbook ended before printing {marker:?}: {:?}", self.seen);
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait).await.expect("marker in time");
+    }
 
-fn sigint(child: &tokio::process::Child) {
-    // SAFETY: kill(2) with a pid we own.
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
-}
+    fn sigint(&self) {
+        // SAFETY: kill(2) with a pid we own.
+        unsafe { libc::kill(self.child.id().unwrap() as i32, libc::SIGINT) };
+    }
 
-async fn finish(
-    mut child: tokio::process::Child,
-    mut seen: Vec<String>,
-    mut lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
-) -> (i32, String) {
-    let rest = async {
-        while let Ok(Some(l)) = lines.next_line().await {
-            seen.push(l);
-        }
-        child.wait().await.unwrap().code().unwrap_or(-1)
-    };
-    let code = tokio::time::timeout(std::time::Duration::from_secs(30), rest).await.expect("fleetbook stops in time");
-    (code, seen.join("\n"))
+    /// Waits for the exit; returns the exit code and all of stderr.
+    async fn finish(mut self) -> (i32, String) {
+        let rest = async {
+            while let Ok(Some(l)) = self.lines.next_line().await {
+                self.seen.push(l);
+            }
+            self.child.wait().await.unwrap().code().unwrap_or(-1)
+        };
+        let code =
+            tokio::time::timeout(std::time::Duration::from_secs(30), rest).await.expect("fleetbook stops in time");
+        (code, self.seen.join("\n"))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,10 +445,11 @@ async fn first_ctrl_c_finishes_the_batch_then_stops() {
         "slow.rhai",
         r#"rpc_batch("choria_provision", "restart", #{ token: "s3cret" }, #{ filter: #{}, batch: 2, sleep: "20s" });"#,
     );
-    let args = ["--server", w.url(), "--insecure", "run", rb.to_str().unwrap()];
-    let (child, seen, lines) = start_until(&args, "batch 1/3").await;
-    sigint(&child);
-    let (code, err) = finish(child, seen, lines).await;
+    let conf = client_conf().to_str().unwrap();
+    let args = ["--config", conf, "--server", w.url(), "--insecure", "run", rb.to_str().unwrap()];
+    let live = Live::start_until(&args, "batch 1/3").await;
+    live.sigint();
+    let (code, err) = live.finish().await;
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("interrupted (Ctrl-C) after batch 1/3"), "{err}");
     assert_eq!(provisioned(&w).len(), 2, "only the first batch was sent");
@@ -443,13 +463,17 @@ async fn second_ctrl_c_aborts_a_wait() {
         r#"print("calling"); rpc_batch("rpcutil", "ping", #{}, #{ nodes: ["n001.example.net"], timeout: "60s" });"#,
     );
     let args = ["--server", w.url(), "--insecure", "run", rb.to_str().unwrap()];
-    let (child, seen, lines) = start_until(&args, "calling").await;
+    let mut live = Live::start_until(&args, "calling").await;
     let started = std::time::Instant::now();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    sigint(&child);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    sigint(&child);
-    let (code, err) = finish(child, seen, lines).await;
+    // The silent node has the request: the call is in its wait.
+    eventually(std::time::Duration::from_secs(20), "the request at the node", || {
+        w.sim.stats().requests.get("rpcutil#ping") == Some(&1)
+    })
+    .await;
+    live.sigint();
+    live.until("Ctrl-C again to abort").await;
+    live.sigint();
+    let (code, err) = live.finish().await;
     assert_eq!(code, 3, "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "did not wait out the 60 s timeout");
     assert!(err.contains("interrupted"), "{err}");

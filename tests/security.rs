@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, PKCS_RSA_SHA256};
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
-use crate::support::{sim, Fleetbook};
+use crate::support::{short_rpc_timeouts, sim, Fleetbook};
 use fleetbook::fleet::client::TlsFiles;
 use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
@@ -119,7 +119,7 @@ fn request(
 }
 
 fn fb(broker: &EmbeddedBroker, pki: &Pki, cert: &Path, key: &Path) -> Fleetbook {
-    Fleetbook::new().args([
+    Fleetbook::new().test_config().args([
         "--server",
         broker.url(),
         "--tls-ca",
@@ -136,54 +136,59 @@ async fn signed_v1_requests_reach_a_secure_fleet_over_mtls() {
     let pki = pki();
     let (broker, sim, _) = secure_world(&pki, 3).await;
     let (cert, key) = leaf(pki.dir.path(), &pki.ca, "ops.mcollective", &[], false);
-    let r = fb(&broker, &pki, &cert, &key)
-        .args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "1"])
-        .run()
-        .await;
+    // Signed, and the same request unsigned (a silent node, known at the end of the wait),
+    // side by side.
+    let signed = fb(&broker, &pki, &cert, &key).args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "1"]);
+    let ddl = short_rpc_timeouts();
+    let unsigned = fb(&broker, &pki, &cert, &key).args([
+        "--ddl-dir",
+        ddl.path().to_str().unwrap(),
+        "--insecure",
+        "req",
+        "rpcutil",
+        "ping",
+        "-I",
+        "n001.example.net",
+        "--json",
+        "--discovery-timeout",
+        "0.3",
+    ]);
+    let (r, u) = tokio::join!(signed.run(), unsigned.run());
     r.assert_code(0);
     assert_eq!(r.json()["ok"].as_array().unwrap().len(), 3);
-    assert!(sim.stats().rejected.is_empty(), "{:?}", sim.stats().rejected);
-    // The same request unsigned is refused by every node, silently.
-    let r = fb(&broker, &pki, &cert, &key)
-        .args([
-            "--insecure",
-            "req",
-            "rpcutil",
-            "ping",
-            "-I",
-            "n001.example.net",
-            "--json",
-            "--discovery-timeout",
-            "0.3",
-        ])
-        .run()
-        .await;
-    r.assert_code(1);
-    assert_eq!(r.json()["no_reply"], serde_json::json!(["n001.example.net"]));
-    assert_eq!(sim.stats().rejected.get("unsigned"), Some(&1));
+    // The unsigned request is refused by every node, silently; the signed one by none.
+    u.assert_code(1);
+    assert_eq!(u.json()["no_reply"], serde_json::json!(["n001.example.net"]));
+    let rejected = sim.stats().rejected;
+    assert_eq!(rejected, [("unsigned".to_string(), 1)].into(), "only the unsigned request is rejected: {rejected:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_rejection_is_silent_and_counted() {
     let pki = pki();
     let (broker, sim, _) = secure_world(&pki, 2).await;
+    let ddl = short_rpc_timeouts();
     let ping = |f: Fleetbook| {
-        f.args(["req", "rpcutil", "ping", "-I", "n001.example.net", "--json", "--discovery-timeout", "0.3"]).run()
+        f.args(["--ddl-dir", ddl.path().to_str().unwrap()])
+            .args(["req", "rpcutil", "ping", "-I", "n001.example.net", "--json", "--discovery-timeout", "0.3"])
+            .run()
     };
 
     let rogue = ca("rogue CA");
     let (rcert, rkey) = leaf(pki.dir.path(), &rogue, "ops.mcollective", &[], false);
     let (good_cert, good_key) = leaf(pki.dir.path(), &pki.ca, "good.mcollective", &[], false);
 
-    // callerid not matching the certificate.
-    let r = ping(fb(&broker, &pki, &good_cert, &good_key).args(["--caller-id", "choria=someone.mcollective"])).await;
+    // Each refused request is a silent node, known at the end of the wait: both side by side.
+    // callerid not matching the certificate; a certificate name outside the allowed pattern
+    // (.mcollective / .choria).
+    let (bad_name, bad_key) = leaf(pki.dir.path(), &pki.ca, "ops.example.com", &[], false);
+    let (r, bad) = tokio::join!(
+        ping(fb(&broker, &pki, &good_cert, &good_key).args(["--caller-id", "choria=someone.mcollective"])),
+        ping(fb(&broker, &pki, &bad_name, &bad_key)),
+    );
     r.assert_code(1);
     assert_eq!(sim.stats().rejected.get("callerid does not match the certificate"), Some(&1));
-
-    // A certificate name outside the allowed pattern (.mcollective / .choria).
-    let (bad_name, bad_key) = leaf(pki.dir.path(), &pki.ca, "ops.example.com", &[], false);
-    let r = ping(fb(&broker, &pki, &bad_name, &bad_key)).await;
-    r.assert_code(1);
+    bad.assert_code(1);
     assert_eq!(sim.stats().rejected.get("certificate name not allowed"), Some(&1));
 
     // Through the library: a rogue CA's certificate, a tampered request, a bad signature.
@@ -350,7 +355,7 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
         &client,
     );
     let run = |j: &Path, s: &Path| {
-        Fleetbook::new().args([
+        Fleetbook::new().test_config().args([
             "--server",
             w.url(),
             "--jwt",
@@ -400,10 +405,15 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
             "caller JWT is not a client token",
         ),
     ];
-    for (name, token, reason) in cases {
-        let (j, s) = write_creds(dir.path(), name, &token, &client);
-        let r = Fleetbook::new()
+    // Each is a silent node, known at the end of the wait: all side by side.
+    let ddl = short_rpc_timeouts();
+    let forged = cases.iter().map(|(name, token, _)| {
+        let (j, s) = write_creds(dir.path(), name, token, &client);
+        Fleetbook::new()
+            .test_config()
             .args([
+                "--ddl-dir",
+                ddl.path().to_str().unwrap(),
                 "--server",
                 w.url(),
                 "--jwt",
@@ -420,10 +430,12 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
                 "0.3",
             ])
             .run()
-            .await;
+    });
+    let runs = futures::future::join_all(forged).await;
+    for ((name, _, reason), r) in cases.iter().zip(runs) {
         r.assert_code(1);
         assert_eq!(r.json()["no_reply"], serde_json::json!(["n001.example.net"]), "{name}");
-        assert_eq!(w.sim.stats().rejected.get(reason), Some(&1), "{name}: {:?}", w.sim.stats().rejected);
+        assert_eq!(w.sim.stats().rejected.get(*reason), Some(&1), "{name}: {:?}", w.sim.stats().rejected);
     }
 
     // Through the library: caller not matching the JWT, a tampered request, unsigned.

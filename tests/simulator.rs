@@ -5,14 +5,24 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{drain, eventually, record, sim, World};
+use crate::support::{eventually, record, short_rpc_timeouts, sim, take, World};
 use fleetbook::sim::node::{Mode, State};
 use fleetbook::sim::SimConfig;
 
-fn events(
+/// The lifecycle events recorded: at least `n`, and every one the simulator counts as
+/// published (it counts each just before publishing it).
+async fn events(
+    w: &World,
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes, std::time::Instant)>,
+    n: usize,
 ) -> Vec<(String, Value)> {
-    drain(rx).into_iter().map(|(s, p, _)| (s, serde_json::from_slice(&p).expect("event is JSON"))).collect()
+    let mut got = take(rx, n, Duration::from_secs(10), "lifecycle events").await;
+    let published = w.sim.stats().events.values().sum::<u64>() as usize;
+    if published > got.len() {
+        let more = published - got.len();
+        got.extend(take(rx, more, Duration::from_secs(10), "more lifecycle events").await);
+    }
+    got.into_iter().map(|(s, p, _)| (s, serde_json::from_slice(&p).expect("event is JSON"))).collect()
 }
 
 /// Validates a CloudEvent's data against the published lifecycle schema of its type.
@@ -33,10 +43,7 @@ async fn restart_publishes_shutdown_then_startup_cloudevents() {
         .run()
         .await
         .assert_code(0);
-    eventually(Duration::from_secs(10), "startup event", || w.sim.stats().events.get("startup") == Some(&1)).await;
-    w.sim.flush().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let got = events(&mut rx);
+    let got = events(&w, &mut rx, 2).await;
     let kinds: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(kinds, vec!["choria.lifecycle.event.shutdown.server", "choria.lifecycle.event.startup.server"]);
     for (subject, e) in &got {
@@ -54,7 +61,9 @@ async fn restart_publishes_shutdown_then_startup_cloudevents() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reprovision_moves_a_node_into_provisioning_mode_and_back() {
-    let cfg = SimConfig { auto_provision: Some(Duration::from_secs(4)), ..sim(3) };
+    // Back in service 3 s after entering provisioning mode: the checks in between run side by
+    // side and take well under a second.
+    let cfg = SimConfig { auto_provision: Some(Duration::from_secs(3)), ..sim(3) };
     let w = World::start(cfg).await;
     let nats = w.nats().await;
     let mut rx = record(&nats, "choria.lifecycle.event.>").await;
@@ -69,28 +78,27 @@ async fn reprovision_moves_a_node_into_provisioning_mode_and_back() {
         w.sim.node("n001.example.net").unwrap().mode == Mode::Provisioning
     })
     .await;
+    let (prov, normal, again) = tokio::join!(
+        w.fleetbook().args(["discover", "--json", "-T", "provisioning", "--discovery-timeout", "0.5"]).run(),
+        w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).run(),
+        w.fleetbook()
+            .args([
+                "req",
+                "choria_provision",
+                "reprovision",
+                "token=s3cret",
+                "-I",
+                "n001.example.net",
+                "-T",
+                "provisioning",
+                "--json",
+            ])
+            .run(),
+    );
     // Now it answers only in the provisioning collective.
-    let prov =
-        w.fleetbook().args(["discover", "--json", "-T", "provisioning", "--discovery-timeout", "0.5"]).run().await;
     assert_eq!(prov.json(), serde_json::json!(["n001.example.net"]));
-    let normal = w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).run().await;
     assert_eq!(normal.json(), serde_json::json!(["n002.example.net", "n003.example.net"]));
     // Reprovisioning it again is refused the way go-choria refuses it.
-    let again = w
-        .fleetbook()
-        .args([
-            "req",
-            "choria_provision",
-            "reprovision",
-            "token=s3cret",
-            "-I",
-            "n001.example.net",
-            "-T",
-            "provisioning",
-            "--json",
-        ])
-        .run()
-        .await;
     again.assert_code(1);
     assert_eq!(
         again.json()["failed"]["n001.example.net"]["statusmsg"],
@@ -102,10 +110,11 @@ async fn reprovision_moves_a_node_into_provisioning_mode_and_back() {
         n.mode == Mode::Normal && n.state == State::Up
     })
     .await;
-    w.sim.flush().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let seq: Vec<String> =
-        events(&mut rx).into_iter().map(|(s, _)| s.trim_start_matches("choria.lifecycle.event.").to_string()).collect();
+    let seq: Vec<String> = events(&w, &mut rx, 5)
+        .await
+        .into_iter()
+        .map(|(s, _)| s.trim_start_matches("choria.lifecycle.event.").to_string())
+        .collect();
     assert_eq!(
         seq,
         vec![
@@ -133,13 +142,16 @@ async fn shutdown_nodes_stay_gone() {
         .starts_with("Shutting Choria Server down after "));
     eventually(Duration::from_secs(10), "node gone", || w.sim.node("n003.example.net").unwrap().state == State::Gone)
         .await;
-    let d = w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).run().await;
+    // Side by side: the ping of the gone node takes the whole wait.
+    let ddl = short_rpc_timeouts();
+    let (d, r) = tokio::join!(
+        w.fleetbook().args(["discover", "--json", "--discovery-timeout", "0.5"]).run(),
+        w.fleetbook()
+            .args(["--ddl-dir", ddl.path().to_str().unwrap()])
+            .args(["req", "rpcutil", "ping", "-I", "n003.example.net", "--json", "--discovery-timeout", "0.2"])
+            .run(),
+    );
     assert_eq!(d.json(), serde_json::json!(["n001.example.net", "n002.example.net"]));
-    let r = w
-        .fleetbook()
-        .args(["req", "rpcutil", "ping", "-I", "n003.example.net", "--json", "--discovery-timeout", "0.2"])
-        .run()
-        .await;
     r.assert_code(1);
     assert_eq!(r.json()["no_reply"], serde_json::json!(["n003.example.net"]));
 }

@@ -1,9 +1,23 @@
 //! Test support: a real nats-server per test, an in-process simulated fleet, and a small
 //! builder that runs the real `fleetbook` binary with a timeout.
+//!
+//! Waiting, the rules the suite keeps (it must pass on a loaded 2-core machine, and fast):
+//! - Never sleep to let something happen: wait for a sign that it did, with a deadline. The
+//!   signs at hand: a line fleetbook prints (`events` prints its header once subscribed;
+//!   "Ctrl-C again to abort" once the first Ctrl-C counted; a REPL prompt once the terminal
+//!   is raw), the simulator's statistics ([`eventually`]), messages a recorder holds
+//!   ([`take`]), and, before asserting that nothing reached the fleet, [`World::settle`].
+//! - A sleep stays only where the time itself is under test, or where fleetbook gives no
+//!   sign at all; it then says so in a comment.
+//! - Discovery on loopback needs little time: commands read [`client_conf`] (0.5 s).
+//!   A silent node costs the whole RPC wait: tests of silent nodes pass
+//!   [`short_rpc_timeouts`].
+//! - Waits that do not depend on each other run side by side (`tokio::join!`).
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use fleetbook::sim::broker::EmbeddedBroker;
@@ -19,6 +33,46 @@ pub(crate) fn choria_json(rel: &str) -> serde_json::Value {
     let path = choria_file(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The discovery timeout, in seconds, that the tests' Choria config gives fleetbook (its own
+/// default is 2 s). Everything runs on loopback, where the simulator answers discovery within
+/// milliseconds, even on a loaded 2-core machine; half a second is still a wide margin. It
+/// also shortens every RPC wait, which is the discovery timeout plus the agent's DDL timeout.
+pub(crate) const DISCOVERY_TIMEOUT: f64 = 0.5;
+
+/// A Choria client config that sets only `discovery_timeout` to [`DISCOVERY_TIMEOUT`]: the
+/// one knob that shortens the default discovery of `discover()`, `rpc_batch` and the REPL.
+pub(crate) fn client_conf() -> &'static Path {
+    static CONF: OnceLock<PathBuf> = OnceLock::new();
+    CONF.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join("fleetbook-tests-client.conf");
+        // Written aside and renamed: test processes running side by side (nextest) never
+        // read a half-written file.
+        let aside = dir.join(format!("fleetbook-tests-client.conf.{}", std::process::id()));
+        std::fs::write(&aside, format!("discovery_timeout = {DISCOVERY_TIMEOUT}\n")).expect("write the test config");
+        std::fs::rename(&aside, &path).expect("put the test config in place");
+        path
+    })
+}
+
+/// A `--ddl-dir` holding rpcutil's and choria_provision's DDLs with a 1 s timeout instead of
+/// 2 s and 20 s. A silent node is known only once the whole wait (discovery timeout + DDL
+/// timeout) is over: tests of silent nodes pass this so that each wait is 1.5 s. The nodes
+/// that do answer, on loopback, answer within milliseconds.
+pub(crate) fn short_rpc_timeouts() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (agent, text, built_in) in [
+        ("rpcutil", include_str!("../../ddl/rpcutil.json"), 2),
+        ("choria_provision", include_str!("../../ddl/choria_provision.json"), 20),
+    ] {
+        let mut ddl: serde_json::Value = serde_json::from_str(text).expect("the built-in DDL is JSON");
+        assert_eq!(ddl["metadata"]["timeout"], built_in, "{agent}: the built-in DDL changed");
+        ddl["metadata"]["timeout"] = 1.into();
+        std::fs::write(dir.path().join(format!("{agent}.json")), ddl.to_string()).expect("write the DDL");
+    }
+    dir
 }
 
 /// Starts a real nats-server with JetStream on a free port; it dies with the value.
@@ -44,9 +98,34 @@ impl World {
         self.broker.url()
     }
 
-    /// A fleetbook command against this world's broker.
+    /// A fleetbook command against this world's broker, with the tests' short discovery
+    /// timeout ([`client_conf`]).
     pub(crate) fn fleetbook(&self) -> Fleetbook {
-        Fleetbook::new().args(["--server", self.url(), "--insecure"])
+        Fleetbook::new().test_config().args(["--server", self.url(), "--insecure"])
+    }
+
+    /// Returns once the simulator has handled everything published before this call, for
+    /// assertions that something did *not* reach the fleet. The simulator takes each of its
+    /// subscriptions in order, so a message it cannot decode, sent on each of them, is counted
+    /// as `malformed` only after whatever came before it there.
+    pub(crate) async fn settle(&self) {
+        let nats = self.nats().await;
+        let before = self.sim.stats().malformed;
+        let subjects = ["broadcast.agent.discovery", "node.settle.example.net"];
+        let collectives = ["mcollective", "provisioning"];
+        for c in collectives {
+            for s in subjects {
+                nats.publish(format!("{c}.{s}"), "not a request: the tests' settle marker".into())
+                    .await
+                    .expect("publish the settle marker");
+            }
+        }
+        nats.flush().await.expect("flush");
+        let want = before + (subjects.len() * collectives.len()) as u64;
+        eventually(Duration::from_secs(20), "the simulator to take the settle markers", || {
+            self.sim.stats().malformed >= want
+        })
+        .await;
     }
 
     /// A plain NATS client for observing traffic.
@@ -100,6 +179,16 @@ impl Fleetbook {
     {
         self.args.extend(args.into_iter().map(|s| s.as_ref().to_string()));
         self
+    }
+
+    pub(crate) fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    /// Reads the tests' Choria config ([`client_conf`]): the short discovery timeout.
+    pub(crate) fn test_config(self) -> Self {
+        self.args(["--config"]).arg_path(client_conf())
     }
 
     pub(crate) fn arg_path(mut self, p: &std::path::Path) -> Self {
@@ -156,6 +245,27 @@ pub(crate) fn drain<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Vec<
     while let Ok(x) = rx.try_recv() {
         v.push(x);
     }
+    v
+}
+
+/// Waits until a recorder holds `n` messages, or panics after `limit`; returns them and any
+/// more already in.
+pub(crate) async fn take<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    n: usize,
+    limit: Duration,
+    what: &str,
+) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut v = Vec::new();
+    while v.len() < n {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(x)) => v.push(x),
+            Ok(None) => panic!("the recorder stopped after {} of {n} {what}", v.len()),
+            Err(_) => panic!("timed out after {limit:?} with {} of {n} {what}", v.len()),
+        }
+    }
+    v.extend(drain(rx));
     v
 }
 
