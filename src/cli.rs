@@ -232,6 +232,17 @@ pub enum Command {
     },
     /// Call one agent action on the matching nodes, optionally in batches.
     Req(ReqArgs),
+    /// List the runs in the run journal, or show one run's timeline.
+    Runs {
+        #[command(subcommand)]
+        show: Option<RunsCommand>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// How many of the most recent runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Show the rpcutil inventory of one node.
     Inventory {
         identity: String,
@@ -328,6 +339,32 @@ pub struct ReqArgs {
     /// command line. Without it and without token=, $FLEETBOOK_PROVISION_TOKEN is used.
     #[arg(long = "token-file", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+}
+
+/// `fleetbook runs show ID`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RunsCommand {
+    /// One run's timeline: its calls and batches, and the failed and unanswered nodes.
+    Show {
+        /// The run id (as `fleetbook runs` lists it).
+        id: String,
+        /// Print the run's events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The run journal (JetStream).
+#[derive(Debug, Clone, Args)]
+pub struct JournalArgs {
+    /// Run without the run journal (the journal needs JetStream on the broker).
+    #[arg(long = "no-journal")]
+    pub no_journal: bool,
+    /// Replicas of the journal stream when it is created.
+    #[arg(long = "journal-replicas", value_name = "N", default_value_t = 1)]
+    pub journal_replicas: usize,
 }
 
 /// `run FILE`.
@@ -349,6 +386,8 @@ pub struct RunArgs {
     pub output: OutputFormat,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 #[cfg(test)]

@@ -56,6 +56,9 @@ pub enum Error {
     /// A guardrail stopped the run.
     #[error("stopped: {reason}")]
     Guardrail { reason: String },
+    /// The run journal cannot be kept on this broker; nothing was sent.
+    #[error("{reason}")]
+    Journal { reason: String },
     /// `check` found problems in these files.
     #[error("check failed: {}", files.join(", "))]
     CheckFailed { files: Vec<String> },
@@ -67,22 +70,27 @@ pub enum Error {
     Internal { message: String },
 }
 
+/// The exit code a fleet error ends a command with.
+pub fn fleet_exit_code(e: &FleetError) -> i32 {
+    match e.kind() {
+        ErrorKind::Connection => exit::UNREACHABLE,
+        ErrorKind::Invalid => exit::USAGE,
+        ErrorKind::Cancelled | ErrorKind::Denied => exit::GUARDRAIL,
+        _ => exit::FAILED,
+    }
+}
+
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage { .. } => exit::USAGE,
-            Error::Fleet(e) => match e.kind() {
-                ErrorKind::Connection => exit::UNREACHABLE,
-                ErrorKind::Invalid => exit::USAGE,
-                ErrorKind::Cancelled | ErrorKind::Denied => exit::GUARDRAIL,
-                _ => exit::FAILED,
-            },
+            Error::Fleet(e) => fleet_exit_code(e),
             // No nats-server to run is a set-up problem; one that will not start is a broker
             // we cannot have.
             Error::Broker(BrokerError::NotFound { .. }) => exit::USAGE,
             Error::Broker(_) => exit::UNREACHABLE,
-            Error::Sim(_) | Error::BrokerLost { .. } => exit::UNREACHABLE,
+            Error::Sim(_) | Error::BrokerLost { .. } | Error::Journal { .. } => exit::UNREACHABLE,
             Error::NodesFailed { .. } | Error::NoNodes => exit::FAILED,
             Error::Interrupted | Error::Guardrail { .. } => exit::GUARDRAIL,
             Error::Runbook { .. } | Error::CheckFailed { .. } => exit::FAILED,

@@ -16,6 +16,7 @@
 //! | [`rollout`] | the one rollout driver (`req`, `rpc_batch`) and its pure policy |
 //! | [`progress`] | typed run events and their sinks: bars, plain lines, JSONL; the node table |
 //! | [`prompt`] | yes/no questions on the terminal |
+//! | [`journal`] | the run journal in JetStream: run ids, write-ahead batches, `runs` |
 //! | [`fleet`] | Choria over NATS: protocol v1/v2, filters, DDLs, discovery, RPC |
 //! | [`lifecycle`] | lifecycle events as servers publish them |
 //! | [`metrics`] | Prometheus text format: parse and scrape |
@@ -33,6 +34,7 @@ pub mod env;
 pub mod error;
 pub mod fleet;
 pub mod interrupt;
+pub mod journal;
 pub mod lifecycle;
 pub mod metrics;
 pub mod progress;

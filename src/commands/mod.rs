@@ -13,6 +13,7 @@ pub(crate) mod repl;
 pub(crate) mod req;
 mod req_report;
 pub(crate) mod run;
+pub(crate) mod runs;
 pub(crate) mod sim;
 
 use crate::cli::{Cli, Command, ElectionCommand};
@@ -70,6 +71,10 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             // itself is reported in its `--json` object.
             let token = options::provision_token(args.token_file.as_deref(), &args.inputs, &settings)?;
             req::run(settings, args, token, &interrupt).await
+        }
+        Command::Runs { show, json, limit } => {
+            let settings = settings()?;
+            runs::run(settings, runs::RunsOptions::from_cli(show, json, limit)?).await
         }
         Command::Inventory { identity, target, json } => {
             let settings = settings()?;

@@ -152,3 +152,16 @@ fn read_token_file(path: &Path) -> Result<String, Error> {
     }
     Ok(token)
 }
+
+/// The journal flags: `None` with `--no-journal`.
+pub(crate) fn journal(a: &crate::cli::JournalArgs) -> Result<Option<crate::journal::JournalOptions>, Error> {
+    if a.no_journal {
+        return Ok(None);
+    }
+    if !(1..=5).contains(&a.journal_replicas) {
+        return Err(Error::Usage {
+            message: format!("--journal-replicas {}: must be 1 to 5 (JetStream's limit)", a.journal_replicas),
+        });
+    }
+    Ok(Some(crate::journal::JournalOptions { replicas: a.journal_replicas, ..Default::default() }))
+}

@@ -19,10 +19,11 @@ use crate::error::Error;
 use crate::fleet::ddl::DdlRegistry;
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::interrupt::Interrupt;
-use crate::progress::{Reporter, RunEvent};
+use crate::journal::{Journal, JournalOptions, RunId};
+use crate::progress::{Reporter, RunEvent, RunStatus, Sink};
 use crate::prompt::Answer;
 use crate::rollout::policy::{dedup_keep_order, plan_batches};
-use crate::rollout::{ConfirmPolicy, End, Hooks, Rollout, Tally, Thresholds};
+use crate::rollout::{ConfirmPolicy, End, Hooks, Outcome, Rollout, Tally, Thresholds};
 
 /// What `req` was asked to do, validated.
 pub(crate) struct ReqOptions {
@@ -42,6 +43,8 @@ pub(crate) struct ReqOptions {
     yes: bool,
     /// Discover and show the batches; send nothing.
     dry_run: bool,
+    /// The run journal; `None` with `--no-journal`.
+    journal: Option<JournalOptions>,
 }
 
 impl ReqOptions {
@@ -64,6 +67,7 @@ impl ReqOptions {
             json: a.json,
             yes: a.yes,
             dry_run: a.dry_run,
+            journal: super::options::journal(&a.journal)?,
         })
     }
 }
@@ -185,7 +189,7 @@ async fn run_inner(
         let discovered = tally.replies.len() + tally.malformed.len();
         printed.set(true);
         let timing = Timing { discovery: Duration::ZERO, total: started.elapsed() };
-        return finish(a, &tally, discovered, Some(&session.request_id), timing, end);
+        return finish(a, &tally, discovered, (Some(&session.request_id), None), timing, end);
     }
     reporter.emit(RunEvent::Discovering { what: dopts.filter.describe() });
     let found = match fleet.discover(dopts, &hard).await {
@@ -222,12 +226,21 @@ async fn run_inner(
         plan_only: a.dry_run,
         confirm: policy,
     };
+    let run_id = match a.journal.as_ref().filter(|_| !a.dry_run) {
+        Some(o) => Some(journal(fleet, o, a, &nodes, &reporter).await?),
+        None => None,
+    };
     // The driver blocks on the runtime between its hooks: it runs on a blocking thread.
     let (rt, f, r, rep, int) =
         (tokio::runtime::Handle::current(), fleet.clone(), rollout.clone(), reporter.clone(), interrupt.clone());
+    let id = run_id.clone();
     let o = tokio::task::spawn_blocking(move || {
         let mut hooks = ReqHooks { interrupt: &int };
-        crate::rollout::drive(&rt, &f, &r, &rep, &int, &mut hooks)
+        let o = crate::rollout::drive(&rt, &f, &r, &rep, &int, &mut hooks);
+        if let Some(id) = id {
+            crate::journal::end_run(&rep, Some(&f), run_end(&id, &o));
+        }
+        o
     })
     .await
     .map_err(|e| Error::Internal { message: format!("the rollout thread failed: {e}") })?;
@@ -242,7 +255,59 @@ async fn run_inner(
         _ => printed.set(true),
     }
     let timing = Timing { discovery, total: started.elapsed() };
-    finish(a, &o.tally, nodes.len(), o.request_id.as_deref(), timing, o.end)
+    let ids = (o.request_id.as_deref(), run_id.as_ref().map(RunId::as_str));
+    finish(a, &o.tally, nodes.len(), ids, timing, o.end)
+}
+
+/// Opens the journal of this request, records its start and adds it to the sinks.
+async fn journal(
+    fleet: &crate::fleet::Fleet,
+    o: &JournalOptions,
+    a: &ReqOptions,
+    nodes: &[String],
+    reporter: &Reporter,
+) -> Result<RunId, Error> {
+    let id = RunId::new();
+    let j = Journal::open(fleet, id.clone(), o).await.map_err(crate::journal::open_error)?;
+    let (user, host) = crate::journal::who();
+    j.event(&RunEvent::RunStart {
+        run_id: id.to_string(),
+        command: "req".into(),
+        runbook: format!("{}#{}", a.agent, a.action),
+        sha256: None,
+        dry_run: false,
+        args: crate::redact::mask_inputs(&a.inputs),
+        user,
+        host,
+    });
+    j.event(&RunEvent::Discovered { count: nodes.len(), nodes: nodes.to_vec() });
+    reporter.add(std::sync::Arc::new(j));
+    reporter.say(&format!("run {id}"));
+    Ok(id)
+}
+
+/// The journal's last word on a request.
+fn run_end(id: &RunId, o: &Outcome<Infallible>) -> RunEvent {
+    let t = &o.tally;
+    let (status, exit_code, reason) = match &o.end {
+        End::Done if t.failure_count() == 0 => (RunStatus::Ok, 0, None),
+        End::Done => (RunStatus::Failed, crate::error::exit::FAILED, None),
+        End::Stopped(s) => (RunStatus::Stopped, crate::error::exit::GUARDRAIL, Some(s.to_string())),
+        End::BrokerLost(why) => (RunStatus::BrokerLost, crate::error::exit::UNREACHABLE, Some(why.clone())),
+        End::Failed(e) => (RunStatus::Error, crate::error::fleet_exit_code(e), Some(e.to_string())),
+        End::Hook(never) => match *never {},
+    };
+    let failures = t.failures();
+    RunEvent::RunEnd {
+        run_id: id.to_string(),
+        status,
+        exit_code,
+        reason,
+        ok: t.ok_nodes().len(),
+        failed: failures.len() - t.unknown.len(),
+        no_reply: t.no_reply.len(),
+        unknown: t.unknown.len(),
+    }
 }
 
 /// Prints the result and turns the end into the command's outcome.
@@ -250,7 +315,7 @@ fn finish(
     a: &ReqOptions,
     t: &Tally,
     discovered: usize,
-    request_id: Option<&str>,
+    (request_id, run_id): (Option<&str>, Option<&str>),
     timing: Timing,
     end: End<Infallible>,
 ) -> Result<(), Error> {
@@ -265,6 +330,7 @@ fn finish(
         End::Hook(never) => match never {},
     };
     let mut out = std::io::stdout().lock();
-    write_report(&mut out, &a.agent, &a.action, a.json, t, discovered, request_id, timing, &result)?;
+    let ids = (request_id, run_id);
+    write_report(&mut out, &a.agent, &a.action, a.json, t, discovered, ids, timing, &result)?;
     result
 }

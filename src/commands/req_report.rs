@@ -47,7 +47,7 @@ pub(crate) fn write_report(
     json: bool,
     t: &Tally,
     discovered: usize,
-    request_id: Option<&str>,
+    (request_id, run_id): (Option<&str>, Option<&str>),
     timing: Timing,
     result: &Result<(), Error>,
 ) -> std::io::Result<()> {
@@ -59,10 +59,14 @@ pub(crate) fn write_report(
         Err(e) => ("error", Some(e.to_string())),
     };
     if json {
-        let v = json_report(t, agent, action, request_id.unwrap_or(""), discovered, timing, status, error);
+        let mut v = json_report(t, agent, action, request_id.unwrap_or(""), discovered, timing, status, error);
+        v["run_id"] = json!(run_id);
         return writeln!(w, "{v}");
     }
     write_text(w, t, discovered, timing.total)?;
+    if let Some(id) = run_id {
+        writeln!(w, "Run {id} (fleetbook runs show {id})")?;
+    }
     if let Some(why) = error {
         writeln!(w, "Stopped: {why}")?;
     }

@@ -10,7 +10,8 @@ use crate::engine::{self, diag, Host, RunSettings, TerminalPrompter};
 use crate::env::FleetEnv;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
-use crate::progress::{Reporter, RunEvent, RunStatus};
+use crate::journal::{Journal, JournalOptions, RunId};
+use crate::progress::{Reporter, RunEvent, RunStatus, Sink};
 
 /// What `run` was asked to do, validated.
 pub(crate) struct RunOptions {
@@ -23,6 +24,8 @@ pub(crate) struct RunOptions {
     /// JSONL events on stdout instead of text on stderr.
     json: bool,
     engine: RunSettings,
+    /// The run journal; `None` with `--no-journal`.
+    journal: Option<JournalOptions>,
 }
 
 impl RunOptions {
@@ -36,6 +39,7 @@ impl RunOptions {
             yes: a.yes,
             json: a.output == OutputFormat::Json,
             engine,
+            journal: super::options::journal(&a.journal)?,
         })
     }
 }
@@ -96,8 +100,12 @@ fn host(
 /// compile, a broker that cannot be reached or is lost, a guardrail, Ctrl-C).
 pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt) -> Result<(), Error> {
     let reporter = Reporter::for_terminal(a.json);
+    let run_id = RunId::new();
+    reporter.say(&format!("run {run_id}"));
     let mut totals = crate::engine::Totals::default();
-    let result = run_inner(settings, a, interrupt, &reporter, &mut totals).await;
+    // The connection outlives the run so that `run_end` reaches the journal.
+    let mut env = None;
+    let result = run_inner(settings, a, interrupt, &reporter, &run_id, &mut totals, &mut env).await;
     let (status, reason) = match &result {
         Ok(()) => (RunStatus::Ok, None),
         Err(Error::Guardrail { reason }) => (RunStatus::Stopped, Some(reason.clone())),
@@ -107,7 +115,8 @@ pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt)
         Err(e) => (RunStatus::Error, Some(e.to_string())),
     };
     let exit_code = result.as_ref().err().map_or(0, Error::exit_code);
-    reporter.emit(RunEvent::RunEnd {
+    let end = RunEvent::RunEnd {
+        run_id: run_id.to_string(),
         status,
         exit_code,
         reason,
@@ -115,7 +124,15 @@ pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt)
         failed: totals.failed,
         no_reply: totals.no_reply,
         unknown: totals.unknown,
-    });
+    };
+    reporter.say(&format!("run {run_id} ended: {}", status.as_str()));
+    // Waits for the journal's acknowledgement (bounded); a plain thread may block.
+    let r = reporter.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::journal::end_run(&r, env.as_ref().map(|e: &FleetEnv| &e.fleet), end);
+        drop(env);
+    })
+    .await;
     result
 }
 
@@ -124,7 +141,9 @@ async fn run_inner(
     a: RunOptions,
     interrupt: Interrupt,
     reporter: &Reporter,
+    run_id: &RunId,
     totals_out: &mut crate::engine::Totals,
+    env_out: &mut Option<FleetEnv>,
 ) -> Result<(), Error> {
     let mut rs = a.engine;
     rs.dry_run = a.dry_run;
@@ -138,12 +157,24 @@ async fn run_inner(
     let shown = a.file.display().to_string();
     let dirs: Vec<PathBuf> = dir.iter().chain(rs.lib_dirs.iter()).cloned().collect();
     check_args(&engine::args::collect(&checker, &ast, &shown, &dirs), &rs.args, &shown, reporter)?;
-    reporter.emit(RunEvent::RunStart {
+    let (user, host_name) = crate::journal::who();
+    let start = RunEvent::RunStart {
+        run_id: run_id.to_string(),
+        command: "run".into(),
         runbook: shown.clone(),
+        sha256: Some(crate::journal::sha256_hex(source.as_bytes())),
         dry_run: rs.dry_run,
         args: crate::redact::mask_args(&rs.args),
-    });
-    let env = FleetEnv::open(settings).await?;
+        user,
+        host: host_name,
+    };
+    reporter.emit(start.clone());
+    let env = env_out.insert(FleetEnv::open(settings).await?);
+    if let Some(o) = &a.journal {
+        let journal = Journal::open(&env.fleet, run_id.clone(), o).await.map_err(crate::journal::open_error)?;
+        journal.event(&start);
+        reporter.add(Arc::new(journal));
+    }
     if let Some(url) = env.sim.as_ref().and_then(|s| s.metrics_url()) {
         rs.arg_defaults.insert("metrics_url".into(), url);
     }
@@ -158,7 +189,7 @@ async fn run_inner(
     .map_err(|e| Error::Runbook { rendered: format!("error: the runbook thread failed: {e}") })?;
     let totals = h.totals();
     *totals_out = totals;
-    let result = match (outcome, h.lost(), h.stopped()) {
+    match (outcome, h.lost(), h.stopped()) {
         (_, Some(reason), _) => Err(Error::BrokerLost { reason }),
         (_, None, Some(reason)) => Err(Error::Guardrail { reason }),
         (Err((msg, pos)), None, None) => Err(Error::Runbook { rendered: diag::render(&shown, &source, pos, &msg) }),
@@ -167,9 +198,7 @@ async fn run_inner(
             total: totals.ok + totals.failed + totals.no_reply + totals.unknown,
         }),
         (Ok(()), None, None) => Ok(()),
-    };
-    drop(env);
-    result
+    }
 }
 
 /// Refuses `--arg` names the runbook never reads (a misspelling would silently fall back to a

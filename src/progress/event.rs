@@ -34,6 +34,20 @@ pub enum NodeStatus {
     LateFailed,
 }
 
+impl RunStatus {
+    /// The name JSONL and the journal use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::Stopped => "stopped",
+            RunStatus::BrokerLost => "broker_lost",
+            RunStatus::Unreachable => "unreachable",
+            RunStatus::Error => "error",
+        }
+    }
+}
+
 impl NodeStatus {
     /// Whether the node counts as done well.
     pub fn is_ok(self) -> bool {
@@ -61,8 +75,21 @@ pub enum RunStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RunEvent {
-    /// A runbook starts (after it compiled and its `--arg` names were checked).
-    RunStart { runbook: String, dry_run: bool, args: serde_json::Map<String, Value> },
+    /// A run starts: a runbook (after it compiled and its `--arg` names were checked) or a
+    /// batched `req` (`runbook` is then `agent#action`).
+    RunStart {
+        run_id: String,
+        command: String,
+        runbook: String,
+        /// The sha256 of the runbook's content (`run` only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        dry_run: bool,
+        args: serde_json::Map<String, Value>,
+        /// Who started it, where.
+        user: String,
+        host: String,
+    },
     /// Display only: discovery began; `what` describes the filter.
     Discovering { what: String },
     /// Discovery ended with these nodes.
@@ -104,6 +131,7 @@ pub enum RunEvent {
     Evict { election: String, bucket: String, evicted: Option<String> },
     /// The run ended: every JSONL run ends with this, whatever happened.
     RunEnd {
+        run_id: String,
         status: RunStatus,
         exit_code: i32,
         reason: Option<String>,
@@ -181,7 +209,16 @@ mod tests {
     #[test]
     fn every_public_kind_is_documented_with_exactly_its_fields() {
         let samples = vec![
-            RunEvent::RunStart { runbook: "r".into(), dry_run: false, args: serde_json::Map::new() },
+            RunEvent::RunStart {
+                run_id: "i".into(),
+                command: "run".into(),
+                runbook: "r".into(),
+                sha256: Some("s".into()),
+                dry_run: false,
+                args: serde_json::Map::new(),
+                user: "u".into(),
+                host: "h".into(),
+            },
             RunEvent::Discovered { count: 0, nodes: Vec::new() },
             RunEvent::RolloutStart {
                 agent: "a".into(),
@@ -216,6 +253,7 @@ mod tests {
             },
             RunEvent::Evict { election: "e".into(), bucket: "b".into(), evicted: None },
             RunEvent::RunEnd {
+                run_id: "i".into(),
                 status: RunStatus::Ok,
                 exit_code: 0,
                 reason: None,

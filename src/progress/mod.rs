@@ -10,7 +10,7 @@ pub mod jsonl;
 pub mod table;
 pub mod text;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use event::{GateVerdict, NodeStatus, RunEvent, RunStatus};
 
@@ -25,6 +25,20 @@ pub trait Sink: Send + Sync {
     fn suspend(&self, _f: &mut dyn FnMut()) -> bool {
         false
     }
+    /// Takes one event and returns once it is safely kept (the journal: acknowledged by the
+    /// broker). Sinks that keep nothing take it as any event.
+    fn event_durable(&self, e: &RunEvent) -> Result<(), SinkError> {
+        self.event(e);
+        Ok(())
+    }
+}
+
+/// A sink could not keep an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkError {
+    /// Set when the broker connection is gone (the run ends as "broker lost").
+    pub lost: bool,
+    pub why: String,
 }
 
 /// A cheap-clone handle on the run's sinks.
@@ -35,24 +49,33 @@ pub struct Reporter {
 
 struct Inner {
     json: bool,
-    sinks: Vec<Box<dyn Sink>>,
+    sinks: RwLock<Vec<Arc<dyn Sink>>>,
 }
 
 impl Reporter {
     /// `json`: JSONL events on stdout. `bars`: progress bars on stderr (only sensible when
     /// stderr is a terminal); otherwise plain timestamped lines.
     pub fn new(json: bool, bars: bool) -> Reporter {
-        let human: Box<dyn Sink> = if bars { Box::new(bars::Bars::new()) } else { Box::new(text::Lines::new()) };
+        let human: Arc<dyn Sink> = if bars { Arc::new(bars::Bars::new()) } else { Arc::new(text::Lines::new()) };
         let mut sinks = vec![human];
         if json {
-            sinks.push(Box::new(jsonl::Jsonl));
+            sinks.push(Arc::new(jsonl::Jsonl));
         }
         Reporter::with_sinks(json, sinks)
     }
 
     /// A reporter over the given sinks; `json` says whether one of them writes JSONL.
-    pub fn with_sinks(json: bool, sinks: Vec<Box<dyn Sink>>) -> Reporter {
-        Reporter { inner: Arc::new(Inner { json, sinks }) }
+    pub fn with_sinks(json: bool, sinks: Vec<Arc<dyn Sink>>) -> Reporter {
+        Reporter { inner: Arc::new(Inner { json, sinks: RwLock::new(sinks) }) }
+    }
+
+    /// Adds a sink that sees every event from now on (the journal, once connected).
+    pub fn add(&self, sink: Arc<dyn Sink>) {
+        self.inner.sinks.write().unwrap_or_else(|p| p.into_inner()).push(sink);
+    }
+
+    fn sinks(&self) -> Vec<Arc<dyn Sink>> {
+        self.inner.sinks.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Bars when stderr is a terminal, plain lines otherwise.
@@ -68,14 +91,27 @@ impl Reporter {
 
     /// Hands one event to every sink.
     pub fn emit(&self, e: RunEvent) {
-        for s in &self.inner.sinks {
+        for s in self.sinks() {
             s.event(&e);
         }
     }
 
+    /// Hands one event to every sink and returns once every sink kept it: the write-ahead of
+    /// a batch. Blocks; call it from a plain thread. The first failure is returned.
+    pub fn emit_durable(&self, e: RunEvent) -> Result<(), SinkError> {
+        let mut first = Ok(());
+        for s in self.sinks() {
+            let r = s.event_durable(&e);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
     /// A line for a person, on stderr (above the bars when they are shown).
     pub fn say(&self, line: &str) {
-        for s in &self.inner.sinks {
+        for s in self.sinks() {
             s.say(line);
         }
     }
@@ -84,7 +120,7 @@ impl Reporter {
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut f = Some(f);
         let mut out = None;
-        for s in &self.inner.sinks {
+        for s in self.sinks() {
             let mut once = || {
                 if let Some(f) = f.take() {
                     out = Some(f());

@@ -261,7 +261,14 @@ fn batches<H: Hooks>(
         if interrupt.requested() {
             return (End::Stopped(Stop::Interrupted { after: i, batches: total }), i);
         }
-        reporter.emit(RunEvent::BatchStart { batch: i + 1, batches: total, nodes: nodes.clone(), dry_run: false });
+        // Write-ahead: the journal holds the batch before any of it goes out (fail closed).
+        let start = RunEvent::BatchStart { batch: i + 1, batches: total, nodes: nodes.clone(), dry_run: false };
+        if let Err(e) = reporter.emit_durable(start) {
+            return match e.lost {
+                true => (End::BrokerLost(format!("{}; batch {}/{total} was not sent", e.why, i + 1)), i),
+                false => (End::Stopped(Stop::Journal { batch: i + 1, batches: total, why: e.why }), i),
+            };
+        }
         // Subscribe before sending, so no event of this batch is missed.
         let mut events = match &r.wait_for {
             Some(_) => match rt.block_on(session.fleet().lifecycle_events()) {

@@ -26,6 +26,8 @@ pub enum Stop {
     GatePauseInterrupted { batch: usize, batches: usize },
     /// The gate paused and there is nobody to ask.
     GatePauseNoTerminal { batch: usize, batches: usize },
+    /// The run journal could not record the batch, so it was not sent (fail closed).
+    Journal { batch: usize, batches: usize, why: String },
 }
 
 impl Stop {
@@ -85,6 +87,10 @@ impl fmt::Display for Stop {
             Stop::GatePauseNoTerminal { batch, batches } => {
                 write!(f, "the gate paused after batch {batch}/{batches} and there is no terminal to ask")
             }
+            Stop::Journal { batch, batches, why } => write!(
+                f,
+                "{why}; batch {batch}/{batches} and later ones were not sent (the journal must hold a batch before it goes out; --no-journal runs without one)"
+            ),
         }
     }
 }

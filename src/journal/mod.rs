@@ -1,0 +1,338 @@
+//! The run journal: every event of a run (`run`, batched `req`) is also written to the
+//! JetStream stream `FLEETBOOK_RUNS`, on subjects `fleetbook.runs.<run-id>.<kind>`, in order,
+//! each acknowledged by the broker. A batch is journaled (and acknowledged) before it is
+//! published: if the journal cannot be written, the batch is not sent (fail closed). A
+//! heartbeat (one kept per run, rolled up) says the run is alive. The events are the same
+//! masked ones the JSONL output shows, so the journal never holds a secret.
+
+pub mod id;
+pub mod read;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::HeaderMap;
+use tokio::sync::mpsc;
+
+pub use id::RunId;
+
+use crate::fleet::{Fleet, FleetError};
+use crate::lock;
+use crate::progress::{NodeStatus, RunEvent, Sink, SinkError};
+
+/// The stream's name.
+pub const STREAM: &str = "FLEETBOOK_RUNS";
+/// Every journal subject starts with this.
+pub const PREFIX: &str = "fleetbook.runs";
+/// How often a running run says it is alive, unless `FLEETBOOK_JOURNAL_HEARTBEAT` (seconds)
+/// says otherwise. Each heartbeat carries its period, so readers judge staleness by it.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The heartbeat period this process uses.
+pub fn heartbeat_period() -> Duration {
+    std::env::var("FLEETBOOK_JOURNAL_HEARTBEAT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s >= 0.1 && *s <= 3600.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(HEARTBEAT)
+}
+
+/// The subject of one kind of event of one run.
+pub fn subject(run: &str, kind: &str) -> String {
+    format!("{PREFIX}.{run}.{kind}")
+}
+
+/// Who started a run, and where: the login name and the host name.
+pub fn who() -> (String, String) {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| format!("uid {uid}"));
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let host = if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown".into()
+    };
+    (user, host)
+}
+
+/// Hex sha256 of a runbook's content: resuming refuses a runbook that changed.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The error when the journal cannot be opened: it says how to run without one.
+pub fn open_error(e: FleetError) -> crate::error::Error {
+    crate::error::Error::Journal {
+        reason: format!(
+            "cannot open the run journal (JetStream stream {STREAM}) on the broker: {e}; the journal needs JetStream (Choria Streams) enabled; --no-journal runs without it"
+        ),
+    }
+}
+
+/// Records a run's end. It waits for the journal's acknowledgement only while the broker is
+/// connected: a run that ends because the broker is gone must not wait for it again (its
+/// heartbeat stops, so it reads as interrupted). Blocks; call it from a plain thread.
+pub fn end_run(reporter: &crate::progress::Reporter, fleet: Option<&Fleet>, end: RunEvent) {
+    if fleet.is_some_and(Fleet::connected) {
+        if let Err(e) = reporter.emit_durable(end) {
+            reporter.say(&format!("warning: {}", e.why));
+        }
+    } else {
+        reporter.emit(end);
+    }
+}
+
+/// How the stream is made when it does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// `--journal-replicas`: copies the broker keeps.
+    pub replicas: usize,
+    /// How long runs are kept.
+    pub max_age: Duration,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions { replicas: 1, max_age: Duration::from_secs(30 * 24 * 3600) }
+    }
+}
+
+/// Binds the journal stream, creating it on first use.
+pub async fn stream(fleet: &Fleet, o: &JournalOptions) -> Result<stream::Stream, FleetError> {
+    let js = jetstream::new(fleet.nats().clone());
+    let config = stream::Config {
+        name: STREAM.into(),
+        subjects: vec![format!("{PREFIX}.>")],
+        max_age: o.max_age,
+        num_replicas: o.replicas,
+        storage: stream::StorageType::File,
+        // Heartbeats replace each other (Nats-Rollup: sub).
+        allow_rollup: true,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    fleet
+        .within("opening the run journal", async {
+            js.get_or_create_stream(config).await.map_err(|e| FleetError::nats("creating the run journal stream", e))
+        })
+        .await
+}
+
+/// One message for the writer.
+struct Msg {
+    kind: String,
+    payload: Vec<u8>,
+    rollup: bool,
+    ack: Option<std::sync::mpsc::Sender<Result<(), SinkError>>>,
+}
+
+/// What the heartbeat tells: how far the run is.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct Progress {
+    planned: usize,
+    ok: usize,
+    failed: usize,
+    no_reply: usize,
+    unknown: usize,
+}
+
+#[derive(Default)]
+struct State {
+    progress: Progress,
+    /// The first write that failed: the journal has a gap, so nothing more may be sent.
+    failed: Option<String>,
+}
+
+/// The journal as a sink of run events.
+pub struct Journal {
+    run: RunId,
+    tx: mpsc::UnboundedSender<Msg>,
+    state: Arc<Mutex<State>>,
+    fleet: Fleet,
+    /// How long a write may wait for the broker's acknowledgement, retries included.
+    wait: Duration,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Journal {
+    /// Opens the journal of a new run: the stream exists when this returns.
+    pub async fn open(fleet: &Fleet, run: RunId, o: &JournalOptions) -> Result<Journal, FleetError> {
+        stream(fleet, o).await?;
+        let js = jetstream::new(fleet.nats().clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(Mutex::new(State::default()));
+        let wait = fleet.options().connect_timeout * 6;
+        let writer = tokio::spawn(write(js, fleet.clone(), run.clone(), rx, state.clone(), wait));
+        let beat = tokio::spawn(heartbeat(tx.clone(), state.clone()));
+        Ok(Journal { run, tx, state, fleet: fleet.clone(), wait, tasks: vec![writer, beat] })
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &RunId {
+        &self.run
+    }
+
+    fn send(&self, e: &RunEvent, ack: Option<std::sync::mpsc::Sender<Result<(), SinkError>>>) -> bool {
+        let Some((kind, line)) = crate::progress::jsonl::line(e) else { return false };
+        self.count(e);
+        self.tx.send(Msg { kind, payload: line.into_bytes(), rollup: false, ack }).is_ok()
+    }
+
+    fn count(&self, e: &RunEvent) {
+        let mut s = lock(&self.state);
+        let p = &mut s.progress;
+        match e {
+            RunEvent::RolloutStart { nodes, dry_run: false, .. } => p.planned += nodes,
+            RunEvent::NodeResult { status, .. } => match status {
+                NodeStatus::Ok => p.ok += 1,
+                NodeStatus::Failed | NodeStatus::Malformed => p.failed += 1,
+                NodeStatus::NoReply => p.no_reply += 1,
+                NodeStatus::Unknown => p.unknown += 1,
+                NodeStatus::NoEvent => {
+                    p.ok = p.ok.saturating_sub(1);
+                    p.failed += 1;
+                }
+                NodeStatus::LateOk | NodeStatus::LateFailed => {
+                    p.no_reply = p.no_reply.saturating_sub(1);
+                    if *status == NodeStatus::LateOk {
+                        p.ok += 1
+                    } else {
+                        p.failed += 1
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Sink for Journal {
+    fn event(&self, e: &RunEvent) {
+        self.send(e, None);
+    }
+
+    /// Waits until the broker acknowledged this event and everything before it. Call it from
+    /// a plain thread (the driver's), never from a task: it blocks.
+    fn event_durable(&self, e: &RunEvent) -> Result<(), SinkError> {
+        let (ack, done) = std::sync::mpsc::channel();
+        if !self.send(e, Some(ack)) {
+            return Err(SinkError { lost: false, why: "the run journal is closed".into() });
+        }
+        // The writer retries for `wait`; a little more here so its answer is the one seen.
+        match done.recv_timeout(self.wait + Duration::from_secs(5)) {
+            Ok(r) => r,
+            Err(_) => Err(SinkError {
+                lost: !self.fleet.connected(),
+                why: format!("the run journal was not acknowledged within {}s", self.wait.as_secs()),
+            }),
+        }
+    }
+}
+
+/// Publishes every message in order, each acknowledged, retrying (deduplicated by message id)
+/// until the broker answers or `wait` passes.
+async fn write(
+    js: jetstream::Context,
+    fleet: Fleet,
+    run: RunId,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    state: Arc<Mutex<State>>,
+    wait: Duration,
+) {
+    let mut seq: u64 = 0;
+    while let Some(m) = rx.recv().await {
+        seq += 1;
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{run}-{seq}").as_str());
+        if m.rollup {
+            headers.insert("Nats-Rollup", "sub");
+        }
+        let subject = subject(run.as_str(), &m.kind);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut last = String::new();
+        let ok = loop {
+            if let Some(why) = fleet.link().closed() {
+                last = why;
+                break false;
+            }
+            let attempt = async {
+                let ack = js.publish_with_headers(subject.clone(), headers.clone(), m.payload.clone().into()).await?;
+                ack.await.map(|_| ())
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(())) => break true,
+                Ok(Err(e)) => {
+                    use async_nats::jetstream::context::PublishErrorKind as K;
+                    last = e.to_string();
+                    // The broker refused (a full stream, a limit): trying again cannot help.
+                    // A lost connection or a missing ack may: the broker may come back.
+                    let transient = matches!(e.kind(), K::TimedOut | K::BrokenPipe | K::MaxAckPending);
+                    if !transient && fleet.connected() {
+                        break false;
+                    }
+                    // The client gave up reconnecting: the broker will not come back.
+                    if fleet.link().closed().is_some() {
+                        break false;
+                    }
+                }
+                Err(_) => break false,
+            }
+            if tokio::time::Instant::now() + Duration::from_millis(250) >= deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let result = if ok {
+            match &lock(&state).failed {
+                // An earlier event is missing from the journal: nothing more may be sent.
+                Some(why) => Err(SinkError { lost: false, why: why.clone() }),
+                None => Ok(()),
+            }
+        } else {
+            let why = format!(
+                "the run journal could not record {} ({})",
+                m.kind,
+                if last.is_empty() { format!("no acknowledgement within {}s", wait.as_secs()) } else { last }
+            );
+            // A missed heartbeat leaves no gap in the run's record; anything else does.
+            if m.kind != "heartbeat" {
+                lock(&state).failed.get_or_insert(why.clone());
+            }
+            Err(SinkError { lost: !fleet.connected(), why })
+        };
+        if let Some(ack) = m.ack {
+            let _ = ack.send(result);
+        }
+    }
+}
+
+/// Sends the run's progress every period; the stream keeps the latest one per run.
+async fn heartbeat(tx: mpsc::UnboundedSender<Msg>, state: Arc<Mutex<State>>) {
+    let period = heartbeat_period();
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let progress = lock(&state).progress.clone();
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = serde_json::json!({"event": "heartbeat", "time": time, "period_s": period.as_secs_f64(), "progress": progress});
+        let msg = Msg { kind: "heartbeat".into(), payload: body.to_string().into_bytes(), rollup: true, ack: None };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Issue 11, part 1: the run journal in JetStream (write-ahead batches, no secrets, fail
+//! closed) and `fleetbook runs` / `runs show`, against a real nats-server and the simulator.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig, stream};
+use fleetbook::sim::SimConfig;
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::support::{eventually, sim, Run, World};
+
+const TOKEN: &str = "J0urnalT0ken";
+
+fn lines(r: &Run) -> Vec<Value> {
+    r.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// Every message of the journal stream, in order: (subject, payload).
+async fn journal(w: &World) -> Vec<(String, String)> {
+    let js = jetstream::new(w.nats().await);
+    let mut s = js.get_stream(fleetbook::journal::STREAM).await.expect("the journal stream exists");
+    let total = s.info().await.unwrap().state.messages;
+    let c = s.create_consumer(OrderedConfig::default()).await.unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    let mut out = Vec::new();
+    while (out.len() as u64) < total {
+        let m = tokio::time::timeout(Duration::from_secs(10), msgs.next()).await.expect("journal read").unwrap();
+        let m = m.unwrap();
+        out.push((m.subject.to_string(), String::from_utf8_lossy(&m.payload).into_owned()));
+    }
+    out
+}
+
+fn runbook(body: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journaled.rhai");
+    std::fs::write(&path, body).unwrap();
+    let p = path.to_str().unwrap().to_string();
+    (dir, p)
+}
+
+/// The journal holds the run's events, in the order the run made them, under its run id;
+/// each batch is recorded before any of its results; no secret is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_records_each_batch_before_its_results_and_no_secret() {
+    let w = World::start(SimConfig { token: TOKEN.into(), ..sim(5) }).await;
+    let (_d, rb) = runbook(&format!(
+        r#"let t = arg("token");
+rpc_batch("choria_provision", "restart", #{{ token: t, splay: 1 }}, #{{ filter: #{{}}, batch: 2, sleep: 0 }});
+rpc_batch("choria_provision", "restart", #{{ token: "{TOKEN}" }}, #{{ nodes: ["n001.example.net"], sleep: 0 }});
+"#
+    ));
+    let r = w.fleetbook().args(["run", &rb, "--output", "json", "--arg", &format!("token={TOKEN}")]).run().await;
+    r.assert_code(0);
+    let shown = lines(&r);
+    let run_id = shown[0]["run_id"].as_str().expect("run_start names the run").to_string();
+    assert_eq!(shown.last().unwrap()["run_id"], run_id.as_str(), "run_end names it too");
+    assert!(r.stderr.contains(&run_id), "the run id is shown: {}", r.stderr);
+
+    let kept = journal(&w).await;
+    let all: String = kept.iter().map(|(s, p)| format!("{s} {p}\n")).collect();
+    assert!(!all.contains(TOKEN), "no secret in the journal: {all}");
+    assert!(kept.iter().all(|(s, _)| s.starts_with(&format!("fleetbook.runs.{run_id}."))), "{all}");
+    // The same events as the JSONL output, in the same order (heartbeats aside).
+    let kinds: Vec<String> =
+        kept.iter().map(|(s, _)| s.rsplit('.').next().unwrap().to_string()).filter(|k| k != "heartbeat").collect();
+    let shown_kinds: Vec<String> = shown.iter().map(|e| e["event"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, shown_kinds, "{all}");
+    // Write-ahead: every node result comes after its batch's start.
+    let mut batch_nodes: Vec<String> = Vec::new();
+    for (s, p) in &kept {
+        let v: Value = serde_json::from_str(p).unwrap();
+        if s.ends_with(".batch_start") {
+            batch_nodes = v["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+        }
+        if s.ends_with(".node_result") {
+            assert!(batch_nodes.contains(&v["node"].as_str().unwrap().to_string()), "{p} after its batch: {all}");
+        }
+    }
+    let end: Value =
+        serde_json::from_str(&kept.iter().rev().find(|(s, _)| s.ends_with(".run_end")).unwrap().1).unwrap();
+    assert_eq!((end["status"].as_str(), end["ok"].as_u64()), (Some("ok"), Some(6)), "{end}");
+}
+
+/// `runs` lists ok, failed, stopped and interrupted runs; `runs show` gives one run's
+/// timeline with the nodes that did not succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_lists_each_outcome_and_show_names_the_failed_nodes() {
+    let w = World::start(SimConfig { fail_nodes: vec!["n002".into()], ..sim(4) }).await;
+    let ok = w.fleetbook().args(["req", "rpcutil", "ping", "--json"]).run().await;
+    ok.assert_code(0);
+    let failed = w.fleetbook().args(["req", "choria_provision", "restart", "token=s3cret", "--json"]).run().await;
+    failed.assert_code(1);
+    let (_d, rb) = runbook(
+        r#"rpc_batch("choria_provision", "restart", #{ token: "s3cret" }, #{ filter: #{}, batch: 1, sleep: 0, max_failures: 0 });"#,
+    );
+    w.fleetbook().args(["run", &rb]).run().await.assert_code(3);
+    // A run killed outright: its heartbeat stops, so it reads as interrupted.
+    let (_d2, slow) = runbook(r#"discover(); sleep(60);"#);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+        .args(["--server", w.url(), "--insecure", "run", &slow])
+        .env("FLEETBOOK_JOURNAL_HEARTBEAT", "0.3")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let list = || async { w.fleetbook().args(["runs", "--json"]).run().await.json() };
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = list().await;
+        if seen.as_array().is_some_and(|a| a.len() == 4 && a[3]["status"] == "running") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen[3]["status"], "running", "{seen}");
+    child.kill().await.unwrap();
+    eventually(Duration::from_secs(20), "the killed run reads as interrupted", || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+            .args(["--server", w.url(), "--insecure", "runs", "--json"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("\"interrupted\""))
+            .unwrap_or(false)
+    })
+    .await;
+    let runs = list().await;
+    let status: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["ok", "failed", "stopped", "interrupted"], "{runs}");
+    assert_eq!((runs[1]["done"].as_u64(), runs[1]["failed"].as_u64()), (Some(4), Some(1)), "{runs}");
+    let id = failed.json()["run_id"].as_str().unwrap().to_string();
+    assert_eq!(runs[1]["run_id"], id.as_str());
+
+    let show = w.fleetbook().args(["runs", "show", &id]).run().await;
+    show.assert_code(0);
+    assert!(show.stdout.contains("choria_provision#restart on 4 node(s)"), "{}", show.stdout);
+    assert!(show.stdout.contains("n002.example.net: failed"), "{}", show.stdout);
+    let text = w.fleetbook().args(["runs"]).run().await;
+    assert!(text.stdout.contains(&id) && text.stdout.contains("interrupted"), "{}", text.stdout);
+    w.fleetbook().args(["runs", "show", "not-a-run"]).run().await.assert_code(2);
+}
+
+/// Fail closed: when the journal cannot record a batch, the batch is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_journal_cannot_record_is_not_sent() {
+    let w = World::start(sim(3)).await;
+    // A journal stream that takes two messages and refuses the rest.
+    let js = jetstream::new(w.nats().await);
+    js.create_stream(stream::Config {
+        name: fleetbook::journal::STREAM.into(),
+        subjects: vec!["fleetbook.runs.>".into()],
+        max_messages: 2,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (_d, rb) =
+        runbook(r#"rpc_batch("choria_provision", "restart", #{ token: "s3cret" }, #{ filter: #{}, sleep: 0 });"#);
+    let r = w.fleetbook().args(["run", &rb]).run().await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("run journal could not record") && r.stderr.contains("--no-journal"), "{}", r.stderr);
+    let called = w.sim.stats().received.values().flatten().filter(|a| a.starts_with("choria_provision")).count();
+    assert_eq!(called, 0, "nothing was sent");
+    let r = w.fleetbook().args(["run", &rb, "--no-journal"]).run().await;
+    r.assert_code(0);
+}
