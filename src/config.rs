@@ -210,7 +210,7 @@ impl Settings {
             // Signed by the ed25519 identity; TLS files only secure the connection.
         } else if let (Some(cert), Some(key), false) = (&tls.cert, &tls.key, c.insecure) {
             if client.protocol == Version::V2 {
-                return Err(usage("x509 certificates sign protocol v1 requests; protocol v2 needs ed25519/JWT credentials, which are not supported yet"));
+                return Err(usage("x509 certificates sign protocol v1 requests; protocol v2 signs with an ed25519 seed and a client JWT: give --seed and --jwt (or --protocol v1)"));
             }
             let id = X509Identity::load(cert, key).map_err(Error::Fleet)?;
             client.caller_id = format!("choria={}", id.certname);
