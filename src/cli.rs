@@ -328,6 +328,10 @@ pub struct ReqArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Print one JSON line per event as it happens (run_start, discovered, each node_result,
+    /// ..., run_end), the shapes of `run --output json`; an interrupted req keeps what came.
+    #[arg(long, conflicts_with = "json")]
+    pub jsonl: bool,
     /// Confirm the Big Red Button (choria_provision shutdown) without a prompt. Without it,
     /// shutdown asks on a terminal and, off a terminal, sends nothing and exits 3.
     #[arg(long, short = 'y')]

@@ -167,3 +167,40 @@ async fn a_batch_the_journal_cannot_record_is_not_sent() {
     let r = w.fleetbook().args(["run", &rb, "--no-journal"]).run().await;
     r.assert_code(0);
 }
+
+/// `req --jsonl` streams the run's events as they happen, in `run --output json`'s shapes,
+/// and every stream ends with `run_end`, also when the broker cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn req_jsonl_streams_events_and_always_ends_with_run_end() {
+    let w = World::start(SimConfig { fail_nodes: vec!["n003".into()], ..sim(3) }).await;
+    let restart =
+        ["req", "choria_provision", "restart", "token=s3cret", "--batch", "2", "--batch-sleep", "0.1", "--jsonl"];
+    let r = w.fleetbook().args(restart).run().await;
+    r.assert_code(1);
+    let evs = lines(&r);
+    let kinds: Vec<&str> = evs.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"run_start"), "{}", r.stdout);
+    assert_eq!(kinds.last(), Some(&"run_end"), "{}", r.stdout);
+    let results: Vec<&Value> = evs.iter().filter(|e| e["event"] == "node_result").collect();
+    assert_eq!(results.len(), 3, "one line per node: {}", r.stdout);
+    assert!(results.iter().any(|e| e["node"] == "n003.example.net" && e["status"] == "failed"), "{}", r.stdout);
+    let end = evs.last().unwrap();
+    assert_eq!(
+        (end["status"].as_str(), end["ok"].as_u64(), end["failed"].as_u64()),
+        (Some("failed"), Some(2), Some(1))
+    );
+    assert_eq!(end["run_id"], evs[0]["run_id"]);
+    // The journal holds the same run.
+    let kept = journal(&w).await;
+    let id = evs[0]["run_id"].as_str().unwrap();
+    assert!(kept.iter().any(|(s, _)| s == &format!("fleetbook.runs.{id}.run_end")), "{kept:?}");
+
+    let r = crate::support::Fleetbook::new()
+        .args(["--server", "nats://127.0.0.1:1", "--insecure", "req", "rpcutil", "ping", "--jsonl"])
+        .run()
+        .await;
+    r.assert_code(4);
+    let evs = lines(&r);
+    assert_eq!(evs.len(), 1, "{}", r.stdout);
+    assert_eq!((evs[0]["event"].as_str(), evs[0]["status"].as_str()), (Some("run_end"), Some("unreachable")));
+}

@@ -20,10 +20,10 @@ use crate::fleet::ddl::DdlRegistry;
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::interrupt::Interrupt;
 use crate::journal::{Journal, JournalOptions, RunId};
-use crate::progress::{Reporter, RunEvent, RunStatus, Sink};
+use crate::progress::{Reporter, RunEvent};
 use crate::prompt::Answer;
 use crate::rollout::policy::{dedup_keep_order, plan_batches};
-use crate::rollout::{ConfirmPolicy, End, Hooks, Outcome, Rollout, Tally, Thresholds};
+use crate::rollout::{ConfirmPolicy, End, Hooks, Rollout, Tally, Thresholds};
 
 /// What `req` was asked to do, validated.
 pub(crate) struct ReqOptions {
@@ -39,6 +39,8 @@ pub(crate) struct ReqOptions {
     batch_sleep: Duration,
     broadcast: bool,
     json: bool,
+    /// JSONL events on stdout as they happen.
+    jsonl: bool,
     /// Confirms the Big Red Button (shutdown) without a prompt.
     yes: bool,
     /// Discover and show the batches; send nothing.
@@ -65,6 +67,7 @@ impl ReqOptions {
             batch_sleep,
             broadcast: a.broadcast,
             json: a.json,
+            jsonl: a.jsonl,
             yes: a.yes,
             dry_run: a.dry_run,
             journal: super::options::journal(&a.journal)?,
@@ -131,6 +134,12 @@ pub(crate) async fn run(
         let v = json!({"agent": a.agent, "action": a.action, "status": status, "error": e.to_string(), "exit_code": e.exit_code()});
         writeln!(std::io::stdout().lock(), "{v}")?;
     }
+    // Every JSONL stream ends with run_end, also when the request never started.
+    if a.jsonl && !printed.get() {
+        if let Some((_, line)) = crate::progress::jsonl::line(&run_end(None, &result, Counts::default())) {
+            writeln!(std::io::stdout().lock(), "{line}")?;
+        }
+    }
     result
 }
 
@@ -153,160 +162,204 @@ async fn run_inner(
     interrupt: &Interrupt,
     printed: &std::cell::Cell<bool>,
 ) -> Result<(), Error> {
-    let (sleep, inputs, dopts) = (a.batch_sleep, a.inputs.clone(), &a.discovery);
     let env = FleetEnv::open(settings).await?;
     let fleet = &env.fleet;
-    let reporter = Reporter::for_terminal(false);
-    let mut hooks = ReqHooks { interrupt };
-    let policy = ConfirmPolicy { yes: a.yes, every_mutation: false };
-    let started = Instant::now();
-    let collective = dopts.collective.clone();
-    let hard = interrupt.hard();
+    let reporter = Reporter::for_terminal(a.jsonl);
     if a.broadcast {
-        if a.dry_run {
-            eprintln!("dry-run: would broadcast {}#{} to every matching node; nothing sent", a.agent, a.action);
-            return Ok(());
-        }
-        crate::rollout::confirm(policy, &a.agent, &a.action, None, &reporter, &mut hooks)
-            .map_err(|s| Error::Guardrail { reason: s.to_string() })?;
-        let mut session =
-            fleet.rpc_session(&a.agent, &a.action, &inputs, collective.as_deref(), None, dopts.filter.clone()).await?;
-        let out = session.broadcast(&hard, &mut |_| {}).await?;
-        let mut tally = Tally::default();
-        tally.absorb(&out, &reporter);
-        tally.batches = 1;
-        let end = match (&out.broker_lost, out.interrupted) {
-            (Some(why), _) => End::BrokerLost(why.clone()),
-            (None, true) => End::Stopped(crate::rollout::Stop::InterruptedDuring {
-                batch: 1,
-                batches: 1,
-                ok: tally.ok_nodes().len(),
-                failed: tally.failures().len(),
-                unknown: Vec::new(),
-            }),
-            (None, false) => End::Done,
-        };
-        let discovered = tally.replies.len() + tally.malformed.len();
-        printed.set(true);
-        let timing = Timing { discovery: Duration::ZERO, total: started.elapsed() };
-        return finish(a, &tally, discovered, (Some(&session.request_id), None), timing, end);
+        return broadcast(fleet, a, &reporter, interrupt, printed).await;
     }
+    // Recorded: journaled (unless --no-journal or --dry-run) or streamed as JSONL; either way
+    // the run has a start and an end.
+    let journal = a.journal.as_ref().filter(|_| !a.dry_run);
+    if journal.is_none() && !a.jsonl {
+        return direct(fleet, a, &reporter, interrupt, printed, None).await.0;
+    }
+    let id = RunId::new();
+    start(fleet, journal, a, &id, &reporter).await?;
+    let (result, counts) = direct(fleet, a, &reporter, interrupt, printed, Some(&id)).await;
+    let end = run_end(Some(&id), &result, counts);
+    let (f, rep) = (fleet.clone(), reporter.clone());
+    let _ = tokio::task::spawn_blocking(move || crate::journal::end_run(&rep, Some(&f), end)).await;
+    if a.jsonl {
+        printed.set(true);
+    }
+    result
+}
+
+/// One broadcast request: no batches, no journal.
+async fn broadcast(
+    fleet: &crate::fleet::Fleet,
+    a: &ReqOptions,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+    printed: &std::cell::Cell<bool>,
+) -> Result<(), Error> {
+    let dopts = &a.discovery;
+    if a.dry_run {
+        eprintln!("dry-run: would broadcast {}#{} to every matching node; nothing sent", a.agent, a.action);
+        return Ok(());
+    }
+    let started = Instant::now();
+    let policy = ConfirmPolicy { yes: a.yes, every_mutation: false };
+    crate::rollout::confirm(policy, &a.agent, &a.action, None, reporter, &mut ReqHooks { interrupt })
+        .map_err(|s| Error::Guardrail { reason: s.to_string() })?;
+    let (collective, filter) = (dopts.collective.as_deref(), dopts.filter.clone());
+    let mut session = fleet.rpc_session(&a.agent, &a.action, &a.inputs, collective, None, filter).await?;
+    let out = session.broadcast(&interrupt.hard(), &mut |_| {}).await?;
+    let mut tally = Tally::default();
+    tally.absorb(&out, reporter);
+    tally.batches = 1;
+    let end = match (&out.broker_lost, out.interrupted) {
+        (Some(why), _) => End::BrokerLost(why.clone()),
+        (None, true) => End::Stopped(crate::rollout::Stop::InterruptedDuring {
+            batch: 1,
+            batches: 1,
+            ok: tally.ok_nodes().len(),
+            failed: tally.failures().len(),
+            unknown: Vec::new(),
+        }),
+        (None, false) => End::Done,
+    };
+    let discovered = tally.replies.len() + tally.malformed.len();
+    printed.set(true);
+    let timing = Timing { discovery: Duration::ZERO, total: started.elapsed() };
+    finish(a, &tally, discovered, (Some(&session.request_id), None), timing, end)
+}
+
+/// Discovers, then hands the batches to the driver; returns how it ended and the counts.
+async fn direct(
+    fleet: &crate::fleet::Fleet,
+    a: &ReqOptions,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+    printed: &std::cell::Cell<bool>,
+    run_id: Option<&RunId>,
+) -> (Result<(), Error>, Counts) {
+    let started = Instant::now();
+    let dopts = &a.discovery;
     reporter.emit(RunEvent::Discovering { what: dopts.filter.describe() });
-    let found = match fleet.discover(dopts, &hard).await {
+    let found = match fleet.discover(dopts, &interrupt.hard()).await {
         Ok(f) => f,
         Err(e) => {
             reporter.emit(RunEvent::DiscoveryFailed);
-            return Err(match e {
+            let e = match e {
                 crate::fleet::FleetError::Cancelled => Error::Interrupted,
                 e => e.into(),
-            });
+            };
+            return (Err(e), Counts::default());
         }
     };
     reporter.emit(RunEvent::Discovered { count: found.nodes.len(), nodes: found.nodes.clone() });
     let discovery = started.elapsed();
     let nodes = dedup_keep_order(found.nodes);
     if nodes.is_empty() {
-        return Err(Error::NoNodes);
+        return (Err(Error::NoNodes), Counts::default());
     }
     let rollout = Rollout {
         agent: a.agent.clone(),
         action: a.action.clone(),
-        inputs,
-        shown: serde_json::Value::Null,
-        collective,
+        inputs: a.inputs.clone(),
+        shown: Value::Object(crate::redact::mask_inputs(&a.inputs)),
+        collective: dopts.collective.clone(),
         timeout: None,
         filter: dopts.filter.clone(),
         batches: match a.batch {
             Some(n) => plan_batches(&nodes, &[n]),
             None => vec![nodes.clone()],
         },
-        sleep,
+        sleep: a.batch_sleep,
         thresholds: Thresholds::default(),
         wait_for: None,
         plan_only: a.dry_run,
-        confirm: policy,
-    };
-    let run_id = match a.journal.as_ref().filter(|_| !a.dry_run) {
-        Some(o) => Some(journal(fleet, o, a, &nodes, &reporter).await?),
-        None => None,
+        confirm: ConfirmPolicy { yes: a.yes, every_mutation: false },
     };
     // The driver blocks on the runtime between its hooks: it runs on a blocking thread.
     let (rt, f, r, rep, int) =
         (tokio::runtime::Handle::current(), fleet.clone(), rollout.clone(), reporter.clone(), interrupt.clone());
-    let id = run_id.clone();
     let o = tokio::task::spawn_blocking(move || {
-        let mut hooks = ReqHooks { interrupt: &int };
-        let o = crate::rollout::drive(&rt, &f, &r, &rep, &int, &mut hooks);
-        if let Some(id) = id {
-            crate::journal::end_run(&rep, Some(&f), run_end(&id, &o));
-        }
-        o
+        crate::rollout::drive(&rt, &f, &r, &rep, &int, &mut ReqHooks { interrupt: &int })
     })
-    .await
-    .map_err(|e| Error::Internal { message: format!("the rollout thread failed: {e}") })?;
+    .await;
+    let o = match o {
+        Ok(o) => o,
+        Err(e) => {
+            return (Err(Error::Internal { message: format!("the rollout thread failed: {e}") }), Counts::default())
+        }
+    };
+    let counts = Counts::of(&o.tally);
     if o.planned {
+        if a.jsonl {
+            return (Ok(()), counts);
+        }
         printed.set(true);
-        return print_plan(&a.agent, &a.action, a.json, &rollout.batches);
+        return (print_plan(&a.agent, &a.action, a.json, &rollout.batches), counts);
     }
     match &o.end {
-        End::Stopped(s) if s.nothing_sent() => return Err(Error::Guardrail { reason: s.to_string() }),
+        End::Stopped(s) if s.nothing_sent() => return (Err(Error::Guardrail { reason: s.to_string() }), counts),
         // Refused before anything went out: the error says why.
         End::Failed(_) => {}
         _ => printed.set(true),
     }
     let timing = Timing { discovery, total: started.elapsed() };
-    let ids = (o.request_id.as_deref(), run_id.as_ref().map(RunId::as_str));
-    finish(a, &o.tally, nodes.len(), ids, timing, o.end)
+    let ids = (o.request_id.as_deref(), run_id.map(RunId::as_str));
+    (finish(a, &o.tally, nodes.len(), ids, timing, o.end), counts)
 }
 
-/// Opens the journal of this request, records its start and adds it to the sinks.
-async fn journal(
+/// Node counts for `run_end`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    ok: usize,
+    failed: usize,
+    no_reply: usize,
+    unknown: usize,
+}
+
+impl Counts {
+    fn of(t: &Tally) -> Counts {
+        let unknown = t.unknown.len();
+        Counts { ok: t.ok_nodes().len(), failed: t.failures().len() - unknown, no_reply: t.no_reply.len(), unknown }
+    }
+}
+
+/// Starts a recorded request: opens its journal (when it has one) and reports `run_start`.
+async fn start(
     fleet: &crate::fleet::Fleet,
-    o: &JournalOptions,
+    journal: Option<&JournalOptions>,
     a: &ReqOptions,
-    nodes: &[String],
+    id: &RunId,
     reporter: &Reporter,
-) -> Result<RunId, Error> {
-    let id = RunId::new();
-    let j = Journal::open(fleet, id.clone(), o).await.map_err(crate::journal::open_error)?;
+) -> Result<(), Error> {
+    if let Some(o) = journal {
+        let j = Journal::open(fleet, id.clone(), o).await.map_err(crate::journal::open_error)?;
+        reporter.add(std::sync::Arc::new(j));
+    }
     let (user, host) = crate::journal::who();
-    j.event(&RunEvent::RunStart {
+    reporter.emit(RunEvent::RunStart {
         run_id: id.to_string(),
         command: "req".into(),
         runbook: format!("{}#{}", a.agent, a.action),
         sha256: None,
-        dry_run: false,
+        dry_run: a.dry_run,
         args: crate::redact::mask_inputs(&a.inputs),
         user,
         host,
     });
-    j.event(&RunEvent::Discovered { count: nodes.len(), nodes: nodes.to_vec() });
-    reporter.add(std::sync::Arc::new(j));
     reporter.say(&format!("run {id}"));
-    Ok(id)
+    Ok(())
 }
 
-/// The journal's last word on a request.
-fn run_end(id: &RunId, o: &Outcome<Infallible>) -> RunEvent {
-    let t = &o.tally;
-    let (status, exit_code, reason) = match &o.end {
-        End::Done if t.failure_count() == 0 => (RunStatus::Ok, 0, None),
-        End::Done => (RunStatus::Failed, crate::error::exit::FAILED, None),
-        End::Stopped(s) => (RunStatus::Stopped, crate::error::exit::GUARDRAIL, Some(s.to_string())),
-        End::BrokerLost(why) => (RunStatus::BrokerLost, crate::error::exit::UNREACHABLE, Some(why.clone())),
-        End::Failed(e) => (RunStatus::Error, crate::error::fleet_exit_code(e), Some(e.to_string())),
-        End::Hook(never) => match *never {},
-    };
-    let failures = t.failures();
+/// The last word on a request, for the journal and JSONL.
+fn run_end(id: Option<&RunId>, result: &Result<(), Error>, c: Counts) -> RunEvent {
+    let (status, reason, exit_code) = super::run::run_status(result);
     RunEvent::RunEnd {
-        run_id: id.to_string(),
+        run_id: id.map(|i| i.to_string()).unwrap_or_default(),
         status,
         exit_code,
         reason,
-        ok: t.ok_nodes().len(),
-        failed: failures.len() - t.unknown.len(),
-        no_reply: t.no_reply.len(),
-        unknown: t.unknown.len(),
+        ok: c.ok,
+        failed: c.failed,
+        no_reply: c.no_reply,
+        unknown: c.unknown,
     }
 }
 
@@ -329,8 +382,11 @@ fn finish(
         End::Failed(e) => return Err(e.into()),
         End::Hook(never) => match never {},
     };
-    let mut out = std::io::stdout().lock();
-    let ids = (request_id, run_id);
-    write_report(&mut out, &a.agent, &a.action, a.json, t, discovered, ids, timing, &result)?;
+    // With --jsonl the events were the output.
+    if !a.jsonl {
+        let mut out = std::io::stdout().lock();
+        let ids = (request_id, run_id);
+        write_report(&mut out, &a.agent, &a.action, a.json, t, discovered, ids, timing, &result)?;
+    }
     result
 }

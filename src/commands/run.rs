@@ -106,15 +106,7 @@ pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt)
     // The connection outlives the run so that `run_end` reaches the journal.
     let mut env = None;
     let result = run_inner(settings, a, interrupt, &reporter, &run_id, &mut totals, &mut env).await;
-    let (status, reason) = match &result {
-        Ok(()) => (RunStatus::Ok, None),
-        Err(Error::Guardrail { reason }) => (RunStatus::Stopped, Some(reason.clone())),
-        Err(Error::NodesFailed { .. }) => (RunStatus::Failed, None),
-        Err(Error::BrokerLost { reason }) => (RunStatus::BrokerLost, Some(reason.clone())),
-        Err(e) if e.exit_code() == crate::error::exit::UNREACHABLE => (RunStatus::Unreachable, Some(e.to_string())),
-        Err(e) => (RunStatus::Error, Some(e.to_string())),
-    };
-    let exit_code = result.as_ref().err().map_or(0, Error::exit_code);
+    let (status, reason, exit_code) = run_status(&result);
     let end = RunEvent::RunEnd {
         run_id: run_id.to_string(),
         status,
@@ -199,6 +191,19 @@ async fn run_inner(
         }),
         (Ok(()), None, None) => Ok(()),
     }
+}
+
+/// How a run's outcome reads in `run_end`: the status, the reason, the exit code.
+pub(crate) fn run_status(result: &Result<(), Error>) -> (RunStatus, Option<String>, i32) {
+    let (status, reason) = match result {
+        Ok(()) => (RunStatus::Ok, None),
+        Err(Error::Guardrail { reason }) => (RunStatus::Stopped, Some(reason.clone())),
+        Err(Error::NodesFailed { .. }) => (RunStatus::Failed, None),
+        Err(Error::BrokerLost { reason }) => (RunStatus::BrokerLost, Some(reason.clone())),
+        Err(e) if e.exit_code() == crate::error::exit::UNREACHABLE => (RunStatus::Unreachable, Some(e.to_string())),
+        Err(e) => (RunStatus::Error, Some(e.to_string())),
+    };
+    (status, reason, result.as_ref().err().map_or(0, Error::exit_code))
 }
 
 /// Refuses `--arg` names the runbook never reads (a misspelling would silently fall back to a
