@@ -265,7 +265,10 @@ fn batches<H: Hooks>(
         let start = RunEvent::BatchStart { batch: i + 1, batches: total, nodes: nodes.clone(), dry_run: false };
         if let Err(e) = reporter.emit_durable(start) {
             return match e.lost {
-                true => (End::BrokerLost(format!("{}; batch {}/{total} was not sent", e.why, i + 1)), i),
+                true => {
+                    let why = format!("the broker is gone: {}; batch {}/{total} was not sent", e.why, i + 1);
+                    (End::BrokerLost(why), i)
+                }
                 false => (End::Stopped(Stop::Journal { batch: i + 1, batches: total, why: e.why }), i),
             };
         }
