@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod election;
+
+pub use election::ElectionCommand;
+
 /// Fleet runbooks for Choria over NATS.
 #[derive(Debug, Parser)]
 #[command(name = "fleetbook", version, about, propagate_version = true)]
@@ -184,29 +188,6 @@ pub struct FilterArgs {
     /// End discovery once replies pause for 300 ms.
     #[arg(long = "discovery-window")]
     pub discovery_window: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ElectionCommand {
-    /// Show the election bucket and its leaders (NAME: a regular expression).
-    #[command(alias = "info")]
-    View {
-        name: Option<String>,
-        #[arg(long, default_value = "CHORIA_LEADER_ELECTION")]
-        bucket: String,
-    },
-    /// Evict the leader of an election (a KV delete); asks unless --force.
-    Evict {
-        name: String,
-        #[arg(long, default_value = "CHORIA_LEADER_ELECTION")]
-        bucket: String,
-        /// Do not ask.
-        #[arg(long)]
-        force: bool,
-        /// Only evict if this identity leads (revision-checked delete).
-        #[arg(long = "expect-leader")]
-        expect_leader: Option<String>,
-    },
 }
 
 /// Script engine settings.
