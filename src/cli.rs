@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod election;
+pub mod governor;
 
 pub use election::ElectionCommand;
 
@@ -263,6 +264,9 @@ pub enum Command {
     /// See and evict election leaders, like `choria election`.
     #[command(subcommand, alias = "elect")]
     Election(ElectionCommand),
+    /// Distributed concurrency control, like `choria governor`.
+    #[command(subcommand, alias = "gov")]
+    Governor(governor::GovernorCommand),
     /// Run a runbook.
     Run(RunArgs),
     /// Explore and operate the fleet one line at a time.
