@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod election;
+pub mod governor;
+
+pub use election::ElectionCommand;
+
 /// Fleet runbooks for Choria over NATS.
 #[derive(Debug, Parser)]
 #[command(name = "fleetbook", version, about, propagate_version = true)]
@@ -186,29 +191,6 @@ pub struct FilterArgs {
     pub discovery_window: bool,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ElectionCommand {
-    /// Show the election bucket and its leaders (NAME: a regular expression).
-    #[command(alias = "info")]
-    View {
-        name: Option<String>,
-        #[arg(long, default_value = "CHORIA_LEADER_ELECTION")]
-        bucket: String,
-    },
-    /// Evict the leader of an election (a KV delete); asks unless --force.
-    Evict {
-        name: String,
-        #[arg(long, default_value = "CHORIA_LEADER_ELECTION")]
-        bucket: String,
-        /// Do not ask.
-        #[arg(long)]
-        force: bool,
-        /// Only evict if this identity leads (revision-checked delete).
-        #[arg(long = "expect-leader")]
-        expect_leader: Option<String>,
-    },
-}
-
 /// Script engine settings.
 #[derive(Debug, Args, Clone, Default)]
 pub struct EngineArgs {
@@ -282,6 +264,9 @@ pub enum Command {
     /// See and evict election leaders, like `choria election`.
     #[command(subcommand, alias = "elect")]
     Election(ElectionCommand),
+    /// Distributed concurrency control, like `choria governor`.
+    #[command(subcommand, alias = "gov")]
+    Governor(governor::GovernorCommand),
     /// Run a runbook.
     Run(RunArgs),
     /// Explore and operate the fleet one line at a time.

@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod filters_sim;
 mod fuzz;
+mod governor;
 mod journal;
 mod metrics;
 mod protocol;

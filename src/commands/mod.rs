@@ -6,6 +6,7 @@ pub(crate) mod check;
 pub(crate) mod discover;
 pub(crate) mod election;
 pub(crate) mod events;
+pub(crate) mod governor;
 pub(crate) mod inventory;
 pub(crate) mod metrics;
 pub(crate) mod options;
@@ -48,6 +49,10 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             let settings = settings()?;
             let a = election::EvictOptions::from_cli(name, bucket, force, expect_leader)?;
             election::evict(settings, a, &interrupt).await
+        }
+        Command::Governor(c) => {
+            let settings = settings()?;
+            governor::run(settings, governor::GovernorOptions::from_cli(c)?, &interrupt).await
         }
         Command::Repl { yes, engine } => {
             let settings = settings()?;

@@ -8,6 +8,7 @@ pub mod election;
 pub mod error;
 pub mod events;
 pub mod filter;
+pub mod governor;
 pub mod jwt;
 pub mod protocol;
 pub mod reply;

@@ -1,0 +1,254 @@
+//! Choria Governors against a real nats-server with JetStream: the stream go-choria makes,
+//! `governor add|list|view|evict|reset` with `choria governor`'s output, and leases taken,
+//! waited for, expired, evicted and released.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{broker, record, take, Fleetbook, Run};
+use fleetbook::fleet::ddl::DdlRegistry;
+use fleetbook::fleet::governor::{self, GovernorError, Limits};
+use fleetbook::fleet::{ClientOptions, Fleet};
+use fleetbook::sim::broker::EmbeddedBroker;
+
+async fn cli(b: &EmbeddedBroker, args: &[&str]) -> Run {
+    Fleetbook::new().test_config().args(["--server", b.url(), "--insecure", "governor"]).args(args).run().await
+}
+
+async fn fleet(b: &EmbeddedBroker) -> Fleet {
+    let opts = ClientOptions { servers: vec![b.url().to_string()], ..ClientOptions::default() };
+    Fleet::connect(opts, DdlRegistry::builtin()).await.unwrap()
+}
+
+async fn config(b: &EmbeddedBroker, name: &str) -> stream::Info {
+    let js = jetstream::new(async_nats::connect(b.url()).await.unwrap());
+    js.get_stream(format!("GOVERNOR_{name}")).await.unwrap().info().await.unwrap().clone()
+}
+
+fn limits(capacity: i64, expire: Duration) -> Limits {
+    Limits { capacity, expire, replicas: 1 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_list_and_update_make_go_choria_s_stream() {
+    let b = broker();
+    cli(&b, &["list"]).await.assert_code(0);
+    assert_eq!(cli(&b, &["list"]).await.stdout, "No Governors found\n");
+    assert_eq!(cli(&b, &["list", "--json"]).await.stdout, "[]\n");
+
+    let r = cli(&b, &["add", "PUPPET", "2", "1h"]).await;
+    r.assert_code(0);
+    assert_eq!(r.stdout, "Configuration:\n\n  Capacity: 2\n   Expires: 1h0m0s\n  Replicas: 1\n\n");
+    let i = config(&b, "PUPPET").await;
+    let c = &i.config;
+    assert_eq!(c.subjects, vec!["mcollective.governor.PUPPET".to_string()]);
+    assert_eq!((c.max_messages, c.max_age, c.num_replicas), (2, Duration::from_secs(3600), 1));
+    assert_eq!(c.discard, stream::DiscardPolicy::New, "a full governor refuses, never drops a lease");
+    assert_eq!((c.retention, c.storage), (stream::RetentionPolicy::Limits, stream::StorageType::File));
+    assert_eq!(c.description.as_deref(), Some("Concurrency Governor PUPPET"));
+
+    // The same again changes nothing and asks nothing.
+    cli(&b, &["add", "PUPPET", "2", "60m"]).await.assert_code(0);
+    // A change asks first: off a terminal without --force nothing changes.
+    let r = cli(&b, &["add", "PUPPET", "3", "1h30m"]).await;
+    r.assert_code(3);
+    assert!(r.stdout.starts_with("Existing configuration:\n\n  Capacity: 2 desired: 3\n   Expires: 1h0m0s desired: 1h30m0s\n  Replicas: 1 desired: 1\n"), "{}", r.stdout);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(config(&b, "PUPPET").await.config.max_messages, 2, "untouched");
+    let r = cli(&b, &["add", "PUPPET", "3", "1h30m", "--force"]).await;
+    r.assert_code(0);
+    assert!(
+        r.stdout.ends_with("Configuration:\n\n  Capacity: 3\n   Expires: 1h30m0s\n  Replicas: 1\n\n"),
+        "{}",
+        r.stdout
+    );
+    let c = config(&b, "PUPPET").await.config;
+    assert_eq!((c.max_messages, c.max_age), (3, Duration::from_secs(5400)));
+
+    cli(&b, &["add", "CRON", "1", "5m"]).await.assert_code(0);
+    // Another collective's governor is not ours to list.
+    Fleetbook::new()
+        .test_config()
+        .args(["--server", b.url(), "--insecure", "--collective", "other", "governor", "add", "ELSEWHERE", "1", "1m"])
+        .run()
+        .await
+        .assert_code(0);
+    assert_eq!(cli(&b, &["list"]).await.stdout, "Known Governors:\n\n\tCRON\n\tPUPPET\n");
+    assert_eq!(cli(&b, &["ls", "-j"]).await.json(), serde_json::json!(["CRON", "PUPPET"]));
+
+    // Bad arguments are usage errors, and nothing is created.
+    for bad in [
+        &["add", "X", "0", "1m"][..],
+        &["add", "X", "1", "10"],
+        &["add", "a.b", "1", "1m"],
+        &["add", "X", "1", "1m", "9"],
+    ] {
+        cli(&b, bad).await.assert_code(2);
+    }
+    let r = cli(&b, &["view", "NOPE"]).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("unknown governor NOPE"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_evict_and_reset_see_go_choria_s_leases() {
+    let b = broker();
+    cli(&b, &["add", "G", "3", "10m"]).await.assert_code(0);
+    assert!(cli(&b, &["view", "G"]).await.stdout.ends_with("  Active Leases: 0\n\n"));
+    // A lease as go-choria takes it: a plain request on the subject, the holder as the body.
+    let nats = async_nats::connect(b.url()).await.unwrap();
+    for who in ["n1.example.net", "n2"] {
+        let ack = nats.request("mcollective.governor.G", who.into()).await.unwrap();
+        assert!(String::from_utf8_lossy(&ack.payload).contains("\"seq\""), "{ack:?}");
+    }
+    let r = cli(&b, &["view", "G"]).await;
+    r.assert_code(0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let head = "Configuration for Governor G\n\n       Capacity: 3\n        Expires: 10m0s\n       Replicas: 1\n  Active Leases: 2\n\n\n";
+    assert!(r.stdout.starts_with(head), "{}", r.stdout);
+    assert!(lines[8].starts_with("╭────┬────────────────┬──") && lines[8].ends_with('╮'), "{}", r.stdout);
+    assert!(lines[9].starts_with("│ ID │ Process Name   │ Age "), "{}", r.stdout);
+    let row = regex::Regex::new(r"^│ (\d+) +│ (\S+) +│ (\d+(\.\d+)?m?s) +│$").unwrap();
+    let rows: Vec<(String, String)> = lines[11..13]
+        .iter()
+        .map(|l| {
+            let c = row.captures(l).unwrap_or_else(|| panic!("not a lease row: {l}"));
+            (c[1].to_string(), c[2].to_string())
+        })
+        .collect();
+    assert_eq!(rows, [("1".into(), "n1.example.net".into()), ("2".into(), "n2".into())]);
+    assert!(lines[13].starts_with('╰') && r.stdout.ends_with("╯\n\n"), "{}", r.stdout);
+
+    // Evicting asks first; off a terminal without --force nothing changes.
+    let r = cli(&b, &["evict", "G", "1"]).await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(config(&b, "G").await.state.messages, 2, "untouched");
+    let r = cli(&b, &["evict", "G", "1", "-f"]).await;
+    r.assert_code(0);
+    assert_eq!(r.stdout, "Evicted \"n1.example.net\" from slot 1\n");
+    assert_eq!(config(&b, "G").await.state.messages, 1);
+    let r = cli(&b, &["evict", "G", "1", "--force"]).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("governor G has no lease 1"), "{}", r.stderr);
+
+    let r = cli(&b, &["reset", "G"]).await;
+    r.assert_code(3);
+    assert_eq!(config(&b, "G").await.state.messages, 1, "untouched");
+    let r = cli(&b, &["reset", "G", "--force"]).await;
+    r.assert_code(0);
+    assert_eq!(r.stdout, "", "go-choria says nothing after a reset");
+    assert_eq!(config(&b, "G").await.state.messages, 0);
+    assert_eq!(cli(&b, &["reset", "G"]).await.stdout, "No lease entries to remove\n");
+    assert_eq!(cli(&b, &["evict", "G", "2"]).await.stdout, "No lease entries to remove\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_one_makes_the_second_wait_for_the_first() {
+    let b = broker();
+    let f = fleet(&b).await;
+    governor::load_or_create(&f, "ONE", limits(1, Duration::from_secs(60))).await.unwrap();
+    let never = CancellationToken::new();
+    let first = governor::acquire(&f, "ONE", "first", Duration::from_secs(10), &never).await.unwrap();
+    assert_eq!(first.seq(), 1);
+
+    // The second campaigns (its tries are visible on the subject) and waits.
+    let nats = async_nats::connect(b.url()).await.unwrap();
+    let mut tries = record(&nats, "mcollective.governor.ONE").await;
+    let f2 = f.clone();
+    let second = tokio::spawn(async move {
+        let never = CancellationToken::new();
+        governor::acquire(&f2, "ONE", "second", Duration::from_secs(30), &never).await
+    });
+    take(&mut tries, 3, Duration::from_secs(10), "campaigns of the second").await;
+    assert!(!second.is_finished(), "the second got a slot while the first held the only one");
+
+    // Past max_wait a third gives up with a clear error.
+    let started = std::time::Instant::now();
+    let e = governor::acquire(&f, "ONE", "third", Duration::from_millis(600), &never).await.unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(600), "{:?}", started.elapsed());
+    assert!(matches!(e, GovernorError::WaitExpired { .. }), "{e:?}");
+    assert!(e.to_string().contains("no free slot on governor ONE"), "{e}");
+
+    // Ctrl-C ends a wait.
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let f3 = f.clone();
+    let fourth =
+        tokio::spawn(async move { governor::acquire(&f3, "ONE", "fourth", Duration::from_secs(30), &cancel).await });
+    take(&mut tries, 2, Duration::from_secs(10), "more campaigns").await;
+    stop.cancel();
+    let e = tokio::time::timeout(Duration::from_secs(5), fourth).await.unwrap().unwrap().unwrap_err();
+    assert!(matches!(e, GovernorError::Cancelled { .. }), "{e:?}");
+
+    // Released, the slot goes to the one waiting.
+    assert!(first.release().await.unwrap(), "the lease was there to release");
+    let second = tokio::time::timeout(Duration::from_secs(10), second).await.unwrap().unwrap().unwrap();
+    assert_eq!(second.who(), "second");
+    let (info, leases) = governor::view(&f, "ONE").await.unwrap();
+    assert_eq!(info.active, 1);
+    assert_eq!((leases[0].seq, leases[0].who.as_str()), (second.seq(), "second"));
+
+    // Dropping a lease releases it too.
+    drop(second);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while governor::info(&f, "ONE").await.unwrap().active > 0 {
+        assert!(std::time::Instant::now() < deadline, "the dropped lease was never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreleased_lease_expires_by_max_age() {
+    let b = broker();
+    let f = fleet(&b).await;
+    governor::load_or_create(&f, "SHORT", limits(1, Duration::from_secs(1))).await.unwrap();
+    // A holder that died: its lease is never released.
+    let nats = async_nats::connect(b.url()).await.unwrap();
+    nats.request("mcollective.governor.SHORT", "crashed".into()).await.unwrap();
+    let started = std::time::Instant::now();
+    let never = CancellationToken::new();
+    let lease = governor::acquire(&f, "SHORT", "next", Duration::from_secs(15), &never).await.unwrap();
+    // The time is under test here: the slot frees only when the stream ages the lease out.
+    assert!(started.elapsed() >= Duration::from_millis(500), "got a slot after {:?}", started.elapsed());
+    assert_eq!(lease.seq(), 2);
+    let (_, leases) = governor::view(&f, "SHORT").await.unwrap();
+    assert_eq!(leases.iter().map(|l| l.who.as_str()).collect::<Vec<_>>(), ["next"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evict_frees_a_slot_for_the_one_waiting() {
+    let b = broker();
+    let f = fleet(&b).await;
+    cli(&b, &["add", "EV", "1", "10m"]).await.assert_code(0);
+    let never = CancellationToken::new();
+    let held = governor::acquire(&f, "EV", "stuck", Duration::from_secs(5), &never).await.unwrap();
+    let nats = async_nats::connect(b.url()).await.unwrap();
+    let mut tries = record(&nats, "mcollective.governor.EV").await;
+    let f2 = f.clone();
+    let waiting = tokio::spawn(async move {
+        let never = CancellationToken::new();
+        governor::acquire(&f2, "EV", "waiting", Duration::from_secs(30), &never).await
+    });
+    take(&mut tries, 2, Duration::from_secs(10), "campaigns").await;
+    assert!(!waiting.is_finished());
+    let r = cli(&b, &["evict", "EV", &held.seq().to_string(), "--force"]).await;
+    r.assert_code(0);
+    assert_eq!(r.stdout, format!("Evicted \"stuck\" from slot {}\n", held.seq()));
+    let lease = tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap().unwrap();
+    assert_eq!(lease.who(), "waiting");
+    assert!(!held.release().await.unwrap(), "an evicted lease is gone already");
+    assert!(lease.release().await.unwrap());
+    assert_eq!(governor::info(&f, "EV").await.unwrap().active, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquiring_an_unknown_governor_fails_at_once() {
+    let b = broker();
+    let f = fleet(&b).await;
+    let never = CancellationToken::new();
+    let e = governor::acquire(&f, "NOPE", "me", Duration::from_secs(30), &never).await.unwrap_err();
+    assert!(matches!(e, GovernorError::Unknown { .. }), "{e:?}");
+}
