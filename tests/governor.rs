@@ -252,3 +252,103 @@ async fn acquiring_an_unknown_governor_fails_at_once() {
     let e = governor::acquire(&f, "NOPE", "me", Duration::from_secs(30), &never).await.unwrap_err();
     assert!(matches!(e, GovernorError::Unknown { .. }), "{e:?}");
 }
+
+/// A runbook file in a temp dir.
+fn book(body: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gov.rhai");
+    std::fs::write(&path, body).unwrap();
+    let p = path.to_str().unwrap().to_string();
+    (dir, p)
+}
+
+fn events(r: &Run) -> Vec<serde_json::Value> {
+    r.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Starts a runbook that holds a run-wide lease; returns once it says it holds it.
+async fn holder(url: &str, rb: &str) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+        .args(["--server", url, "--insecure", "run", rb])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let held = async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("holding") {
+                return;
+            }
+        }
+        panic!("the holder ended before it held the lease");
+    };
+    tokio::time::timeout(Duration::from_secs(30), held).await.expect("the holder takes the lease");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// Issue 11 §5: `governor()` in runbooks. Two runs share a governor of capacity 1: the
+/// second waits until the first ends; with a short max_wait it stops with exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_sharing_a_governor_of_capacity_one_take_turns() {
+    let w = crate::support::World::start(crate::support::sim(2)).await;
+    w.fleetbook().args(["governor", "add", "deploys", "1", "1h", "--force"]).run().await.assert_code(0);
+    let (_a, hold) = book("governor(\"deploys\");\nprint(\"holding\");\nsleep(\"3s\");\n");
+    let (_b, wait) = book("governor(\"deploys\", #{ max_wait: \"30s\" });\nprint(\"got it\");\n");
+    let (_c, short) = book("governor(\"deploys\", #{ max_wait: \"1s\" });\nprint(\"got it\");\n");
+
+    let mut first = holder(w.url(), &hold).await;
+    let refused = w.fleetbook().args(["run", &short]).run().await;
+    refused.assert_code(3);
+    assert!(refused.stderr.contains("no free slot on governor deploys"), "{}", refused.stderr);
+    let second = w.fleetbook().args(["run", &wait, "--output", "json"]).run().await;
+    second.assert_code(0);
+    let evs = events(&second);
+    let got = evs.iter().find(|e| e["event"] == "governor").expect("a governor event");
+    assert!(evs.iter().any(|e| e["event"] == "governor_wait" && e["governor"] == "deploys"), "{}", second.stdout);
+    assert!(got["waited_ms"].as_u64().unwrap() >= 500, "it waited for the first run: {got}");
+    assert_eq!(first.wait().await.unwrap().code(), Some(0));
+    // Both runs gave their lease back.
+    let view = w.fleetbook().args(["governor", "view", "deploys"]).run().await;
+    assert!(!view.stdout.contains("fleetbook uid") && !view.stdout.contains("pid "), "{}", view.stdout);
+}
+
+/// Issue 11 §5: `rpc_batch(..., #{governor: NAME})` takes one lease per node of each batch,
+/// so two rollouts sharing a governor of capacity 2 never have their batches of 2 in flight
+/// at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_node_leases_cap_nodes_in_flight_across_runs() {
+    let all: Vec<String> = (1..=4).map(|i| format!("n00{i}.example.net")).collect();
+    let cfg = fleetbook::sim::SimConfig {
+        slow_nodes: all.clone(),
+        slow_delay: Duration::from_millis(600),
+        ..crate::support::sim(4)
+    };
+    let w = crate::support::World::start(cfg).await;
+    w.fleetbook().args(["governor", "add", "inflight", "2", "1h", "--force"]).run().await.assert_code(0);
+    let (_d, rb) = book(
+        r#"rpc_batch("rpcutil", "ping", #{}, #{ nodes: ["n001.example.net", "n002.example.net", "n003.example.net", "n004.example.net"], batch: 2, sleep: 0, timeout: "5s", governor: "inflight", governor_wait: "60s" });"#,
+    );
+    let one = w.fleetbook().args(["run", &rb, "--output", "json"]).run();
+    let two = w.fleetbook().args(["run", &rb, "--output", "json"]).run();
+    let (one, two) = tokio::join!(one, two);
+    one.assert_code(0);
+    two.assert_code(0);
+    let spans = |r: &Run| -> Vec<(String, String)> {
+        let evs = events(r);
+        let starts: Vec<String> =
+            evs.iter().filter(|e| e["event"] == "batch_start").map(|e| e["time"].as_str().unwrap().into()).collect();
+        let ends: Vec<String> =
+            evs.iter().filter(|e| e["event"] == "batch_end").map(|e| e["time"].as_str().unwrap().into()).collect();
+        assert_eq!(starts.len(), 2, "{}", r.stdout);
+        starts.into_iter().zip(ends).collect()
+    };
+    for (s1, e1) in spans(&one) {
+        for (s2, e2) in spans(&two) {
+            assert!(e1 <= s2 || e2 <= s1, "batches overlapped: [{s1}, {e1}] and [{s2}, {e2}]");
+        }
+    }
+}

@@ -270,6 +270,7 @@ async fn direct(
         sleep: a.batch_sleep,
         thresholds: Thresholds::default(),
         wait_for: None,
+        governor: None,
         plan_only: a.dry_run,
         confirm: ConfirmPolicy { yes: a.yes, every_mutation: false },
     };

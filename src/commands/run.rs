@@ -179,6 +179,11 @@ async fn run_inner(
     })
     .await
     .map_err(|e| Error::Runbook { rendered: format!("error: the runbook thread failed: {e}") })?;
+    // Run-wide governor leases go back now; one not given back ages out.
+    let leases = std::mem::take(&mut *crate::lock(&h.leases));
+    for l in leases {
+        let _ = l.release().await;
+    }
     let totals = h.totals();
     *totals_out = totals;
     match (outcome, h.lost(), h.stopped()) {

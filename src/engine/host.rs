@@ -99,6 +99,8 @@ pub struct Host {
     pub totals: Mutex<Totals>,
     /// Identities of the latest discovery (the REPL completes them).
     pub last_nodes: Mutex<Vec<String>>,
+    /// Run-wide governor leases (`governor()`), given back when the run ends.
+    pub leases: Mutex<Vec<crate::fleet::governor::Lease>>,
 }
 
 impl Host {
@@ -122,6 +124,7 @@ impl Host {
             lost: Mutex::new(None),
             totals: Mutex::new(Totals::default()),
             last_nodes: Mutex::new(Vec::new()),
+            leases: Mutex::new(Vec::new()),
         })
     }
 

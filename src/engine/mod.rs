@@ -77,6 +77,7 @@ pub fn build(host: Arc<Host>, runbook_dir: Option<PathBuf>) -> Engine {
     api::rollout::register(&mut engine, &host);
     api::watch::register(&mut engine, &host);
     api::control::register(&mut engine, &host);
+    api::governor::register(&mut engine, &host);
     engine
 }
 

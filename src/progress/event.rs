@@ -125,6 +125,21 @@ pub enum RunEvent {
     RolloutStopped { reason: String, ok: usize, failed: Vec<String>, unknown: Vec<String>, not_sent: usize },
     /// Display only: the rollout is over (the bars end; a stopped one is left standing).
     RolloutEnd,
+    /// Waiting for leases on a Choria Governor (`batch`: for that batch; none: for the run).
+    GovernorWait {
+        governor: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        batch: Option<usize>,
+        leases: usize,
+    },
+    /// The leases were had, after `waited_ms`.
+    Governor {
+        governor: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        batch: Option<usize>,
+        leases: usize,
+        waited_ms: u64,
+    },
     /// A lifecycle event `watch_events` saw.
     Event { event_type: String, identity: String, component: String, subject: String },
     /// An election's leader was evicted.
@@ -251,6 +266,8 @@ mod tests {
                 component: "c".into(),
                 subject: "s".into(),
             },
+            RunEvent::GovernorWait { governor: "g".into(), batch: Some(1), leases: 2 },
+            RunEvent::Governor { governor: "g".into(), batch: Some(1), leases: 2, waited_ms: 5 },
             RunEvent::Evict { election: "e".into(), bucket: "b".into(), evicted: None },
             RunEvent::RunEnd {
                 run_id: "i".into(),

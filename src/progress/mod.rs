@@ -177,6 +177,12 @@ impl Context {
                 vec![format!("gate paused the rollout after batch {batch}/{}", self.batches)]
             }
             RunEvent::RolloutStopped { failed, .. } => failed.iter().map(|l| format!("failed {l}")).collect(),
+            RunEvent::GovernorWait { governor, leases, .. } => {
+                vec![format!("waiting for {leases} lease(s) on governor {governor}")]
+            }
+            RunEvent::Governor { governor, leases, waited_ms, .. } if *waited_ms >= 1000 => {
+                vec![format!("got {leases} lease(s) on governor {governor} after {:.1}s", *waited_ms as f64 / 1000.0)]
+            }
             _ => Vec::new(),
         }
     }

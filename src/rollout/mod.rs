@@ -8,6 +8,8 @@
 //! `RunEvent`s → sinks. Nothing here knows Rhai or clap: a runbook's gate comes in through
 //! [`Hooks`].
 
+mod confirm;
+pub mod governor;
 pub mod policy;
 pub mod stop;
 pub mod tally;
@@ -23,6 +25,8 @@ use crate::interrupt::Interrupt;
 use crate::progress::{GateVerdict, Reporter, RunEvent};
 use crate::prompt::Answer;
 
+pub use confirm::confirm;
+pub use governor::GovernorUse;
 pub use policy::{Amount, Thresholds, Verdict};
 pub use stop::{End, Stop};
 pub use tally::{Failure, Tally};
@@ -73,6 +77,8 @@ pub struct Rollout {
     pub sleep: Duration,
     pub thresholds: Thresholds,
     pub wait_for: Option<WaitFor>,
+    /// One lease per node on this Choria Governor before each batch goes out.
+    pub governor: Option<GovernorUse>,
     /// Plan and report the batches; send nothing.
     pub plan_only: bool,
     pub confirm: ConfirmPolicy,
@@ -119,37 +125,6 @@ pub struct Outcome<E> {
     pub request_id: Option<String>,
     /// Set when only a plan was made (dry-run).
     pub planned: bool,
-}
-
-/// Asks for the confirmation a call needs, if any: the Big Red Button (shutdown) always,
-/// every mutating call in the REPL. `nodes`: how many nodes, when known.
-pub fn confirm<H: Hooks>(
-    policy: ConfirmPolicy,
-    agent: &str,
-    action: &str,
-    nodes: Option<usize>,
-    reporter: &Reporter,
-    hooks: &mut H,
-) -> Result<(), Stop> {
-    let label = format!("{agent}#{action}");
-    let count = nodes.map(|n| format!("{n} node(s)")).unwrap_or_else(|| "every matching node".into());
-    let (question, yes_counts) = if policy::needs_confirmation(agent, action) {
-        (format!("{label} will SHUT DOWN {count}; they stay down. Continue?"), policy.yes && !policy.every_mutation)
-    } else if policy.every_mutation && !policy::is_read_only(agent, action) {
-        (format!("Call {label} on {count}?"), policy.yes)
-    } else {
-        return Ok(());
-    };
-    if yes_counts {
-        reporter.say(&format!("confirmed by --yes: {question}"));
-        return Ok(());
-    }
-    match reporter.suspend(|| hooks.ask(&question)) {
-        Answer::Yes => Ok(()),
-        Answer::No => Err(Stop::NotConfirmed { question }),
-        Answer::Interrupted => Err(Stop::InterruptedAtPrompt { question }),
-        Answer::NoTerminal => Err(Stop::NoTerminal { question }),
-    }
 }
 
 /// Runs a rollout to its end. Never fails on its own: how it ended is in the outcome.
@@ -261,6 +236,14 @@ fn batches<H: Hooks>(
         if interrupt.requested() {
             return (End::Stopped(Stop::Interrupted { after: i, batches: total }), i);
         }
+        // Leases first (they may wait), held until this batch is over.
+        let held = match &r.governor {
+            Some(g) => match governor::take(rt, session.fleet(), g, nodes, i + 1, total, reporter, interrupt) {
+                Ok(h) => Some(h),
+                Err(end) => return (end, i),
+            },
+            None => None,
+        };
         // Write-ahead: the journal holds the batch before any of it goes out (fail closed).
         let start = RunEvent::BatchStart { batch: i + 1, batches: total, nodes: nodes.clone(), dry_run: false };
         if let Err(e) = reporter.emit_durable(start) {
@@ -308,6 +291,8 @@ fn batches<H: Hooks>(
             }
         }
         tally.batches += 1;
+        // The batch is over: its leases go back before the gate or the next batch.
+        drop(held);
         let silent = out.no_reply.len() + out.unknown.len();
         reporter.emit(RunEvent::BatchEnd {
             batch: i + 1,

@@ -28,6 +28,9 @@ pub enum Stop {
     GatePauseNoTerminal { batch: usize, batches: usize },
     /// The run journal could not record the batch, so it was not sent (fail closed).
     Journal { batch: usize, batches: usize, why: String },
+    /// The batch's governor leases could not be had (the wait ran out, or the governor is
+    /// missing), so it was not sent.
+    Governor { batch: usize, batches: usize, why: String },
 }
 
 impl Stop {
@@ -86,6 +89,9 @@ impl fmt::Display for Stop {
             }
             Stop::GatePauseNoTerminal { batch, batches } => {
                 write!(f, "the gate paused after batch {batch}/{batches} and there is no terminal to ask")
+            }
+            Stop::Governor { batch, batches, why } => {
+                write!(f, "{why}; batch {batch}/{batches} and later ones were not sent")
             }
             Stop::Journal { batch, batches, why } => write!(
                 f,

@@ -19,11 +19,22 @@ use crate::rollout::policy::{self, Amount, Thresholds};
 use crate::rollout::{ConfirmPolicy, End, GateInput, Hooks, Rollout, Tally, WaitFor};
 
 /// The doc comment of `rpc_batch` in the engine metadata.
-const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\".";
+const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\";\n/// governor: a Choria Governor to take one lease per node from before each batch\n/// (governor_wait: how long a batch may wait for them, default 5m).";
 
 /// The option keys `rpc_batch` takes; `check` lints against the same list.
-pub(crate) const KEYS: [&str; 9] =
-    ["nodes", "filter", "batch", "sleep", "timeout", "max_failures", "max_batch_failures", "gate", "wait_for"];
+pub(crate) const KEYS: [&str; 11] = [
+    "nodes",
+    "filter",
+    "batch",
+    "sleep",
+    "timeout",
+    "max_failures",
+    "max_batch_failures",
+    "gate",
+    "wait_for",
+    "governor",
+    "governor_wait",
+];
 
 /// The keys of `rpc_batch`'s `wait_for` map.
 pub(crate) const WAIT_FOR_KEYS: [&str; 3] = ["event", "component", "timeout"];
@@ -74,6 +85,17 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
     let timeout = o.duration("timeout")?;
     let wait_for =
         o.map("wait_for", Some("#{event: \"startup\", timeout: \"60s\"}"))?.as_ref().map(wait_for).transpose()?;
+    let governor = match o.string("governor") {
+        Some(name) => Some(crate::rollout::GovernorUse {
+            name,
+            max_wait: o.duration("governor_wait")?.unwrap_or(super::governor::DEFAULT_WAIT),
+            who: super::governor::holder(),
+        }),
+        None if o.get("governor_wait").is_some() => {
+            return Err(runtime_error("invalid", "rpc_batch.governor_wait: give governor: \"NAME\" too"))
+        }
+        None => None,
+    };
     let (nodes, collective) = match (o.get("nodes"), o.get("filter")) {
         (Some(_), Some(_)) => return Err(runtime_error("invalid", "rpc_batch: give nodes or filter, not both")),
         (None, None) => {
@@ -105,6 +127,7 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
         sleep: sleep.unwrap_or(std::time::Duration::from_secs(1)),
         thresholds,
         wait_for,
+        governor,
         plan_only: s.dry_run && !policy::is_read_only(agent, action),
         confirm: ConfirmPolicy { yes: s.yes, every_mutation: s.confirm_mutations },
     };
