@@ -113,6 +113,21 @@ fn client_peak_rss_kib(url: &str, n: usize) -> i64 {
     ru.ru_maxrss
 }
 
+/// Wall time of the real binary's batched `req` to every node, with or without the journal.
+fn batched_req(url: &str, n: usize, journal: bool) -> Duration {
+    let mut args = vec!["--server", url, "--insecure", "req", "rpcutil", "ping", "--json"];
+    args.extend(["--batch", "1000", "--batch-sleep", "0.001", "--discovery-window", "--discovery-timeout", "10"]);
+    if !journal {
+        args.push("--no-journal");
+    }
+    let t = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook")).args(&args).output().expect("fleetbook runs");
+    let elapsed = t.elapsed();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
+    assert_eq!(v["ok"].as_array().map(Vec::len), Some(n), "every node answered");
+    elapsed
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let broker = EmbeddedBroker::start().unwrap_or_else(|e| panic!("{e}"));
@@ -155,6 +170,21 @@ fn main() {
                 rss as f64 / 1024.0
             );
             println!("        (request {req_size} B, reply {reply_size} B on the wire; floor = raw async-nats, no Choria work)");
+            if n == 10_000 {
+                // The run journal's cost (durable-runs issue): the same batched req, alternating.
+                let (mut with, mut without) = (Vec::new(), Vec::new());
+                for _ in 0..ROUNDS {
+                    without.push(batched_req(&url, n, false));
+                    with.push(batched_req(&url, n, true));
+                }
+                let (a, b) = (median(without), median(with));
+                println!(
+                    "        journal: req --batch 1000 to {n} nodes {:.0} ms without, {:.0} ms with: {:.2}x (target <= 1.2x)",
+                    a.as_secs_f64() * 1e3,
+                    b.as_secs_f64() * 1e3,
+                    b.as_secs_f64() / a.as_secs_f64()
+                );
+            }
             drop(sim);
         }
     });

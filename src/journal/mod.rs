@@ -244,8 +244,15 @@ impl Sink for Journal {
     }
 }
 
-/// Publishes every message in order, each acknowledged, retrying (deduplicated by message id)
-/// until the broker answers or `wait` passes.
+/// How many events are published before their acknowledgements are awaited.
+const WINDOW: usize = 256;
+
+/// Publishes every message in order, each acknowledged. Up to [`WINDOW`] waiting messages are
+/// published back to back and their acknowledgements awaited in order afterwards (one round
+/// trip per window, not per event); a durable message is always the last of its window, so its
+/// answer covers everything before it. A message whose acknowledgement fails is published
+/// again (deduplicated by its message id) until the broker answers or `wait` passes; only then
+/// can it land after messages published later.
 async fn write(
     js: jetstream::Context,
     fleet: Fleet,
@@ -255,69 +262,99 @@ async fn write(
     wait: Duration,
 ) {
     let mut seq: u64 = 0;
-    while let Some(m) = rx.recv().await {
-        seq += 1;
-        let mut headers = HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{run}-{seq}").as_str());
-        if m.rollup {
-            headers.insert("Nats-Rollup", "sub");
-        }
-        let subject = subject(run.as_str(), &m.kind);
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut last = String::new();
-        let ok = loop {
-            if let Some(why) = fleet.link().closed() {
-                last = why;
-                break false;
+    while let Some(first) = rx.recv().await {
+        let mut window = vec![first];
+        while window.len() < WINDOW && window.last().is_some_and(|m| m.ack.is_none()) {
+            match rx.try_recv() {
+                Ok(m) => window.push(m),
+                Err(_) => break,
             }
-            let attempt = async {
-                let ack = js.publish_with_headers(subject.clone(), headers.clone(), m.payload.clone().into()).await?;
-                ack.await.map(|_| ())
+        }
+        let mut sent = Vec::with_capacity(window.len());
+        for m in window {
+            seq += 1;
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{run}-{seq}").as_str());
+            if m.rollup {
+                headers.insert("Nats-Rollup", "sub");
+            }
+            let subject = subject(run.as_str(), &m.kind);
+            let ack = match fleet.link().closed() {
+                None => js.publish_with_headers(subject.clone(), headers.clone(), m.payload.clone().into()).await.ok(),
+                Some(_) => None,
             };
-            match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(())) => break true,
-                Ok(Err(e)) => {
-                    use async_nats::jetstream::context::PublishErrorKind as K;
-                    last = e.to_string();
-                    // The broker refused (a full stream, a limit): trying again cannot help.
-                    // A lost connection or a missing ack may: the broker may come back.
-                    let transient = matches!(e.kind(), K::TimedOut | K::BrokenPipe | K::MaxAckPending);
-                    if !transient && fleet.connected() {
-                        break false;
-                    }
-                    // The client gave up reconnecting: the broker will not come back.
-                    if fleet.link().closed().is_some() {
-                        break false;
-                    }
-                }
-                Err(_) => break false,
-            }
-            if tokio::time::Instant::now() + Duration::from_millis(250) >= deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
-        let result = if ok {
-            match &lock(&state).failed {
-                // An earlier event is missing from the journal: nothing more may be sent.
-                Some(why) => Err(SinkError { lost: false, why: why.clone() }),
-                None => Ok(()),
-            }
-        } else {
-            let why = format!(
-                "the run journal could not record {} ({})",
-                m.kind,
-                if last.is_empty() { format!("no acknowledgement within {}s", wait.as_secs()) } else { last }
-            );
-            // A missed heartbeat leaves no gap in the run's record; anything else does.
-            if m.kind != "heartbeat" {
-                lock(&state).failed.get_or_insert(why.clone());
-            }
-            Err(SinkError { lost: !fleet.connected(), why })
-        };
-        if let Some(ack) = m.ack {
-            let _ = ack.send(result);
+            sent.push((m, subject, headers, ack));
         }
+        for (m, subject, headers, ack) in sent {
+            let acked = match ack {
+                Some(ack) => matches!(tokio::time::timeout(wait, ack).await, Ok(Ok(_))),
+                None => false,
+            };
+            let outcome = match acked {
+                true => Ok(()),
+                false => publish(&js, &fleet, &subject, &headers, &m.payload, wait).await,
+            };
+            let result = match outcome {
+                Ok(()) => match &lock(&state).failed {
+                    // An earlier event is missing from the journal: nothing more may be sent.
+                    Some(why) => Err(SinkError { lost: false, why: why.clone() }),
+                    None => Ok(()),
+                },
+                Err(last) => {
+                    let why = format!("the run journal could not record {} ({last})", m.kind);
+                    // A missed heartbeat leaves no gap in the run's record; anything else does.
+                    if m.kind != "heartbeat" {
+                        lock(&state).failed.get_or_insert(why.clone());
+                    }
+                    Err(SinkError { lost: !fleet.connected(), why })
+                }
+            };
+            if let Some(ack) = m.ack {
+                let _ = ack.send(result);
+            }
+        }
+    }
+}
+
+/// Publishes one message until the broker acknowledges it: a refusal (a full stream, a limit)
+/// ends at once, a lost connection or a missing acknowledgement is retried until `wait`
+/// passes or the client gives up reconnecting. The error says why.
+async fn publish(
+    js: &jetstream::Context,
+    fleet: &Fleet,
+    subject: &str,
+    headers: &HeaderMap,
+    payload: &[u8],
+    wait: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut last = format!("no acknowledgement within {}s", wait.as_secs());
+    loop {
+        if let Some(why) = fleet.link().closed() {
+            return Err(why);
+        }
+        let attempt = async {
+            let ack = js.publish_with_headers(subject.to_string(), headers.clone(), payload.to_vec().into()).await?;
+            ack.await.map(|_| ())
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => {
+                use async_nats::jetstream::context::PublishErrorKind as K;
+                last = e.to_string();
+                // The broker refused: trying again cannot help. A lost connection or a
+                // missing ack may: the broker may come back.
+                let transient = matches!(e.kind(), K::TimedOut | K::BrokenPipe | K::MaxAckPending);
+                if !transient && fleet.connected() {
+                    return Err(last);
+                }
+            }
+            Err(_) => return Err(last),
+        }
+        if tokio::time::Instant::now() + Duration::from_millis(250) >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
