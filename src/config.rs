@@ -15,6 +15,7 @@ use crate::fleet::security::{Ed25519Identity, X509Identity};
 use crate::fleet::ClientOptions;
 use crate::sim::SimConfig;
 
+mod credentials;
 mod simulated;
 pub(crate) use simulated::{sim_config, SimOptions};
 
@@ -227,6 +228,13 @@ impl Settings {
                 return Err(usage(format!("--caller-id {caller}: expected kind=name, e.g. choria=ops.mcollective")));
             }
             client.caller_id = caller.clone();
+        }
+        // Asked for v2 (by flag or by the config's choria provider) with a JWT: a real
+        // broker takes the JWT only over TLS.
+        let conf_v2 = conf.as_ref().and_then(ChoriaConfig::security_provider).as_deref() == Some("choria");
+        let v2_asked = c.protocol == Some(Version::V2) || conf_v2;
+        if v2_asked && signed_v2 && !c.insecure && sim.is_none() {
+            credentials::require_tls_for_jwt(&client.servers, have_tls)?;
         }
         if have_tls && sim.is_none() {
             client.tls = Some(tls);

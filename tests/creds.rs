@@ -1,0 +1,96 @@
+//! Credentials real sites use, checked before connecting as go-choria's broker and servers
+//! would check them (issue 12, the client side): protocol v2 needs TLS, the FIPS reply
+//! subject, client certificate usage and validity, the `puppet` security provider, JWT
+//! `nbf`, `ou` and delegated (`signed_fleet_management`) tokens.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use ed25519_dalek::{Signer, SigningKey};
+
+use crate::support::Fleetbook;
+
+fn ed_key() -> SigningKey {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut seed);
+    SigningKey::from_bytes(&seed)
+}
+
+/// A client JWT shaped like the ones `choria-io/tokens` makes (`ClientIDClaims`: the
+/// standard claims, `callerid`, `public_key`, `purpose`, `ou`, `permissions`), with `extra`
+/// merged into the claims.
+fn client_jwt(issuer: &SigningKey, client: &SigningKey, extra: serde_json::Value) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = serde_json::json!({
+        "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
+        "sub": "up=rip",
+        "exp": now + 3600,
+        "nbf": now - 60,
+        "iat": now - 60,
+        "jti": "1234",
+        "callerid": "up=rip",
+        "public_key": hex::encode(client.verifying_key().as_bytes()),
+        "purpose": "choria_client_id",
+        "ou": "choria",
+        "permissions": {"fleet_management": true},
+    });
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let body = format!("{header}.{}", b64.encode(claims.to_string()));
+    let sig = issuer.sign(body.as_bytes());
+    format!("{body}.{}", b64.encode(sig.to_bytes()))
+}
+
+/// Writes a JWT and its seed; returns their paths.
+fn write_creds(dir: &Path, name: &str, jwt: &str, client: &SigningKey) -> (PathBuf, PathBuf) {
+    let (j, s) = (dir.join(format!("{name}.jwt")), dir.join(format!("{name}.seed")));
+    std::fs::write(&j, jwt).unwrap();
+    std::fs::write(&s, hex::encode(client.to_bytes())).unwrap();
+    (j, s)
+}
+
+fn v2_run(server: &str, jwt: &Path, seed: &Path, extra: &[&str]) -> Fleetbook {
+    Fleetbook::new()
+        .args(["--server", server, "--protocol", "v2", "--jwt", jwt.to_str().unwrap(), "--seed"])
+        .arg_path(seed)
+        .args(extra)
+        .arg("discover")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_v2_with_a_jwt_needs_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, client) = (ed_key(), ed_key());
+    let (jwt, seed) = write_creds(dir.path(), "c", &client_jwt(&issuer, &client, serde_json::json!({})), &client);
+    let r = v2_run("nats://127.0.0.1:1", &jwt, &seed, &[]).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("tls://") && r.stderr.contains("--tls-ca"), "{}", r.stderr);
+    assert!(r.stderr.contains("unverified connection without JWT token"), "{}", r.stderr);
+    // With TLS asked for, the check passes and the (absent) broker is what fails.
+    let r = v2_run("tls://127.0.0.1:1", &jwt, &seed, &[]).run().await;
+    r.assert_code(4);
+    // --insecure sends unsigned requests: no JWT, no TLS needed.
+    let r = v2_run("nats://127.0.0.1:1", &jwt, &seed, &["--insecure"]).run().await;
+    r.assert_code(4);
+    // The choria provider in the Choria config asks for v2 as well.
+    let conf = dir.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "plugin.choria.middleware_hosts = 127.0.0.1:1\nplugin.security.provider = choria\n\
+             plugin.security.choria.token_file = {}\nplugin.security.choria.seed_file = {}\n",
+            jwt.display(),
+            seed.display()
+        ),
+    )
+    .unwrap();
+    let r = Fleetbook::new().args(["--config", conf.to_str().unwrap(), "discover"]).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("nats://127.0.0.1:1 is not TLS"), "{}", r.stderr);
+}
