@@ -58,6 +58,8 @@ pub(crate) struct ConnectOptions {
     pub(crate) password: Option<String>,
     /// Send unsigned requests.
     pub(crate) insecure: bool,
+    /// FIPS 140 mode (sha256 reply subjects).
+    pub(crate) fips: bool,
     /// Reconnect attempts after the broker connection breaks; at least 1.
     pub(crate) max_reconnects: usize,
     /// Directories of extra agent DDLs.
@@ -243,6 +245,7 @@ impl Settings {
             return Err(usage("--max-reconnects must be at least 1"));
         }
         client.max_reconnects = c.max_reconnects;
+        client.fips = c.fips;
         Ok(Settings { client, ddl, sim })
     }
 }

@@ -94,3 +94,30 @@ async fn protocol_v2_with_a_jwt_needs_tls() {
     r.assert_code(2);
     assert!(r.stderr.contains("nats://127.0.0.1:1 is not TLS"), "{}", r.stderr);
 }
+
+/// sha256 of `choria=rip.mcollective` in hex (`printf %s choria=rip.mcollective | sha256sum`).
+const FIPS_RIP: &str = "a8d26d6b19525a023b576468d70dd050cdace101bf8d438a58f071913d559a95";
+/// md5 of the same (choria-protocol.md §10.1).
+const MD5_RIP: &str = "37bdf08389145a56c13096c178802d3b";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fips_mode_hashes_the_caller_id_with_sha256_in_reply_subjects() {
+    let w = crate::support::World::start(crate::support::sim(2)).await;
+    let nats = w.nats().await;
+    for (how, hash) in [("--fips", FIPS_RIP), ("FLEETBOOK_FIPS", FIPS_RIP), ("off", MD5_RIP)] {
+        let mut wire = crate::support::record(&nats, "mcollective.broadcast.agent.discovery").await;
+        let mut run = w.fleetbook().args(["--caller-id", "choria=rip.mcollective", "discover", "--json"]);
+        match how {
+            "--fips" => run = run.arg("--fips"),
+            "FLEETBOOK_FIPS" => run = run.env("FLEETBOOK_FIPS", "true"),
+            _ => run = run.env("FLEETBOOK_FIPS", "false"),
+        }
+        let r = run.run().await;
+        r.assert_code(0);
+        // The nodes answered on that subject: the round trip works.
+        assert_eq!(r.json().as_array().map(Vec::len), Some(2), "{how}: {}", r.stdout);
+        let (_, payload, _) = crate::support::drain(&mut wire).into_iter().next().expect("a discovery request");
+        let req = fleetbook::fleet::protocol::decode_request(&payload).unwrap();
+        assert_eq!(req.reply_to, format!("mcollective.reply.{hash}.{}", req.request_id), "{how}");
+    }
+}
