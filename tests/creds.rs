@@ -121,3 +121,121 @@ async fn fips_mode_hashes_the_caller_id_with_sha256_in_reply_subjects() {
         assert_eq!(req.reply_to, format!("mcollective.reply.{hash}.{}", req.request_id), "{how}");
     }
 }
+
+// ---- client certificates: usage, validity, key ----
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, PKCS_RSA_SHA256,
+};
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+fn rsa_pem() -> String {
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+}
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::from_pem_and_sign_algo(&rsa_pem(), &PKCS_RSA_SHA256).unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
+}
+
+/// A certificate for `cn` signed by `ca`, its parameters adjusted by `tweak`; returns the
+/// certificate and key PEM.
+fn leaf(ca: &Ca, cn: &str, tweak: impl FnOnce(&mut CertificateParams)) -> (String, String) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    tweak(&mut p);
+    let key_pem = rsa_pem();
+    let key = KeyPair::from_pem_and_sign_algo(&key_pem, &PKCS_RSA_SHA256).unwrap();
+    (p.signed_by(&key, &ca.issuer).unwrap().pem(), key_pem)
+}
+
+fn write_pair(dir: &Path, name: &str, (cert, key): &(String, String)) -> (PathBuf, PathBuf) {
+    let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    std::fs::write(&c, cert).unwrap();
+    std::fs::write(&k, key).unwrap();
+    (c, k)
+}
+
+fn v1_run(ca: &Path, cert: &Path, key: &Path) -> Fleetbook {
+    Fleetbook::new()
+        .args(["--server", "nats://127.0.0.1:1", "--tls-ca"])
+        .arg_path(ca)
+        .arg("--tls-cert")
+        .arg_path(cert)
+        .arg("--tls-key")
+        .arg_path(key)
+        .arg("discover")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_checked_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca("creds test CA");
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca.pem).unwrap();
+    let ok = |name: &str, tweak: fn(&mut CertificateParams)| {
+        write_pair(dir.path(), name, &leaf(&ca, &format!("{name}.mcollective"), tweak))
+    };
+    // Usable: no extended key usage at all (Go: any usage), clientAuth, anyExtendedKeyUsage.
+    // They pass the checks, so the (absent) broker is what fails: exit 4.
+    for (name, tweak) in [
+        ("plain", (|_| {}) as fn(&mut CertificateParams)),
+        ("client", |p| {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+        }),
+        ("any", |p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any]),
+    ] {
+        let (c, k) = ok(name, tweak);
+        let r = v1_run(&ca_path, &c, &k).run().await;
+        r.assert_code(4);
+    }
+    // A server-only certificate: refused, naming the file and the missing usage.
+    let (c, k) = ok("server", |p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth]);
+    let r = v1_run(&ca_path, &c, &k).run().await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains(c.to_str().unwrap())
+            && r.stderr.contains("not for client authentication")
+            && r.stderr.contains("serverAuth"),
+        "{}",
+        r.stderr
+    );
+    // Not yet valid.
+    let (c, k) = ok("future", |p| {
+        p.not_before = rcgen::date_time_ymd(2200, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2201, 1, 1);
+    });
+    let r = v1_run(&ca_path, &c, &k).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains(c.to_str().unwrap()) && r.stderr.contains("not valid before"), "{}", r.stderr);
+    // Expired.
+    let (c, k) = ok("old", |p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    let r = v1_run(&ca_path, &c, &k).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains(c.to_str().unwrap()) && r.stderr.contains("expired"), "{}", r.stderr);
+    // A key that belongs to another certificate: the key file and the certificate named.
+    let (c, _) = ok("mine", |_| {});
+    let (_, other) = ok("theirs", |_| {});
+    let r = v1_run(&ca_path, &c, &other).run().await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains(other.to_str().unwrap())
+            && r.stderr.contains("does not match the certificate")
+            && r.stderr.contains(c.to_str().unwrap()),
+        "{}",
+        r.stderr
+    );
+}
