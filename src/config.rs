@@ -16,6 +16,7 @@ use crate::fleet::ClientOptions;
 use crate::sim::SimConfig;
 
 mod credentials;
+mod puppet;
 mod simulated;
 pub(crate) use simulated::{sim_config, SimOptions};
 
@@ -266,7 +267,13 @@ fn apply_conf(client: &mut ClientOptions, conf: &ChoriaConfig) -> Result<(), Err
         client.discovery_timeout = t;
     }
     match conf.security_provider().as_deref() {
-        None | Some("file") | Some("puppet") | Some("certmanager") => {
+        Some("puppet") => {
+            // go-choria's puppet provider reads no plugin.security.file.* settings.
+            let p = puppet::puppet_paths(conf, &puppet::PuppetEnv::current(), puppet::puppet_ssldir)
+                .map_err(|e| usage(format!("{}: the puppet security provider: {e}", conf.path.display())))?;
+            client.tls = Some(TlsFiles { ca: Some(p.ca), cert: Some(p.cert), key: Some(p.key) });
+        }
+        None | Some("file") | Some("certmanager") => {
             let (cert, key, ca) = conf.x509_paths();
             if cert.is_some() || key.is_some() || ca.is_some() {
                 client.tls = Some(TlsFiles { ca, cert, key });

@@ -239,3 +239,81 @@ async fn client_certificates_are_checked_before_connecting() {
         r.stderr
     );
 }
+
+// ---- the puppet security provider ----
+
+/// A Puppet SSL directory: `certs/ca.pem`, `certs/<certname>.pem`,
+/// `private_keys/<certname>.pem`.
+fn puppet_ssl(dir: &Path, ca: &Ca, certname: &str, tweak: fn(&mut CertificateParams)) -> PathBuf {
+    let ssl = dir.join("ssl");
+    std::fs::create_dir_all(ssl.join("certs")).unwrap();
+    std::fs::create_dir_all(ssl.join("private_keys")).unwrap();
+    std::fs::write(ssl.join("certs/ca.pem"), &ca.pem).unwrap();
+    let (cert, key) = leaf(ca, certname, tweak);
+    std::fs::write(ssl.join(format!("certs/{certname}.pem")), cert).unwrap();
+    std::fs::write(ssl.join(format!("private_keys/{certname}.pem")), key).unwrap();
+    ssl
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_puppet_provider_finds_the_files_as_go_choria_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca("puppet CA");
+    let ssl = puppet_ssl(dir.path(), &ca, "ops.mcollective", |_| {});
+    // An expired certificate for another user: the error names the file the lookup chose.
+    puppet_ssl(dir.path(), &ca, "rip.mcollective", |p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    let conf = dir.path().join("client.conf");
+    let write_conf = |extra: &str| {
+        std::fs::write(
+            &conf,
+            format!("plugin.choria.middleware_hosts = 127.0.0.1:1\nplugin.security.provider = puppet\n{extra}"),
+        )
+        .unwrap()
+    };
+    let run = |env: &[(&str, &str)]| {
+        let mut f = Fleetbook::new().args(["--config", conf.to_str().unwrap(), "discover"]);
+        for (k, v) in env {
+            f = f.env(k, v);
+        }
+        f.run()
+    };
+    write_conf(&format!("plugin.choria.ssldir = {}\n", ssl.display()));
+    // MCOLLECTIVE_CERTNAME picks the certname: good files, so only the broker is missing.
+    let r = run(&[("MCOLLECTIVE_CERTNAME", "ops.mcollective"), ("USER", "rip")]).await;
+    r.assert_code(4);
+    // Else $USER.mcollective, never the identity setting.
+    let r = run(&[("USER", "rip")]).await;
+    r.assert_code(2);
+    let chosen = ssl.join("certs/rip.mcollective.pem");
+    assert!(r.stderr.contains(chosen.to_str().unwrap()) && r.stderr.contains("expired"), "{}", r.stderr);
+    // Without plugin.choria.ssldir, root asks Puppet for its ssldir (non-root uses
+    // ~/.puppetlabs/etc/puppet/ssl; see the unit tests).
+    write_conf("identity = box.example.net\n");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let puppet = bin.join("puppet");
+    std::fs::write(
+        &puppet,
+        format!(
+            "#!/bin/sh\n[ \"$*\" = \"apply --environment production --configprint ssldir\" ] || exit 1\necho {}\n",
+            ssl.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&puppet, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let r = run(&[("PATH", &path), ("USER", "rip"), ("HOME", dir.path().to_str().unwrap())]).await;
+    r.assert_code(2);
+    if root {
+        assert!(r.stderr.contains(chosen.to_str().unwrap()) && r.stderr.contains("expired"), "{}", r.stderr);
+    } else {
+        let home = dir.path().join(".puppetlabs/etc/puppet/ssl/certs/rip.mcollective.pem");
+        assert!(r.stderr.contains(home.to_str().unwrap()), "{}", r.stderr);
+    }
+}
