@@ -317,3 +317,40 @@ async fn the_puppet_provider_finds_the_files_as_go_choria_does() {
         assert!(r.stderr.contains(home.to_str().unwrap()), "{}", r.stderr);
     }
 }
+
+// ---- JWTs: nbf, ou, delegation ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwts_not_yet_valid_or_needing_delegation_are_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, client) = (ed_key(), ed_key());
+    let now = chrono::Utc::now().timestamp();
+    // A good token, with ou, through an org issuer's chain: it loads and only the broker fails.
+    let good = client_jwt(&issuer, &client, serde_json::json!({"ou": "ops", "tcs": "abcd.ef01"}));
+    let claims = fleetbook::fleet::jwt::claims(&good).unwrap();
+    assert_eq!((claims.org.as_str(), claims.not_before), ("ops", Some(now - 60)));
+    let (j, s) = write_creds(dir.path(), "good", &good, &client);
+    v2_run("tls://127.0.0.1:1", &j, &s, &[]).run().await.assert_code(4);
+    // Not yet valid.
+    let (j, s) = write_creds(
+        dir.path(),
+        "later",
+        &client_jwt(&issuer, &client, serde_json::json!({"nbf": now + 3600})),
+        &client,
+    );
+    let r = v2_run("tls://127.0.0.1:1", &j, &s, &[]).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains(j.to_str().unwrap()) && r.stderr.contains("not yet valid"), "{}", r.stderr);
+    // signed_fleet_management needs a delegated signer, even with fleet_management too.
+    let aaa = serde_json::json!({"permissions": {"fleet_management": true, "signed_fleet_management": true}});
+    let (j, s) = write_creds(dir.path(), "aaa", &client_jwt(&issuer, &client, aaa), &client);
+    let r = v2_run("tls://127.0.0.1:1", &j, &s, &[]).run().await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains(j.to_str().unwrap())
+            && r.stderr.contains("signed_fleet_management")
+            && r.stderr.contains("does not support"),
+        "{}",
+        r.stderr
+    );
+}

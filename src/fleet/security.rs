@@ -199,8 +199,24 @@ impl Ed25519Identity {
         if claims.callerid.is_empty() || claims.public_key.is_empty() {
             return Err(sec_err(jwt_path, "the JWT has no callerid or public_key claim"));
         }
-        if claims.expires.is_some_and(|e| e < chrono::Utc::now().timestamp()) {
+        let now = chrono::Utc::now().timestamp();
+        if claims.expires.is_some_and(|e| e < now) {
             return Err(sec_err(jwt_path, "the JWT has expired"));
+        }
+        if let Some(nbf) = claims.not_before.filter(|n| *n > now) {
+            let when = chrono::DateTime::from_timestamp(nbf, 0).map(|t| t.to_rfc3339()).unwrap_or(nbf.to_string());
+            return Err(sec_err(jwt_path, format!("the JWT is not yet valid: not before {when}")));
+        }
+        // go-choria servers refuse a self-signed request from a token that needs delegation
+        // (`providers/security/choria/choria_security.go`, `VerifySignatureBytes`: "requires
+        // authority delegation"), even when it also has fleet_management.
+        if claims.signed_fleet_management {
+            return Err(sec_err(
+                jwt_path,
+                "the JWT has the signed_fleet_management permission: its requests must be signed by a \
+                 delegated signer (an AAA service), which fleetbook does not support, and every server \
+                 would drop them; use a token with fleet_management and without signed_fleet_management",
+            ));
         }
         // The seed is read, never echoed: errors name the file only.
         let seed_hex =
