@@ -94,6 +94,11 @@ impl ChoriaConfig {
         (p("plugin.security.file.certificate"), p("plugin.security.file.key"), p("plugin.security.file.ca"))
     }
 
+    /// A path setting (such as `plugin.choria.ssldir`), resolved like the file provider's.
+    pub fn path_setting(&self, key: &str) -> Option<PathBuf> {
+        self.get(key).map(|v| self.resolve(v))
+    }
+
     /// The JWT and seed files of the `choria` (ed25519) provider.
     pub fn ed25519_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {
         let p = |k: &str| self.get(k).map(|v| self.resolve(v));

@@ -95,6 +95,10 @@ pub struct ConnectArgs {
     /// Send unsigned requests (what provisioning-mode and test fleets accept).
     #[arg(long, global = true)]
     pub insecure: bool,
+    /// FIPS 140 mode, as a go-choria built for FIPS: reply subjects carry the sha256 of the
+    /// caller id (what a FIPS broker allows) instead of its md5.
+    #[arg(long, env = "FLEETBOOK_FIPS", global = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub fips: bool,
     /// Reconnect attempts after the broker connection breaks (about 2 s apart) before
     /// giving up with exit 4; waits in progress end at their own deadline either way.
     #[arg(long = "max-reconnects", value_name = "N", global = true, default_value_t = 60)]

@@ -15,6 +15,8 @@ use crate::fleet::security::{Ed25519Identity, X509Identity};
 use crate::fleet::ClientOptions;
 use crate::sim::SimConfig;
 
+mod credentials;
+mod puppet;
 mod simulated;
 pub(crate) use simulated::{sim_config, SimOptions};
 
@@ -57,6 +59,8 @@ pub(crate) struct ConnectOptions {
     pub(crate) password: Option<String>,
     /// Send unsigned requests.
     pub(crate) insecure: bool,
+    /// FIPS 140 mode (sha256 reply subjects).
+    pub(crate) fips: bool,
     /// Reconnect attempts after the broker connection breaks; at least 1.
     pub(crate) max_reconnects: usize,
     /// Directories of extra agent DDLs.
@@ -228,6 +232,13 @@ impl Settings {
             }
             client.caller_id = caller.clone();
         }
+        // Asked for v2 (by flag or by the config's choria provider) with a JWT: a real
+        // broker takes the JWT only over TLS.
+        let conf_v2 = conf.as_ref().and_then(ChoriaConfig::security_provider).as_deref() == Some("choria");
+        let v2_asked = c.protocol == Some(Version::V2) || conf_v2;
+        if v2_asked && signed_v2 && !c.insecure && sim.is_none() {
+            credentials::require_tls_for_jwt(&client.servers, have_tls)?;
+        }
         if have_tls && sim.is_none() {
             client.tls = Some(tls);
         }
@@ -235,6 +246,7 @@ impl Settings {
             return Err(usage("--max-reconnects must be at least 1"));
         }
         client.max_reconnects = c.max_reconnects;
+        client.fips = c.fips;
         Ok(Settings { client, ddl, sim })
     }
 }
@@ -255,7 +267,13 @@ fn apply_conf(client: &mut ClientOptions, conf: &ChoriaConfig) -> Result<(), Err
         client.discovery_timeout = t;
     }
     match conf.security_provider().as_deref() {
-        None | Some("file") | Some("puppet") | Some("certmanager") => {
+        Some("puppet") => {
+            // go-choria's puppet provider reads no plugin.security.file.* settings.
+            let p = puppet::puppet_paths(conf, &puppet::PuppetEnv::current(), puppet::puppet_ssldir)
+                .map_err(|e| usage(format!("{}: the puppet security provider: {e}", conf.path.display())))?;
+            client.tls = Some(TlsFiles { ca: Some(p.ca), cert: Some(p.cert), key: Some(p.key) });
+        }
+        None | Some("file") | Some("certmanager") => {
             let (cert, key, ca) = conf.x509_paths();
             if cert.is_some() || key.is_some() || ca.is_some() {
                 client.tls = Some(TlsFiles { ca, cert, key });

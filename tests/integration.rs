@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod creds;
 mod edges;
 mod election;
 mod events;

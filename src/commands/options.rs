@@ -45,6 +45,7 @@ fn connect_options(c: &ConnectArgs) -> ConnectOptions {
         user: c.user.clone(),
         password: c.password.clone(),
         insecure: c.insecure,
+        fips: c.fips,
         max_reconnects: c.max_reconnects,
         ddl_dirs: c.ddl_dirs.clone(),
         sim: c.sim,

@@ -38,6 +38,9 @@ pub struct ClientOptions {
     /// TLS: the CA that signs the broker's certificate, and a client certificate and key
     /// for mutual TLS.
     pub tls: Option<TlsFiles>,
+    /// FIPS 140 mode: reply subjects carry the sha256 of the caller id, as go-choria's do
+    /// under Go's FIPS mode; [`Fleet::connect`] puts the process in that mode.
+    pub fips: bool,
 }
 
 /// Files for a TLS connection to the broker.
@@ -80,6 +83,7 @@ impl Default for ClientOptions {
             user_password: None,
             creds: None,
             tls: None,
+            fips: false,
         }
     }
 }
@@ -195,6 +199,9 @@ impl Link {
 impl Fleet {
     /// Connects to the first reachable broker of `opts.servers`.
     pub async fn connect(opts: ClientOptions, ddl: DdlRegistry) -> Result<Fleet> {
+        if opts.fips {
+            super::protocol::enable_fips();
+        }
         let shown = opts.servers.join(",");
         let fail = |source: ConnectCause| FleetError::Connect { servers: redact_url(&shown), source };
         let mut addrs = Vec::new();

@@ -14,8 +14,15 @@ pub struct ClientClaims {
     pub public_key: String,
     pub purpose: String,
     pub fleet_management: bool,
+    /// `permissions.signed_fleet_management`: requests must be signed by a delegated signer
+    /// (an AAA service), which go-choria servers require of such a token.
+    pub signed_fleet_management: bool,
     /// Unix seconds; `None` when the token never expires.
     pub expires: Option<i64>,
+    /// `nbf`, Unix seconds; `None` when the token is valid from the start.
+    pub not_before: Option<i64>,
+    /// `ou`, the organization unit (`choria-io/tokens` `ClientIDClaims.OrganizationUnit`).
+    pub org: String,
 }
 
 /// Decodes a token's claims without checking its signature.
@@ -30,7 +37,13 @@ pub fn claims(token: &str) -> Result<ClientClaims, String> {
         public_key: s("public_key"),
         purpose: s("purpose"),
         fleet_management: v.pointer("/permissions/fleet_management").and_then(Value::as_bool).unwrap_or(false),
+        signed_fleet_management: v
+            .pointer("/permissions/signed_fleet_management")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         expires: v.get("exp").and_then(Value::as_i64),
+        not_before: v.get("nbf").and_then(Value::as_i64),
+        org: s("ou"),
     })
 }
 

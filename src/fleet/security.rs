@@ -56,6 +56,7 @@ impl X509Identity {
         if now < v.not_before {
             return Err(sec_err(cert, format!("the certificate is not valid before {}", v.not_before)));
         }
+        check_client_auth(&x509).map_err(|why| sec_err(cert, why))?;
         let certname = common_name(&x509).ok_or_else(|| sec_err(cert, "the certificate has no common name"))?;
         // The key file is read, never echoed: errors name the file only.
         let key_pem = std::fs::read_to_string(key).map_err(|e| cred_err(key, CredentialError::ReadKey(e)))?;
@@ -77,6 +78,41 @@ impl X509Identity {
         let sig = self.key.sign(Pkcs1v15Sign::new::<Sha256>(), &digest).unwrap_or_default();
         B64.encode(sig)
     }
+}
+
+/// Whether the certificate may authenticate a client, as go-choria's servers check it
+/// (`providers/security/filesec/file_security.go`, `VerifyCertificate`: Go's `x509.Verify`
+/// with `KeyUsages: ClientAuth`). Go treats a certificate without the extended key usage
+/// extension as good for any usage, and `anyExtendedKeyUsage` likewise; otherwise it must
+/// list `clientAuth`, or every server drops our requests without a word.
+fn check_client_auth(x509: &X509Certificate<'_>) -> std::result::Result<(), String> {
+    let eku = match x509.extended_key_usage() {
+        Ok(None) => return Ok(()),
+        Ok(Some(ext)) => ext.value,
+        Err(e) => return Err(format!("the certificate's extended key usage cannot be read: {e}")),
+    };
+    if eku.any || eku.client_auth {
+        return Ok(());
+    }
+    let mut has = Vec::new();
+    for (on, name) in [
+        (eku.server_auth, "serverAuth"),
+        (eku.code_signing, "codeSigning"),
+        (eku.email_protection, "emailProtection"),
+        (eku.time_stamping, "timeStamping"),
+        (eku.ocsp_signing, "OCSPSigning"),
+    ] {
+        if on {
+            has.push(name.to_string());
+        }
+    }
+    has.extend(eku.other.iter().map(|oid| oid.to_id_string()));
+    Err(format!(
+        "the certificate is not for client authentication: its extended key usage lists {} but not \
+         clientAuth, and Choria servers refuse such a certificate; issue one with the clientAuth \
+         (TLS Web Client Authentication) extended key usage",
+        if has.is_empty() { "nothing".to_string() } else { has.join(", ") }
+    ))
 }
 
 /// The certificate's CN.
@@ -163,8 +199,24 @@ impl Ed25519Identity {
         if claims.callerid.is_empty() || claims.public_key.is_empty() {
             return Err(sec_err(jwt_path, "the JWT has no callerid or public_key claim"));
         }
-        if claims.expires.is_some_and(|e| e < chrono::Utc::now().timestamp()) {
+        let now = chrono::Utc::now().timestamp();
+        if claims.expires.is_some_and(|e| e < now) {
             return Err(sec_err(jwt_path, "the JWT has expired"));
+        }
+        if let Some(nbf) = claims.not_before.filter(|n| *n > now) {
+            let when = chrono::DateTime::from_timestamp(nbf, 0).map(|t| t.to_rfc3339()).unwrap_or(nbf.to_string());
+            return Err(sec_err(jwt_path, format!("the JWT is not yet valid: not before {when}")));
+        }
+        // go-choria servers refuse a self-signed request from a token that needs delegation
+        // (`providers/security/choria/choria_security.go`, `VerifySignatureBytes`: "requires
+        // authority delegation"), even when it also has fleet_management.
+        if claims.signed_fleet_management {
+            return Err(sec_err(
+                jwt_path,
+                "the JWT has the signed_fleet_management permission: its requests must be signed by a \
+                 delegated signer (an AAA service), which fleetbook does not support, and every server \
+                 would drop them; use a token with fleet_management and without signed_fleet_management",
+            ));
         }
         // The seed is read, never echoed: errors name the file only.
         let seed_hex =

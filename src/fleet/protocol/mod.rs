@@ -112,9 +112,35 @@ pub struct DecodedRequest {
     pub credential: String,
 }
 
-/// The reply subject Go derives: `<collective>.reply.<md5hex(callerid)>.<requestid>`.
+/// FIPS 140 mode for this process: set once by [`enable_fips`], never cleared, as Go's
+/// `crypto/fips140.Enabled()` is a property of the whole process.
+static FIPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Puts this process in FIPS mode: reply subjects hash the caller id with sha256.
+pub fn enable_fips() {
+    FIPS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`enable_fips`] was called.
+pub fn fips() -> bool {
+    FIPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The reply subject Go derives: `<collective>.reply.<md5hex(callerid)>.<requestid>`, or
+/// with the sha256 hex of the caller id in FIPS mode ([`reply_subject_with`]).
 pub fn reply_subject(collective: &str, caller: &str, request_id: &str) -> String {
-    format!("{collective}.reply.{:x}.{request_id}", Md5::digest(caller.as_bytes()))
+    reply_subject_with(fips(), collective, caller, request_id)
+}
+
+/// The reply subject with FIPS mode given: go-choria (`choria/connection.go`, `ReplyTarget`
+/// and `Inbox`) hashes the caller id with sha256 when Go's `fips140.Enabled()`, else with
+/// md5, and a FIPS broker's ACLs (`broker/network/choria_auth.go`) allow only that form.
+pub fn reply_subject_with(fips: bool, collective: &str, caller: &str, request_id: &str) -> String {
+    if fips {
+        format!("{collective}.reply.{:x}.{request_id}", Sha256::digest(caller.as_bytes()))
+    } else {
+        format!("{collective}.reply.{:x}.{request_id}", Md5::digest(caller.as_bytes()))
+    }
 }
 
 /// Subject of a direct request to one node.
@@ -258,6 +284,8 @@ fn ksuid() -> String {
 mod tests {
     use super::*;
 
+    const FIPS_RIP: &str = "a8d26d6b19525a023b576468d70dd050cdace101bf8d438a58f071913d559a95";
+
     #[test]
     fn reply_subject_matches_the_worked_example() {
         // choria-protocol.md §10.1
@@ -268,6 +296,11 @@ mod tests {
         assert_eq!(
             reply_subject("provisioning", "choria=runbook.mcollective", "x"),
             "provisioning.reply.602914d7f7f9694a79c0c0609e0093ed.x"
+        );
+        // sha256("choria=rip.mcollective"), as `printf %s choria=rip.mcollective | sha256sum`.
+        assert_eq!(
+            reply_subject_with(true, "mcollective", "choria=rip.mcollective", "x"),
+            format!("mcollective.reply.{}.x", FIPS_RIP)
         );
     }
 
