@@ -13,6 +13,7 @@
 //! | [`node`] | one simulated server: identity, mode, state, fault |
 //! | `facts` | a node's facts, classes and agents; fact comparison |
 //! | `agents` | the agents a node runs and what they answer |
+//! | [`scout`] | the scout agent: per-node checks, maintenance, resume, trigger |
 //! | `refusal` | why an agent answers an action with an error |
 //! | `effect` | the state transitions after an action's splay |
 //! | `stats` | [`SimStats`] and the answer on [`STATS_SUBJECT`] |
@@ -32,6 +33,7 @@ pub mod provisioner;
 mod refusal;
 mod rejection;
 mod request;
+pub mod scout;
 mod server;
 mod simulator;
 mod stats;
