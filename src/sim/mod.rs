@@ -7,6 +7,7 @@
 //! | `simulator` | [`Simulator`]: start-up, the shared state, the public handle |
 //! | `server` | the server loop: which nodes answer a request, and what |
 //! | `request` | a request decoded, checked and its filter compiled once |
+//! | [`verify`] | a secure server's checks of the caller, as go-choria's |
 //! | `rejection` | why a server drops a request unanswered |
 //! | `matcher` | server-side filter matching |
 //! | [`compound`] | compound (`-S`) filter evaluation |
@@ -38,6 +39,7 @@ mod server;
 mod simulator;
 mod stats;
 mod tasks;
+pub mod verify;
 
 pub use config::SimConfig;
 pub use simulator::Simulator;

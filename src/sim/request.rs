@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use super::config::SimConfig;
 use super::matcher::Matcher;
 use super::rejection::Rejection;
+use super::verify;
 use crate::fleet::protocol;
-use crate::fleet::security;
 
 /// The body of an RPC request: the action and its data.
 pub(crate) struct RpcBody {
@@ -47,11 +47,12 @@ impl Request {
             (Some(r), ..) => Err(r),
             (None, None, None, _) => Ok(()),
             (None, Some(ca), _, protocol::Version::V1) => {
-                security::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)
+                verify::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)
+                    .map(|_privileged| ())
                     .map_err(Rejection::Credentials)
             }
             (None, _, Some(issuer), protocol::Version::V2) => {
-                security::verify_v2(issuer, &req.caller, &req.signed, &req.signature, &req.credential)
+                verify::verify_v2(issuer, &req.caller, &req.signed, &req.signature, &req.credential)
                     .map_err(Rejection::Credentials)
             }
             _ => Err(Rejection::WrongProtocol),
