@@ -224,19 +224,19 @@ async fn a_privileged_certificate_reaches_a_secure_fleet_with_any_caller_id() {
 }
 
 #[test]
-fn v2_tokens_not_yet_valid_are_refused() {
+fn v2_tokens_not_yet_valid_or_needing_delegation_are_refused() {
     use ed25519_dalek::{Signer, SigningKey};
     let key = |b: u8| SigningKey::from_bytes(&[b; 32]);
     let (issuer, client) = (key(1), key(2));
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let now = chrono::Utc::now().timestamp();
-    let token = |nbf: i64| {
+    let token = |nbf: i64, sfm: bool| {
         let header = b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
         let claims = serde_json::json!({
             "callerid": "up=rip",
             "public_key": hex::encode(client.verifying_key().as_bytes()),
             "purpose": "choria_client_id",
-            "permissions": {"fleet_management": true},
+            "permissions": {"fleet_management": true, "signed_fleet_management": sfm},
             "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
             "ou": "choria",
             "iat": nbf,
@@ -248,6 +248,10 @@ fn v2_tokens_not_yet_valid_are_refused() {
     };
     let sig = base64::engine::general_purpose::STANDARD.encode(client.sign(MSG.as_bytes()).to_bytes());
     let issuer_hex = hex::encode(issuer.verifying_key().as_bytes());
-    assert_eq!(verify_v2(&issuer_hex, "up=rip", MSG, &sig, &token(now - 60)), Ok(()));
-    assert_eq!(verify_v2(&issuer_hex, "up=rip", MSG, &sig, &token(now + 600)), Err("caller JWT not yet valid"));
+    let check = |token: &str| verify_v2(&issuer_hex, "up=rip", MSG, &sig, token);
+    assert_eq!(check(&token(now - 60, false)), Ok(()));
+    assert_eq!(check(&token(now + 600, false)), Err("caller JWT not yet valid"));
+    // signed_fleet_management needs a delegated signer, which no simulated fleet has.
+    assert_eq!(check(&token(now - 60, true)), Err("caller JWT requires authority delegation"));
+    assert_eq!(check(&token(now + 600, true)), Err("caller JWT not yet valid"), "times first, as go-choria");
 }

@@ -10,7 +10,8 @@
 //!   allow list; any other must name the caller and match
 //!   `plugin.choria.security.certname_whitelist` (default `\.mcollective$`, `\.choria$`);
 //! - protocol v2 (`choria` provider): as [`security::verify_v2`], and the token's `nbf` and
-//!   `exp` as golang-jwt v5 checks them (no leeway).
+//!   `exp` as golang-jwt v5 checks them (no leeway), and no `signed_fleet_management` token
+//!   without a delegated signature.
 //!
 //! The reasons are the texts [`super::SimStats::rejected`] counts.
 
@@ -152,20 +153,37 @@ fn dns_names(c: &X509Certificate<'_>) -> Vec<String> {
 /// A protocol v2 request as a go-choria server with the `choria` provider checks it:
 /// [`security::verify_v2`], then the token's times as golang-jwt v5 validates them: `nbf`
 /// after now is not valid yet, `exp` at or before now is expired.
+///
+/// A token with `signed_fleet_management` may only be used with a delegated signature
+/// (go-choria `providers/security/choria/choria_security.go`, `verifyByteSignatureByCaller`:
+/// "requires authority delegation", checked before the fleet-management permission); the
+/// simulator has no delegated signers, so it refuses such a token always.
 pub fn verify_v2(issuer_hex: &str, caller: &str, request: &str, signature: &str, jwt: &str) -> Result<(), Rejection> {
-    security::verify_v2(issuer_hex, caller, request, signature, jwt)?;
-    token_times(jwt, chrono::Utc::now().timestamp())
+    // The token first, as go-choria parses it first: signature, times, then permissions.
+    if B64.decode(signature).ok().as_deref() != Some(&b"insecure"[..]) {
+        crate::fleet::jwt::verify(jwt, issuer_hex)?;
+        token_times(jwt, chrono::Utc::now().timestamp())?;
+        if claim(jwt, "/permissions/signed_fleet_management").and_then(|v| v.as_bool()) == Some(true) {
+            return Err("caller JWT requires authority delegation");
+        }
+    }
+    security::verify_v2(issuer_hex, caller, request, signature, jwt)
+}
+
+/// The claim at JSON `pointer` in a token, unverified.
+fn claim(jwt: &str, pointer: &str) -> Option<Value> {
+    claims(jwt)?.pointer(pointer).cloned()
+}
+
+/// A token's claims, unverified.
+fn claims(jwt: &str) -> Option<Value> {
+    let c = jwt.trim().split('.').nth(1)?;
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?).ok()
 }
 
 /// Checks a token's `nbf` and `exp` against `now` (Unix seconds).
 fn token_times(jwt: &str, now: i64) -> Result<(), Rejection> {
-    let claims: Value = jwt
-        .trim()
-        .split('.')
-        .nth(1)
-        .and_then(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok())
-        .and_then(|c| serde_json::from_slice(&c).ok())
-        .ok_or("caller JWT claims unreadable")?;
+    let claims = claims(jwt).ok_or("caller JWT claims unreadable")?;
     let time = |k: &str| claims.get(k).and_then(Value::as_f64).map(|t| t as i64);
     if time("nbf").is_some_and(|nbf| now < nbf) {
         return Err("caller JWT not yet valid");
