@@ -15,6 +15,8 @@
 //!
 //! The reasons are the texts [`super::SimStats::rejected`] counts.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use regex::Regex;
 use rsa::pkcs8::DecodePublicKey;
@@ -168,6 +170,24 @@ pub fn verify_v2(issuer_hex: &str, caller: &str, request: &str, signature: &str,
         }
     }
     security::verify_v2(issuer_hex, caller, request, signature, jwt)
+}
+
+/// [`verify_v2`] in org-issuer mode (go-choria `providers/security/choria/choria_security.go`,
+/// `orgPkForToken`): the token's `ou` picks the issuer from `issuers` (name to hex public
+/// key); a token without `ou`, or naming no configured issuer, is refused.
+pub fn verify_v2_org(
+    issuers: &BTreeMap<String, String>,
+    caller: &str,
+    request: &str,
+    signature: &str,
+    jwt: &str,
+) -> Result<(), Rejection> {
+    if B64.decode(signature).ok().as_deref() == Some(&b"insecure"[..]) {
+        return Err("unsigned");
+    }
+    let ou = claim(jwt, "/ou").and_then(|v| v.as_str().map(str::to_string)).ok_or("caller JWT has no ou")?;
+    let issuer = issuers.get(&ou).ok_or("no issuer for the caller JWT's ou")?;
+    verify_v2(issuer, caller, request, signature, jwt)
 }
 
 /// The claim at JSON `pointer` in a token, unverified.
