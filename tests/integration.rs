@@ -18,4 +18,5 @@ mod redaction;
 mod repl;
 mod runbook;
 mod security;
+mod sim_strict;
 mod simulator;

@@ -212,7 +212,7 @@ fn sample_rpc_replies_from_go_choria_decode() {
 
 #[test]
 fn shipped_ddls_equal_the_go_choria_originals() {
-    for name in ["rpcutil", "choria_provision", "choria_util"] {
+    for name in ["rpcutil", "choria_provision", "choria_util", "aaa_signer", "choria_registry", "executor", "scout"] {
         let shipped = std::fs::read(format!("{}/ddl/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let original = std::fs::read(support::choria_file(&format!("ddl/agent/{name}.json"))).unwrap();
         assert!(shipped == original, "ddl/{name}.json differs from ../shared/choria/ddl/agent/{name}.json");
@@ -228,6 +228,11 @@ fn shipped_ddls_equal_the_go_choria_originals() {
             "choria_provision" => vec![
                 "Additional properties are not allowed ('C', 'L', 'O', 'OU', 'ST' were unexpected) at /actions/2/input"
                     .into(),
+            ],
+            // Upstream quirk: executor#signal's `signal` input has no `optional`, which every
+            // branch of the schema's input definitions requires.
+            "executor" => vec![
+                "{\"prompt\":\"Signal\",\"description\":\"The signal to send\",\"type\":\"integer\"} is not valid under any of the schemas listed in the 'anyOf' keyword at /actions/0/input/signal".into(),
             ],
             _ => vec![],
         };

@@ -221,7 +221,7 @@ async fn completion_offers_functions_variables_fields_agents_actions_and_nodes()
     let (start, _) = c.complete("result.fa", 9);
     assert_eq!(start, 7, "only the field is replaced");
     let agents: Vec<String> = names("rpc_batch(\"cho").into_iter().map(|x| x.1).collect();
-    assert_eq!(agents, vec!["choria_provision", "choria_util"]);
+    assert_eq!(agents, vec!["choria_provision", "choria_registry", "choria_util"]);
     let actions: Vec<String> = names("rpc_batch(\"choria_provision\", \"re").into_iter().map(|x| x.1).collect();
     assert_eq!(actions, vec!["reprovision", "restart", "release_update"]);
     let ids: Vec<String> = names("let x = [\"n00").into_iter().map(|x| x.1).collect();

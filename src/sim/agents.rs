@@ -1,5 +1,7 @@
-//! The agents a simulated server runs: `rpcutil` and `choria_provision`, with the guards,
-//! messages and splays of go-choria (choria-ops.md §4, choria-protocol.md §7).
+//! The agents a simulated server runs: `rpcutil`, `choria_provision`, `choria_util` and
+//! `scout` (in [`super::scout`]), with the guards, messages and splays of go-choria
+//! (choria-ops.md §4, choria-protocol.md §7). The other go-choria built-ins (`executor`,
+//! `aaa_signer`, `choria_registry`) answer "not simulated".
 
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -9,6 +11,7 @@ use super::config::SimConfig;
 use super::effect::Effect;
 use super::node::{Fault, Mode, Node};
 use super::refusal::Refusal;
+use super::scout;
 
 /// What a node answers.
 #[derive(Debug, Clone)]
@@ -20,7 +23,7 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    fn ok(data: Value) -> Self {
+    pub(crate) fn ok(data: Value) -> Self {
         Answer { outcome: Ok(data), effect: None }
     }
 
@@ -46,7 +49,7 @@ impl Answer {
         let empty = json!({});
         let (statuscode, statusmsg, data) = match &self.outcome {
             Ok(data) => (0, "OK".to_string(), data),
-            Err(r) => (r.statuscode(), r.to_string(), &empty),
+            Err(r) => (r.statuscode(), r.to_string(), r.data().unwrap_or(&empty)),
         };
         let body = Body { action, statuscode, statusmsg: &statusmsg, data };
         // Serialising a struct of strings and a Value cannot fail.
@@ -85,6 +88,8 @@ pub(crate) fn dispatch(
             "middleware_servers": [], "using_srv": false, "path": "", "client_options": {},
             "connected_server": "", "client_stats": {}, "facter_domain": "", "facter_command": "", "srv_domain": ""
         }))),
+        "scout" => scout::scout(node, action, data),
+        "executor" | "aaa_signer" | "choria_registry" => Err(Refusal::NotSimulated { action: action.to_string() }),
         _ => Err(unknown(agent, action)),
     };
     Some(answer.unwrap_or_else(Answer::refused))

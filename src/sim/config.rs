@@ -55,6 +55,12 @@ pub struct SimConfig {
     pub secure_ca: Option<String>,
     /// Secure mode for protocol v2: the trusted issuer's hex ed25519 public key.
     pub secure_issuer: Option<String>,
+    /// Secure mode for protocol v2 with org issuers (go-choria's `plugin.security.issuer.names`
+    /// and `plugin.security.issuer.<name>.public`): the hex ed25519 public key of each issuer
+    /// by name. When set, a caller token must carry `ou` naming one of them and must be
+    /// signed by that one; [`SimConfig::secure_issuer`] is then not used, as in go-choria.
+    /// Library only (no `--sim-*` option yet).
+    pub secure_org_issuers: std::collections::BTreeMap<String, String>,
     /// TLS to the broker (CA, client certificate and key), when it requires it.
     pub tls: Option<crate::fleet::client::TlsFiles>,
     /// Say on stderr when the broker connection breaks and comes back (`fleetbook sim`, where
@@ -86,6 +92,7 @@ impl Default for SimConfig {
             site: "simulated".into(),
             secure_ca: None,
             secure_issuer: None,
+            secure_org_issuers: Default::default(),
             tls: None,
             announce_link: false,
         }

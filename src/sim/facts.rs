@@ -47,8 +47,10 @@ impl Profile {
             "cache" => classes.push("redis".into()),
             _ => {}
         }
-        let mut agents: Vec<String> =
-            ["choria_provision", "choria_util", "discovery", "rpcutil"].iter().map(|s| s.to_string()).collect();
+        let mut agents: Vec<String> = ["choria_provision", "choria_util", "discovery", "executor", "rpcutil", "scout"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         if rng.gen_bool(0.5) {
             agents.push("package".into());
             agents.sort();

@@ -7,12 +7,14 @@
 //! | `simulator` | [`Simulator`]: start-up, the shared state, the public handle |
 //! | `server` | the server loop: which nodes answer a request, and what |
 //! | `request` | a request decoded, checked and its filter compiled once |
+//! | [`verify`] | a secure server's checks of the caller, as go-choria's |
 //! | `rejection` | why a server drops a request unanswered |
 //! | `matcher` | server-side filter matching |
 //! | [`compound`] | compound (`-S`) filter evaluation |
 //! | [`node`] | one simulated server: identity, mode, state, fault |
 //! | `facts` | a node's facts, classes and agents; fact comparison |
 //! | `agents` | the agents a node runs and what they answer |
+//! | [`scout`] | the scout agent: per-node checks, maintenance, resume, trigger |
 //! | `refusal` | why an agent answers an action with an error |
 //! | `effect` | the state transitions after an action's splay |
 //! | `stats` | [`SimStats`] and the answer on [`STATS_SUBJECT`] |
@@ -32,10 +34,12 @@ pub mod provisioner;
 mod refusal;
 mod rejection;
 mod request;
+pub mod scout;
 mod server;
 mod simulator;
 mod stats;
 mod tasks;
+pub mod verify;
 
 pub use config::SimConfig;
 pub use simulator::Simulator;

@@ -4,6 +4,7 @@ use rand::rngs::SmallRng;
 use serde_json::Value;
 
 use super::facts::{lookup, Profile};
+use super::scout::ScoutCheck;
 
 /// Provisioning state of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,8 @@ pub struct Node {
     pub configured: bool,
     /// The Choria version it reports.
     pub version: String,
+    /// Its Scout checks and their states.
+    pub checks: Vec<ScoutCheck>,
     /// Bumped on every state change, so stale timers can tell they are stale.
     pub epoch: u64,
 }
@@ -93,6 +96,7 @@ impl Node {
             fault: Fault::None,
             configured: false,
             version: version.to_string(),
+            checks: ScoutCheck::defaults(),
             epoch: 0,
         }
     }
@@ -111,6 +115,13 @@ impl Node {
             Mode::Normal => normal,
             Mode::Provisioning => "provisioning",
         }
+    }
+
+    /// Whether it answers requests for `agent`: one of its agents, and active. go-choria's
+    /// scout agent is not active in provisioning mode (`scout/agent/scout/util.go`,
+    /// `activationCheck`).
+    pub(crate) fn runs(&self, agent: &str) -> bool {
+        self.agents.iter().any(|a| a == agent) && !(agent == "scout" && self.mode == Mode::Provisioning)
     }
 
     /// A fact by gjson-like dotted path.

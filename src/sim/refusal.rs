@@ -57,6 +57,16 @@ pub(crate) enum Refusal {
     /// A provisioning-only action outside provisioning mode.
     #[error("Cannot perform this action on a server that is not in provisioning mode")]
     NotProvisioning,
+    /// Scout `maintenance`, `resume` or `trigger` given check names some of which could not
+    /// be transitioned: aborted, but the reply still carries the lists
+    /// (`scout/agent/scout/util.go`, `transitionSelectedChecks`).
+    #[error("Some checks could not be transitioned to {transition}")]
+    ChecksNotTransitioned {
+        /// The machine transition asked for.
+        transition: String,
+        /// The `transitioned`, `failed` and `skipped` lists.
+        data: Value,
+    },
     /// An action the simulator does not implement.
     #[error("{action} is not simulated")]
     NotSimulated {
@@ -80,7 +90,16 @@ impl Refusal {
             | Refusal::ShutdownNotAllowed
             | Refusal::ReconfigureNotAllowed
             | Refusal::EmptyConfiguration
-            | Refusal::NotProvisioning => 1,
+            | Refusal::NotProvisioning
+            | Refusal::ChecksNotTransitioned { .. } => 1,
+        }
+    }
+
+    /// The reply data a refusal still carries (go-choria sets `reply.Data` before aborting).
+    pub(crate) fn data(&self) -> Option<&Value> {
+        match self {
+            Refusal::ChecksNotTransitioned { data, .. } => Some(data),
+            _ => None,
         }
     }
 }

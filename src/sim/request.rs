@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use super::config::SimConfig;
 use super::matcher::Matcher;
 use super::rejection::Rejection;
+use super::verify;
 use crate::fleet::protocol;
-use crate::fleet::security;
 
 /// The body of an RPC request: the action and its data.
 pub(crate) struct RpcBody {
@@ -43,15 +43,26 @@ impl Request {
         // A secure server takes only its own protocol, as real x509 (v1) and choria (v2)
         // providers do.
         // The schema is checked always, secure or not (SecureRequest.IsValidJSON is not gated).
-        let verdict = match (schema_violation(&req), &cfg.secure_ca, &cfg.secure_issuer, req.version) {
+        let v2_secure = cfg.secure_issuer.is_some() || !cfg.secure_org_issuers.is_empty();
+        let verdict = match (schema_violation(&req), &cfg.secure_ca, v2_secure, req.version) {
             (Some(r), ..) => Err(r),
-            (None, None, None, _) => Ok(()),
+            (None, None, false, _) => Ok(()),
             (None, Some(ca), _, protocol::Version::V1) => {
-                security::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)
+                verify::verify_v1(ca, &req.caller, &req.signed, &req.signature, &req.credential)
+                    .map(|_privileged| ())
                     .map_err(Rejection::Credentials)
             }
-            (None, _, Some(issuer), protocol::Version::V2) => {
-                security::verify_v2(issuer, &req.caller, &req.signed, &req.signature, &req.credential)
+            (None, _, true, protocol::Version::V2) if !cfg.secure_org_issuers.is_empty() => verify::verify_v2_org(
+                &cfg.secure_org_issuers,
+                &req.caller,
+                &req.signed,
+                &req.signature,
+                &req.credential,
+            )
+            .map_err(Rejection::Credentials),
+            (None, _, true, protocol::Version::V2) => {
+                let issuer = cfg.secure_issuer.as_deref().unwrap_or_default();
+                verify::verify_v2(issuer, &req.caller, &req.signed, &req.signature, &req.credential)
                     .map_err(Rejection::Credentials)
             }
             _ => Err(Rejection::WrongProtocol),

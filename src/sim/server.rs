@@ -91,7 +91,7 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
         let node = &mut nodes[i];
         let served = node.state == State::Up
             && node.collective(&cfg.collective) == req.collective
-            && (is_discovery || node.agents.iter().any(|a| a == &req.agent))
+            && (is_discovery || node.runs(&req.agent))
             && p.matcher.matches(node);
         if !served {
             continue;

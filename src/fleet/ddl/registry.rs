@@ -12,10 +12,14 @@ use crate::fleet::error::{FleetError, Result};
 
 /// The DDLs shipped inside the binary: verbatim go-choria copies in `ddl/`, kept in the repo so
 /// the binary builds without `../shared`; a test checks they equal the shared originals.
-const BUILTIN: [(&str, &str); 3] = [
-    ("rpcutil", include_str!("../../../ddl/rpcutil.json")),
+const BUILTIN: [(&str, &str); 7] = [
+    ("aaa_signer", include_str!("../../../ddl/aaa_signer.json")),
     ("choria_provision", include_str!("../../../ddl/choria_provision.json")),
+    ("choria_registry", include_str!("../../../ddl/choria_registry.json")),
     ("choria_util", include_str!("../../../ddl/choria_util.json")),
+    ("executor", include_str!("../../../ddl/executor.json")),
+    ("rpcutil", include_str!("../../../ddl/rpcutil.json")),
+    ("scout", include_str!("../../../ddl/scout.json")),
 ];
 
 /// The agents we know, by name.
@@ -25,7 +29,8 @@ pub struct DdlRegistry {
 }
 
 impl DdlRegistry {
-    /// The built-in DDLs (rpcutil, choria_provision, choria_util).
+    /// The built-in DDLs: go-choria's seven (aaa_signer, choria_provision, choria_registry,
+    /// choria_util, executor, rpcutil, scout).
     pub fn builtin() -> Self {
         let mut agents = BTreeMap::new();
         for (name, text) in BUILTIN {
@@ -154,7 +159,10 @@ mod tests {
     #[test]
     fn builtins_load() {
         let r = DdlRegistry::builtin();
-        assert_eq!(r.agent_names(), vec!["choria_provision", "choria_util", "rpcutil"]);
+        // All seven parse (a failure would drop one silently).
+        let all = ["aaa_signer", "choria_provision", "choria_registry", "choria_util", "executor", "rpcutil", "scout"];
+        assert_eq!(r.agent_names(), all);
+        assert_eq!(r.agent("scout").unwrap().metadata.timeout, 5);
         assert_eq!(r.agent("choria_provision").unwrap().metadata.timeout, 20);
         assert_eq!(r.agent("rpcutil").unwrap().metadata.timeout, 2);
     }
