@@ -124,29 +124,9 @@ async fn fips_mode_hashes_the_caller_id_with_sha256_in_reply_subjects() {
 
 // ---- client certificates: usage, validity, key ----
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, PKCS_RSA_SHA256,
-};
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, PKCS_RSA_SHA256};
 
-fn rsa_pem() -> String {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
-}
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::from_pem_and_sign_algo(&rsa_pem(), &PKCS_RSA_SHA256).unwrap();
-    let cert = p.self_signed(&key).unwrap();
-    Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
-}
+use crate::support::pki::{ca, rsa_pem, Ca};
 
 /// A certificate for `cn` signed by `ca`, its parameters adjusted by `tweak`; returns the
 /// certificate and key PEM.

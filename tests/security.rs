@@ -4,35 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, PKCS_RSA_SHA256};
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use rcgen::{CertificateParams, DnType, KeyPair, SanType, PKCS_RSA_SHA256};
 
 use crate::support::{short_rpc_timeouts, sim, Fleetbook};
 use fleetbook::fleet::client::TlsFiles;
 use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
 
-/// Test key sizes: real enough for RSA PKCS#1 v1.5 SHA-256, quick to generate.
-const BITS: usize = 2048;
-
-fn rsa_pem() -> String {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), BITS).unwrap();
-    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
-}
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::from_pem_and_sign_algo(&rsa_pem(), &PKCS_RSA_SHA256).unwrap();
-    let cert = p.self_signed(&key).unwrap();
-    Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
-}
+use crate::support::pki::{ca, rsa_pem, Ca};
 
 /// Writes a certificate for `cn` (with DNS/IP SANs) signed by `ca`; returns (cert, key) paths.
 fn leaf(dir: &Path, ca: &Ca, cn: &str, sans: &[&str], expired: bool) -> (PathBuf, PathBuf) {

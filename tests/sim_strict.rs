@@ -88,37 +88,14 @@ if arg("resume", "yes") == "yes" {
 use std::path::Path;
 
 use base64::Engine as _;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, PKCS_RSA_SHA256,
-};
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, PKCS_RSA_SHA256};
+use rsa::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 
 use fleetbook::sim::verify::{verify_v1, verify_v2, verify_v2_org};
 use fleetbook::sim::{SimConfig, Simulator};
 
-fn rsa_pem() -> String {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
-}
-
-/// A CA (or intermediate) that signs with `issuer`; its PEM.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str, parent: Option<&Ca>) -> Ca {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::from_pem_and_sign_algo(&rsa_pem(), &PKCS_RSA_SHA256).unwrap();
-    let cert = match parent {
-        Some(parent) => p.signed_by(&key, &parent.issuer).unwrap(),
-        None => p.self_signed(&key).unwrap(),
-    };
-    Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
-}
+use crate::support::pki::{ca_under as ca, rsa_pem, Ca};
 
 /// A leaf for `cn` signed by `ca`, with the given extended key usages; (cert PEM, key PEM).
 fn leaf(ca: &Ca, cn: &str, usages: &[ExtendedKeyUsagePurpose], not_before_year: Option<i32>) -> (String, String) {

@@ -16,6 +16,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod pki;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -1,0 +1,37 @@
+//! Throwaway PKIs for the security tests: RSA keys and CAs made with rcgen.
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_RSA_SHA256};
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+/// Test key sizes: real enough for RSA PKCS#1 v1.5 SHA-256, quick to generate.
+const BITS: usize = 2048;
+
+/// A new RSA private key, PKCS#8 PEM.
+pub(crate) fn rsa_pem() -> String {
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), BITS).unwrap();
+    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+}
+
+/// A CA (or intermediate) that signs with `issuer`; its PEM.
+pub(crate) struct Ca {
+    pub(crate) issuer: Issuer<'static, KeyPair>,
+    pub(crate) pem: String,
+}
+
+/// A self-signed root CA.
+pub(crate) fn ca(name: &str) -> Ca {
+    ca_under(name, None)
+}
+
+/// A CA signed by `parent` (an intermediate), or self-signed without one.
+pub(crate) fn ca_under(name: &str, parent: Option<&Ca>) -> Ca {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::from_pem_and_sign_algo(&rsa_pem(), &PKCS_RSA_SHA256).unwrap();
+    let cert = match parent {
+        Some(parent) => p.signed_by(&key, &parent.issuer).unwrap(),
+        None => p.self_signed(&key).unwrap(),
+    };
+    Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
+}
