@@ -5,24 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 
+use crate::support::pki::{ed_key, sign_jwt, write_creds};
 use crate::support::Fleetbook;
-
-fn ed_key() -> SigningKey {
-    use rand::RngCore;
-    let mut seed = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut seed);
-    SigningKey::from_bytes(&seed)
-}
 
 /// A client JWT shaped like the ones `choria-io/tokens` makes (`ClientIDClaims`: the
 /// standard claims, `callerid`, `public_key`, `purpose`, `ou`, `permissions`), with `extra`
 /// merged into the claims.
 fn client_jwt(issuer: &SigningKey, client: &SigningKey, extra: serde_json::Value) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
     let now = chrono::Utc::now().timestamp();
     let mut claims = serde_json::json!({
         "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
@@ -42,17 +33,7 @@ fn client_jwt(issuer: &SigningKey, client: &SigningKey, extra: serde_json::Value
             c.insert(k.clone(), v.clone());
         }
     }
-    let body = format!("{header}.{}", b64.encode(claims.to_string()));
-    let sig = issuer.sign(body.as_bytes());
-    format!("{body}.{}", b64.encode(sig.to_bytes()))
-}
-
-/// Writes a JWT and its seed; returns their paths.
-fn write_creds(dir: &Path, name: &str, jwt: &str, client: &SigningKey) -> (PathBuf, PathBuf) {
-    let (j, s) = (dir.join(format!("{name}.jwt")), dir.join(format!("{name}.seed")));
-    std::fs::write(&j, jwt).unwrap();
-    std::fs::write(&s, hex::encode(client.to_bytes())).unwrap();
-    (j, s)
+    sign_jwt(issuer, &claims)
 }
 
 fn v2_run(server: &str, jwt: &Path, seed: &Path, extra: &[&str]) -> Fleetbook {

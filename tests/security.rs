@@ -11,7 +11,7 @@ use fleetbook::fleet::client::TlsFiles;
 use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
 
-use crate::support::pki::{ca, rsa_pem, Ca};
+use crate::support::pki::{ca, ed_key, rsa_pem, sign_jwt, write_creds, Ca};
 
 /// Writes a certificate for `cn` (with DNS/IP SANs) signed by `ca`; returns (cert, key) paths.
 fn leaf(dir: &Path, ca: &Ca, cn: &str, sans: &[&str], expired: bool) -> (PathBuf, PathBuf) {
@@ -282,13 +282,6 @@ async fn bad_credentials_are_clear_errors_before_connecting() {
 use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey};
 
-fn ed_key() -> SigningKey {
-    use rand::RngCore;
-    let mut seed = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut seed);
-    SigningKey::from_bytes(&seed)
-}
-
 /// A Choria-style client JWT signed by `issuer` (EdDSA).
 fn client_jwt(
     issuer: &SigningKey,
@@ -298,8 +291,6 @@ fn client_jwt(
     fleet: bool,
     exp_offset: i64,
 ) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
     let claims = serde_json::json!({
         "callerid": callerid,
         "public_key": hex::encode(client.verifying_key().as_bytes()),
@@ -308,16 +299,7 @@ fn client_jwt(
         "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
         "exp": chrono::Utc::now().timestamp() + exp_offset,
     });
-    let body = format!("{header}.{}", b64.encode(claims.to_string()));
-    let sig = issuer.sign(body.as_bytes());
-    format!("{body}.{}", b64.encode(sig.to_bytes()))
-}
-
-fn write_creds(dir: &Path, name: &str, jwt: &str, client: &SigningKey) -> (PathBuf, PathBuf) {
-    let (j, s) = (dir.join(format!("{name}.jwt")), dir.join(format!("{name}.seed")));
-    std::fs::write(&j, jwt).unwrap();
-    std::fs::write(&s, hex::encode(client.to_bytes())).unwrap();
-    (j, s)
+    sign_jwt(issuer, &claims)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,3 +35,35 @@ pub(crate) fn ca_under(name: &str, parent: Option<&Ca>) -> Ca {
     };
     Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
 }
+
+/// A new ed25519 key (v2 identities and JWT issuers).
+pub(crate) fn ed_key() -> ed25519_dalek::SigningKey {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut seed);
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}
+
+/// `claims` as a JWT signed by `issuer` (EdDSA), as Choria's tokens are.
+pub(crate) fn sign_jwt(issuer: &ed25519_dalek::SigningKey, claims: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let body = format!("{header}.{}", b64.encode(claims.to_string()));
+    let sig = issuer.sign(body.as_bytes());
+    format!("{body}.{}", b64.encode(sig.to_bytes()))
+}
+
+/// Writes a JWT and its client's seed; returns their paths.
+pub(crate) fn write_creds(
+    dir: &std::path::Path,
+    name: &str,
+    jwt: &str,
+    client: &ed25519_dalek::SigningKey,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (j, s) = (dir.join(format!("{name}.jwt")), dir.join(format!("{name}.seed")));
+    std::fs::write(&j, jwt).unwrap();
+    std::fs::write(&s, hex::encode(client.to_bytes())).unwrap();
+    (j, s)
+}
