@@ -51,15 +51,11 @@ pub(crate) fn write_report(
     timing: Timing,
     result: &Result<(), Error>,
 ) -> std::io::Result<()> {
-    let (status, error) = match result {
-        Ok(()) => ("ok", None),
-        Err(Error::NodesFailed { .. }) => ("failed", None),
-        Err(Error::BrokerLost { reason }) => ("broker_lost", Some(reason.clone())),
-        Err(Error::Guardrail { reason }) => ("stopped", Some(reason.clone())),
-        Err(e) => ("error", Some(e.to_string())),
-    };
+    // The same status words as `run_end`.
+    let (status, error, _) = super::run::run_status(result);
     if json {
-        let mut v = json_report(t, agent, action, request_id.unwrap_or(""), discovered, timing, status, error);
+        let (status, rid) = (status.as_str(), request_id.unwrap_or(""));
+        let mut v = json_report(t, agent, action, rid, discovered, timing, status, error);
         v["run_id"] = json!(run_id);
         return writeln!(w, "{v}");
     }
