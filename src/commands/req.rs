@@ -23,6 +23,7 @@ use crate::journal::{Journal, JournalOptions, RunId};
 use crate::progress::{Reporter, RunEvent};
 use crate::prompt::Answer;
 use crate::rollout::policy::{dedup_keep_order, plan_batches};
+use crate::rollout::tally::Counts;
 use crate::rollout::{ConfirmPolicy, End, Hooks, Rollout, Tally, Thresholds};
 
 /// What `req` was asked to do, validated.
@@ -287,7 +288,7 @@ async fn direct(
             return (Err(Error::Internal { message: format!("the rollout thread failed: {e}") }), Counts::default())
         }
     };
-    let counts = Counts::of(&o.tally);
+    let counts = o.tally.counts();
     if o.planned {
         if a.jsonl {
             return (Ok(()), counts);
@@ -304,22 +305,6 @@ async fn direct(
     let timing = Timing { discovery, total: started.elapsed() };
     let ids = (o.request_id.as_deref(), run_id.map(RunId::as_str));
     (finish(a, &o.tally, nodes.len(), ids, timing, o.end), counts)
-}
-
-/// Node counts for `run_end`.
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    ok: usize,
-    failed: usize,
-    no_reply: usize,
-    unknown: usize,
-}
-
-impl Counts {
-    fn of(t: &Tally) -> Counts {
-        let unknown = t.unknown.len();
-        Counts { ok: t.ok_nodes().len(), failed: t.failures().len() - unknown, no_reply: t.no_reply.len(), unknown }
-    }
 }
 
 /// Starts a recorded request: opens its journal (when it has one) and reports `run_start`.

@@ -165,7 +165,9 @@ pub fn drive<H: Hooks>(
         |o: &mut Outcome<H::Error>, from: usize| o.tally.not_sent.extend(r.batches[from..].iter().flatten().cloned());
     if let Err(stop) = confirm(r.confirm, &r.agent, &r.action, Some(r.nodes()), reporter, hooks) {
         not_sent(&mut o, 0);
-        return stopped(o, stop, reporter);
+        report_stop(&o.tally, &stop, reporter);
+        o.end = End::Stopped(stop);
+        return o;
     }
     let session = rt.block_on(fleet.rpc_session(
         &r.agent,
@@ -188,25 +190,23 @@ pub fn drive<H: Hooks>(
     not_sent(&mut o, next);
     // Replies that came in while the last batch was judged still count.
     o.tally.take_late(session.drain_late().late, reporter);
-    o.end = end;
-    if let End::Stopped(stop) = &o.end {
-        let stop = stop.clone();
-        o = stopped(o, stop, reporter);
+    if let End::Stopped(stop) = &end {
+        report_stop(&o.tally, stop, reporter);
     }
+    o.end = end;
     reporter.emit(RunEvent::RolloutEnd);
     o
 }
 
-fn stopped<E>(mut o: Outcome<E>, stop: Stop, reporter: &Reporter) -> Outcome<E> {
+/// `rollout_stopped`: why, and where every node stands.
+fn report_stop(t: &Tally, stop: &Stop, reporter: &Reporter) {
     reporter.emit(RunEvent::RolloutStopped {
         reason: stop.to_string(),
-        ok: o.tally.ok_nodes().len(),
-        failed: o.tally.failed_lines(),
-        unknown: o.tally.unknown.clone(),
-        not_sent: o.tally.not_sent.len(),
+        ok: t.ok_nodes().len(),
+        failed: t.failed_lines(),
+        unknown: t.unknown.clone(),
+        not_sent: t.not_sent.len(),
     });
-    o.end = End::Stopped(stop);
-    o
 }
 
 /// The batch loop; returns the end and the index of the first batch not sent.

@@ -16,6 +16,16 @@ pub struct Failure {
     pub statusmsg: String,
 }
 
+/// Node counts as `run_end` and the run totals give them: `failed` leaves out the silent and
+/// the unknown, which have counts of their own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub ok: usize,
+    pub failed: usize,
+    pub no_reply: usize,
+    pub unknown: usize,
+}
+
 /// Every node a rollout addressed ends in exactly one place here (a late node moves from
 /// `no_reply` to `late`; a node without its lifecycle event is in `no_event`, its reply kept).
 #[derive(Debug, Default)]
@@ -153,6 +163,17 @@ impl Tally {
             f.insert(n.clone(), Failure { statuscode: None, statusmsg: why.clone() });
         }
         f
+    }
+
+    /// The node counts for totals and `run_end`.
+    pub fn counts(&self) -> Counts {
+        let unknown = self.unknown.len();
+        Counts {
+            ok: self.ok_nodes().len(),
+            failed: self.failures().len() - unknown,
+            no_reply: self.no_reply.len(),
+            unknown,
+        }
     }
 
     /// Every node that did not succeed: failures plus the silent.

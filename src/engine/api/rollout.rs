@@ -190,8 +190,8 @@ fn rpc_batch(host: &Host, ctx: &NativeCallContext, agent: &str, action: &str, in
         return Ok(dry_run(host, &rollout));
     }
     let t = &o.tally;
-    let failed = t.failures().len();
-    host.count(t.ok_nodes().len(), failed - t.unknown.len(), t.no_reply.len(), t.unknown.len());
+    let c = t.counts();
+    host.count(c.ok, c.failed, c.no_reply, c.unknown);
     let map = result(t);
     match o.end {
         End::Done => Ok(map),
