@@ -8,7 +8,6 @@
 pub mod id;
 pub mod read;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -18,8 +17,7 @@ use tokio::sync::mpsc;
 pub use id::RunId;
 
 use crate::fleet::{Fleet, FleetError};
-use crate::lock;
-use crate::progress::{NodeStatus, RunEvent, Sink, SinkError};
+use crate::progress::{RunEvent, Sink, SinkError};
 
 /// The stream's name.
 pub const STREAM: &str = "FLEETBOOK_RUNS";
@@ -133,28 +131,10 @@ struct Msg {
     ack: Option<std::sync::mpsc::Sender<Result<(), SinkError>>>,
 }
 
-/// What the heartbeat tells: how far the run is.
-#[derive(Debug, Default, Clone, serde::Serialize)]
-struct Progress {
-    planned: usize,
-    ok: usize,
-    failed: usize,
-    no_reply: usize,
-    unknown: usize,
-}
-
-#[derive(Default)]
-struct State {
-    progress: Progress,
-    /// The first write that failed: the journal has a gap, so nothing more may be sent.
-    failed: Option<String>,
-}
-
 /// The journal as a sink of run events.
 pub struct Journal {
     run: RunId,
     tx: mpsc::UnboundedSender<Msg>,
-    state: Arc<Mutex<State>>,
     fleet: Fleet,
     /// How long a write may wait for the broker's acknowledgement, retries included.
     wait: Duration,
@@ -167,11 +147,10 @@ impl Journal {
         stream(fleet, o).await?;
         let js = jetstream::new(fleet.nats().clone());
         let (tx, rx) = mpsc::unbounded_channel();
-        let state = Arc::new(Mutex::new(State::default()));
         let wait = fleet.options().connect_timeout * 6;
-        let writer = tokio::spawn(write(js, fleet.clone(), run.clone(), rx, state.clone(), wait));
-        let beat = tokio::spawn(heartbeat(tx.clone(), state.clone()));
-        Ok(Journal { run, tx, state, fleet: fleet.clone(), wait, tasks: vec![writer, beat] })
+        let writer = tokio::spawn(write(js, fleet.clone(), run.clone(), rx, wait));
+        let beat = tokio::spawn(heartbeat(tx.clone()));
+        Ok(Journal { run, tx, fleet: fleet.clone(), wait, tasks: vec![writer, beat] })
     }
 
     /// The run's id.
@@ -181,35 +160,7 @@ impl Journal {
 
     fn send(&self, e: &RunEvent, ack: Option<std::sync::mpsc::Sender<Result<(), SinkError>>>) -> bool {
         let Some((kind, line)) = crate::progress::jsonl::line(e) else { return false };
-        self.count(e);
         self.tx.send(Msg { kind, payload: line.into_bytes(), rollup: false, ack }).is_ok()
-    }
-
-    fn count(&self, e: &RunEvent) {
-        let mut s = lock(&self.state);
-        let p = &mut s.progress;
-        match e {
-            RunEvent::RolloutStart { nodes, dry_run: false, .. } => p.planned += nodes,
-            RunEvent::NodeResult { status, .. } => match status {
-                NodeStatus::Ok => p.ok += 1,
-                NodeStatus::Failed | NodeStatus::Malformed => p.failed += 1,
-                NodeStatus::NoReply => p.no_reply += 1,
-                NodeStatus::Unknown => p.unknown += 1,
-                NodeStatus::NoEvent => {
-                    p.ok = p.ok.saturating_sub(1);
-                    p.failed += 1;
-                }
-                NodeStatus::LateOk | NodeStatus::LateFailed => {
-                    p.no_reply = p.no_reply.saturating_sub(1);
-                    if *status == NodeStatus::LateOk {
-                        p.ok += 1
-                    } else {
-                        p.failed += 1
-                    }
-                }
-            },
-            _ => {}
-        }
     }
 }
 
@@ -253,15 +204,10 @@ const WINDOW: usize = 256;
 /// answer covers everything before it. A message whose acknowledgement fails is published
 /// again (deduplicated by its message id) until the broker answers or `wait` passes; only then
 /// can it land after messages published later.
-async fn write(
-    js: jetstream::Context,
-    fleet: Fleet,
-    run: RunId,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    state: Arc<Mutex<State>>,
-    wait: Duration,
-) {
+async fn write(js: jetstream::Context, fleet: Fleet, run: RunId, mut rx: mpsc::UnboundedReceiver<Msg>, wait: Duration) {
     let mut seq: u64 = 0;
+    // The first write that failed: the journal has a gap, so no batch may be sent after it.
+    let mut failed: Option<String> = None;
     while let Some(first) = rx.recv().await {
         let mut window = vec![first];
         while window.len() < WINDOW && window.last().is_some_and(|m| m.ack.is_none()) {
@@ -295,7 +241,7 @@ async fn write(
                 false => publish(&js, &fleet, &subject, &headers, &m.payload, wait).await,
             };
             let result = match outcome {
-                Ok(()) => match &lock(&state).failed {
+                Ok(()) => match &failed {
                     // An earlier event is missing from the journal: nothing more may be sent.
                     Some(why) => Err(SinkError { lost: false, why: why.clone() }),
                     None => Ok(()),
@@ -304,7 +250,7 @@ async fn write(
                     let why = format!("the run journal could not record {} ({last})", m.kind);
                     // A missed heartbeat leaves no gap in the run's record; anything else does.
                     if m.kind != "heartbeat" {
-                        lock(&state).failed.get_or_insert(why.clone());
+                        failed.get_or_insert(why.clone());
                     }
                     Err(SinkError { lost: !fleet.connected(), why })
                 }
@@ -358,15 +304,15 @@ async fn publish(
     }
 }
 
-/// Sends the run's progress every period; the stream keeps the latest one per run.
-async fn heartbeat(tx: mpsc::UnboundedSender<Msg>, state: Arc<Mutex<State>>) {
+/// Says the run is alive every period (and how long a period is, so readers can judge
+/// silence); the stream keeps the latest one per run. Progress is read from the node results.
+async fn heartbeat(tx: mpsc::UnboundedSender<Msg>) {
     let period = heartbeat_period();
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
-        let progress = lock(&state).progress.clone();
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let body = serde_json::json!({"event": "heartbeat", "time": time, "period_s": period.as_secs_f64(), "progress": progress});
+        let body = serde_json::json!({"event": "heartbeat", "time": time, "period_s": period.as_secs_f64()});
         let msg = Msg { kind: "heartbeat".into(), payload: body.to_string().into_bytes(), rollup: true, ack: None };
         if tx.send(msg).is_err() {
             return;
