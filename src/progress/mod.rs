@@ -74,8 +74,14 @@ impl Reporter {
         self.inner.sinks.write().unwrap_or_else(|p| p.into_inner()).push(sink);
     }
 
-    fn sinks(&self) -> Vec<Arc<dyn Sink>> {
-        self.inner.sinks.read().unwrap_or_else(|p| p.into_inner()).clone()
+    fn sinks(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<dyn Sink>>> {
+        self.inner.sinks.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the sink list, for calls that may block for long (a durable write, a
+    /// prompt): no lock is held meanwhile.
+    fn sinks_owned(&self) -> Vec<Arc<dyn Sink>> {
+        self.sinks().clone()
     }
 
     /// Bars when stderr is a terminal, plain lines otherwise.
@@ -91,7 +97,7 @@ impl Reporter {
 
     /// Hands one event to every sink.
     pub fn emit(&self, e: RunEvent) {
-        for s in self.sinks() {
+        for s in self.sinks().iter() {
             s.event(&e);
         }
     }
@@ -100,7 +106,7 @@ impl Reporter {
     /// a batch. Blocks; call it from a plain thread. The first failure is returned.
     pub fn emit_durable(&self, e: RunEvent) -> Result<(), SinkError> {
         let mut first = Ok(());
-        for s in self.sinks() {
+        for s in self.sinks_owned() {
             let r = s.event_durable(&e);
             if first.is_ok() {
                 first = r;
@@ -111,7 +117,7 @@ impl Reporter {
 
     /// A line for a person, on stderr (above the bars when they are shown).
     pub fn say(&self, line: &str) {
-        for s in self.sinks() {
+        for s in self.sinks().iter() {
             s.say(line);
         }
     }
@@ -120,7 +126,7 @@ impl Reporter {
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut f = Some(f);
         let mut out = None;
-        for s in self.sinks() {
+        for s in self.sinks_owned() {
             let mut once = || {
                 if let Some(f) = f.take() {
                     out = Some(f());
