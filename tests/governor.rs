@@ -351,4 +351,11 @@ async fn per_node_leases_cap_nodes_in_flight_across_runs() {
             assert!(e1 <= s2 || e2 <= s1, "batches overlapped: [{s1}, {e1}] and [{s2}, {e2}]");
         }
     }
+    // A batch bigger than the governor can never have all its leases: it stops at once.
+    let (_d2, big) = book(
+        r#"rpc_batch("rpcutil", "ping", #{}, #{ nodes: ["n001.example.net", "n002.example.net", "n003.example.net"], batch: 3, sleep: 0, governor: "inflight" });"#,
+    );
+    let r = w.fleetbook().args(["run", &big]).run().await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("needs 3 leases but governor inflight has room for 2"), "{}", r.stderr);
 }
