@@ -358,6 +358,21 @@ pub struct JournalArgs {
     /// Replicas of the journal stream when it is created.
     #[arg(long = "journal-replicas", value_name = "N", default_value_t = 1)]
     pub journal_replicas: usize,
+    /// Continue run ID (interrupted or stopped; see `fleetbook runs`): the same command runs
+    /// again with the journaled discoveries, confirmations and results replayed; nodes that
+    /// already succeeded are not called again. Needs the broker that holds the journal.
+    #[arg(long, value_name = "ID", conflicts_with = "no_journal")]
+    pub resume: Option<String>,
+    /// With --resume: call the nodes that failed or did not answer again.
+    #[arg(long = "retry-failed", requires = "resume")]
+    pub retry_failed: bool,
+    /// With --resume: send a mutating action again to nodes whose result is unknown (sent,
+    /// never answered); without it the run stops before them and lists them.
+    #[arg(long = "resend-unknown", requires = "resume")]
+    pub resend_unknown: bool,
+    /// With --resume: resume although the runbook or its --arg values changed.
+    #[arg(long, requires = "resume")]
+    pub force: bool,
 }
 
 /// `run FILE`.

@@ -13,6 +13,7 @@ pub(crate) mod options;
 pub(crate) mod repl;
 pub(crate) mod req;
 mod req_report;
+mod resume;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod sim;

@@ -166,3 +166,32 @@ pub(crate) fn journal(a: &crate::cli::JournalArgs) -> Result<Option<crate::journ
     }
     Ok(Some(crate::journal::JournalOptions { replicas: a.journal_replicas, ..Default::default() }))
 }
+
+/// The `--resume` flags: `None` without `--resume`. Refused with `--dry-run` (a dry run
+/// changes nothing, so there is nothing to continue) and with `--sim` (the embedded broker's
+/// journal dies with the process that ran it).
+pub(crate) fn resume(
+    a: &crate::cli::JournalArgs,
+    dry_run: bool,
+    sim: bool,
+) -> Result<Option<super::resume::ResumeOptions>, Error> {
+    let Some(id) = &a.resume else { return Ok(None) };
+    let id =
+        crate::journal::RunId::parse(id).map_err(|message| Error::Usage { message: format!("--resume: {message}") })?;
+    if dry_run {
+        return Err(Error::Usage {
+            message: "--resume and --dry-run: a dry run of a resumed run is not supported".into(),
+        });
+    }
+    if sim {
+        return Err(Error::Usage {
+            message: "--resume cannot work with --sim: the embedded broker's journal was deleted when the run's process ended; resuming needs a broker that outlives the run: `fleetbook sim` in another terminal (then --server URL), or a real broker".into(),
+        });
+    }
+    let flags = crate::journal::replay::ResumeFlags {
+        retry_failed: a.retry_failed,
+        resend_unknown: a.resend_unknown,
+        force: a.force,
+    };
+    Ok(Some(super::resume::ResumeOptions { id, flags }))
+}

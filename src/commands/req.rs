@@ -19,8 +19,9 @@ use crate::error::Error;
 use crate::fleet::ddl::DdlRegistry;
 use crate::fleet::discovery::DiscoveryOptions;
 use crate::interrupt::Interrupt;
+use crate::journal::replay::{ResumeFlags, RunRecord};
 use crate::journal::{Journal, JournalOptions, RunId};
-use crate::progress::{Reporter, RunEvent};
+use crate::progress::{Reporter, RunEvent, RunStatus};
 use crate::prompt::Answer;
 use crate::rollout::policy::{dedup_keep_order, plan_batches};
 use crate::rollout::tally::Counts;
@@ -48,14 +49,20 @@ pub(crate) struct ReqOptions {
     dry_run: bool,
     /// The run journal; `None` with `--no-journal`.
     journal: Option<JournalOptions>,
+    /// `--resume ID`: continue that run.
+    resume: Option<super::resume::ResumeOptions>,
 }
 
 impl ReqOptions {
     /// Checks the batch flags, types the inputs by the agent's DDL and checks the filter, in
     /// that order. `default_token` is the provisioning token when no `token=` input is given
     /// (file, environment, simulator).
-    fn from_cli(a: &ReqArgs, default_token: Option<String>, ddl: &DdlRegistry) -> Result<ReqOptions, Error> {
+    fn from_cli(a: &ReqArgs, default_token: Option<String>, ddl: &DdlRegistry, sim: bool) -> Result<ReqOptions, Error> {
         let batch_sleep = batch_sleep(a)?;
+        let resume = super::options::resume(&a.journal, a.dry_run, sim)?;
+        if resume.is_some() && a.broadcast {
+            return Err(Error::Usage { message: "--resume: a --broadcast request has no journal to resume".into() });
+        }
         let inputs = typed_inputs(a, default_token, ddl)?;
         let mut discovery = super::options::discovery(&a.filter)?;
         discovery.rpc_agent = Some(a.agent.clone());
@@ -72,6 +79,7 @@ impl ReqOptions {
             yes: a.yes,
             dry_run: a.dry_run,
             journal: super::options::journal(&a.journal)?,
+            resume,
         })
     }
 }
@@ -122,7 +130,7 @@ pub(crate) async fn run(
     interrupt: &Interrupt,
 ) -> Result<(), Error> {
     let printed = std::cell::Cell::new(false);
-    let result = match ReqOptions::from_cli(&a, default_token, &settings.ddl) {
+    let result = match ReqOptions::from_cli(&a, default_token, &settings.ddl, settings.sim.is_some()) {
         Ok(options) => run_inner(settings, &options, interrupt, &printed).await,
         Err(e) => Err(e),
     };
@@ -173,12 +181,26 @@ async fn run_inner(
     // the run has a start and an end.
     let journal = a.journal.as_ref().filter(|_| !a.dry_run);
     if journal.is_none() && !a.jsonl {
-        return direct(fleet, a, &reporter, interrupt, printed, None).await.0;
+        return direct(fleet, a, &reporter, interrupt, printed, None, None).await.0;
     }
-    let id = RunId::new();
-    start(fleet, journal, a, &id, &reporter).await?;
-    let (result, counts) = direct(fleet, a, &reporter, interrupt, printed, Some(&id)).await;
+    // Resuming: the run's journal first; the request must be the one it made.
+    let record = match &a.resume {
+        Some(o) => {
+            let r = super::resume::load(fleet, o, "req").await?;
+            super::resume::same_runbook(&r, &format!("{}#{}", a.agent, a.action))?;
+            Some(r)
+        }
+        None => None,
+    };
+    let id = a.resume.as_ref().map_or_else(RunId::new, |r| r.id.clone());
+    let attempt = record.as_ref().map_or(1, |r| r.attempts + 1);
+    start(fleet, journal, a, &id, attempt, &reporter).await?;
+    let resumed = record.as_ref().zip(a.resume.as_ref().map(|o| &o.flags));
+    let (result, counts) = direct(fleet, a, &reporter, interrupt, printed, Some(&id), resumed).await;
     let end = run_end(Some(&id), &result, counts);
+    if journal.is_some() && matches!(end, RunEvent::RunEnd { status: RunStatus::Stopped | RunStatus::BrokerLost, .. }) {
+        reporter.say(&super::resume::hint(&format!("req {} {} ...", a.agent, a.action), id.as_str()));
+    }
     let (f, rep) = (fleet.clone(), reporter.clone());
     let _ = tokio::task::spawn_blocking(move || crate::journal::end_run(&rep, Some(&f), end)).await;
     if a.jsonl {
@@ -235,28 +257,26 @@ async fn direct(
     interrupt: &Interrupt,
     printed: &std::cell::Cell<bool>,
     run_id: Option<&RunId>,
+    resumed: Option<(&RunRecord, &ResumeFlags)>,
 ) -> (Result<(), Error>, Counts) {
     let started = Instant::now();
     let dopts = &a.discovery;
-    reporter.emit(RunEvent::Discovering { what: dopts.filter.describe() });
-    let found = match fleet.discover(dopts, &interrupt.hard()).await {
-        Ok(f) => f,
-        Err(e) => {
-            reporter.emit(RunEvent::DiscoveryFailed);
-            let e = match e {
-                crate::fleet::FleetError::Cancelled => Error::Interrupted,
-                e => e.into(),
-            };
-            return (Err(e), Counts::default());
-        }
+    let found = match resumed.and_then(|(r, _)| r.discovered.first()) {
+        // Resuming: the nodes the run found, not whoever answers now.
+        Some(nodes) => nodes.clone(),
+        None => match discover(fleet, dopts, reporter, interrupt).await {
+            Ok(nodes) => nodes,
+            Err(e) => return (Err(e), Counts::default()),
+        },
     };
-    reporter.emit(RunEvent::Discovered { count: found.nodes.len(), nodes: found.nodes.clone() });
+    reporter.emit(RunEvent::Discovered { count: found.len(), nodes: found.clone() });
     let discovery = started.elapsed();
-    let nodes = dedup_keep_order(found.nodes);
+    let nodes = dedup_keep_order(found);
     if nodes.is_empty() {
         return (Err(Error::NoNodes), Counts::default());
     }
-    let rollout = Rollout {
+    let mut rollout = Rollout {
+        call: 1,
         agent: a.agent.clone(),
         action: a.action.clone(),
         inputs: a.inputs.clone(),
@@ -274,7 +294,15 @@ async fn direct(
         governor: None,
         plan_only: a.dry_run,
         confirm: ConfirmPolicy { yes: a.yes, every_mutation: false },
+        resume: None,
     };
+    if let Some((was, flags)) = resumed.and_then(|(r, f)| r.calls.first().map(|c| (c, f))) {
+        if let Err(reason) = crate::journal::replay::same_call(1, was, &a.agent, &a.action, &rollout.shown) {
+            return (Err(Error::Guardrail { reason }), Counts::default());
+        }
+        let (retry_failed, resend_unknown) = (flags.retry_failed, flags.resend_unknown);
+        rollout.resume = Some(crate::rollout::Resumed { call: was.clone(), retry_failed, resend_unknown });
+    }
     // The driver blocks on the runtime between its hooks: it runs on a blocking thread.
     let (rt, f, r, rep, int) =
         (tokio::runtime::Handle::current(), fleet.clone(), rollout.clone(), reporter.clone(), interrupt.clone());
@@ -307,16 +335,37 @@ async fn direct(
     (finish(a, &o.tally, nodes.len(), ids, timing, o.end), counts)
 }
 
+/// Discovers the nodes, with the spinner.
+async fn discover(
+    fleet: &crate::fleet::Fleet,
+    dopts: &DiscoveryOptions,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Vec<String>, Error> {
+    reporter.emit(RunEvent::Discovering { what: dopts.filter.describe() });
+    match fleet.discover(dopts, &interrupt.hard()).await {
+        Ok(f) => Ok(f.nodes),
+        Err(e) => {
+            reporter.emit(RunEvent::DiscoveryFailed);
+            Err(match e {
+                crate::fleet::FleetError::Cancelled => Error::Interrupted,
+                e => e.into(),
+            })
+        }
+    }
+}
+
 /// Starts a recorded request: opens its journal (when it has one) and reports `run_start`.
 async fn start(
     fleet: &crate::fleet::Fleet,
     journal: Option<&JournalOptions>,
     a: &ReqOptions,
     id: &RunId,
+    attempt: u32,
     reporter: &Reporter,
 ) -> Result<(), Error> {
     if let Some(o) = journal {
-        let j = Journal::open(fleet, id.clone(), o).await.map_err(crate::journal::open_error)?;
+        let j = Journal::open(fleet, id.clone(), attempt, o).await.map_err(crate::journal::open_error)?;
         reporter.add(std::sync::Arc::new(j));
     }
     let (user, host) = crate::journal::who();
@@ -329,8 +378,12 @@ async fn start(
         args: crate::redact::mask_inputs(&a.inputs),
         user,
         host,
+        attempt,
     });
-    reporter.say(&format!("run {id}"));
+    match attempt {
+        1 => reporter.say(&format!("run {id}")),
+        n => reporter.say(&format!("resuming run {id} (attempt {n})")),
+    }
     Ok(())
 }
 

@@ -26,13 +26,20 @@ pub(crate) struct RunOptions {
     engine: RunSettings,
     /// The run journal; `None` with `--no-journal`.
     journal: Option<JournalOptions>,
+    /// `--resume ID`: continue that run.
+    resume: Option<super::resume::ResumeOptions>,
+    /// `--sim`: the journal dies with the process, so no resume hint.
+    sim: bool,
 }
 
 impl RunOptions {
     /// Checks the `--arg`s; the engine settings are for a run against `settings`.
     pub(crate) fn from_cli(a: RunArgs, settings: &Settings) -> Result<RunOptions, Error> {
         let engine = super::options::engine_for(&a.engine, settings);
+        let resume = super::options::resume(&a.journal, a.dry_run, settings.sim.is_some())?;
         Ok(RunOptions {
+            resume,
+            sim: settings.sim.is_some(),
             args: parse_args(&a.args)?,
             file: a.file,
             dry_run: a.dry_run,
@@ -100,8 +107,12 @@ fn host(
 /// compile, a broker that cannot be reached or is lost, a guardrail, Ctrl-C).
 pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt) -> Result<(), Error> {
     let reporter = Reporter::for_terminal(a.json);
-    let run_id = RunId::new();
-    reporter.say(&format!("run {run_id}"));
+    let run_id = a.resume.as_ref().map_or_else(RunId::new, |r| r.id.clone());
+    let hint = (a.journal.is_some() && !a.sim).then(|| format!("run {}", a.file.display()));
+    match &a.resume {
+        Some(_) => reporter.say(&format!("resuming run {run_id}")),
+        None => reporter.say(&format!("run {run_id}")),
+    }
     let mut totals = crate::engine::Totals::default();
     // The connection outlives the run so that `run_end` reaches the journal.
     let mut env = None;
@@ -118,6 +129,9 @@ pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt)
         unknown: totals.unknown,
     };
     reporter.say(&format!("run {run_id} ended: {}", status.as_str()));
+    if let (Some(cmd), RunStatus::Stopped | RunStatus::BrokerLost) = (&hint, status) {
+        reporter.say(&super::resume::hint(cmd, run_id.as_str()));
+    }
     // Waits for the journal's acknowledgement (bounded); a plain thread may block.
     let r = reporter.clone();
     let _ = tokio::task::spawn_blocking(move || {
@@ -147,23 +161,43 @@ async fn run_inner(
     let checker = engine::build(host(rt.clone(), None, reporter.clone(), interrupt.clone(), rs.clone()), dir.clone());
     let (ast, source) = compile(&checker, &a.file, &settings.ddl)?;
     let shown = a.file.display().to_string();
+    let sha256 = crate::journal::sha256_hex(source.as_bytes());
+    // Resuming: the run's journal is read first (its --arg values, its runbook's digest).
+    let mut resumed = None;
+    if let Some(o) = &a.resume {
+        let env = env_out.insert(FleetEnv::open(settings.clone()).await?);
+        let record = super::resume::load(&env.fleet, o, "run").await?;
+        rs.args = super::resume::merge_args(&record, std::mem::take(&mut rs.args), o.flags.force)?;
+        match record.check_runbook(&shown, &sha256, o.flags.force) {
+            Ok(Some(warning)) => reporter.say(&warning),
+            Ok(None) => {}
+            Err(reason) => return Err(Error::Guardrail { reason }),
+        }
+        resumed = Some(crate::journal::replay::Replay::new(record, o.flags.clone()));
+    }
     let dirs: Vec<PathBuf> = dir.iter().chain(rs.lib_dirs.iter()).cloned().collect();
     check_args(&engine::args::collect(&checker, &ast, &shown, &dirs), &rs.args, &shown, reporter)?;
     let (user, host_name) = crate::journal::who();
+    let attempt = resumed.as_ref().map_or(1, |r| r.record.attempts + 1);
     let start = RunEvent::RunStart {
         run_id: run_id.to_string(),
         command: "run".into(),
         runbook: shown.clone(),
-        sha256: Some(crate::journal::sha256_hex(source.as_bytes())),
+        sha256: Some(sha256),
         dry_run: rs.dry_run,
         args: crate::redact::mask_args(&rs.args),
         user,
         host: host_name,
+        attempt,
     };
     reporter.emit(start.clone());
-    let env = env_out.insert(FleetEnv::open(settings).await?);
+    if env_out.is_none() {
+        *env_out = Some(FleetEnv::open(settings).await?);
+    }
+    let Some(env) = env_out.as_mut() else { return Err(Error::Internal { message: "no fleet".into() }) };
     if let Some(o) = &a.journal {
-        let journal = Journal::open(&env.fleet, run_id.clone(), o).await.map_err(crate::journal::open_error)?;
+        let journal =
+            Journal::open(&env.fleet, run_id.clone(), attempt, o).await.map_err(crate::journal::open_error)?;
         journal.event(&start);
         reporter.add(Arc::new(journal));
     }
@@ -171,6 +205,9 @@ async fn run_inner(
         rs.arg_defaults.insert("metrics_url".into(), url);
     }
     let h = host(rt, Some(env.fleet.clone()), reporter.clone(), interrupt, rs);
+    if let Some(replay) = resumed {
+        h.resume(replay);
+    }
     let h2 = h.clone();
     // The error is rendered (and dropped) on the script thread: a thrown value may nest deeply.
     let outcome = engine::thread::on_script_thread(move || {

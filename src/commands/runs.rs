@@ -96,6 +96,14 @@ fn write_timeline(w: &mut impl Write, events: &[Value]) -> std::io::Result<()> {
         let time: String = text(e, "time").chars().skip(11).take(12).collect();
         let n = |k: &str| e.get(k).map(|v| v.to_string()).unwrap_or_default();
         let line = match text(e, "event").as_str() {
+            "run_start" if e.get("attempt").and_then(Value::as_u64).unwrap_or(1) > 1 => format!(
+                "resumed (attempt {}) {} {} by {}@{}",
+                n("attempt"),
+                text(e, "command"),
+                text(e, "runbook"),
+                text(e, "user"),
+                text(e, "host")
+            ),
             "run_start" => format!(
                 "started {} {} by {}@{}",
                 text(e, "command"),
@@ -128,7 +136,11 @@ fn write_timeline(w: &mut impl Write, events: &[Value]) -> std::io::Result<()> {
             ),
             "gate" => format!("  gate after batch {}: {}", n("batch"), text(e, "decision")),
             "rollout_stopped" => format!("stopped: {}", text(e, "reason")),
+            "evict" if e.get("resumed") == Some(&Value::Bool(true)) => continue,
             "evict" => format!("evicted {} from election {}", n("evicted"), text(e, "election")),
+            "confirmed" if text(e, "by") != "journal" => {
+                format!("confirmed ({}): {}", text(e, "by"), text(e, "question"))
+            }
             "run_end" => format!(
                 "ended {} (exit {}){}",
                 text(e, "status"),

@@ -10,6 +10,7 @@ use rhai::{Dynamic, EvalAltResult, Position};
 
 use crate::fleet::Fleet;
 use crate::interrupt::Interrupt;
+use crate::journal::replay::{CallRecord, Replay, ResumeFlags};
 use crate::progress::Reporter;
 use crate::prompt::Prompter;
 
@@ -101,6 +102,10 @@ pub struct Host {
     pub last_nodes: Mutex<Vec<String>>,
     /// Run-wide governor leases (`governor()`), given back when the run ends.
     pub leases: Mutex<Vec<crate::fleet::governor::Lease>>,
+    /// How many rollouts (`rpc_batch` calls) the run has started: their ordinals.
+    calls: Mutex<usize>,
+    /// Resuming (`--resume`): the journal of the run's earlier attempts, replayed.
+    replay: Mutex<Option<Replay>>,
 }
 
 impl Host {
@@ -125,7 +130,30 @@ impl Host {
             totals: Mutex::new(Totals::default()),
             last_nodes: Mutex::new(Vec::new()),
             leases: Mutex::new(Vec::new()),
+            calls: Mutex::new(0),
+            replay: Mutex::new(None),
         })
+    }
+
+    /// Makes this run a resumed one: journaled effects are replayed, not repeated.
+    pub fn resume(&self, replay: Replay) {
+        *crate::lock(&self.replay) = Some(replay);
+    }
+
+    /// Resuming: asks the replay for the next journaled effect; `None` when not resuming.
+    pub(crate) fn replaying<T>(&self, f: impl FnOnce(&mut Replay) -> T) -> Option<T> {
+        crate::lock(&self.replay).as_mut().map(f)
+    }
+
+    /// The next rollout's ordinal, with its journaled record and the resume flags when the
+    /// run is resumed and got that far before.
+    pub(crate) fn next_call(&self) -> (usize, Option<(CallRecord, ResumeFlags)>) {
+        let mut n = crate::lock(&self.calls);
+        *n += 1;
+        let was = crate::lock(&self.replay)
+            .as_ref()
+            .and_then(|r| r.record.calls.get(*n - 1).map(|c| (c.clone(), r.flags.clone())));
+        (*n, was)
     }
 
     /// The fleet, or an error for runs that have none (lint-only).

@@ -7,6 +7,7 @@
 
 pub mod id;
 pub mod read;
+pub mod replay;
 
 use std::time::Duration;
 
@@ -142,13 +143,16 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens the journal of a new run: the stream exists when this returns.
-    pub async fn open(fleet: &Fleet, run: RunId, o: &JournalOptions) -> Result<Journal, FleetError> {
+    /// Opens the journal of a run's `attempt` (1 for a new run; a resume appends the next
+    /// attempt under the same id): the stream exists when this returns.
+    pub async fn open(fleet: &Fleet, run: RunId, attempt: u32, o: &JournalOptions) -> Result<Journal, FleetError> {
         stream(fleet, o).await?;
         let js = jetstream::new(fleet.nats().clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let wait = fleet.options().connect_timeout * 6;
-        let writer = tokio::spawn(write(js, fleet.clone(), run.clone(), rx, wait));
+        // Message ids are unique per attempt, so a resume within the duplicate window is kept.
+        let ids = format!("{run}-{attempt}");
+        let writer = tokio::spawn(write(js, fleet.clone(), run.clone(), ids, rx, wait));
         let beat = tokio::spawn(heartbeat(tx.clone()));
         Ok(Journal { run, tx, fleet: fleet.clone(), wait, tasks: vec![writer, beat] })
     }
@@ -175,6 +179,10 @@ impl Drop for Journal {
 impl Sink for Journal {
     fn event(&self, e: &RunEvent) {
         self.send(e, None);
+    }
+
+    fn keeps(&self) -> bool {
+        true
     }
 
     /// Waits until the broker acknowledged this event and everything before it. Call it from
@@ -204,7 +212,14 @@ const WINDOW: usize = 256;
 /// answer covers everything before it. A message whose acknowledgement fails is published
 /// again (deduplicated by its message id) until the broker answers or `wait` passes; only then
 /// can it land after messages published later.
-async fn write(js: jetstream::Context, fleet: Fleet, run: RunId, mut rx: mpsc::UnboundedReceiver<Msg>, wait: Duration) {
+async fn write(
+    js: jetstream::Context,
+    fleet: Fleet,
+    run: RunId,
+    ids: String,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    wait: Duration,
+) {
     let mut seq: u64 = 0;
     // The first write that failed: the journal has a gap, so no batch may be sent after it.
     let mut failed: Option<String> = None;
@@ -220,7 +235,7 @@ async fn write(js: jetstream::Context, fleet: Fleet, run: RunId, mut rx: mpsc::U
         for m in window {
             seq += 1;
             let mut headers = HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{run}-{seq}").as_str());
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{ids}-{seq}").as_str());
             if m.rollup {
                 headers.insert("Nats-Rollup", "sub");
             }

@@ -109,11 +109,18 @@ pub async fn list(fleet: &Fleet, limit: usize) -> Result<Vec<RunSummary>, FleetE
         }
         match kind {
             "run_start" => {
+                // A resumed run starts again under its id: its last attempt tells the story
+                // (it reports the nodes earlier attempts finished again, marked resumed).
+                r.status = "running".into();
+                r.reason = None;
+                (r.done, r.failed, r.planned) = (0, 0, 0);
                 r.command = text(v, "command");
                 r.runbook = text(v, "runbook");
                 r.user = text(v, "user");
                 r.host = text(v, "host");
-                r.started = time;
+                if r.started.is_empty() {
+                    r.started = time;
+                }
             }
             "heartbeat" => r.period_s = v.get("period_s").and_then(Value::as_f64).unwrap_or(r.period_s),
             "rollout_start" if v.get("dry_run") != Some(&Value::Bool(true)) => r.planned += count(v, "nodes"),

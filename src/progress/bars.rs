@@ -54,7 +54,7 @@ impl Bars {
                     sp.finish_and_clear();
                 }
             }
-            RunEvent::BatchStart { batch, batches, nodes, dry_run: false } => {
+            RunEvent::BatchStart { batch, batches, nodes, dry_run: false, .. } => {
                 if s.overall.is_none() {
                     let pb = self.multi.add(ProgressBar::new(s.context.nodes as u64));
                     pb.set_style(

@@ -2,7 +2,7 @@
 //! the commands produce them; the sinks (bars, plain lines, JSONL) consume them. The JSONL
 //! names are a contract with CI scripts: see `docs/events.md`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What a gate decided after a batch.
@@ -16,7 +16,7 @@ pub enum GateVerdict {
 }
 
 /// One node's result in a rollout, as `node_result.status` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     Ok,
@@ -89,6 +89,8 @@ pub enum RunEvent {
         /// Who started it, where.
         user: String,
         host: String,
+        /// 1 for a new run; each `--resume` of it starts the next attempt under the same id.
+        attempt: u32,
     },
     /// Display only: discovery began; `what` describes the filter.
     Discovering { what: String },
@@ -97,9 +99,19 @@ pub enum RunEvent {
     /// Display only: discovery failed or was cancelled; no count is claimed.
     DiscoveryFailed,
     /// A rollout of `agent#action` begins; `inputs` are masked.
-    RolloutStart { agent: String, action: String, inputs: Value, nodes: usize, batches: usize, dry_run: bool },
-    /// A batch is sent (or, under dry-run, planned).
+    /// `call` numbers the run's rollouts from 1 (a resumed run matches them by it).
+    RolloutStart {
+        call: usize,
+        agent: String,
+        action: String,
+        inputs: Value,
+        nodes: usize,
+        batches: usize,
+        dry_run: bool,
+    },
+    /// A batch is sent (or, under dry-run, planned); `call` is its rollout's.
     BatchStart {
+        call: usize,
         batch: usize,
         batches: usize,
         nodes: Vec<String>,
@@ -116,6 +128,10 @@ pub enum RunEvent {
         statusmsg: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
+        /// The result comes from the journal of an earlier attempt of this run (`--resume`):
+        /// the node was not called again.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
     },
     /// A batch is done: its counts (`failed` excludes the silent and unknown nodes).
     BatchEnd { batch: usize, batches: usize, ok: usize, failed: usize, no_reply: usize, unknown: usize },
@@ -142,8 +158,23 @@ pub enum RunEvent {
     },
     /// A lifecycle event `watch_events` saw.
     Event { event_type: String, identity: String, component: String, subject: String },
-    /// An election's leader was evicted.
-    Evict { election: String, bucket: String, evicted: Option<String> },
+    /// An election's leader was evicted (`resumed`: an earlier attempt did it; not repeated).
+    Evict {
+        election: String,
+        bucket: String,
+        evicted: Option<String>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
+    },
+    /// `confirm()` was answered yes: `by` is `operator`, `--yes`, or `journal` (an earlier
+    /// attempt of this run was confirmed; not asked again).
+    Confirmed { question: String, by: String },
+    /// A runbook's `sleep()` ended (`resumed`: an earlier attempt slept it; not repeated).
+    Slept {
+        ms: u64,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
+    },
     /// The run ended: every JSONL run ends with this, whatever happened.
     RunEnd {
         run_id: String,
@@ -177,15 +208,16 @@ mod tests {
             statuscode: None,
             statusmsg: None,
             data: None,
+            resumed: false,
         };
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             json!({"event": "node_result", "node": "n1", "status": "no_reply"})
         );
-        let b = RunEvent::BatchStart { batch: 1, batches: 2, nodes: vec!["n1".into()], dry_run: false };
+        let b = RunEvent::BatchStart { call: 1, batch: 1, batches: 2, nodes: vec!["n1".into()], dry_run: false };
         assert_eq!(
             serde_json::to_value(&b).unwrap(),
-            json!({"event": "batch_start", "batch": 1, "batches": 2, "nodes": ["n1"]})
+            json!({"event": "batch_start", "call": 1, "batch": 1, "batches": 2, "nodes": ["n1"]})
         );
         let g = RunEvent::Gate { batch: 2, decision: GateVerdict::Pause };
         assert_eq!(serde_json::to_value(&g).unwrap(), json!({"event": "gate", "batch": 2, "decision": "pause"}));
@@ -233,9 +265,11 @@ mod tests {
                 args: serde_json::Map::new(),
                 user: "u".into(),
                 host: "h".into(),
+                attempt: 1,
             },
             RunEvent::Discovered { count: 0, nodes: Vec::new() },
             RunEvent::RolloutStart {
+                call: 1,
                 agent: "a".into(),
                 action: "b".into(),
                 inputs: json!({}),
@@ -243,13 +277,14 @@ mod tests {
                 batches: 1,
                 dry_run: false,
             },
-            RunEvent::BatchStart { batch: 1, batches: 1, nodes: Vec::new(), dry_run: true },
+            RunEvent::BatchStart { call: 1, batch: 1, batches: 1, nodes: Vec::new(), dry_run: true },
             RunEvent::NodeResult {
                 node: "n".into(),
                 status: NodeStatus::Ok,
                 statuscode: Some(0),
                 statusmsg: Some("OK".into()),
                 data: Some(json!({})),
+                resumed: true,
             },
             RunEvent::BatchEnd { batch: 1, batches: 1, ok: 1, failed: 0, no_reply: 0, unknown: 0 },
             RunEvent::Gate { batch: 1, decision: GateVerdict::Continue },
@@ -268,7 +303,9 @@ mod tests {
             },
             RunEvent::GovernorWait { governor: "g".into(), batch: Some(1), leases: 2 },
             RunEvent::Governor { governor: "g".into(), batch: Some(1), leases: 2, waited_ms: 5 },
-            RunEvent::Evict { election: "e".into(), bucket: "b".into(), evicted: None },
+            RunEvent::Evict { election: "e".into(), bucket: "b".into(), evicted: None, resumed: true },
+            RunEvent::Confirmed { question: "q".into(), by: "operator".into() },
+            RunEvent::Slept { ms: 1, resumed: true },
             RunEvent::RunEnd {
                 run_id: "i".into(),
                 status: RunStatus::Ok,

@@ -31,6 +31,11 @@ pub trait Sink: Send + Sync {
         self.event(e);
         Ok(())
     }
+    /// Whether this sink keeps events (the journal): a durable event reaches it first, so
+    /// whatever the output shows of it is already kept.
+    fn keeps(&self) -> bool {
+        false
+    }
 }
 
 /// A sink could not keep an event.
@@ -106,7 +111,10 @@ impl Reporter {
     /// a batch. Blocks; call it from a plain thread. The first failure is returned.
     pub fn emit_durable(&self, e: RunEvent) -> Result<(), SinkError> {
         let mut first = Ok(());
-        for s in self.sinks_owned() {
+        let mut sinks = self.sinks_owned();
+        // Keeping sinks first: an event the output shows is already in the journal.
+        sinks.sort_by_key(|s| !s.keeps());
+        for s in sinks {
             let r = s.event_durable(&e);
             if first.is_ok() {
                 first = r;
@@ -168,7 +176,7 @@ impl Context {
                 Vec::new()
             }
             RunEvent::Discovered { count, .. } => vec![format!("discovered {count} node(s)")],
-            RunEvent::BatchStart { batch, batches, nodes, dry_run: false } if *batches > 1 => {
+            RunEvent::BatchStart { batch, batches, nodes, dry_run: false, .. } if *batches > 1 => {
                 vec![format!("batch {batch}/{batches}: {} node(s)", nodes.len())]
             }
             RunEvent::NodeResult { node, status: NodeStatus::LateOk | NodeStatus::LateFailed, statusmsg, .. } => {

@@ -11,6 +11,7 @@
 mod confirm;
 pub mod governor;
 pub mod policy;
+pub mod resume;
 pub mod stop;
 pub mod tally;
 
@@ -28,6 +29,7 @@ use crate::prompt::Answer;
 pub use confirm::confirm;
 pub use governor::GovernorUse;
 pub use policy::{Amount, Thresholds, Verdict};
+pub use resume::Resumed;
 pub use stop::{End, Stop};
 pub use tally::{Failure, Tally};
 
@@ -61,6 +63,8 @@ pub struct ConfirmPolicy {
 /// One rollout, validated: what to call, on which nodes in which batches, and the rules.
 #[derive(Debug, Clone)]
 pub struct Rollout {
+    /// Which rollout of the run this is, from 1 (a resumed run matches them by it).
+    pub call: usize,
     pub agent: String,
     pub action: String,
     /// The inputs as the DDL typed them; secrets in clear, for the wire only.
@@ -82,6 +86,8 @@ pub struct Rollout {
     /// Plan and report the batches; send nothing.
     pub plan_only: bool,
     pub confirm: ConfirmPolicy,
+    /// Resuming: what an earlier attempt of the run did in this rollout.
+    pub resume: Option<Resumed>,
 }
 
 impl Rollout {
@@ -142,6 +148,7 @@ pub fn drive<H: Hooks>(
 ) -> Outcome<H::Error> {
     let total = r.batches.len();
     reporter.emit(RunEvent::RolloutStart {
+        call: r.call,
         agent: r.agent.clone(),
         action: r.action.clone(),
         inputs: r.shown.clone(),
@@ -156,14 +163,31 @@ pub fn drive<H: Hooks>(
     }
     if r.plan_only {
         for (i, b) in r.batches.iter().enumerate() {
-            reporter.emit(RunEvent::BatchStart { batch: i + 1, batches: total, nodes: b.clone(), dry_run: true });
+            let start =
+                RunEvent::BatchStart { call: r.call, batch: i + 1, batches: total, nodes: b.clone(), dry_run: true };
+            reporter.emit(start);
         }
         o.planned = true;
         return o;
     }
-    let not_sent =
-        |o: &mut Outcome<H::Error>, from: usize| o.tally.not_sent.extend(r.batches[from..].iter().flatten().cloned());
-    if let Err(stop) = confirm(r.confirm, &r.agent, &r.action, Some(r.nodes()), reporter, hooks) {
+    // Resuming: what earlier attempts finished is filed now; the rest is sent.
+    let plan = resume::split(r, &mut o.tally, reporter);
+    let not_sent = |o: &mut Outcome<H::Error>, from: usize| {
+        o.tally.not_sent.extend(plan.send[from..].iter().flatten().cloned());
+        plan.file_blocked(from, &mut o.tally, reporter);
+    };
+    if plan.finished() {
+        reporter.say(&format!("{}: every node was done by an earlier attempt of this run", r.label()));
+        return o;
+    }
+    if let Some(stop) = before_sending(r, &plan, &o.tally) {
+        not_sent(&mut o, 0);
+        report_stop(&o.tally, &stop, reporter);
+        o.end = End::Stopped(stop);
+        return o;
+    }
+    let sending = plan.send.iter().map(Vec::len).sum();
+    if let Err(stop) = confirm(r.confirm, &r.agent, &r.action, Some(sending), reporter, hooks) {
         not_sent(&mut o, 0);
         report_stop(&o.tally, &stop, reporter);
         o.end = End::Stopped(stop);
@@ -186,7 +210,7 @@ pub fn drive<H: Hooks>(
         }
     };
     o.request_id = Some(session.request_id.clone());
-    let (end, next) = batches(rt, r, &mut session, &mut o.tally, reporter, interrupt, hooks);
+    let (end, next) = batches(rt, r, &plan, &mut session, &mut o.tally, reporter, interrupt, hooks);
     not_sent(&mut o, next);
     // Replies that came in while the last batch was judged still count.
     o.tally.take_late(session.drain_late().late, reporter);
@@ -196,6 +220,23 @@ pub fn drive<H: Hooks>(
     o.end = end;
     reporter.emit(RunEvent::RolloutEnd);
     o
+}
+
+/// A resumed rollout that must stop before it sends anything: its first batch to act holds
+/// unknown nodes, or the earlier attempts' failures already spend the budget.
+fn before_sending(r: &Rollout, plan: &resume::Split, tally: &Tally) -> Option<Stop> {
+    if let Some(b) = plan.blocked_first() {
+        let nodes = plan.blocked[b].clone();
+        return Some(Stop::Unknown { batch: b + 1, batches: r.batches.len(), label: r.label(), nodes });
+    }
+    let failed = tally.failure_count();
+    if failed == 0 {
+        return None;
+    }
+    match r.thresholds.judge(r.nodes(), 0, 0, failed) {
+        Verdict::Stop(why) => Some(Stop::BudgetSpent { why, failed: tally.failed_lines() }),
+        Verdict::Continue => None,
+    }
 }
 
 /// `rollout_stopped`: why, and where every node stands.
@@ -210,9 +251,11 @@ fn report_stop(t: &Tally, stop: &Stop, reporter: &Reporter) {
 }
 
 /// The batch loop; returns the end and the index of the first batch not sent.
+#[allow(clippy::too_many_arguments)]
 fn batches<H: Hooks>(
     rt: &tokio::runtime::Handle,
     r: &Rollout,
+    plan: &resume::Split,
     session: &mut RpcSession,
     tally: &mut Tally,
     reporter: &Reporter,
@@ -221,13 +264,28 @@ fn batches<H: Hooks>(
 ) -> (End<H::Error>, usize) {
     let total = r.batches.len();
     let hard = interrupt.hard();
-    for (i, nodes) in r.batches.iter().enumerate() {
+    let mut sent_any = false;
+    for (i, nodes) in plan.send.iter().enumerate() {
+        if !plan.blocked[i].is_empty() {
+            let stop = Stop::Unknown { batch: i + 1, batches: total, label: r.label(), nodes: plan.blocked[i].clone() };
+            return (End::Stopped(stop), i);
+        }
+        // Done by an earlier attempt of the run (resuming).
+        if nodes.is_empty() {
+            continue;
+        }
         if i > 0 && !interrupt.requested() {
             let soft = interrupt.soft();
+            // Resuming, the first batch sent waits only what is left of the pause after the
+            // batch an earlier attempt finished.
+            let pause = match (&r.resume, sent_any) {
+                (Some(res), false) => res.sleep_left(r.sleep),
+                _ => r.sleep,
+            };
             rt.block_on(async {
                 tokio::select! {
                     _ = soft.cancelled() => {}
-                    _ = tokio::time::sleep(r.sleep) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             });
             // Replies that came in during the sleep: nodes that answered after their wait.
@@ -245,7 +303,8 @@ fn batches<H: Hooks>(
             None => None,
         };
         // Write-ahead: the journal holds the batch before any of it goes out (fail closed).
-        let start = RunEvent::BatchStart { batch: i + 1, batches: total, nodes: nodes.clone(), dry_run: false };
+        let start =
+            RunEvent::BatchStart { call: r.call, batch: i + 1, batches: total, nodes: nodes.clone(), dry_run: false };
         if let Err(e) = reporter.emit_durable(start) {
             return match e.lost {
                 true => {
@@ -263,6 +322,7 @@ fn batches<H: Hooks>(
             },
             None => None,
         };
+        sent_any = true;
         let out = match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, a))) {
             Ok(out) => out,
             // Nothing of this batch went out.
@@ -294,7 +354,10 @@ fn batches<H: Hooks>(
         // The batch is over: its leases go back before the gate or the next batch.
         drop(held);
         let silent = out.no_reply.len() + out.unknown.len();
-        reporter.emit(RunEvent::BatchEnd {
+        // Kept before the run goes on: once the journal has a batch's end it has every result
+        // of it, so a resume after a crash here knows them all. A write that fails leaves a
+        // gap, and the next batch is not sent (fail closed at its write-ahead).
+        let _ = reporter.emit_durable(RunEvent::BatchEnd {
             batch: i + 1,
             batches: total,
             ok: nodes.len().saturating_sub(failed),

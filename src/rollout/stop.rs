@@ -31,6 +31,11 @@ pub enum Stop {
     /// The batch's governor leases could not be had (the wait ran out, or the governor is
     /// missing), so it was not sent.
     Governor { batch: usize, batches: usize, why: String },
+    /// Resuming: a batch holds nodes whose request went out in an earlier attempt without a
+    /// recorded result, and the action changes nodes (`--resend-unknown` sends it again).
+    Unknown { batch: usize, batches: usize, label: String, nodes: Vec<String> },
+    /// Resuming: the earlier attempts' failures already spend the failure budget.
+    BudgetSpent { why: String, failed: Vec<String> },
 }
 
 impl Stop {
@@ -42,6 +47,7 @@ impl Stop {
                 | Stop::NoTerminal { .. }
                 | Stop::InterruptedAtPrompt { .. }
                 | Stop::Interrupted { after: 0, .. }
+                | Stop::BudgetSpent { .. }
         )
     }
 }
@@ -96,6 +102,17 @@ impl fmt::Display for Stop {
             Stop::Journal { batch, batches, why } => write!(
                 f,
                 "{why}; batch {batch}/{batches} and later ones were not sent (the journal must hold a batch before it goes out; --no-journal runs without one)"
+            ),
+            Stop::Unknown { batch, batches, label, nodes } => write!(
+                f,
+                "stopped before batch {batch}/{batches}: an earlier attempt sent {label} to {} but never recorded the result, so whether they acted is unknown: {}; check them, then resume with --resend-unknown to send it again",
+                if nodes.len() == 1 { "1 node".to_string() } else { format!("{} nodes", nodes.len()) },
+                nodes.join(", ")
+            ),
+            Stop::BudgetSpent { why, failed } => write!(
+                f,
+                "the run's earlier attempts already spent the failure budget ({why}); nothing was sent; failed nodes: {}; --retry-failed calls them again",
+                failed_nodes(failed)
             ),
         }
     }

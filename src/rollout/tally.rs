@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::fleet::rpc::{status_name, Arrival, BatchOutcome, NodeReply};
+use crate::journal::replay::NodeRecord;
 use crate::progress::{NodeStatus, Reporter, RunEvent};
 
 /// Why a node failed: its status code when it answered, and the message.
@@ -68,11 +69,19 @@ fn reply_event(r: &NodeReply, status: NodeStatus) -> RunEvent {
         statuscode: Some(r.statuscode),
         statusmsg: Some(r.statusmsg.clone()),
         data: Some(r.data.clone()),
+        resumed: false,
     }
 }
 
 fn bare_event(node: &str, status: NodeStatus, msg: Option<String>) -> RunEvent {
-    RunEvent::NodeResult { node: node.to_string(), status, statuscode: None, statusmsg: msg, data: None }
+    RunEvent::NodeResult {
+        node: node.to_string(),
+        status,
+        statuscode: None,
+        statusmsg: msg,
+        data: None,
+        resumed: false,
+    }
 }
 
 /// Reports a result the moment it arrives, during the wait.
@@ -107,6 +116,40 @@ impl Tally {
         self.unexpected.extend(out.unexpected.iter().cloned());
         self.stray += out.stray;
         failed
+    }
+
+    /// Files a result an earlier attempt of the run journaled (`--resume`) and reports it,
+    /// marked resumed. An unknown result is never filed: the node is sent again or the
+    /// rollout stops before it.
+    pub(crate) fn resumed(&mut self, node: &str, rec: &NodeRecord, reporter: &Reporter) {
+        let msg = rec.statusmsg.clone().unwrap_or_default();
+        let reply = |code: u8| NodeReply {
+            sender: node.to_string(),
+            statuscode: rec.statuscode.unwrap_or(code),
+            statusmsg: msg.clone(),
+            data: rec.data.clone().unwrap_or(serde_json::Value::Null),
+        };
+        match rec.status {
+            NodeStatus::Ok | NodeStatus::LateOk => self.replies.push(reply(0)),
+            NodeStatus::Failed | NodeStatus::LateFailed => self.replies.push(reply(1)),
+            NodeStatus::Malformed => {
+                self.malformed.insert(node.to_string(), msg.trim_start_matches("malformed reply: ").to_string());
+            }
+            NodeStatus::NoReply => self.no_reply.push(node.to_string()),
+            NodeStatus::NoEvent => {
+                self.replies.push(reply(0));
+                self.no_event.insert(node.to_string(), msg.clone());
+            }
+            NodeStatus::Unknown => return,
+        }
+        reporter.emit(RunEvent::NodeResult {
+            node: node.to_string(),
+            status: rec.status,
+            statuscode: rec.statuscode,
+            statusmsg: rec.statusmsg.clone(),
+            data: rec.data.clone(),
+            resumed: true,
+        });
     }
 
     /// Nodes reported silent that answered after all: moved to `late`, reported, never

@@ -7,6 +7,7 @@ use rhai::{Dynamic, Engine, FuncRegistration};
 
 use super::{runtime_error, Host, Res};
 use crate::engine::options::duration;
+use crate::progress::RunEvent;
 use crate::prompt::Answer;
 use crate::redact::{is_secret_name, Secret};
 
@@ -78,6 +79,12 @@ pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
 /// `sleep(duration)`: waits, ending early (and stopping the run) on Ctrl-C.
 fn sleep(h: &Host, d: &Dynamic) -> Res<()> {
     let d = duration(d, "sleep")?;
+    let ms = d.as_millis() as u64;
+    // Resuming: a sleep an earlier attempt slept through is not slept again.
+    if h.replaying(|r| r.next_sleep()) == Some(true) {
+        h.reporter.emit(RunEvent::Slept { ms, resumed: true });
+        return Ok(());
+    }
     let interrupted = h.rt.block_on(async {
         let soft = h.interrupt.soft();
         tokio::select! {
@@ -88,18 +95,28 @@ fn sleep(h: &Host, d: &Dynamic) -> Res<()> {
     if interrupted {
         return Err(h.guardrail("interrupted (Ctrl-C)"));
     }
+    h.reporter.emit(RunEvent::Slept { ms, resumed: false });
     Ok(())
 }
 
 /// Confirmation: `--yes` answers, else the terminal, else the run stops.
 fn confirm(host: &Host, message: &str) -> Res<bool> {
+    let confirmed = |by: &str| {
+        host.reporter.emit(RunEvent::Confirmed { question: message.to_string(), by: by.to_string() });
+        Ok(true)
+    };
+    // Resuming: a question an earlier attempt had confirmed is not asked again.
+    if host.replaying(|r| r.next_confirm()) == Some(true) {
+        host.reporter.say(&format!("confirmed earlier in this run (journal): {message}"));
+        return confirmed("journal");
+    }
     if host.settings.yes {
         host.reporter.say(&format!("confirmed by --yes: {message}"));
-        return Ok(true);
+        return confirmed("--yes");
     }
     let answer = host.reporter.suspend(|| host.prompter.ask(&format!("{message} [y/N]")));
     match Answer::from_reply(answer.as_deref(), &host.interrupt) {
-        Answer::Yes => Ok(true),
+        Answer::Yes => confirmed("operator"),
         Answer::Interrupted => Err(host.guardrail(format!("interrupted (Ctrl-C) at: {message}"))),
         Answer::No => Err(host.guardrail(format!("not confirmed: {message}"))),
         Answer::NoTerminal => {

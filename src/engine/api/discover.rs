@@ -59,6 +59,15 @@ pub(crate) fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, u
 /// Runs discovery with the spinner and the `discovered` event.
 pub(crate) fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) -> Res<Vec<String>> {
     let fleet = host.fleet()?;
+    // Resuming: the nodes this discovery found the first time, so the run acts on the same.
+    if let Some(nodes) = host.replaying(|r| r.next_discovery()).flatten() {
+        *crate::lock(&host.last_nodes) = nodes.clone();
+        host.reporter.emit(RunEvent::Discovered { count: nodes.len(), nodes: nodes.clone() });
+        if nodes.len() < min {
+            return Err(fleet_error(host, FleetError::TooFew { found: nodes.len(), min }));
+        }
+        return Ok(nodes);
+    }
     host.reporter.emit(RunEvent::Discovering { what: opts.filter.describe() });
     let found = host.rt.block_on(fleet.discover(opts, &host.interrupt.hard()));
     let found = match found {

@@ -49,6 +49,18 @@ fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
         ));
         return Ok(i.leader.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
     }
+    // Resuming: an eviction an earlier attempt made is not made again (the new leader stays).
+    if let Some(was) = host.replaying(|r| r.next_evict()).flatten() {
+        let who = was.as_deref().unwrap_or("nobody");
+        host.reporter.say(&format!("election {name}: {who} was evicted by an earlier attempt of this run; not again"));
+        host.reporter.emit(crate::progress::RunEvent::Evict {
+            election: name.to_string(),
+            bucket: b.to_string(),
+            evicted: was.clone(),
+            resumed: true,
+        });
+        return Ok(was.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    }
     let who = host.rt.block_on(fleet.evict(name, &b, expect.as_deref())).map_err(|e| fleet_error(host, e))?;
     host.reporter.say(&format!(
         "Evicted the leader from election {name} in bucket {b} (was {})",
@@ -58,6 +70,7 @@ fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
         election: name.to_string(),
         bucket: b.to_string(),
         evicted: who.clone(),
+        resumed: false,
     });
     Ok(who.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
 }

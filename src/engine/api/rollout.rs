@@ -116,6 +116,7 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
     };
     let s = &host.settings;
     let rollout = Rollout {
+        call: 0,
         agent: agent.to_string(),
         action: action.to_string(),
         inputs: serde_json::Map::new(),
@@ -130,6 +131,7 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
         governor,
         plan_only: s.dry_run && !policy::is_read_only(agent, action),
         confirm: ConfirmPolicy { yes: s.yes, every_mutation: s.confirm_mutations },
+        resume: None,
     };
     Ok((rollout, gate))
 }
@@ -184,6 +186,14 @@ fn rpc_batch(host: &Host, ctx: &NativeCallContext, agent: &str, action: &str, in
     let (mut rollout, gate) = plan(host, agent, action, opts)?;
     rollout.inputs = wire;
     rollout.shown = Value::Object(map_to_json(inputs, Secrets::Mask));
+    // Resuming: the journaled rollout with this ordinal must be this very call.
+    let (call, was) = host.next_call();
+    rollout.call = call;
+    if let Some((was, flags)) = was {
+        crate::journal::replay::same_call(call, &was, agent, action, &rollout.shown).map_err(|e| host.guardrail(e))?;
+        let (retry_failed, resend_unknown) = (flags.retry_failed, flags.resend_unknown);
+        rollout.resume = Some(crate::rollout::Resumed { call: was, retry_failed, resend_unknown });
+    }
     let mut hooks = RunbookHooks { host, ctx, gate };
     let o = crate::rollout::drive(&host.rt, &fleet, &rollout, &host.reporter, &host.interrupt, &mut hooks);
     if o.planned {
