@@ -261,3 +261,51 @@ async fn what_cannot_be_resumed_is_refused_with_the_reason() {
     assert!(other.stderr.contains("was a `run`"), "{}", other.stderr);
     drop(running);
 }
+
+/// The broker killed for good during a rollout: the run ends with exit 4 and reads as
+/// interrupted; once the broker is back (same port, same store), `--resume` finishes it and
+/// no node is restarted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_short_by_a_lost_broker_resumes_once_it_is_back() {
+    let mut w = World::start(sim(6)).await;
+    let (_d, rb) = runbook(
+        r#"rpc_batch("choria_provision", "restart", #{ token: secret("FLEETBOOK_PROVISION_TOKEN") }, #{
+    filter: #{}, batch: 2, sleep: "3s",
+});
+"#,
+    );
+    let mut first = Child::spawn(&w, &["--max-reconnects", "2", "run", &rb, "--output", "json"]).await;
+    // batch_end is acknowledged by the journal before the output shows it.
+    first.until(|e| e["event"] == "batch_end" && e["batch"] == 1).await;
+    w.broker.kill();
+    let end = first.until(|e| e["event"] == "run_end").await;
+    assert_eq!(end["status"], "broker_lost", "{end}");
+    let id = first.kill().await;
+    w.broker.restart().expect("the broker comes back on its store");
+    // The simulated fleet is back once discovery finds every node again.
+    eventually(Duration::from_secs(30), "the simulated fleet to reconnect", || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+            .args([
+                "--config",
+                client_conf().to_str().unwrap(),
+                "--server",
+                w.url(),
+                "--insecure",
+                "discover",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v.as_array().map(Vec::len)) == Some(6)
+    })
+    .await;
+    interrupted(&w, &id).await;
+
+    let r = fb(&w).args(["run", &rb, "--output", "json", "--resume", &id]).run().await;
+    r.assert_code(0);
+    let end = events(&r).pop().unwrap();
+    assert_eq!((end["status"].as_str(), end["ok"].as_u64()), (Some("ok"), Some(6)), "{end}");
+    for (node, count) in received(&w, RESTART) {
+        assert_eq!(count, 1, "{node} restarted exactly once: {:?}", w.sim.stats().received);
+    }
+}
