@@ -199,7 +199,11 @@ async fn run_inner(
     let (result, counts) = direct(fleet, a, &reporter, interrupt, printed, Some(&id), resumed).await;
     let end = run_end(Some(&id), &result, counts);
     if journal.is_some() && matches!(end, RunEvent::RunEnd { status: RunStatus::Stopped | RunStatus::BrokerLost, .. }) {
-        reporter.say(&super::resume::hint(&format!("req {} {} ...", a.agent, a.action), id.as_str()));
+        let line = format!(
+            "to continue it: the same `fleetbook req {} {} ...` command line, plus --resume {id}",
+            a.agent, a.action
+        );
+        reporter.say(&line);
     }
     let (f, rep) = (fleet.clone(), reporter.clone());
     let _ = tokio::task::spawn_blocking(move || crate::journal::end_run(&rep, Some(&f), end)).await;

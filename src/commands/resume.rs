@@ -74,7 +74,9 @@ pub(crate) fn merge_args(
 
 /// The line that tells an operator how to continue a run that stopped short.
 pub(crate) fn hint(command: &str, id: &str) -> String {
-    format!("to continue it: fleetbook {command} --resume {id} (the same command line, plus --resume)")
+    format!(
+        "to continue it: fleetbook {command} --resume {id} (the same connection options; --arg values come from the journal, secret ones must be given again)"
+    )
 }
 
 /// Refuses to resume a `req` run with another agent or action.

@@ -109,14 +109,14 @@ pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt)
     let reporter = Reporter::for_terminal(a.json);
     let run_id = a.resume.as_ref().map_or_else(RunId::new, |r| r.id.clone());
     let hint = (a.journal.is_some() && !a.sim).then(|| format!("run {}", a.file.display()));
+    let resuming = a.resume.is_some();
     match &a.resume {
         Some(_) => reporter.say(&format!("resuming run {run_id}")),
         None => reporter.say(&format!("run {run_id}")),
     }
-    let mut totals = crate::engine::Totals::default();
-    // The connection outlives the run so that `run_end` reaches the journal.
-    let mut env = None;
-    let result = run_inner(settings, a, interrupt, &reporter, &run_id, &mut totals, &mut env).await;
+    let mut out = Outputs::default();
+    let result = run_inner(settings, a, interrupt, &reporter, &run_id, &mut out).await;
+    let Outputs { totals, env, started } = out;
     let (status, reason, exit_code) = run_status(&result);
     let end = RunEvent::RunEnd {
         run_id: run_id.to_string(),
@@ -128,7 +128,11 @@ pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt)
         no_reply: totals.no_reply,
         unknown: totals.unknown,
     };
-    reporter.say(&format!("run {run_id} ended: {}", status.as_str()));
+    match (resuming, started) {
+        // Refused before its attempt began: the run itself is as it was.
+        (true, false) => reporter.say(&format!("run {run_id} not resumed")),
+        _ => reporter.say(&format!("run {run_id} ended: {}", status.as_str())),
+    }
     if let (Some(cmd), RunStatus::Stopped | RunStatus::BrokerLost) = (&hint, status) {
         reporter.say(&super::resume::hint(cmd, run_id.as_str()));
     }
@@ -142,15 +146,24 @@ pub(crate) async fn run(settings: Settings, a: RunOptions, interrupt: Interrupt)
     result
 }
 
+/// What a run leaves behind for its end: the counts, the connection (it outlives the run so
+/// that `run_end` reaches the journal) and whether the run (or its resumed attempt) began.
+#[derive(Default)]
+struct Outputs {
+    totals: crate::engine::Totals,
+    env: Option<FleetEnv>,
+    started: bool,
+}
+
 async fn run_inner(
     settings: Settings,
     a: RunOptions,
     interrupt: Interrupt,
     reporter: &Reporter,
     run_id: &RunId,
-    totals_out: &mut crate::engine::Totals,
-    env_out: &mut Option<FleetEnv>,
+    out: &mut Outputs,
 ) -> Result<(), Error> {
+    let env_out = &mut out.env;
     let mut rs = a.engine;
     rs.dry_run = a.dry_run;
     rs.yes = a.yes;
@@ -191,6 +204,8 @@ async fn run_inner(
         attempt,
     };
     reporter.emit(start.clone());
+    out.started = true;
+    let env_out = &mut out.env;
     if env_out.is_none() {
         *env_out = Some(FleetEnv::open(settings).await?);
     }
@@ -222,7 +237,7 @@ async fn run_inner(
         let _ = l.release().await;
     }
     let totals = h.totals();
-    *totals_out = totals;
+    out.totals = totals;
     match (outcome, h.lost(), h.stopped()) {
         (_, Some(reason), _) => Err(Error::BrokerLost { reason }),
         (_, None, Some(reason)) => Err(Error::Guardrail { reason }),
