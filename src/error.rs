@@ -68,6 +68,10 @@ pub enum Error {
     /// fleetbook itself failed (a thread, the terminal): not the user's input.
     #[error("{message}")]
     Internal { message: String },
+    /// A command fleetbook ran for the user (`governor run`) exited with this status, which
+    /// becomes fleetbook's.
+    #[error("{command} exited with status {code}")]
+    Child { command: String, code: i32 },
 }
 
 /// The exit code a fleet error ends a command with.
@@ -95,6 +99,7 @@ impl Error {
             Error::Interrupted | Error::Guardrail { .. } => exit::GUARDRAIL,
             Error::Runbook { .. } | Error::CheckFailed { .. } => exit::FAILED,
             Error::Output(_) | Error::Metrics(_) | Error::Internal { .. } => exit::FAILED,
+            Error::Child { code, .. } => *code,
         }
     }
 }

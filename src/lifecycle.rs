@@ -47,6 +47,50 @@ pub fn cloud_event(inner: Value) -> Value {
     })
 }
 
+/// What happened on a governor (go-choria `lifecycle.GovernorEventType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GovernorEvent {
+    /// A slot was obtained.
+    Enter,
+    /// A slot was left.
+    Exit,
+    /// No slot could be had in time (go-choria spells it `timeouts`).
+    Timeout,
+    /// A lease was evicted through the admin commands.
+    Eviction,
+}
+
+impl GovernorEvent {
+    /// The `event_type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GovernorEvent::Enter => "enter",
+            GovernorEvent::Exit => "exit",
+            GovernorEvent::Timeout => "timeouts",
+            GovernorEvent::Eviction => "eviction",
+        }
+    }
+}
+
+/// A governor lifecycle event as go-choria's `choria governor run` and `evict` publish it: a
+/// CloudEvent around `io.choria.lifecycle.v1.governor` with `governor`, `sequence` (the lease
+/// id, 0 when none) and `event_type`; and its subject.
+pub fn governor_event(
+    identity: &str,
+    component: &str,
+    governor: &str,
+    seq: u64,
+    kind: GovernorEvent,
+) -> (String, Value) {
+    let mut inner = choria_event("governor", identity, component, None, chrono::Utc::now());
+    if let Some(m) = inner.as_object_mut() {
+        m.insert("governor".into(), json!(governor));
+        m.insert("sequence".into(), json!(seq));
+        m.insert("event_type".into(), json!(kind.as_str()));
+    }
+    (subject("governor", component), cloud_event(inner))
+}
+
 /// The event types `--type` accepts, sorted as go-choria lists them.
 pub const TYPES: [&str; 6] = ["alive", "governor", "provisioned", "shutdown", "startup", "upgraded"];
 

@@ -299,6 +299,8 @@ async fn runs_sharing_a_governor_of_capacity_one_take_turns() {
     let (_a, hold) = book("governor(\"deploys\");\nprint(\"holding\");\nsleep(\"3s\");\n");
     let (_b, wait) = book("governor(\"deploys\", #{ max_wait: \"30s\" });\nprint(\"got it\");\n");
     let (_c, short) = book("governor(\"deploys\", #{ max_wait: \"1s\" });\nprint(\"got it\");\n");
+    let nats = w.nats().await;
+    let mut announced = record(&nats, "choria.lifecycle.event.governor.fleetbook").await;
 
     let mut first = holder(w.url(), &hold).await;
     let refused = w.fleetbook().args(["run", &short]).run().await;
@@ -314,6 +316,18 @@ async fn runs_sharing_a_governor_of_capacity_one_take_turns() {
     // Both runs gave their lease back.
     let view = w.fleetbook().args(["governor", "view", "deploys"]).run().await;
     assert!(!view.stdout.contains("fleetbook uid") && !view.stdout.contains("pid "), "{}", view.stdout);
+    // Each lease was announced as go-choria's governor lifecycle events.
+    let mut kinds: Vec<String> = take(&mut announced, 5, Duration::from_secs(10), "governor events")
+        .await
+        .iter()
+        .map(|(_, body, _)| {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(v["data"]["governor"], "deploys", "{v}");
+            v["data"]["event_type"].as_str().unwrap().to_string()
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["enter", "enter", "exit", "exit", "timeouts"]);
 }
 
 /// Issue 11 §5: `rpc_batch(..., #{governor: NAME})` takes one lease per node of each batch,
@@ -358,4 +372,64 @@ async fn per_node_leases_cap_nodes_in_flight_across_runs() {
     let r = w.fleetbook().args(["run", &big]).run().await;
     r.assert_code(3);
     assert!(r.stderr.contains("needs 3 leases but governor inflight has room for 2"), "{}", r.stderr);
+}
+
+/// `governor run` holds a slot while its command runs, passes the command's exit status on,
+/// gives the slot back and announces `enter` and `exit` (and `timeouts` when no slot comes) as
+/// go-choria's lifecycle events; `evict` announces `eviction`; `delete` removes the governor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_holds_a_slot_for_its_command_and_announces_it() {
+    let b = broker();
+    cli(&b, &["add", "G", "1", "10m"]).await.assert_code(0);
+    let nats = async_nats::connect(b.url()).await.unwrap();
+    let mut seen = record(&nats, "choria.lifecycle.event.governor.>").await;
+    let events = |msgs: Vec<(String, bytes::Bytes, std::time::Instant)>| -> Vec<(String, u64, String)> {
+        msgs.iter()
+            .map(|(subject, body, _)| {
+                assert_eq!(subject, "choria.lifecycle.event.governor.CLI");
+                let e = fleetbook::lifecycle::parse(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+                let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+                assert_eq!(v["type"], "io.choria.lifecycle.v1.governor", "a CloudEvent: {v}");
+                assert_eq!(e.governor.as_deref(), Some("G"));
+                let data = &v["data"];
+                (data["event_type"].as_str().unwrap().to_string(), data["sequence"].as_u64().unwrap(), e.identity)
+            })
+            .collect()
+    };
+    // While the command runs the slot is taken: the command itself looks.
+    let dir = tempfile::tempdir().unwrap();
+    let seen_by_cmd = dir.path().join("active");
+    let script = format!(
+        "{} --server {} --insecure governor view G > {}; exit 7",
+        env!("CARGO_BIN_EXE_fleetbook"),
+        b.url(),
+        seen_by_cmd.display()
+    );
+    let r = cli(&b, &["run", "G", "--interval", "1s", "sh", "-c", &script]).await;
+    r.assert_code(7);
+    let view = std::fs::read_to_string(&seen_by_cmd).unwrap();
+    assert!(view.contains("Active Leases: 1"), "{view}");
+    assert_eq!(config(&b, "G").await.state.messages, 0, "the slot went back");
+    let got = events(take(&mut seen, 2, Duration::from_secs(10), "enter and exit").await);
+    assert_eq!((got[0].0.as_str(), got[1].0.as_str()), ("enter", "exit"), "{got:?}");
+    assert!(got[0].1 > 0 && got[0].1 == got[1].1, "both name the lease: {got:?}");
+
+    // Full: the wait runs out, exit 3, `timeouts`.
+    let f = fleet(&b).await;
+    let held = governor::acquire(&f, "G", "someone", Duration::from_secs(5), &CancellationToken::new()).await.unwrap();
+    let r = cli(&b, &["run", "G", "--max-wait", "1s", "--interval", "1s", "true"]).await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("could not get an execution slot on governor G"), "{}", r.stderr);
+    let got = events(take(&mut seen, 1, Duration::from_secs(10), "timeouts").await);
+    assert_eq!((got[0].0.as_str(), got[0].1), ("timeouts", 0), "{got:?}");
+
+    // Evicting the holder says so, as the evicted identity.
+    cli(&b, &["evict", "G", &held.seq().to_string(), "--force"]).await.assert_code(0);
+    let got = events(take(&mut seen, 1, Duration::from_secs(10), "eviction").await);
+    assert_eq!(got[0], ("eviction".to_string(), held.seq(), "someone".to_string()), "{got:?}");
+
+    let r = cli(&b, &["delete", "G"]).await;
+    r.assert_code(3);
+    cli(&b, &["delete", "G", "--force"]).await.assert_code(0);
+    cli(&b, &["view", "G"]).await.assert_code(2);
 }

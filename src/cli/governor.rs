@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-/// `governor add|list|view|evict|reset`.
+/// `governor add|list|view|evict|delete|run|reset`.
 #[derive(Debug, Subcommand)]
 pub enum GovernorCommand {
     /// Add or update a Governor (asks before changing an existing one unless --force).
@@ -42,6 +42,32 @@ pub enum GovernorCommand {
         /// Evict without prompting.
         #[arg(long, short = 'f')]
         force: bool,
+    },
+    /// Delete a Governor and its leases (asks unless --force).
+    #[command(alias = "rm")]
+    Delete {
+        /// The name of the Governor.
+        name: String,
+        /// Delete without prompting.
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+    /// Run a command while holding a lease on a Governor: wait for a free slot (up to
+    /// --max-wait), run it, give the slot back, and exit with the command's status.
+    /// Publishes go-choria's governor lifecycle events (enter, exit, timeouts).
+    Run {
+        /// The name of the Governor.
+        name: String,
+        /// The command and its arguments (one quoted argument is split as a shell would,
+        /// as `choria governor run` does).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+        command: Vec<String>,
+        /// Maximum time to wait for a lease (Go syntax: 30s, 5m, 1h).
+        #[arg(long = "max-wait", default_value = "5m")]
+        max_wait: String,
+        /// How often to try for a lease while the Governor is full (at least 1s).
+        #[arg(long, default_value = "5s")]
+        interval: String,
     },
     /// Evict all leases (asks unless --force).
     Reset {

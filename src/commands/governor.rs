@@ -1,4 +1,4 @@
-//! `fleetbook governor add|list|view|evict|reset`, with `choria governor`'s output
+//! `fleetbook governor add|list|view|evict|delete|reset` (`run` is in `governor_run`), with `choria governor`'s output
 //! (go-choria `cmd/governor_*.go`).
 
 use std::io::Write;
@@ -36,6 +36,8 @@ pub(crate) enum GovernorOptions {
     View { name: String },
     Evict { name: String, lease: u64, force: bool },
     Reset { name: String, force: bool },
+    Delete { name: String, force: bool },
+    Run(super::governor_run::RunOptions),
 }
 
 impl GovernorOptions {
@@ -63,6 +65,10 @@ impl GovernorOptions {
                 GovernorOptions::Evict { name: name_ok(name)?, lease, force }
             }
             GovernorCommand::Reset { name, force } => GovernorOptions::Reset { name: name_ok(name)?, force },
+            GovernorCommand::Delete { name, force } => GovernorOptions::Delete { name: name_ok(name)?, force },
+            GovernorCommand::Run { name, command, max_wait, interval } => GovernorOptions::Run(
+                super::governor_run::RunOptions::from_cli(name_ok(name)?, command, &max_wait, &interval)?,
+            ),
         })
     }
 }
@@ -148,6 +154,8 @@ pub(crate) async fn run(settings: Settings, o: GovernorOptions, interrupt: &Inte
             drop(out);
             confirm(&format!("Evict lease {lease} from {name}?"), "eviction", force, interrupt)?;
             let who = governor::evict(fleet, &name, lease).await?;
+            // go-choria's `governor evict` announces the eviction, as the evicted identity.
+            governor::announce(fleet, &who, "CLI", &name, lease, governor::GovernorEvent::Eviction).await;
             println!("Evicted {:?} from slot {lease}", printable(&who));
         }
         GovernorOptions::Reset { name, force } => {
@@ -160,6 +168,16 @@ pub(crate) async fn run(settings: Settings, o: GovernorOptions, interrupt: &Inte
             confirm(&format!("Reset {name} with {active} lease entries?"), "reset", force, interrupt)?;
             // go-choria prints nothing after a reset.
             governor::reset(fleet, &name).await?;
+        }
+        GovernorOptions::Delete { name, force } => {
+            let active = governor::info(fleet, &name).await?.active;
+            drop(out);
+            confirm(&format!("Delete {name} with {active} active lease entries?"), "deletion", force, interrupt)?;
+            governor::delete(fleet, &name).await?;
+        }
+        GovernorOptions::Run(o) => {
+            drop(out);
+            return super::governor_run::run(fleet, o, interrupt).await;
         }
     }
     Ok(())

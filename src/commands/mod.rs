@@ -7,6 +7,7 @@ pub(crate) mod discover;
 pub(crate) mod election;
 pub(crate) mod events;
 pub(crate) mod governor;
+mod governor_run;
 pub(crate) mod inventory;
 pub(crate) mod metrics;
 pub(crate) mod options;

@@ -234,7 +234,12 @@ async fn run_inner(
     // Run-wide governor leases go back now; one not given back ages out.
     let leases = std::mem::take(&mut *crate::lock(&h.leases));
     for l in leases {
+        let (name, seq) = (l.governor().to_string(), l.seq());
         let _ = l.release().await;
+        let (fleet, me) = (&env.fleet, &env.fleet.options().identity);
+        let component = crate::fleet::governor::RUNBOOK_COMPONENT;
+        crate::fleet::governor::announce(fleet, me, component, &name, seq, crate::fleet::governor::GovernorEvent::Exit)
+            .await;
     }
     let totals = h.totals();
     out.totals = totals;

@@ -18,8 +18,9 @@ use serde_json::{json, Value};
 
 use super::client::Fleet;
 use super::error::{ErrorKind, FleetError};
+pub use crate::lifecycle::GovernorEvent;
 
-pub use lease::{acquire, Lease, INTERVAL};
+pub use lease::{acquire, acquire_every, Lease, INTERVAL};
 
 /// Every governor's stream name starts with this (go-choria `StreamName`).
 pub const STREAM_PREFIX: &str = "GOVERNOR_";
@@ -350,6 +351,28 @@ pub async fn evict(fleet: &Fleet, name: &str, seq: u64) -> Result<String> {
         Ok(String::from_utf8_lossy(&body).into_owned())
     })
     .await
+}
+
+/// Deletes governor `name` and its leases (its stream; go-choria `governor delete`).
+pub async fn delete(fleet: &Fleet, name: &str) -> Result<()> {
+    within(fleet, "deleting the governor", async {
+        check_name(name)?;
+        api(fleet, name, "delete the governor", format!("STREAM.DELETE.{}", stream_name(name)), json!({})).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The lifecycle component a runbook's `governor()` leases are announced as (`governor run`
+/// uses go-choria's `CLI`).
+pub const RUNBOOK_COMPONENT: &str = "fleetbook";
+
+/// Publishes a governor lifecycle event (best effort: an event is news, not state).
+pub async fn announce(fleet: &Fleet, identity: &str, component: &str, name: &str, seq: u64, kind: GovernorEvent) {
+    let (subject, body) = crate::lifecycle::governor_event(identity, component, name, seq, kind);
+    let _ = fleet.nats().publish(subject, body.to_string().into()).await;
+    // Flushed, bounded: the process may exit right after (a wait that ran out).
+    let _ = tokio::time::timeout(fleet.options().connect_timeout, fleet.nats().flush()).await;
 }
 
 /// Removes every lease of governor `name` (a purge, go-choria `Reset`); returns how many.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rhai::{Engine, FuncRegistration, Map};
 
 use super::{runtime_error, Host, Options, Res};
-use crate::fleet::governor::{self, GovernorError};
+use crate::fleet::governor::{self, GovernorError, GovernorEvent};
 use crate::progress::RunEvent;
 
 /// How long a lease is waited for unless `max_wait` says otherwise.
@@ -51,6 +51,15 @@ fn take(host: &Host, name: &str, opts: &Map) -> Res<()> {
     match lease {
         Ok(l) => {
             let waited_ms = started.elapsed().as_millis() as u64;
+            let me = &fleet.options().identity;
+            host.rt.block_on(governor::announce(
+                fleet,
+                me,
+                governor::RUNBOOK_COMPONENT,
+                name,
+                l.seq(),
+                GovernorEvent::Enter,
+            ));
             host.reporter.emit(RunEvent::Governor { governor: name.to_string(), batch: None, leases: 1, waited_ms });
             crate::lock(&host.leases).push(l);
             Ok(())
@@ -58,7 +67,18 @@ fn take(host: &Host, name: &str, opts: &Map) -> Res<()> {
         Err(GovernorError::Cancelled { .. }) => {
             Err(host.guardrail("interrupted (Ctrl-C) waiting for a governor lease"))
         }
-        Err(e @ GovernorError::WaitExpired { .. }) => Err(host.guardrail(e.to_string())),
+        Err(e @ GovernorError::WaitExpired { .. }) => {
+            let me = &fleet.options().identity;
+            host.rt.block_on(governor::announce(
+                fleet,
+                me,
+                governor::RUNBOOK_COMPONENT,
+                name,
+                0,
+                GovernorEvent::Timeout,
+            ));
+            Err(host.guardrail(e.to_string()))
+        }
         Err(GovernorError::Fleet(e)) => Err(super::fleet_error(host, e)),
         Err(e) => Err(runtime_error(e.kind().as_str(), e.to_string())),
     }

@@ -55,6 +55,18 @@ pub async fn acquire(
     max_wait: Duration,
     cancel: &CancellationToken,
 ) -> Result<Lease> {
+    acquire_every(fleet, name, who, max_wait, INTERVAL, cancel).await
+}
+
+/// [`acquire`], trying every `interval` (`governor run --interval`).
+pub async fn acquire_every(
+    fleet: &Fleet,
+    name: &str,
+    who: &str,
+    max_wait: Duration,
+    interval: Duration,
+    cancel: &CancellationToken,
+) -> Result<Lease> {
     check_name(name)?;
     if who.is_empty() {
         return Err(GovernorError::Invalid { what: "lease holder", reason: "empty: say who takes the lease".into() });
@@ -83,7 +95,7 @@ pub async fn acquire(
         }
         tokio::select! {
             _ = cancel.cancelled() => return Err(cancelled()),
-            _ = tokio::time::sleep_until((now + INTERVAL).min(deadline)) => {}
+            _ = tokio::time::sleep_until((now + interval).min(deadline)) => {}
         }
     }
 }
