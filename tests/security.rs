@@ -401,7 +401,8 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
 
     // Through the library: caller not matching the JWT, a tampered request, unsigned.
     use fleetbook::fleet::protocol::{self, Security, Version};
-    use fleetbook::fleet::security::{verify_v2, Ed25519Identity};
+    use fleetbook::fleet::security::Ed25519Identity;
+    use fleetbook::sim::verify::verify_v2;
     let id = Ed25519Identity::load(&jwt, &seed).unwrap();
     let encode = |caller: &str, security: Security| {
         protocol::decode_request(&request(Version::V2, caller, security, "{}", chrono::Utc::now())).unwrap()
