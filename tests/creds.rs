@@ -59,6 +59,26 @@ async fn protocol_v2_with_a_jwt_needs_tls() {
     // --insecure sends unsigned requests: no JWT, no TLS needed.
     let r = v2_run("nats://127.0.0.1:1", &jwt, &seed, &["--insecure"]).run().await;
     r.assert_code(4);
+    // A bare --jwt/--seed, without --protocol v2, presents the JWT just the same.
+    let bare = |server: &str, extra: &[&str]| {
+        Fleetbook::new()
+            .args(["--server", server, "--jwt"])
+            .arg_path(&jwt)
+            .arg("--seed")
+            .arg_path(&seed)
+            .args(extra)
+            .arg("discover")
+            .run()
+    };
+    let r = bare("nats://127.0.0.1:1", &[]).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("nats://127.0.0.1:1 is not TLS") && r.stderr.contains("--tls-ca"), "{}", r.stderr);
+    bare("tls://127.0.0.1:1", &[]).await.assert_code(4);
+    bare("nats://127.0.0.1:1", &["--insecure"]).await.assert_code(4);
+    // A CA makes fleetbook require TLS on a nats:// URL too.
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, crate::support::pki::ca("broker CA").pem).unwrap();
+    bare("nats://127.0.0.1:1", &["--tls-ca", ca.to_str().unwrap()]).await.assert_code(4);
     // The choria provider in the Choria config asks for v2 as well.
     let conf = dir.path().join("client.conf");
     std::fs::write(
@@ -302,6 +322,12 @@ async fn jwts_not_yet_valid_or_needing_delegation_are_refused_at_load() {
     let r = v2_run("tls://127.0.0.1:1", &j, &s, &[]).run().await;
     r.assert_code(2);
     assert!(r.stderr.contains(j.to_str().unwrap()) && r.stderr.contains("not yet valid"), "{}", r.stderr);
+    // From a chain issuer whose own token has expired (issexp): servers drop its requests.
+    let orphan = serde_json::json!({"iss": "C-2jX.abcd", "tcs": "ab.cd", "issexp": now - 1});
+    let (j, s) = write_creds(dir.path(), "orphan", &client_jwt(&issuer, &client, orphan), &client);
+    let r = v2_run("tls://127.0.0.1:1", &j, &s, &[]).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains(j.to_str().unwrap()) && r.stderr.contains("chain issuer"), "{}", r.stderr);
     // signed_fleet_management needs a delegated signer, even with fleet_management too.
     let aaa = serde_json::json!({"permissions": {"fleet_management": true, "signed_fleet_management": true}});
     let (j, s) = write_creds(dir.path(), "aaa", &client_jwt(&issuer, &client, aaa), &client);

@@ -307,7 +307,7 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = ed_key();
     let cfg = SimConfig { secure_issuer: Some(hex::encode(issuer.verifying_key().as_bytes())), ..sim(3) };
-    let w = crate::support::World::start(cfg).await;
+    let w = crate::support::World::start_tls(cfg).await;
     let client = ed_key();
     let (jwt, seed) = write_creds(
         dir.path(),
@@ -316,20 +316,7 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
         &client,
     );
     let run = |j: &Path, s: &Path| {
-        Fleetbook::new().test_config().args([
-            "--server",
-            w.url(),
-            "--jwt",
-            j.to_str().unwrap(),
-            "--seed",
-            s.to_str().unwrap(),
-            "req",
-            "rpcutil",
-            "ping",
-            "--json",
-            "--discovery-timeout",
-            "0.5",
-        ])
+        w.fleetbook_jwt(j, s).args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "0.5"])
     };
     let nats = w.nats().await;
     let mut wire = crate::support::record(&nats, "mcollective.node.>").await;
@@ -370,17 +357,10 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
     let ddl = short_rpc_timeouts();
     let forged = cases.iter().map(|(name, token, _)| {
         let (j, s) = write_creds(dir.path(), name, token, &client);
-        Fleetbook::new()
-            .test_config()
+        w.fleetbook_jwt(&j, &s)
             .args([
                 "--ddl-dir",
                 ddl.path().to_str().unwrap(),
-                "--server",
-                w.url(),
-                "--jwt",
-                j.to_str().unwrap(),
-                "--seed",
-                s.to_str().unwrap(),
                 "req",
                 "rpcutil",
                 "ping",

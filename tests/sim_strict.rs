@@ -269,19 +269,14 @@ async fn org_issuers_pick_the_issuer_by_ou_on_the_wire() {
         format!("{body}.{}", b64.encode(issuer.sign(body.as_bytes()).to_bytes()))
     };
     let issuers = [("choria".to_string(), hex::encode(issuer.verifying_key().as_bytes()))].into();
-    let w = World::start(SimConfig { secure_org_issuers: issuers, ..sim(2) }).await;
+    let w = World::start_tls(SimConfig { secure_org_issuers: issuers, ..sim(2) }).await;
     let dir = tempfile::tempdir().unwrap();
     let seed = dir.path().join("c.seed");
     std::fs::write(&seed, hex::encode(client.to_bytes())).unwrap();
     let ping = |ou: &str| {
         let jwt = dir.path().join(format!("{ou}.jwt"));
         std::fs::write(&jwt, token(ou)).unwrap();
-        let (jwt, seed) = (jwt.to_str().unwrap().to_string(), seed.to_str().unwrap().to_string());
-        crate::support::Fleetbook::new()
-            .test_config()
-            .args(["--server", w.url(), "--jwt", &jwt, "--seed", &seed])
-            .args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "0.5"])
-            .run()
+        w.fleetbook_jwt(&jwt, &seed).args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "0.5"]).run()
     };
     let r = ping("choria").await;
     r.assert_code(0);
