@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{CertificateParams, DnType, KeyPair, SanType, PKCS_RSA_SHA256};
 
-use crate::support::{short_rpc_timeouts, sim, Fleetbook};
+use crate::support::{request, short_rpc_timeouts, sim, Fleetbook};
 use fleetbook::fleet::client::TlsFiles;
 use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
@@ -69,32 +69,6 @@ async fn secure_world(pki: &Pki, nodes: usize) -> (EmbeddedBroker, Simulator, Tl
     let cfg = SimConfig { secure_ca: Some(pki.ca.pem.clone()), tls: Some(tls.clone()), ..sim(nodes) };
     let sim = Simulator::start(broker.url(), cfg).await.expect("secure simulator starts");
     (broker, sim, tls)
-}
-
-/// A request as fleetbook would send it, with the given credentials and send time.
-fn request(
-    version: fleetbook::fleet::protocol::Version,
-    caller: &str,
-    security: fleetbook::fleet::protocol::Security,
-    payload: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> bytes::Bytes {
-    use fleetbook::fleet::protocol::{self, Payload, RequestSpec};
-    let filter = fleetbook::fleet::filter::Filter::default();
-    let rid = version.new_request_id();
-    let spec = RequestSpec {
-        request_id: &rid,
-        sender: "t",
-        caller,
-        collective: "mcollective",
-        agent: "rpcutil",
-        ttl: 60,
-        filter: &filter,
-        reply_to: "mcollective.reply.x",
-        payload: Payload::Rpc(payload),
-        security,
-    };
-    protocol::encode_request(version, &spec, now)
 }
 
 fn fb(broker: &EmbeddedBroker, pki: &Pki, cert: &Path, key: &Path) -> Fleetbook {
@@ -334,7 +308,8 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
             && decoded.signature != base64::engine::general_purpose::STANDARD.encode("insecure")
     );
 
-    // Forged tokens: another issuer, no fleet management permission, not a client token.
+    // Forged tokens: another issuer, no fleet management permission. (A server token is
+    // refused at load; sim_tokens sends one past the client.)
     let rogue = ed_key();
     let cases = [
         (
@@ -346,11 +321,6 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
             "nofleet",
             client_jwt(&issuer, &client, "up=rip", "choria_client_id", false, 3600),
             "caller JWT lacks fleet management permission",
-        ),
-        (
-            "server",
-            client_jwt(&issuer, &client, "up=rip", "choria_server", true, 3600),
-            "caller JWT is not a client token",
         ),
     ];
     // Each is a silent node, known at the end of the wait: all side by side.
@@ -413,6 +383,15 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
     let r = run(&expired_j, &expired_s).run().await;
     r.assert_code(2);
     assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    let (server_j, server_s) = write_creds(
+        dir.path(),
+        "server",
+        &client_jwt(&issuer, &client, "up=rip", "choria_server", true, 3600),
+        &client,
+    );
+    let r = run(&server_j, &server_s).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("not a client token"), "{}", r.stderr);
     let stranger = ed_key();
     std::fs::write(&seed, hex::encode(stranger.to_bytes())).unwrap();
     let r = run(&jwt, &seed).run().await;

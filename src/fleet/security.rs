@@ -196,6 +196,19 @@ impl Ed25519Identity {
             .trim()
             .to_string();
         let claims = super::jwt::claims(&jwt).map_err(|e| sec_err(jwt_path, e))?;
+        // go-choria servers take a request only from a client token: a server token's
+        // signature is checked and then the caller refused (`choria_security.go`,
+        // `shouldAllowCallerUnsigned`), and other purposes cannot sign at all.
+        if claims.purpose != "choria_client_id" {
+            return Err(sec_err(
+                jwt_path,
+                format!(
+                    "the JWT is not a client token (purpose {:?}, not \"choria_client_id\"): Choria servers \
+                     take requests only from client tokens, never from a server's or a provisioning token",
+                    claims.purpose
+                ),
+            ));
+        }
         if claims.callerid.is_empty() || claims.public_key.is_empty() {
             return Err(sec_err(jwt_path, "the JWT has no callerid or public_key claim"));
         }
