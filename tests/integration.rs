@@ -19,4 +19,5 @@ mod repl;
 mod runbook;
 mod security;
 mod sim_strict;
+mod sim_tokens;
 mod simulator;

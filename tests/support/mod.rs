@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod pki;
+pub(crate) mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -177,6 +178,33 @@ impl World {
 /// ask for it).
 pub(crate) fn sim(nodes: usize) -> SimConfig {
     SimConfig { nodes, time_scale: 0.01, provisioners: 0, ..SimConfig::default() }
+}
+
+/// A request as fleetbook would send it, with the given credentials and send time: to
+/// `rpcutil` in `mcollective`, TTL 60, replies to `mcollective.reply.x`.
+pub(crate) fn request(
+    version: fleetbook::fleet::protocol::Version,
+    caller: &str,
+    security: fleetbook::fleet::protocol::Security,
+    payload: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bytes::Bytes {
+    use fleetbook::fleet::protocol::{self, Payload, RequestSpec};
+    let filter = fleetbook::fleet::filter::Filter::default();
+    let rid = version.new_request_id();
+    let spec = RequestSpec {
+        request_id: &rid,
+        sender: "t",
+        caller,
+        collective: "mcollective",
+        agent: "rpcutil",
+        ttl: 60,
+        filter: &filter,
+        reply_to: "mcollective.reply.x",
+        payload: Payload::Rpc(payload),
+        security,
+    };
+    protocol::encode_request(version, &spec, now)
 }
 
 /// The result of running the binary.
