@@ -1,5 +1,5 @@
-//! Issue 12, item 7 (the rest): a secure simulated v2 server reads a caller's token as
-//! go-choria's do: tokens from chain issuers, server tokens as callers, and
+//! Issue 12, item 7: a secure simulated v2 server reads a caller's token as go-choria's do:
+//! `nbf`, org issuers picked by `ou`, tokens from chain issuers, server tokens as callers, and
 //! `signed_fleet_management` without a delegated signer. Each rule has a case a server takes
 //! and one it refuses, checked on what the simulated nodes do.
 
@@ -32,6 +32,67 @@ fn tamper(jwt: &str, f: impl FnOnce(&mut Value)) -> String {
     let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     f(&mut claims);
     format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2])
+}
+
+#[test]
+fn tokens_not_yet_valid_are_refused_before_their_permissions() {
+    let (issuer, client) = (ed_key(), ed_key());
+    let (iv, cv) = (issuer.verifying_key(), client.verifying_key());
+    let now = chrono::Utc::now().timestamp();
+    let token = |nbf: i64, sfm: bool| {
+        let perms = json!({"fleet_management": true, "signed_fleet_management": sfm});
+        sign_jwt(&issuer, &client_claims(&iv, &cv, "up=rip", json!({"nbf": nbf, "permissions": perms})))
+    };
+    assert_eq!(check(&issuer, "up=rip", &token(now - 60, false), &client), Ok(()));
+    assert_eq!(check(&issuer, "up=rip", &token(now + 600, false), &client), Err("caller JWT not yet valid"));
+    let r = check(&issuer, "up=rip", &token(now + 600, true), &client);
+    assert_eq!(r, Err("caller JWT not yet valid"), "times first, as go-choria");
+}
+
+#[test]
+fn org_issuers_are_picked_by_ou() {
+    let (issuer, other, client) = (ed_key(), ed_key(), ed_key());
+    let cv = client.verifying_key();
+    let issuers: BTreeMap<String, String> = [
+        ("choria".to_string(), hex::encode(issuer.verifying_key().as_bytes())),
+        ("ops".to_string(), hex::encode(other.verifying_key().as_bytes())),
+    ]
+    .into();
+    let sig = STANDARD.encode(client.sign(MSG.as_bytes()).to_bytes());
+    let org = |by: &SigningKey, ou: Option<&str>| {
+        let mut claims = client_claims(&by.verifying_key(), &cv, "up=rip", json!({"ou": ou}));
+        if ou.is_none() {
+            claims.as_object_mut().unwrap().remove("ou");
+        }
+        verify_v2_org(&issuers, "up=rip", MSG, &sig, &sign_jwt(by, &claims))
+    };
+    assert_eq!(org(&issuer, Some("choria")), Ok(()));
+    assert_eq!(org(&other, Some("ops")), Ok(()));
+    assert_eq!(org(&other, Some("choria")), Err("caller JWT not signed by a trusted issuer"));
+    assert_eq!(org(&issuer, Some("sales")), Err("no issuer for the caller JWT's ou"));
+    assert_eq!(org(&issuer, None), Err("caller JWT has no ou"));
+}
+
+/// Org-issuer mode on the wire: the token's `ou` picks the issuer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_issuers_pick_the_issuer_by_ou_on_the_wire() {
+    let (issuer, client) = (ed_key(), ed_key());
+    let (iv, cv) = (issuer.verifying_key(), client.verifying_key());
+    let issuers = [("choria".to_string(), hex::encode(iv.as_bytes()))].into();
+    let w = World::start_tls(SimConfig { secure_org_issuers: issuers, ..sim(2) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ping = |ou: &str| {
+        let token = sign_jwt(&issuer, &client_claims(&iv, &cv, "up=rip", json!({"ou": ou})));
+        let (j, s) = write_creds(dir.path(), ou, &token, &client);
+        w.fleetbook_jwt(&j, &s).args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "0.5"]).run()
+    };
+    let r = ping("choria").await;
+    r.assert_code(0);
+    assert_eq!(r.json()["ok"].as_array().unwrap().len(), 2, "{}", r.stdout);
+    assert!(w.sim.stats().rejected.is_empty(), "{:?}", w.sim.stats().rejected);
+    let r = ping("sales").await;
+    assert_ne!(r.code, 0);
+    assert!(w.sim.stats().rejected.get("no issuer for the caller JWT's ou").is_some_and(|n| *n >= 1));
 }
 
 #[test]
