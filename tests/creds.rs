@@ -8,30 +8,17 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 
 use crate::support::pki::{ed_key, sign_jwt, write_creds};
+use crate::support::tokens::client_claims;
 use crate::support::Fleetbook;
 
-/// A client JWT shaped like the ones `choria-io/tokens` makes (`ClientIDClaims`: the
-/// standard claims, `callerid`, `public_key`, `purpose`, `ou`, `permissions`), with `extra`
-/// merged into the claims.
+/// A client JWT as `choria-io/tokens` makes one (`support::tokens::client_claims`, valid from a
+/// minute ago), with `extra` merged into the claims.
 fn client_jwt(issuer: &SigningKey, client: &SigningKey, extra: serde_json::Value) -> String {
     let now = chrono::Utc::now().timestamp();
-    let mut claims = serde_json::json!({
-        "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
-        "sub": "up=rip",
-        "exp": now + 3600,
-        "nbf": now - 60,
-        "iat": now - 60,
-        "jti": "1234",
-        "callerid": "up=rip",
-        "public_key": hex::encode(client.verifying_key().as_bytes()),
-        "purpose": "choria_client_id",
-        "ou": "choria",
-        "permissions": {"fleet_management": true},
-    });
-    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            c.insert(k.clone(), v.clone());
-        }
+    let (iv, cv) = (issuer.verifying_key(), client.verifying_key());
+    let mut claims = client_claims(&iv, &cv, "up=rip", serde_json::json!({"nbf": now - 60}));
+    if let (Some(c), serde_json::Value::Object(e)) = (claims.as_object_mut(), extra) {
+        c.extend(e);
     }
     sign_jwt(issuer, &claims)
 }

@@ -12,6 +12,7 @@ use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
 
 use crate::support::pki::{ca, ed_key, rsa_pem, sign_jwt, write_creds, Ca};
+use crate::support::tokens::client_claims;
 
 /// Writes a certificate for `cn` (with DNS/IP SANs) signed by `ca`; returns (cert, key) paths.
 fn leaf(dir: &Path, ca: &Ca, cn: &str, sans: &[&str], expired: bool) -> (PathBuf, PathBuf) {
@@ -256,7 +257,8 @@ async fn bad_credentials_are_clear_errors_before_connecting() {
 use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey};
 
-/// A Choria-style client JWT signed by `issuer` (EdDSA).
+/// A Choria client JWT signed by `issuer` (`support::tokens::client_claims`) with the given
+/// caller id, purpose, fleet-management permission and expiry from now.
 fn client_jwt(
     issuer: &SigningKey,
     client: &SigningKey,
@@ -265,15 +267,12 @@ fn client_jwt(
     fleet: bool,
     exp_offset: i64,
 ) -> String {
-    let claims = serde_json::json!({
-        "callerid": callerid,
-        "public_key": hex::encode(client.verifying_key().as_bytes()),
+    let extra = serde_json::json!({
         "purpose": purpose,
         "permissions": {"fleet_management": fleet},
-        "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
         "exp": chrono::Utc::now().timestamp() + exp_offset,
     });
-    sign_jwt(issuer, &claims)
+    sign_jwt(issuer, &client_claims(&issuer.verifying_key(), &client.verifying_key(), callerid, extra))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
