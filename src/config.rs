@@ -232,11 +232,10 @@ impl Settings {
             }
             client.caller_id = caller.clone();
         }
-        // Asked for v2 (by flag or by the config's choria provider) with a JWT: a real
-        // broker takes the JWT only over TLS.
-        let conf_v2 = conf.as_ref().and_then(ChoriaConfig::security_provider).as_deref() == Some("choria");
-        let v2_asked = c.protocol == Some(Version::V2) || conf_v2;
-        if v2_asked && signed_v2 && !c.insecure && sim.is_none() {
+        // Signing with a JWT, however it was asked for (--protocol v2, the config's choria
+        // provider, or a bare --jwt/--seed, which means v2 as well): the JWT goes to the
+        // broker, on CONNECT and in every request, and a real broker takes it only over TLS.
+        if signed_v2 && !c.insecure && sim.is_none() {
             credentials::require_tls_for_jwt(&client.servers, have_tls)?;
         }
         if have_tls && sim.is_none() {

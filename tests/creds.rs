@@ -8,30 +8,17 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 
 use crate::support::pki::{ed_key, sign_jwt, write_creds};
+use crate::support::tokens::client_claims;
 use crate::support::Fleetbook;
 
-/// A client JWT shaped like the ones `choria-io/tokens` makes (`ClientIDClaims`: the
-/// standard claims, `callerid`, `public_key`, `purpose`, `ou`, `permissions`), with `extra`
-/// merged into the claims.
+/// A client JWT as `choria-io/tokens` makes one (`support::tokens::client_claims`, valid from a
+/// minute ago), with `extra` merged into the claims.
 fn client_jwt(issuer: &SigningKey, client: &SigningKey, extra: serde_json::Value) -> String {
     let now = chrono::Utc::now().timestamp();
-    let mut claims = serde_json::json!({
-        "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
-        "sub": "up=rip",
-        "exp": now + 3600,
-        "nbf": now - 60,
-        "iat": now - 60,
-        "jti": "1234",
-        "callerid": "up=rip",
-        "public_key": hex::encode(client.verifying_key().as_bytes()),
-        "purpose": "choria_client_id",
-        "ou": "choria",
-        "permissions": {"fleet_management": true},
-    });
-    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            c.insert(k.clone(), v.clone());
-        }
+    let (iv, cv) = (issuer.verifying_key(), client.verifying_key());
+    let mut claims = client_claims(&iv, &cv, "up=rip", serde_json::json!({"nbf": now - 60}));
+    if let (Some(c), serde_json::Value::Object(e)) = (claims.as_object_mut(), extra) {
+        c.extend(e);
     }
     sign_jwt(issuer, &claims)
 }
@@ -59,6 +46,26 @@ async fn protocol_v2_with_a_jwt_needs_tls() {
     // --insecure sends unsigned requests: no JWT, no TLS needed.
     let r = v2_run("nats://127.0.0.1:1", &jwt, &seed, &["--insecure"]).run().await;
     r.assert_code(4);
+    // A bare --jwt/--seed, without --protocol v2, presents the JWT just the same.
+    let bare = |server: &str, extra: &[&str]| {
+        Fleetbook::new()
+            .args(["--server", server, "--jwt"])
+            .arg_path(&jwt)
+            .arg("--seed")
+            .arg_path(&seed)
+            .args(extra)
+            .arg("discover")
+            .run()
+    };
+    let r = bare("nats://127.0.0.1:1", &[]).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("nats://127.0.0.1:1 is not TLS") && r.stderr.contains("--tls-ca"), "{}", r.stderr);
+    bare("tls://127.0.0.1:1", &[]).await.assert_code(4);
+    bare("nats://127.0.0.1:1", &["--insecure"]).await.assert_code(4);
+    // A CA makes fleetbook require TLS on a nats:// URL too.
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, crate::support::pki::ca("broker CA").pem).unwrap();
+    bare("nats://127.0.0.1:1", &["--tls-ca", ca.to_str().unwrap()]).await.assert_code(4);
     // The choria provider in the Choria config asks for v2 as well.
     let conf = dir.path().join("client.conf");
     std::fs::write(
@@ -302,6 +309,12 @@ async fn jwts_not_yet_valid_or_needing_delegation_are_refused_at_load() {
     let r = v2_run("tls://127.0.0.1:1", &j, &s, &[]).run().await;
     r.assert_code(2);
     assert!(r.stderr.contains(j.to_str().unwrap()) && r.stderr.contains("not yet valid"), "{}", r.stderr);
+    // From a chain issuer whose own token has expired (issexp): servers drop its requests.
+    let orphan = serde_json::json!({"iss": "C-2jX.abcd", "tcs": "ab.cd", "issexp": now - 1});
+    let (j, s) = write_creds(dir.path(), "orphan", &client_jwt(&issuer, &client, orphan), &client);
+    let r = v2_run("tls://127.0.0.1:1", &j, &s, &[]).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains(j.to_str().unwrap()) && r.stderr.contains("chain issuer"), "{}", r.stderr);
     // signed_fleet_management needs a delegated signer, even with fleet_management too.
     let aaa = serde_json::json!({"permissions": {"fleet_management": true, "signed_fleet_management": true}});
     let (j, s) = write_creds(dir.path(), "aaa", &client_jwt(&issuer, &client, aaa), &client);

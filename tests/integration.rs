@@ -20,4 +20,5 @@ mod resume;
 mod runbook;
 mod security;
 mod sim_strict;
+mod sim_tokens;
 mod simulator;

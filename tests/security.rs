@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{CertificateParams, DnType, KeyPair, SanType, PKCS_RSA_SHA256};
 
-use crate::support::{short_rpc_timeouts, sim, Fleetbook};
+use crate::support::{request, short_rpc_timeouts, sim, Fleetbook};
 use fleetbook::fleet::client::TlsFiles;
 use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
 
 use crate::support::pki::{ca, ed_key, rsa_pem, sign_jwt, write_creds, Ca};
+use crate::support::tokens::client_claims;
 
 /// Writes a certificate for `cn` (with DNS/IP SANs) signed by `ca`; returns (cert, key) paths.
 fn leaf(dir: &Path, ca: &Ca, cn: &str, sans: &[&str], expired: bool) -> (PathBuf, PathBuf) {
@@ -69,32 +70,6 @@ async fn secure_world(pki: &Pki, nodes: usize) -> (EmbeddedBroker, Simulator, Tl
     let cfg = SimConfig { secure_ca: Some(pki.ca.pem.clone()), tls: Some(tls.clone()), ..sim(nodes) };
     let sim = Simulator::start(broker.url(), cfg).await.expect("secure simulator starts");
     (broker, sim, tls)
-}
-
-/// A request as fleetbook would send it, with the given credentials and send time.
-fn request(
-    version: fleetbook::fleet::protocol::Version,
-    caller: &str,
-    security: fleetbook::fleet::protocol::Security,
-    payload: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> bytes::Bytes {
-    use fleetbook::fleet::protocol::{self, Payload, RequestSpec};
-    let filter = fleetbook::fleet::filter::Filter::default();
-    let rid = version.new_request_id();
-    let spec = RequestSpec {
-        request_id: &rid,
-        sender: "t",
-        caller,
-        collective: "mcollective",
-        agent: "rpcutil",
-        ttl: 60,
-        filter: &filter,
-        reply_to: "mcollective.reply.x",
-        payload: Payload::Rpc(payload),
-        security,
-    };
-    protocol::encode_request(version, &spec, now)
 }
 
 fn fb(broker: &EmbeddedBroker, pki: &Pki, cert: &Path, key: &Path) -> Fleetbook {
@@ -282,7 +257,8 @@ async fn bad_credentials_are_clear_errors_before_connecting() {
 use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey};
 
-/// A Choria-style client JWT signed by `issuer` (EdDSA).
+/// A Choria client JWT signed by `issuer` (`support::tokens::client_claims`) with the given
+/// caller id, purpose, fleet-management permission and expiry from now.
 fn client_jwt(
     issuer: &SigningKey,
     client: &SigningKey,
@@ -291,15 +267,12 @@ fn client_jwt(
     fleet: bool,
     exp_offset: i64,
 ) -> String {
-    let claims = serde_json::json!({
-        "callerid": callerid,
-        "public_key": hex::encode(client.verifying_key().as_bytes()),
+    let extra = serde_json::json!({
         "purpose": purpose,
         "permissions": {"fleet_management": fleet},
-        "iss": format!("I-{}", hex::encode(issuer.verifying_key().as_bytes())),
         "exp": chrono::Utc::now().timestamp() + exp_offset,
     });
-    sign_jwt(issuer, &claims)
+    sign_jwt(issuer, &client_claims(&issuer.verifying_key(), &client.verifying_key(), callerid, extra))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +280,7 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = ed_key();
     let cfg = SimConfig { secure_issuer: Some(hex::encode(issuer.verifying_key().as_bytes())), ..sim(3) };
-    let w = crate::support::World::start(cfg).await;
+    let w = crate::support::World::start_tls(cfg).await;
     let client = ed_key();
     let (jwt, seed) = write_creds(
         dir.path(),
@@ -316,20 +289,7 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
         &client,
     );
     let run = |j: &Path, s: &Path| {
-        Fleetbook::new().test_config().args([
-            "--server",
-            w.url(),
-            "--jwt",
-            j.to_str().unwrap(),
-            "--seed",
-            s.to_str().unwrap(),
-            "req",
-            "rpcutil",
-            "ping",
-            "--json",
-            "--discovery-timeout",
-            "0.5",
-        ])
+        w.fleetbook_jwt(j, s).args(["req", "rpcutil", "ping", "--json", "--discovery-timeout", "0.5"])
     };
     let nats = w.nats().await;
     let mut wire = crate::support::record(&nats, "mcollective.node.>").await;
@@ -347,7 +307,8 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
             && decoded.signature != base64::engine::general_purpose::STANDARD.encode("insecure")
     );
 
-    // Forged tokens: another issuer, no fleet management permission, not a client token.
+    // Forged tokens: another issuer, no fleet management permission. (A server token is
+    // refused at load; sim_tokens sends one past the client.)
     let rogue = ed_key();
     let cases = [
         (
@@ -360,27 +321,15 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
             client_jwt(&issuer, &client, "up=rip", "choria_client_id", false, 3600),
             "caller JWT lacks fleet management permission",
         ),
-        (
-            "server",
-            client_jwt(&issuer, &client, "up=rip", "choria_server", true, 3600),
-            "caller JWT is not a client token",
-        ),
     ];
     // Each is a silent node, known at the end of the wait: all side by side.
     let ddl = short_rpc_timeouts();
     let forged = cases.iter().map(|(name, token, _)| {
         let (j, s) = write_creds(dir.path(), name, token, &client);
-        Fleetbook::new()
-            .test_config()
+        w.fleetbook_jwt(&j, &s)
             .args([
                 "--ddl-dir",
                 ddl.path().to_str().unwrap(),
-                "--server",
-                w.url(),
-                "--jwt",
-                j.to_str().unwrap(),
-                "--seed",
-                s.to_str().unwrap(),
                 "req",
                 "rpcutil",
                 "ping",
@@ -401,7 +350,8 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
 
     // Through the library: caller not matching the JWT, a tampered request, unsigned.
     use fleetbook::fleet::protocol::{self, Security, Version};
-    use fleetbook::fleet::security::{verify_v2, Ed25519Identity};
+    use fleetbook::fleet::security::Ed25519Identity;
+    use fleetbook::sim::verify::verify_v2;
     let id = Ed25519Identity::load(&jwt, &seed).unwrap();
     let encode = |caller: &str, security: Security| {
         protocol::decode_request(&request(Version::V2, caller, security, "{}", chrono::Utc::now())).unwrap()
@@ -432,6 +382,15 @@ async fn signed_v2_requests_reach_a_secure_fleet_and_forgeries_do_not() {
     let r = run(&expired_j, &expired_s).run().await;
     r.assert_code(2);
     assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    let (server_j, server_s) = write_creds(
+        dir.path(),
+        "server",
+        &client_jwt(&issuer, &client, "up=rip", "choria_server", true, 3600),
+        &client,
+    );
+    let r = run(&server_j, &server_s).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("not a client token"), "{}", r.stderr);
     let stranger = ed_key();
     std::fs::write(&seed, hex::encode(stranger.to_bytes())).unwrap();
     let r = run(&jwt, &seed).run().await;

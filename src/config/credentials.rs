@@ -10,7 +10,7 @@ fn tls_scheme(url: &str) -> bool {
     lower.starts_with("tls://") || lower.starts_with("wss://")
 }
 
-/// Protocol v2 needs TLS: a Choria broker checks a client's JWT only on a TLS connection and
+/// A JWT needs TLS: a Choria broker checks a client's JWT only on a TLS connection and
 /// refuses a plain one with "unverified connection without JWT token"
 /// (go-choria `broker/network/choria_auth.go`, `handleDefaultConnection`). `tls_files` is
 /// whether a CA or client certificate was given: then fleetbook requires TLS on every URL.
@@ -21,7 +21,7 @@ pub(crate) fn require_tls_for_jwt(servers: &[String], tls_files: bool) -> Result
     match servers.iter().find(|s| !tls_scheme(s)) {
         None => Ok(()),
         Some(plain) => Err(usage(format!(
-            "protocol v2 with a JWT needs a TLS connection: a Choria broker refuses a JWT on a plain \
+            "a JWT (protocol v2) needs a TLS connection: a Choria broker refuses a JWT on a plain \
              connection (\"unverified connection without JWT token\"); server {} is not TLS: use \
              tls://HOST:PORT and give the broker's CA with --tls-ca (or plugin.security.file.ca), \
              or pass --insecure to send unsigned requests",

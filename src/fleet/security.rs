@@ -196,12 +196,35 @@ impl Ed25519Identity {
             .trim()
             .to_string();
         let claims = super::jwt::claims(&jwt).map_err(|e| sec_err(jwt_path, e))?;
+        // go-choria servers take a request only from a client token: a server token's
+        // signature is checked and then the caller refused (`choria_security.go`,
+        // `shouldAllowCallerUnsigned`), and other purposes cannot sign at all.
+        if claims.purpose != "choria_client_id" {
+            return Err(sec_err(
+                jwt_path,
+                format!(
+                    "the JWT is not a client token (purpose {:?}, not \"choria_client_id\"): Choria servers \
+                     take requests only from client tokens, never from a server's or a provisioning token",
+                    claims.purpose
+                ),
+            ));
+        }
         if claims.callerid.is_empty() || claims.public_key.is_empty() {
             return Err(sec_err(jwt_path, "the JWT has no callerid or public_key claim"));
         }
         let now = chrono::Utc::now().timestamp();
         if claims.expires.is_some_and(|e| e < now) {
             return Err(sec_err(jwt_path, "the JWT has expired"));
+        }
+        // A token from a chain issuer (an AAA login service) dies with its issuer's token
+        // (`choria-io/tokens` `ParseClientIDToken`: `issexp`); servers then drop its requests.
+        if let Some(issexp) = claims.issuer_expires.filter(|i| *i <= now) {
+            let when =
+                chrono::DateTime::from_timestamp(issexp, 0).map(|t| t.to_rfc3339()).unwrap_or(issexp.to_string());
+            return Err(sec_err(
+                jwt_path,
+                format!("the JWT's issuer (a chain issuer, `issexp`) expired at {when}: log in again for a new token"),
+            ));
         }
         if let Some(nbf) = claims.not_before.filter(|n| *n > now) {
             let when = chrono::DateTime::from_timestamp(nbf, 0).map(|t| t.to_rfc3339()).unwrap_or(nbf.to_string());
@@ -266,37 +289,4 @@ pub fn verify_reply_signature(
         .ok_or("reply signature malformed")?;
     use ed25519_dalek::Verifier;
     key.verify(reply, &sig).map(|_| true).map_err(|_| "reply signature does not verify")
-}
-
-/// What a v2 server with the `choria` provider checks (choria-protocol.md §6.2): the caller
-/// JWT signed by the trusted issuer, purpose, fleet-management permission, callerid, and the
-/// ed25519 signature of the request by the key the JWT names.
-pub fn verify_v2(
-    issuer_hex: &str,
-    caller: &str,
-    request: &str,
-    signature: &str,
-    jwt: &str,
-) -> std::result::Result<(), Rejection> {
-    if B64.decode(signature).ok().as_deref() == Some(&b"insecure"[..]) {
-        return Err("unsigned");
-    }
-    let claims = super::jwt::verify(jwt, issuer_hex)?;
-    if claims.purpose != "choria_client_id" {
-        return Err("caller JWT is not a client token");
-    }
-    if !claims.fleet_management {
-        return Err("caller JWT lacks fleet management permission");
-    }
-    if claims.callerid != caller {
-        return Err("callerid does not match the JWT");
-    }
-    let key = super::jwt::verifying_key(&claims.public_key).ok_or("bad public key in the JWT")?;
-    let sig = B64
-        .decode(signature)
-        .ok()
-        .and_then(|s| ed25519_dalek::Signature::from_slice(&s).ok())
-        .ok_or("bad signature")?;
-    use ed25519_dalek::Verifier;
-    key.verify(request.as_bytes(), &sig).map_err(|_| "bad signature")
 }

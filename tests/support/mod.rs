@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod pki;
+pub(crate) mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -87,13 +88,46 @@ pub(crate) fn broker() -> EmbeddedBroker {
 pub(crate) struct World {
     pub sim: Simulator,
     pub broker: EmbeddedBroker,
+    /// The broker's CA when it takes TLS only ([`World::start_tls`]).
+    pub tls: Option<fleetbook::fleet::client::TlsFiles>,
+    _pki: Option<tempfile::TempDir>,
 }
 
 impl World {
     pub(crate) async fn start(cfg: SimConfig) -> World {
         let broker = broker();
         let sim = Simulator::start(broker.url(), cfg).await.expect("simulator starts");
-        World { sim, broker }
+        World { sim, broker, tls: None, _pki: None }
+    }
+
+    /// A world whose broker takes TLS only, with a certificate from a throwaway CA and no
+    /// client certificates asked for: what a JWT client needs, as a Choria broker checks a
+    /// JWT only over TLS. [`World::fleetbook_jwt`] connects to it.
+    pub(crate) async fn start_tls(cfg: SimConfig) -> World {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (ca, cert, key) = pki::broker_tls(dir.path());
+        let s = |p: &Path| p.to_str().expect("test paths are UTF-8").to_string();
+        let broker = EmbeddedBroker::start_with(&["--tls", "--tlscert", &s(&cert), "--tlskey", &s(&key)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tls = fleetbook::fleet::client::TlsFiles { ca: Some(ca), cert: None, key: None };
+        let sim = Simulator::start(broker.url(), SimConfig { tls: Some(tls.clone()), ..cfg })
+            .await
+            .expect("simulator starts");
+        World { sim, broker, tls: Some(tls), _pki: Some(dir) }
+    }
+
+    /// A fleetbook command signing with the JWT and seed at these paths, over TLS to this
+    /// world's broker ([`World::start_tls`]), with the tests' short discovery timeout.
+    pub(crate) fn fleetbook_jwt(&self, jwt: &Path, seed: &Path) -> Fleetbook {
+        let ca = self.tls.as_ref().and_then(|t| t.ca.as_deref()).expect("a world started with start_tls");
+        Fleetbook::new()
+            .test_config()
+            .args(["--server", self.url(), "--tls-ca"])
+            .arg_path(ca)
+            .arg("--jwt")
+            .arg_path(jwt)
+            .arg("--seed")
+            .arg_path(seed)
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -132,7 +166,11 @@ impl World {
 
     /// A plain NATS client for observing traffic.
     pub(crate) async fn nats(&self) -> async_nats::Client {
-        async_nats::connect(self.url()).await.expect("test client connects")
+        let mut co = async_nats::ConnectOptions::new();
+        if let Some(tls) = &self.tls {
+            co = tls.apply(co);
+        }
+        co.connect(self.url()).await.expect("test client connects")
     }
 }
 
@@ -140,6 +178,33 @@ impl World {
 /// ask for it).
 pub(crate) fn sim(nodes: usize) -> SimConfig {
     SimConfig { nodes, time_scale: 0.01, provisioners: 0, ..SimConfig::default() }
+}
+
+/// A request as fleetbook would send it, with the given credentials and send time: to
+/// `rpcutil` in `mcollective`, TTL 60, replies to `mcollective.reply.x`.
+pub(crate) fn request(
+    version: fleetbook::fleet::protocol::Version,
+    caller: &str,
+    security: fleetbook::fleet::protocol::Security,
+    payload: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bytes::Bytes {
+    use fleetbook::fleet::protocol::{self, Payload, RequestSpec};
+    let filter = fleetbook::fleet::filter::Filter::default();
+    let rid = version.new_request_id();
+    let spec = RequestSpec {
+        request_id: &rid,
+        sender: "t",
+        caller,
+        collective: "mcollective",
+        agent: "rpcutil",
+        ttl: 60,
+        filter: &filter,
+        reply_to: "mcollective.reply.x",
+        payload: Payload::Rpc(payload),
+        security,
+    };
+    protocol::encode_request(version, &spec, now)
 }
 
 /// The result of running the binary.

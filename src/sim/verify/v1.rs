@@ -1,27 +1,17 @@
-//! How a simulated secure server checks a caller, held to go-choria's own code rather than
-//! to what fleetbook itself sends:
-//!
-//! - protocol v1 (`file` provider, `providers/security/filesec/file_security.go` and
-//!   `protocol/v1/security_request.go`): the certificate name comes from the caller id by
-//!   `callerIDRe`, which is *not* anchored at the end; the certificate must chain to the CA
-//!   (intermediates may travel in `pubcert`) with the client-auth usage; a certificate whose
-//!   CN or DNS name matches `plugin.choria.security.privileged_users` (default
-//!   `\.privileged.mcollective$`, `\.privileged.choria$`) may use any caller id and skips the
-//!   allow list; any other must name the caller and match
-//!   `plugin.choria.security.certname_whitelist` (default `\.mcollective$`, `\.choria$`);
-//! - protocol v2 (`choria` provider): as [`security::verify_v2`], and the token's `nbf` and
-//!   `exp` as golang-jwt v5 checks them (no leeway), and no `signed_fleet_management` token
-//!   without a delegated signature.
-//!
-//! The reasons are the texts [`super::SimStats::rejected`] counts.
-
-use std::collections::BTreeMap;
+//! Protocol v1 (the `file` provider): how a go-choria server checks a caller's certificate
+//! and signature (`providers/security/filesec/file_security.go`,
+//! `protocol/v1/security_request.go`). The certificate name comes from the caller id by
+//! `callerIDRe`, which is *not* anchored at the end; the certificate must chain to the CA
+//! (intermediates may travel in `pubcert`) with the client-auth usage; a certificate whose CN
+//! or DNS name matches `plugin.choria.security.privileged_users` (default
+//! `\.privileged.mcollective$`, `\.privileged.choria$`) may use any caller id and skips the
+//! allow list; any other must name the caller and match
+//! `plugin.choria.security.certname_whitelist` (default `\.mcollective$`, `\.choria$`).
 
 use base64::Engine as _;
 use regex::Regex;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::{Pkcs1v15Sign, RsaPublicKey};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use x509_parser::pem::Pem;
 use x509_parser::prelude::*;
@@ -152,68 +142,6 @@ fn dns_names(c: &X509Certificate<'_>) -> Vec<String> {
         .collect()
 }
 
-/// A protocol v2 request as a go-choria server with the `choria` provider checks it:
-/// [`security::verify_v2`], then the token's times as golang-jwt v5 validates them: `nbf`
-/// after now is not valid yet, `exp` at or before now is expired.
-///
-/// A token with `signed_fleet_management` may only be used with a delegated signature
-/// (go-choria `providers/security/choria/choria_security.go`, `verifyByteSignatureByCaller`:
-/// "requires authority delegation", checked before the fleet-management permission); the
-/// simulator has no delegated signers, so it refuses such a token always.
-pub fn verify_v2(issuer_hex: &str, caller: &str, request: &str, signature: &str, jwt: &str) -> Result<(), Rejection> {
-    // The token first, as go-choria parses it first: signature, times, then permissions.
-    if B64.decode(signature).ok().as_deref() != Some(&b"insecure"[..]) {
-        crate::fleet::jwt::verify(jwt, issuer_hex)?;
-        token_times(jwt, chrono::Utc::now().timestamp())?;
-        if claim(jwt, "/permissions/signed_fleet_management").and_then(|v| v.as_bool()) == Some(true) {
-            return Err("caller JWT requires authority delegation");
-        }
-    }
-    security::verify_v2(issuer_hex, caller, request, signature, jwt)
-}
-
-/// [`verify_v2`] in org-issuer mode (go-choria `providers/security/choria/choria_security.go`,
-/// `orgPkForToken`): the token's `ou` picks the issuer from `issuers` (name to hex public
-/// key); a token without `ou`, or naming no configured issuer, is refused.
-pub fn verify_v2_org(
-    issuers: &BTreeMap<String, String>,
-    caller: &str,
-    request: &str,
-    signature: &str,
-    jwt: &str,
-) -> Result<(), Rejection> {
-    if B64.decode(signature).ok().as_deref() == Some(&b"insecure"[..]) {
-        return Err("unsigned");
-    }
-    let ou = claim(jwt, "/ou").and_then(|v| v.as_str().map(str::to_string)).ok_or("caller JWT has no ou")?;
-    let issuer = issuers.get(&ou).ok_or("no issuer for the caller JWT's ou")?;
-    verify_v2(issuer, caller, request, signature, jwt)
-}
-
-/// The claim at JSON `pointer` in a token, unverified.
-fn claim(jwt: &str, pointer: &str) -> Option<Value> {
-    claims(jwt)?.pointer(pointer).cloned()
-}
-
-/// A token's claims, unverified.
-fn claims(jwt: &str) -> Option<Value> {
-    let c = jwt.trim().split('.').nth(1)?;
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?).ok()
-}
-
-/// Checks a token's `nbf` and `exp` against `now` (Unix seconds).
-fn token_times(jwt: &str, now: i64) -> Result<(), Rejection> {
-    let claims = claims(jwt).ok_or("caller JWT claims unreadable")?;
-    let time = |k: &str| claims.get(k).and_then(Value::as_f64).map(|t| t as i64);
-    if time("nbf").is_some_and(|nbf| now < nbf) {
-        return Err("caller JWT not yet valid");
-    }
-    if time("exp").is_some_and(|exp| now >= exp) {
-        return Err("caller JWT expired");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,18 +166,5 @@ mod tests {
         assert!(match_any("admin.privilegedXchoria", &PRIVILEGED), "the unescaped dot");
         assert!(!match_any("admin.mcollective", &PRIVILEGED));
         assert!(match_any("x.choria", &ALLOWED) && !match_any("x.choria.example", &ALLOWED));
-    }
-
-    #[test]
-    fn token_times_are_golang_jwt_v5s() {
-        let tok = |claims: Value| {
-            let c = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
-            format!("e30.{c}.sig")
-        };
-        let now = 1_000;
-        assert_eq!(token_times(&tok(serde_json::json!({"nbf": 1_001})), now), Err("caller JWT not yet valid"));
-        assert_eq!(token_times(&tok(serde_json::json!({"nbf": 1_000, "exp": 1_001})), now), Ok(()));
-        assert_eq!(token_times(&tok(serde_json::json!({"exp": 1_000})), now), Err("caller JWT expired"));
-        assert_eq!(token_times(&tok(serde_json::json!({})), now), Ok(()));
     }
 }
