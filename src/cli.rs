@@ -7,8 +7,10 @@ use clap::{Args, Parser, Subcommand};
 
 mod election;
 pub mod governor;
+mod req_output;
 
 pub use election::ElectionCommand;
+pub use req_output::{DisplayArg, ReqOutputArgs};
 
 /// Fleet runbooks for Choria over NATS.
 #[derive(Debug, Parser)]
@@ -315,7 +317,7 @@ pub struct ReqArgs {
     #[arg(long, conflicts_with = "batch")]
     pub broadcast: bool,
     /// Print one JSON object.
-    #[arg(long)]
+    #[arg(long, short = 'j')]
     pub json: bool,
     /// Print one JSON line per event as it happens (run_start, discovered, each node_result,
     /// ..., run_end), the shapes of `run --output json`; an interrupted req keeps what came.
@@ -334,6 +336,8 @@ pub struct ReqArgs {
     pub token_file: Option<PathBuf>,
     #[command(flatten)]
     pub journal: JournalArgs,
+    #[command(flatten)]
+    pub output: ReqOutputArgs,
 }
 
 /// `fleetbook runs show ID`.

@@ -12,6 +12,7 @@ pub(crate) mod metrics;
 pub(crate) mod options;
 pub(crate) mod repl;
 pub(crate) mod req;
+mod req_output;
 mod req_report;
 pub(crate) mod run;
 pub(crate) mod runs;
