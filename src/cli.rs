@@ -231,13 +231,16 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Show the rpcutil inventory of one node.
+    /// Show one node's inventory and server statistics, like `choria inventory`.
     Inventory {
         identity: String,
         #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
         target: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Leave the facts out.
+        #[arg(long = "no-facts")]
+        no_facts: bool,
     },
     /// Show live lifecycle events, like `choria tool event`.
     Events {

@@ -263,18 +263,14 @@ fn write_nodes(w: &mut dyn Write, nodes: &[String], title: &str, verbose: bool) 
     } else {
         writeln!(w, "\n{title}: {}\n", names.len())?;
     }
-    // Go's tabwriter with a padding of 4: every cell is padded to its column's widest plus 4.
-    let rows: Vec<[String; 3]> = names
+    let rows: Vec<Vec<String>> = names
         .chunks(3)
         .map(|c| {
             let cell = |i: usize| c.get(i).cloned().unwrap_or_default();
-            [format!("    {}", cell(0)), cell(1), cell(2)]
+            vec![format!("    {}", cell(0)), cell(1), cell(2)]
         })
         .collect();
-    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0) + 4;
-    let widths = [width(0), width(1), width(2)];
-    for r in &rows {
-        let line: String = r.iter().zip(widths).map(|(c, n)| format!("{c:n$}")).collect();
+    for line in table::go_tabwriter(&rows) {
         writeln!(w, "{line}")?;
     }
     Ok(())
