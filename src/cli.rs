@@ -160,6 +160,10 @@ pub struct SimArgs {
     /// Simulated Provisioner candidates campaigning for leadership (default 3; 0: none).
     #[arg(long = "sim-provisioners", global = true)]
     pub provisioners: Option<usize>,
+    /// Run the simulated Provisioner as its default configuration does, without
+    /// `leader_election`: one instance provisions and nobody campaigns.
+    #[arg(long = "sim-no-leader-election", global = true)]
+    pub no_leader_election: bool,
     /// The site label of the simulated Provisioner's metrics.
     #[arg(long = "sim-site", global = true)]
     pub site: Option<String>,
