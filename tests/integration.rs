@@ -16,6 +16,7 @@ mod metrics;
 mod protocol;
 mod redaction;
 mod repl;
+mod reporting;
 mod runbook;
 mod security;
 mod sim_strict;
