@@ -211,7 +211,7 @@ fn go_choria_inventory(node: &fleetbook::sim::node::Node, show_facts: bool) -> V
     let mut p = |s: String| l.extend(s.split('\n').map(|x| Want::Exact(x.to_string())));
     p("\n  Agents:\n".into());
     let mut agents = node.agents.clone();
-    while agents.len() % 3 != 0 {
+    while !agents.len().is_multiple_of(3) {
         agents.push(String::new());
     }
     let rows = agents.len() / 3;
@@ -221,7 +221,7 @@ fn go_choria_inventory(node: &fleetbook::sim::node::Node, show_facts: bool) -> V
     p("\n  Tagged Classes:\n".into());
     let mut classes = node.classes.clone();
     let longest = classes.iter().map(String::len).max().unwrap_or(0).min(40);
-    while classes.len() % 2 != 0 {
+    while !classes.len().is_multiple_of(2) {
         classes.push(String::new());
     }
     let rows = classes.len() / 2;

@@ -138,7 +138,7 @@ pub(crate) fn render(node: &NodeInventory, facts: bool) -> String {
 /// of `size`, then read down the columns, so a sorted list reads top to bottom.
 fn vertical_groups(items: &[String], size: usize) -> Vec<Vec<String>> {
     let mut items = items.to_vec();
-    while items.len() % size != 0 {
+    while !items.len().is_multiple_of(size) {
         items.push(String::new());
     }
     let rows = items.len() / size;
