@@ -403,3 +403,41 @@ fn declining_the_evict_question_evicts_nothing_and_exits_3() {
     let still = rt.block_on(store.get("provisioner")).unwrap();
     assert_eq!(still.as_deref(), Some(&b"p1.example.net"[..]), "nothing was evicted");
 }
+
+/// Everything `fleetbook ARGS` writes on a terminal until it exits, and its exit code.
+fn on_a_terminal(args: &[&str]) -> (String, i32) {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = crate::support::pty(args, &dir.path().join("history"), Duration::from_secs(60));
+    let mut text = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut buf = [0u8; 4096];
+    // Read until the terminal closes (EIO or 0 once the process is gone).
+    loop {
+        assert!(std::time::Instant::now() < deadline, "still running: {}", String::from_utf8_lossy(&text));
+        match p.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let code = match p.get_process().wait().unwrap() {
+        expectrl::process::unix::WaitStatus::Exited(_, c) => c,
+        other => panic!("{other:?}: {text}"),
+    };
+    (text, code)
+}
+
+#[test]
+fn req_draws_a_bar_on_a_terminal_unless_np() {
+    let conf = crate::support::client_conf().to_str().unwrap();
+    let base = ["--config", conf, "--sim", "3", "--sim-provisioners", "0", "req", "rpcutil", "ping", "--no-journal"];
+    let (bar, code) = on_a_terminal(&base);
+    assert_eq!(code, 0, "{bar}");
+    assert!(bar.contains("rpcutil#ping") && bar.contains("] 3/3 nodes, 0 failed"), "the bar: {bar}");
+    let np: Vec<&str> = base.iter().copied().chain(["--np"]).collect();
+    let (plain, code) = on_a_terminal(&np);
+    assert_eq!(code, 0, "{plain}");
+    assert!(!plain.contains("3/3 nodes"), "no bar with --np: {plain}");
+    assert!(plain.contains("discovered 3 node(s)") && plain.contains("n003.example.net"), "{plain}");
+}
