@@ -7,8 +7,10 @@ use clap::{Args, Parser, Subcommand};
 
 mod election;
 pub mod governor;
+mod req_output;
 
 pub use election::ElectionCommand;
+pub use req_output::{DisplayArg, ReqOutputArgs};
 
 /// Fleet runbooks for Choria over NATS.
 #[derive(Debug, Parser)]
@@ -158,6 +160,10 @@ pub struct SimArgs {
     /// Simulated Provisioner candidates campaigning for leadership (default 3; 0: none).
     #[arg(long = "sim-provisioners", global = true)]
     pub provisioners: Option<usize>,
+    /// Run the simulated Provisioner as its default configuration does, without
+    /// `leader_election`: one instance provisions and nobody campaigns.
+    #[arg(long = "sim-no-leader-election", global = true)]
+    pub no_leader_election: bool,
     /// The site label of the simulated Provisioner's metrics.
     #[arg(long = "sim-site", global = true)]
     pub site: Option<String>,
@@ -229,13 +235,16 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Show the rpcutil inventory of one node.
+    /// Show one node's inventory and server statistics, like `choria inventory`.
     Inventory {
         identity: String,
         #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
         target: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Leave the facts out.
+        #[arg(long = "no-facts")]
+        no_facts: bool,
     },
     /// Show live lifecycle events, like `choria tool event`.
     Events {
@@ -315,7 +324,7 @@ pub struct ReqArgs {
     #[arg(long, conflicts_with = "batch")]
     pub broadcast: bool,
     /// Print one JSON object.
-    #[arg(long)]
+    #[arg(long, short = 'j')]
     pub json: bool,
     /// Print one JSON line per event as it happens (run_start, discovered, each node_result,
     /// ..., run_end), the shapes of `run --output json`; an interrupted req keeps what came.
@@ -334,6 +343,8 @@ pub struct ReqArgs {
     pub token_file: Option<PathBuf>,
     #[command(flatten)]
     pub journal: JournalArgs,
+    #[command(flatten)]
+    pub output: ReqOutputArgs,
 }
 
 /// `fleetbook runs show ID`.

@@ -16,6 +16,7 @@ mod metrics;
 mod protocol;
 mod redaction;
 mod repl;
+mod reporting;
 mod resume;
 mod runbook;
 mod security;

@@ -12,12 +12,13 @@ pub enum ElectionCommand {
         #[arg(long, default_value = "CHORIA_LEADER_ELECTION")]
         bucket: String,
     },
-    /// Evict the leader of an election (a KV delete); asks unless --force.
+    /// Evict the leader of an election (a KV delete); asks unless --force. Declining the
+    /// question evicts nothing and exits 3, as does running off a terminal without --force.
     Evict {
         name: String,
         #[arg(long, default_value = "CHORIA_LEADER_ELECTION")]
         bucket: String,
-        /// Do not ask.
+        /// Do not ask (required off a terminal).
         #[arg(long)]
         force: bool,
         /// Only evict if this identity leads (revision-checked delete).

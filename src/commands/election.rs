@@ -59,17 +59,21 @@ pub(crate) fn render(b: &BucketInfo, filter: &regex::Regex) -> String {
     if b.history != 1 {
         out.push_str(&format!("WARNING: {name} is not a valid election bucket, historic entries are retained\n\n"));
     }
+    // go-choria's cmd/election_info.go, word for word.
     if b.max_age < Duration::from_secs(5) {
-        out.push_str(&format!("WARNING: {name} maximum age {} is too low\n\n", go_duration(b.max_age)));
+        let age = go_duration(b.max_age);
+        out.push_str(&format!("WARNING: {name} is not a valid election bucket, maximum age {age} is too low\n\n"));
     } else if b.max_age > Duration::from_secs(3600) {
-        out.push_str(&format!("WARNING: {name} maximum age {} is too high\n\n", go_duration(b.max_age)));
+        let age = go_duration(b.max_age);
+        out.push_str(&format!("WARNING: {name} is not a valid election bucket, maximum age {age} is too high\n\n"));
     } else if b.max_age > Duration::from_secs(60) {
         out.push_str(&format!(
             "WARNING: {name} has a very high maximum age of {}, recovery time will be slow\n\n",
             go_duration(b.max_age)
         ));
     }
-    if b.replicas > 1 && !b.has_cluster_leader {
+    // As go-choria: any stream with cluster information and no leader, whatever its replicas.
+    if b.clustered && !b.has_cluster_leader {
         out.push_str(&format!("WARNING: {name} does not have a cluster leader\n\n"));
     }
     for (peer, _, current, offline, lag) in &b.peers {
@@ -189,7 +193,9 @@ pub(crate) async fn evict(
         let q = format!("Evict the current leader from election {name} in bucket {bucket}?");
         match crate::engine::ask_yes_no(&q, interrupt) {
             Answer::Yes => {}
-            Answer::No => return Err(Error::Guardrail { reason: "eviction not confirmed".into() }),
+            Answer::No => {
+                return Err(Error::Guardrail { reason: "eviction not confirmed; nothing was evicted".into() })
+            }
             Answer::Interrupted => return Err(Error::Interrupted),
             Answer::NoTerminal => {
                 return Err(Error::Guardrail { reason: "no terminal to confirm the eviction on; pass --force".into() })

@@ -13,6 +13,7 @@ pub(crate) mod metrics;
 pub(crate) mod options;
 pub(crate) mod repl;
 pub(crate) mod req;
+mod req_output;
 mod req_report;
 mod resume;
 pub(crate) mod run;
@@ -83,10 +84,10 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             let settings = settings()?;
             runs::run(settings, runs::RunsOptions::from_cli(show, json, limit)?).await
         }
-        Command::Inventory { identity, target, json } => {
+        Command::Inventory { identity, target, json, no_facts } => {
             let settings = settings()?;
-            inventory::run(settings, inventory::InventoryOptions::from_cli(identity, target, json), &interrupt.soft())
-                .await
+            let a = inventory::InventoryOptions::from_cli(identity, target, json, no_facts);
+            inventory::run(settings, a, &interrupt.soft()).await
         }
     }
 }

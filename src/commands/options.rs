@@ -69,6 +69,7 @@ pub(super) fn sim_options(s: &SimArgs) -> SimOptions {
         slow_nodes: s.slow_nodes.clone(),
         stuck_nodes: s.stuck_nodes.clone(),
         provisioners: s.provisioners,
+        no_leader_election: s.no_leader_election,
         site: s.site.clone(),
         auto_provision: s.auto_provision.clone(),
     }

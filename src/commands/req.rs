@@ -6,12 +6,12 @@
 //! broker lost for longer than a wait ends the run the same way with exit 4.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use super::req_report::{print_plan, write_report, Timing};
+use super::req_output::ReqOutput;
+use super::req_report::{print_plan, write_report, Display, ReportStyle, Timing};
 use crate::cli::ReqArgs;
 use crate::config::Settings;
 use crate::env::FleetEnv;
@@ -51,19 +51,33 @@ pub(crate) struct ReqOptions {
     journal: Option<JournalOptions>,
     /// `--resume ID`: continue that run.
     resume: Option<super::resume::ResumeOptions>,
+    /// `--sim`: its journal dies with the process, so a stop has no resume hint.
+    sim: bool,
+    /// How the result is written, and where.
+    style: ReportStyle,
+    output: ReqOutput,
+    /// A progress bar when stderr is a terminal.
+    progress: bool,
 }
 
 impl ReqOptions {
     /// Checks the batch flags, types the inputs by the agent's DDL and checks the filter, in
     /// that order. `default_token` is the provisioning token when no `token=` input is given
     /// (file, environment, simulator).
-    fn from_cli(a: &ReqArgs, default_token: Option<String>, ddl: &DdlRegistry, sim: bool) -> Result<ReqOptions, Error> {
+    fn from_cli(
+        a: &ReqArgs,
+        default_token: Option<String>,
+        ddl: &DdlRegistry,
+        sim: bool,
+        output: ReqOutput,
+    ) -> Result<ReqOptions, Error> {
         let batch_sleep = batch_sleep(a)?;
         let resume = super::options::resume(&a.journal, a.dry_run, sim)?;
         if resume.is_some() && a.broadcast {
             return Err(Error::Usage { message: "--resume: a --broadcast request has no journal to resume".into() });
         }
         let inputs = typed_inputs(a, default_token, ddl)?;
+        let style = report_style(a, ddl)?;
         let mut discovery = super::options::discovery(&a.filter)?;
         discovery.rpc_agent = Some(a.agent.clone());
         Ok(ReqOptions {
@@ -80,8 +94,41 @@ impl ReqOptions {
             dry_run: a.dry_run,
             journal: super::options::journal(&a.journal)?,
             resume,
+            sim,
+            style,
+            output,
+            // go-choria draws no bar when the output is for a machine.
+            progress: !(a.output.no_progress || a.json || a.jsonl || a.output.senders),
         })
     }
+
+    /// Bars on a terminal unless `--np`, plain lines otherwise; `--jsonl` lines to the output.
+    fn reporter(&self) -> Reporter {
+        use std::io::IsTerminal;
+        let human: std::sync::Arc<dyn crate::progress::Sink> = if self.progress && std::io::stderr().is_terminal() {
+            std::sync::Arc::new(crate::progress::bars::Bars::new())
+        } else {
+            std::sync::Arc::new(crate::progress::text::Lines::new())
+        };
+        let mut sinks = vec![human];
+        if self.jsonl {
+            sinks.push(self.output.jsonl_sink());
+        }
+        Reporter::with_sinks(self.jsonl, sinks)
+    }
+}
+
+/// The report's style: `--display` over the action's DDL `display`.
+fn report_style(a: &ReqArgs, ddl: &DdlRegistry) -> Result<ReportStyle, Error> {
+    use crate::cli::DisplayArg;
+    let display = match a.output.display {
+        Some(DisplayArg::Ok) => Display::Ok,
+        Some(DisplayArg::Failed) => Display::Failed,
+        Some(DisplayArg::All) => Display::All,
+        Some(DisplayArg::None) => Display::None,
+        None => Display::from_ddl(&ddl.agent(&a.agent)?.action(&a.action)?.display),
+    };
+    Ok(ReportStyle { json: a.json, senders: a.output.senders, display, verbose: a.output.verbose })
 }
 
 /// Rejects batch settings that make no sense, before anything else happens.
@@ -130,7 +177,11 @@ pub(crate) async fn run(
     interrupt: &Interrupt,
 ) -> Result<(), Error> {
     let printed = std::cell::Cell::new(false);
-    let result = match ReqOptions::from_cli(&a, default_token, &settings.ddl, settings.sim.is_some()) {
+    let opened = ReqOutput::open(a.output.output_file.as_deref());
+    // Where the last word goes when the request never started: stdout if the file is not there.
+    let out = opened.as_ref().map(Clone::clone).unwrap_or_default();
+    let sim = settings.sim.is_some();
+    let result = match opened.and_then(|o| ReqOptions::from_cli(&a, default_token, &settings.ddl, sim, o)) {
         Ok(options) => run_inner(settings, &options, interrupt, &printed).await,
         Err(e) => Err(e),
     };
@@ -141,12 +192,12 @@ pub(crate) async fn run(
             _ => "error",
         };
         let v = json!({"agent": a.agent, "action": a.action, "status": status, "error": e.to_string(), "exit_code": e.exit_code()});
-        writeln!(std::io::stdout().lock(), "{v}")?;
+        out.line(&v.to_string())?;
     }
     // Every JSONL stream ends with run_end, also when the request never started.
     if a.jsonl && !printed.get() {
         if let Some((_, line)) = crate::progress::jsonl::line(&run_end(None, &result, Counts::default())) {
-            writeln!(std::io::stdout().lock(), "{line}")?;
+            out.line(&line)?;
         }
     }
     result
@@ -173,7 +224,7 @@ async fn run_inner(
 ) -> Result<(), Error> {
     let env = FleetEnv::open(settings).await?;
     let fleet = &env.fleet;
-    let reporter = Reporter::for_terminal(a.jsonl);
+    let reporter = a.reporter();
     if a.broadcast {
         return broadcast(fleet, a, &reporter, interrupt, printed).await;
     }
@@ -198,7 +249,10 @@ async fn run_inner(
     let resumed = record.as_ref().zip(a.resume.as_ref().map(|o| &o.flags));
     let (result, counts) = direct(fleet, a, &reporter, interrupt, printed, Some(&id), resumed).await;
     let end = run_end(Some(&id), &result, counts);
-    if journal.is_some() && matches!(end, RunEvent::RunEnd { status: RunStatus::Stopped | RunStatus::BrokerLost, .. }) {
+    if journal.is_some()
+        && !a.sim
+        && matches!(end, RunEvent::RunEnd { status: RunStatus::Stopped | RunStatus::BrokerLost, .. })
+    {
         let line = format!(
             "to continue it: the same `fleetbook req {} {} ...` command line, plus --resume {id}",
             a.agent, a.action
@@ -326,7 +380,7 @@ async fn direct(
             return (Ok(()), counts);
         }
         printed.set(true);
-        return (print_plan(&a.agent, &a.action, a.json, &rollout.batches), counts);
+        return (a.output.with(|w| print_plan(w, &a.agent, &a.action, a.json, &rollout.batches)), counts);
     }
     match &o.end {
         End::Stopped(s) if s.nothing_sent() => return (Err(Error::Guardrail { reason: s.to_string() }), counts),
@@ -427,9 +481,8 @@ fn finish(
     };
     // With --jsonl the events were the output.
     if !a.jsonl {
-        let mut out = std::io::stdout().lock();
         let ids = (request_id, run_id);
-        write_report(&mut out, &a.agent, &a.action, a.json, t, discovered, ids, timing, &result)?;
+        a.output.with(|w| write_report(w, &a.agent, &a.action, a.style, t, discovered, ids, timing, &result))?;
     }
     result
 }

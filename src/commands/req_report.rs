@@ -1,6 +1,8 @@
-//! What `req` prints when it is done: a node table like `choria req`, the failures grouped by
-//! message (a wrong token reads as one line, not a thousand) and a summary; or, with `--json`,
-//! one JSON object.
+//! What `req` prints when it is done: a node table like `choria req` (only the replies the
+//! action's DDL `display` or `--display` asks for), the failures grouped by message (a wrong
+//! token reads as one line, not a thousand), a summary and the unanswered nodes, capped like
+//! `choria req` caps them; or, with `--json`, one JSON object; or, with `--senders`, the nodes
+//! that answered OK.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,9 +23,62 @@ pub(crate) struct Timing {
     pub(crate) total: Duration,
 }
 
-/// The `--dry-run` plan on stdout.
-pub(crate) fn print_plan(agent: &str, action: &str, json: bool, batches: &[Vec<String>]) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
+/// Which replies the text report shows: go-choria's display modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Display {
+    Ok,
+    Failed,
+    All,
+    None,
+}
+
+impl Display {
+    /// The mode an action's DDL asks for: `ok`, `failed` or `always`; go-choria shows only
+    /// failures when the DDL says nothing.
+    pub(crate) fn from_ddl(display: &str) -> Display {
+        match display {
+            "ok" => Display::Ok,
+            "always" => Display::All,
+            _ => Display::Failed,
+        }
+    }
+
+    /// Whether a reply that succeeded (`ok`) or failed is shown.
+    fn shows(self, ok: bool) -> bool {
+        match self {
+            Display::Ok => ok,
+            Display::Failed => !ok,
+            Display::All => true,
+            Display::None => false,
+        }
+    }
+}
+
+/// How the report is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReportStyle {
+    /// One JSON object (with `senders`: a JSON array of names).
+    pub(crate) json: bool,
+    /// Only the identities that answered OK.
+    pub(crate) senders: bool,
+    /// Which replies the text table shows.
+    pub(crate) display: Display,
+    /// Every unanswered node listed, not the first [`LIST_CAP`].
+    pub(crate) verbose: bool,
+}
+
+/// How many nodes of a list (no responses, unknown, not sent) the text report shows without
+/// `--verbose`: go-choria's cap.
+pub(crate) const LIST_CAP: usize = 200;
+
+/// The `--dry-run` plan.
+pub(crate) fn print_plan(
+    out: &mut dyn Write,
+    agent: &str,
+    action: &str,
+    json: bool,
+    batches: &[Vec<String>],
+) -> Result<(), Error> {
     let total = batches.len();
     let nodes: usize = batches.iter().map(Vec::len).sum();
     if json {
@@ -41,10 +96,10 @@ pub(crate) fn print_plan(agent: &str, action: &str, json: bool, batches: &[Vec<S
 /// Writes the report of a finished (or stopped) request; `result` is how it ends.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_report(
-    w: &mut impl Write,
+    w: &mut dyn Write,
     agent: &str,
     action: &str,
-    json: bool,
+    style: ReportStyle,
     t: &Tally,
     discovered: usize,
     (request_id, run_id): (Option<&str>, Option<&str>),
@@ -53,13 +108,16 @@ pub(crate) fn write_report(
 ) -> std::io::Result<()> {
     // The same status words as `run_end`.
     let (status, error, _) = super::run::run_status(result);
-    if json {
+    if style.senders {
+        return write_senders(w, t, style.json);
+    }
+    if style.json {
         let (status, rid) = (status.as_str(), request_id.unwrap_or(""));
         let mut v = json_report(t, agent, action, rid, discovered, timing, status, error);
         v["run_id"] = json!(run_id);
         return writeln!(w, "{v}");
     }
-    write_text(w, t, discovered, timing.total)?;
+    write_text(w, t, style, discovered, timing.total)?;
     if let Some(id) = run_id {
         writeln!(w, "Run {id} (fleetbook runs show {id})")?;
     }
@@ -107,28 +165,49 @@ fn json_report(
     })
 }
 
-fn write_text(w: &mut impl Write, t: &Tally, discovered: usize, elapsed: Duration) -> std::io::Result<()> {
+/// `--senders`: the identities that answered OK, sorted, one a line or a JSON array.
+fn write_senders(w: &mut dyn Write, t: &Tally, json: bool) -> std::io::Result<()> {
+    let mut names: Vec<&str> = t.replies.iter().chain(&t.late).filter(|x| x.ok()).map(|x| x.sender.as_str()).collect();
+    names.sort_unstable();
+    if json {
+        return writeln!(w, "{}", serde_json::to_string_pretty(&names).unwrap_or_default());
+    }
+    for n in names {
+        writeln!(w, "{}", printable(n))?;
+    }
+    Ok(())
+}
+
+fn write_text(
+    w: &mut dyn Write,
+    t: &Tally,
+    style: ReportStyle,
+    discovered: usize,
+    elapsed: Duration,
+) -> std::io::Result<()> {
     let clean = |s: &str| printable(s).into_owned();
     let mut rows = Vec::new();
     for (x, late) in t.replies.iter().map(|x| (x, false)).chain(t.late.iter().map(|x| (x, true))) {
+        if !style.display.shows(x.ok()) {
+            continue;
+        }
         let msg = if x.ok() { table::summarize(&x.data) } else { x.statusmsg.clone() };
         let status = status_name(x.statuscode);
         rows.push(Row::new(&x.sender, if late { format!("{status} (late)") } else { status.to_string() }, &msg));
     }
-    for (n, why) in &t.malformed {
-        rows.push(Row::new(n, "Malformed Reply", why));
+    if style.display.shows(false) {
+        for (n, why) in &t.malformed {
+            rows.push(Row::new(n, "Malformed Reply", why));
+        }
     }
-    for n in &t.no_reply {
-        rows.push(Row::new(n, "No Reply", ""));
+    // The unanswered nodes are listed under the summary, capped, as `choria req` lists them.
+    if !rows.is_empty() {
+        write!(w, "{}", table::render(rows, None))?;
+        writeln!(w)?;
     }
-    for n in &t.unknown {
-        rows.push(Row::new(n, "Unknown", "sent, but the answer was not received"));
-    }
-    write!(w, "{}", table::render(rows, None))?;
     let answered = t.replies.len() + t.late.len();
     let ok = t.replies.iter().chain(&t.late).filter(|x| x.ok()).count();
     let failed = answered - ok + t.malformed.len();
-    writeln!(w)?;
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();
     for x in t.replies.iter().chain(&t.late).filter(|x| !x.ok()) {
         *groups.entry(format!("{}: {}", status_name(x.statuscode), clean(&x.statusmsg))).or_default() += 1;
@@ -152,20 +231,12 @@ fn write_text(w: &mut impl Write, t: &Tally, discovered: usize, elapsed: Duratio
         opt(t.unknown.len(), "unknown"),
         opt(t.not_sent.len(), "not sent"),
     )?;
-    let list = |v: &mut dyn Iterator<Item = &String>| v.map(|n| clean(n)).collect::<Vec<_>>().join(", ");
-    if !t.late.is_empty() {
-        writeln!(w, "Answered after their batch's wait: {}", list(&mut t.late.iter().map(|x| &x.sender)))?;
-    }
-    if !t.no_reply.is_empty() {
-        writeln!(w, "No response from: {}", list(&mut t.no_reply.iter()))?;
-    }
-    if !t.unknown.is_empty() {
-        let l = list(&mut t.unknown.iter());
-        writeln!(w, "Unknown (the request went out; whether they acted is not known): {l}")?;
-    }
-    if !t.not_sent.is_empty() {
-        writeln!(w, "Not sent: {}", list(&mut t.not_sent.iter()))?;
-    }
+    let late: Vec<String> = t.late.iter().map(|x| x.sender.clone()).collect();
+    write_nodes(w, &late, "Answered after their batch's wait", style.verbose)?;
+    write_nodes(w, &t.no_reply, "No Responses from", style.verbose)?;
+    let unknown = "Unknown (the request went out; whether they acted is not known)";
+    write_nodes(w, &t.unknown, unknown, style.verbose)?;
+    write_nodes(w, &t.not_sent, "Not sent", style.verbose)?;
     if t.stray > 0 || !t.unexpected.is_empty() {
         writeln!(
             w,
@@ -175,4 +246,66 @@ fn write_text(w: &mut impl Write, t: &Tally, discovered: usize, elapsed: Duratio
         )?;
     }
     Ok(())
+}
+
+/// A list of nodes the way `choria req` lists the ones that did not respond: a title with the
+/// count, then the sorted names three a row in aligned columns; past [`LIST_CAP`] names only
+/// the first are shown unless `verbose`.
+fn write_nodes(w: &mut dyn Write, nodes: &[String], title: &str, verbose: bool) -> std::io::Result<()> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = nodes.iter().map(|n| printable(n).into_owned()).collect();
+    names.sort();
+    if !verbose && names.len() > LIST_CAP {
+        writeln!(w, "\n{title} (showing first {LIST_CAP}): {}\n", names.len())?;
+        names.truncate(LIST_CAP);
+    } else {
+        writeln!(w, "\n{title}: {}\n", names.len())?;
+    }
+    let rows: Vec<Vec<String>> = names
+        .chunks(3)
+        .map(|c| {
+            let cell = |i: usize| c.get(i).cloned().unwrap_or_default();
+            vec![format!("    {}", cell(0)), cell(1), cell(2)]
+        })
+        .collect();
+    for line in table::go_tabwriter(&rows) {
+        writeln!(w, "{line}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_modes_as_go_choria() {
+        assert_eq!(Display::from_ddl("failed"), Display::Failed);
+        assert_eq!(Display::from_ddl(""), Display::Failed);
+        assert_eq!(Display::from_ddl("ok"), Display::Ok);
+        assert_eq!(Display::from_ddl("always"), Display::All);
+        assert!(Display::Failed.shows(false) && !Display::Failed.shows(true));
+        assert!(!Display::None.shows(false) && !Display::None.shows(true));
+    }
+
+    #[test]
+    fn node_lists_are_aligned_and_capped() {
+        let nodes: Vec<String> = (1..=4).map(|i| format!("n{i}.example.net")).collect();
+        let mut out = Vec::new();
+        write_nodes(&mut out, &nodes, "No Responses from", false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let want = "\nNo Responses from: 4\n\n    n1.example.net    n2.example.net    n3.example.net    \n    n4.example.net                                        \n";
+        assert_eq!(text, want);
+        let many: Vec<String> = (0..250).map(|i| format!("n{i:03}")).collect();
+        let mut out = Vec::new();
+        write_nodes(&mut out, &many, "No Responses from", false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("\nNo Responses from (showing first 200): 250\n"), "{text}");
+        assert!(text.contains("n199") && !text.contains("n200"), "{text}");
+        let mut out = Vec::new();
+        write_nodes(&mut out, &many, "No Responses from", true).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("n249"));
+    }
 }

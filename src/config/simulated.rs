@@ -46,6 +46,8 @@ pub(crate) struct SimOptions {
     pub(crate) stuck_nodes: Vec<String>,
     /// Simulated Provisioner candidates.
     pub(crate) provisioners: Option<usize>,
+    /// The simulated Provisioner runs without leader election.
+    pub(crate) no_leader_election: bool,
     /// The site label of the simulated Provisioner's metrics.
     pub(crate) site: Option<String>,
     /// Return reprovisioned nodes to service after this long, as written (e.g. `5s`).
@@ -119,6 +121,7 @@ pub(crate) fn sim_config(nodes: usize, s: &SimOptions, collective: Option<&str>)
     if let Some(n) = s.provisioners {
         cfg.provisioners = n;
     }
+    cfg.leader_election = !s.no_leader_election;
     if let Some(site) = &s.site {
         cfg.site = site.clone();
     }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use rhai::{ASTNode, Expr, Position, AST};
 
-use super::api::{discover, election, governor, metrics, rollout, watch};
+use super::api::{discover, election, governor, inventory, metrics, rollout, watch};
 use crate::fleet::ddl::DdlRegistry;
 
 /// One problem found.
@@ -35,7 +35,7 @@ struct OptionMap {
 }
 
 /// Every function that takes an option map, with the keys its runtime accepts.
-const OPTION_MAPS: [OptionMap; 10] = [
+const OPTION_MAPS: [OptionMap; 11] = [
     OptionMap { function: "discover", args: 1, arg: 0, keys: &discover::KEYS },
     OptionMap { function: "rpc_batch", args: 4, arg: 3, keys: &rollout::KEYS },
     OptionMap { function: "watch_events", args: 1, arg: 0, keys: &watch::KEYS },
@@ -46,6 +46,7 @@ const OPTION_MAPS: [OptionMap; 10] = [
     OptionMap { function: "election_info", args: 2, arg: 1, keys: &election::KEYS },
     OptionMap { function: "evict", args: 2, arg: 1, keys: &election::EVICT_KEYS },
     OptionMap { function: "governor", args: 2, arg: 1, keys: &governor::KEYS },
+    OptionMap { function: "inventory", args: 2, arg: 1, keys: &inventory::KEYS },
 ];
 
 /// Option maps inside `rpc_batch`'s options: the key and the keys its map takes.

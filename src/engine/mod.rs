@@ -78,6 +78,7 @@ pub fn build(host: Arc<Host>, runbook_dir: Option<PathBuf>) -> Engine {
     api::watch::register(&mut engine, &host);
     api::control::register(&mut engine, &host);
     api::governor::register(&mut engine, &host);
+    api::inventory::register(&mut engine, &host);
     engine
 }
 
@@ -88,7 +89,7 @@ mod tests {
     use crate::progress::Reporter;
 
     /// Every function the topic files register.
-    const API: [&str; 17] = [
+    const API: [&str; 18] = [
         "discover",
         "rpc_batch",
         "watch_events",
@@ -106,6 +107,7 @@ mod tests {
         "election_leader",
         "election_info",
         "evict",
+        "inventory",
     ];
 
     #[test]

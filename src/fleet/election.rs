@@ -39,6 +39,9 @@ pub struct BucketInfo {
     pub replicas: usize,
     /// Peers when clustered: (name, is_leader, current, offline, lag).
     pub peers: Vec<(String, bool, bool, bool, u64)>,
+    /// The stream info carries cluster information (a JetStream server always gives it,
+    /// naming itself as leader when it is not clustered).
+    pub clustered: bool,
     pub has_cluster_leader: bool,
     /// Stream messages, delete markers included.
     pub messages: u64,
@@ -198,7 +201,7 @@ impl Fleet {
         // The watcher delivers keys in stream order, i.e. by the revision of their latest entry.
         elections.sort();
         let cluster = info.cluster.as_ref();
-        let leader = cluster.and_then(|c| c.leader.clone());
+        let leader = cluster.and_then(|c| c.leader.clone()).filter(|l| !l.is_empty());
         let mut peers: Vec<(String, bool, bool, bool, u64)> = Vec::new();
         if let Some(l) = &leader {
             peers.push((l.clone(), true, true, false, 0));
@@ -213,6 +216,7 @@ impl Fleet {
             max_age: info.config.max_age,
             history: info.config.max_messages_per_subject,
             replicas: info.config.num_replicas,
+            clustered: cluster.is_some(),
             has_cluster_leader: leader.is_some(),
             peers,
             messages: info.state.messages,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod filter;
 pub mod governor;
+pub mod inventory;
 pub mod jwt;
 pub mod protocol;
 pub mod reply;

@@ -38,6 +38,17 @@ pub fn render(mut rows: Vec<Row>, width: Option<usize>) -> String {
     out
 }
 
+/// Rows of cells aligned as Go's `text/tabwriter` aligns them with a padding of 4 (the way
+/// `choria` prints node lists and tables without borders): every cell is padded to its
+/// column's widest plus 4, the last one too.
+pub fn go_tabwriter(rows: &[Vec<String>]) -> Vec<String> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0) + 4)
+        .collect();
+    rows.iter().map(|r| r.iter().zip(&widths).map(|(c, n)| format!("{c:n$}")).collect()).collect()
+}
+
 /// One line for a reply's data: its `message` if it has one, else compact JSON, cut at 80.
 pub fn summarize(data: &serde_json::Value) -> String {
     if let Some(m) = data.get("message").and_then(serde_json::Value::as_str) {

@@ -132,9 +132,7 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
                 .collect();
             json!({"values": values})
         }
-        "daemon_stats" => {
-            json!({"version": node.version, "agents": node.agents, "configfile": "/etc/choria/server.conf"})
-        }
+        "daemon_stats" => node.daemon.stats(&node.version, &node.agents, 12 + node.agents.len()),
         _ => return Err(unknown("rpcutil", action)),
     }))
 }

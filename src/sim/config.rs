@@ -47,6 +47,9 @@ pub struct SimConfig {
     pub upgradable: bool,
     /// Provisioner candidates campaigning for leadership (0: no simulated Provisioner).
     pub provisioners: usize,
+    /// Whether the Provisioner campaigns in the `provisioner` election (its config's
+    /// `leader_election`). Off, one instance provisions on its own and nobody campaigns.
+    pub leader_election: bool,
     /// The `site` label of the Provisioner's metrics.
     pub site: String,
     /// Secure mode: the CA (PEM) whose certificates may sign requests. Servers then check
@@ -89,6 +92,7 @@ impl Default for SimConfig {
             version: "0.29.4".into(),
             upgradable: true,
             provisioners: 3,
+            leader_election: true,
             site: "simulated".into(),
             secure_ca: None,
             secure_issuer: None,

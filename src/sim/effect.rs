@@ -99,6 +99,7 @@ async fn restart(s: &Shared, i: usize, epoch: u64, come_back: impl FnOnce(&mut N
     tokio::time::sleep(s.cfg.scaled(1.0)).await;
     let up = |n: &mut Node| {
         n.state = State::Up;
+        n.daemon = n.daemon.restarted(chrono::Utc::now().timestamp());
         come_back(n);
     };
     let Some(n) = transition(s, i, epoch, up) else { return false };

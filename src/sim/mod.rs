@@ -14,6 +14,7 @@
 //! | [`node`] | one simulated server: identity, mode, state, fault |
 //! | `facts` | a node's facts, classes and agents; fact comparison |
 //! | `agents` | the agents a node runs and what they answer |
+//! | [`daemon`] | a node's process: PID, start time, message counters (`daemon_stats`) |
 //! | [`scout`] | the scout agent: per-node checks, maintenance, resume, trigger |
 //! | `refusal` | why an agent answers an action with an error |
 //! | `effect` | the state transitions after an action's splay |
@@ -26,6 +27,7 @@ mod agents;
 pub mod broker;
 pub mod compound;
 mod config;
+pub mod daemon;
 mod effect;
 mod facts;
 mod matcher;

@@ -3,6 +3,7 @@
 use rand::rngs::SmallRng;
 use serde_json::Value;
 
+use super::daemon::Daemon;
 use super::facts::{lookup, Profile};
 use super::scout::ScoutCheck;
 
@@ -79,6 +80,8 @@ pub struct Node {
     pub checks: Vec<ScoutCheck>,
     /// Bumped on every state change, so stale timers can tell they are stale.
     pub epoch: u64,
+    /// Its server process: PID, start time, message counters.
+    pub daemon: Daemon,
 }
 
 impl Node {
@@ -86,6 +89,7 @@ impl Node {
     pub fn generate(index: usize, width: usize, domain: &str, version: &str, rng: &mut SmallRng) -> Node {
         let identity = format!("n{index:0width$}.{domain}");
         let Profile { facts, classes, agents } = Profile::generate(&identity, rng);
+        let daemon = Daemon::for_identity(&identity, chrono::Utc::now().timestamp());
         Node {
             identity,
             facts,
@@ -98,6 +102,7 @@ impl Node {
             version: version.to_string(),
             checks: ScoutCheck::defaults(),
             epoch: 0,
+            daemon,
         }
     }
 

@@ -89,13 +89,15 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
     };
     for i in targets {
         let node = &mut nodes[i];
-        let served = node.state == State::Up
-            && node.collective(&cfg.collective) == req.collective
-            && (is_discovery || node.runs(&req.agent))
-            && p.matcher.matches(node);
-        if !served {
+        if node.state != State::Up || node.collective(&cfg.collective) != req.collective {
             continue;
         }
+        node.daemon.total += 1;
+        if !((is_discovery || node.runs(&req.agent)) && p.matcher.matches(node)) {
+            node.daemon.filtered += 1;
+            continue;
+        }
+        node.daemon.passed += 1;
         // A secure server drops what it cannot verify, silently.
         if let Err(reason) = p.verdict {
             if node.mode == Mode::Normal || reason.binds_provisioning_mode() {
@@ -109,6 +111,7 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
             if !req.payload.windows(4).any(|w| w == b"ping") {
                 continue;
             }
+            node.daemon.replies += 1;
             out.push(Outgoing {
                 reply_to: req.reply_to.clone(),
                 payload: protocol::encode_reply(req, &node.identity, b"pong", chrono::Utc::now()),
@@ -124,6 +127,7 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
             }
         };
         let Some(answer) = answer else { continue };
+        node.daemon.replies += 1;
         if let Some(e) = answer.effect {
             node.epoch += 1;
             effects.push((i, node.epoch, e));

@@ -90,7 +90,9 @@ impl Simulator {
                 Provisioner::start(
                     url,
                     ProvisionerConfig {
-                        candidates: n,
+                        // Without an election every instance would provision the same nodes.
+                        candidates: if cfg.leader_election { n } else { 1 },
+                        leader_election: cfg.leader_election,
                         site: cfg.site.clone(),
                         workers: 4,
                         // The broker's default bucket TTL is 1m; scaled like every other wait,

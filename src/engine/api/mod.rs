@@ -7,6 +7,7 @@ pub(crate) mod control;
 pub(crate) mod discover;
 pub(crate) mod election;
 pub(crate) mod governor;
+pub(crate) mod inventory;
 pub(crate) mod metrics;
 pub(crate) mod rollout;
 pub(crate) mod watch;

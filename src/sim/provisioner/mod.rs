@@ -39,6 +39,9 @@ pub use candidate::Candidate;
 pub(crate) struct ProvisionerConfig {
     /// Candidates campaigning for leadership (0: no Provisioner).
     pub(crate) candidates: usize,
+    /// Campaign in the `provisioner` election (the Provisioner's `leader_election`); off,
+    /// every instance is active from the start and nobody writes the election key.
+    pub(crate) leader_election: bool,
     /// The `site` label of every metric.
     pub(crate) site: String,
     /// Workers per candidate provisioning nodes in parallel.
@@ -111,7 +114,11 @@ impl Provisioner {
             publish_own_startup(&client, &c.identity).await;
             let (tx, rx) = mpsc::unbounded_channel();
             let rng = SmallRng::seed_from_u64(seeds.gen());
-            spawner.spawn(election::campaign(client.clone(), c.clone(), cfg.clone(), rng));
+            if cfg.leader_election {
+                spawner.spawn(election::campaign(client.clone(), c.clone(), cfg.clone(), rng));
+            } else {
+                c.set_paused(&cfg.site, false);
+            }
             spawner.spawn(discovery::discovery_loop(c.clone(), cfg.clone(), fleet.clone(), tx.clone()));
             spawner.spawn(discovery::event_loop(client, c.clone(), cfg.clone(), tx));
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
