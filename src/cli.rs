@@ -223,7 +223,7 @@ pub enum Command {
         json: bool,
     },
     /// Call one agent action on the matching nodes, optionally in batches.
-    Req(ReqArgs),
+    Req(Box<ReqArgs>),
     /// List the runs in the run journal, or show one run's timeline.
     Runs {
         #[command(subcommand)]

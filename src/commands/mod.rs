@@ -78,7 +78,7 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             // A bad token file is refused before `req` takes over: only what `req` refuses
             // itself is reported in its `--json` object.
             let token = options::provision_token(args.token_file.as_deref(), &args.inputs, &settings)?;
-            req::run(settings, args, token, &interrupt).await
+            req::run(settings, *args, token, &interrupt).await
         }
         Command::Runs { show, json, limit } => {
             let settings = settings()?;
