@@ -38,7 +38,7 @@ pub(crate) async fn run(settings: Settings, o: RunsOptions) -> Result<(), Error>
     let mut out = std::io::stdout().lock();
     match o {
         RunsOptions::List { json, limit } => {
-            let runs = read::list(&env.fleet, limit).await?;
+            let runs = read::list(&env.fleet, limit).await.map_err(|e| unreadable(&env.fleet, e))?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&runs).unwrap_or_default())?;
             } else {
@@ -46,7 +46,7 @@ pub(crate) async fn run(settings: Settings, o: RunsOptions) -> Result<(), Error>
             }
         }
         RunsOptions::Show { id, json } => {
-            let events = read::show(&env.fleet, &id).await?;
+            let events = read::show(&env.fleet, &id).await.map_err(|e| unreadable(&env.fleet, e))?;
             if events.is_empty() {
                 return Err(Error::Usage { message: format!("no run {id} in the run journal") });
             }
@@ -60,6 +60,20 @@ pub(crate) async fn run(settings: Settings, o: RunsOptions) -> Result<(), Error>
         }
     }
     Ok(())
+}
+
+/// A journal that cannot be read: a lost connection stays what it is; on a connected broker
+/// (most often one without JetStream) the error says what the journal needs.
+fn unreadable(fleet: &crate::fleet::Fleet, e: crate::fleet::FleetError) -> Error {
+    if !fleet.connected() {
+        return e.into();
+    }
+    Error::Journal {
+        reason: format!(
+            "cannot read the run journal (JetStream stream {}): {e}; the journal needs JetStream (Choria Streams) enabled on the broker",
+            crate::journal::STREAM
+        ),
+    }
 }
 
 fn write_list(w: &mut impl Write, runs: &[RunSummary]) -> std::io::Result<()> {
