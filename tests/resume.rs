@@ -194,6 +194,25 @@ async fn the_failure_budget_carries_over_into_the_resumed_run() {
     assert!(again.stderr.contains("already spent the failure budget"), "{}", again.stderr);
     assert_eq!(received(&w, RESTART).iter().map(|(_, c)| c).sum::<usize>(), 6, "nothing more was sent");
     assert!(again.stderr.contains("n005.example.net"), "the failed nodes are named: {}", again.stderr);
+    // A changed runbook is refused and the change named; --force resumes it anyway (and the
+    // spent budget still stops it before anything is sent).
+    let edited = std::fs::read_to_string(&rb).unwrap().replace("sleep: \"4s\"", "sleep: \"5s\"");
+    std::fs::write(&rb, edited).unwrap();
+    let changed = fb(&w).args(["run", &rb, "--resume", &id]).run().await;
+    changed.assert_code(3);
+    assert!(
+        changed.stderr.contains("the runbook changed since run") && changed.stderr.contains("--force"),
+        "{}",
+        changed.stderr
+    );
+    let forced = fb(&w).args(["run", &rb, "--resume", &id, "--force"]).run().await;
+    forced.assert_code(3);
+    assert!(
+        forced.stderr.contains("resuming anyway (--force)") && forced.stderr.contains("already spent"),
+        "{}",
+        forced.stderr
+    );
+    assert_eq!(received(&w, RESTART).iter().map(|(_, c)| c).sum::<usize>(), 6, "still nothing more was sent");
 }
 
 /// kill -9 during a batch of a batched `req`: the nodes in flight are unknown; resuming stops
