@@ -224,10 +224,11 @@ async fn run_inner(
         h.resume(replay);
     }
     let h2 = h.clone();
+    let script_source = source.clone();
     // The error is rendered (and dropped) on the script thread: a thrown value may nest deeply.
     let outcome = engine::thread::on_script_thread(move || {
         let engine = engine::build(h2, dir);
-        engine.run_ast(&ast).map_err(|e| diag::runtime_parts(&e))
+        engine.run_ast(&ast).map_err(|e| diag::explained(&e, &engine, Some(&ast), &script_source))
     })
     .await
     .map_err(|e| Error::Runbook { rendered: format!("error: the runbook thread failed: {e}") })?;

@@ -54,6 +54,28 @@ pub fn runtime_parts(err: &EvalAltResult) -> (String, Position) {
     }
 }
 
+/// [`runtime_parts`], with Rhai's "Function not found" rewritten for a person (which
+/// function, what it got, what it takes, the closest name, the missing map field).
+pub fn explained(
+    err: &EvalAltResult,
+    engine: &rhai::Engine,
+    ast: Option<&rhai::AST>,
+    source: &str,
+) -> (String, Position) {
+    let (msg, pos) = runtime_parts(err);
+    let mut inner = err;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, e, _) = inner {
+        inner = e;
+    }
+    match inner {
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+            let text = super::explain::function_not_found(sig, engine, ast, source, pos.line(), pos.position());
+            (text, pos)
+        }
+        _ => (msg, pos),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ mod api;
 pub mod args;
 pub mod convert;
 pub mod diag;
+mod explain;
 mod host;
 pub mod lint;
 mod options;

@@ -139,7 +139,7 @@ impl Session {
                     (Some(reason), _) => format!("the broker is gone: {reason}"),
                     (None, Some(reason)) => format!("stopped: {reason}"),
                     (None, None) => {
-                        let (msg, pos) = diag::runtime_parts(&e);
+                        let (msg, pos) = diag::explained(&e, &self.engine, None, src);
                         diag::render(name, src, pos, &msg)
                     }
                 };
