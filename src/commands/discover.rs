@@ -40,7 +40,10 @@ pub(crate) async fn run(settings: Settings, a: DiscoverOptions, cancel: &Cancell
         for n in &found.nodes {
             writeln!(out, "{}", crate::redact::printable(n))?;
         }
-        eprintln!("\nDiscovered {} node(s)", found.nodes.len());
+        match found.before_limit {
+            Some(all) => eprintln!("\nDiscovered {all} node(s), limited to {}", found.nodes.len()),
+            None => eprintln!("\nDiscovered {} node(s)", found.nodes.len()),
+        }
     }
     if found.malformed > 0 {
         eprintln!("warning: {} discovery repl(ies) named no sender and were ignored", found.malformed);

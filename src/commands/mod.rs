@@ -16,6 +16,7 @@ mod req_report;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod sim;
+pub(crate) mod sources;
 
 use crate::cli::{Cli, Command, ElectionCommand};
 use crate::error::Error;

@@ -28,7 +28,7 @@ pub mod compound;
 mod config;
 mod effect;
 mod facts;
-mod matcher;
+pub(crate) mod matcher;
 pub mod node;
 pub mod provisioner;
 mod refusal;

@@ -1,32 +1,109 @@
 //! `discover`: which nodes match a filter. `rpc_batch` reads its `filter` option here too.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map};
 
 use super::{fleet_error, refuse_masked_text, runtime_error, Host, Options, Res};
 use crate::engine::convert::strings;
-use crate::fleet::discovery::DiscoveryOptions;
+use crate::fleet::discovery::limit::Limit;
+use crate::fleet::discovery::method::{check_options, read_inventory, read_list, Method};
+use crate::fleet::discovery::{DiscoveryOptions, Source};
 use crate::fleet::filter::{parse_fact, Filter};
 use crate::fleet::FleetError;
 use crate::progress::RunEvent;
 
 /// The option keys `discover` takes (and `rpc_batch`'s `filter`); `check` lints against them.
-pub(crate) const KEYS: [&str; 9] =
-    ["fact", "class", "agent", "identity", "compound", "collective", "timeout", "window", "min"];
+pub(crate) const KEYS: [&str; 15] = [
+    "fact",
+    "class",
+    "agent",
+    "identity",
+    "with",
+    "compound",
+    "collective",
+    "timeout",
+    "window",
+    "min",
+    "dm",
+    "do",
+    "limit",
+    "limit_seed",
+    "limit_method",
+];
 
 /// Registers `discover(filter)` and `discover()`.
 pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     FuncRegistration::new("discover")
         .with_params_info(["filter: Map", "Array"])
-        .with_comments(["/// Discovers the nodes matching `filter` and returns their identities, sorted.\n/// Keys: fact (\"name=value\" or a list), class, agent, identity (exact or /regex/), compound,\n/// collective, timeout (\"2s\"), window (true: stop 300 ms after the last reply),\n/// min (fewer nodes is an error of kind \"no_responders\")."])
+        .with_comments(["/// Discovers the nodes matching `filter` and returns their identities, sorted.\n/// Keys: fact (\"name=value\" or a list), class, agent, identity (exact or /regex/), with\n/// (choria's -W: facts and classes), compound, collective, timeout (\"2s\"), window (true:\n/// stop 300 ms after the last reply), min (fewer nodes is an error of kind \"no_responders\"),\n/// dm (\"broadcast\", \"flatfile\" or \"inventory\") with do (#{file: \"nodes.txt\"}),\n/// limit (N or \"N%\"), limit_seed, limit_method (\"first\" or \"random\")."])
         .register_into_engine(engine, move |filter: Map| discover(&h, &filter));
     let h = host.clone();
     FuncRegistration::new("discover")
         .with_params_info(["Array"])
         .with_comments(["/// Discovers every node of the main collective."])
         .register_into_engine(engine, move || discover(&h, &Map::new()));
+    FuncRegistration::new("nodes_from")
+        .with_params_info(["path: &str", "Array"])
+        .with_comments(["/// Reads a node list from `path` (\"-\": stdin): one identity per line, a JSON or YAML\n/// array, or the JSON of `discover --json` or `req --json`. Errors name the file and line."])
+        .register_into_engine(engine, |path: &str| -> Res<Array> {
+            let nodes = read_list(path, None).map_err(|e| runtime_error("invalid", format!("nodes_from: {e}")))?;
+            Ok(strings(&nodes).into_array().unwrap_or_default())
+        });
+}
+
+/// The limit of an option map (`discover` or `rpc_batch`), when it has one.
+pub(crate) fn limit_option(o: &Options) -> Res<Option<Limit>> {
+    let size = match o.get("limit") {
+        None => {
+            if let Some(k) = ["limit_seed", "limit_method"].into_iter().find(|k| o.get(k).is_some()) {
+                return Err(runtime_error("invalid", format!("{}: give limit too", o.name(k))));
+            }
+            return Ok(None);
+        }
+        Some(v) if v.is_string() => v.to_string(),
+        Some(v) => match v.as_int() {
+            Ok(n) => n.to_string(),
+            Err(_) => {
+                return Err(runtime_error("invalid", format!("{}: expected N or \"N%\", got {v}", o.name("limit"))))
+            }
+        },
+    };
+    let seed = o.count("limit_seed")?.map(|s| s as u64);
+    Limit::from_parts(&size, o.string("limit_method").as_deref(), seed)
+        .map(Some)
+        .map_err(|e| runtime_error("invalid", format!("{}: {e}", o.name("limit"))))
+}
+
+/// The source of a filter map: `dm` and its `do` options.
+fn source_option(o: &Options) -> Res<Source> {
+    let bad = |e: String| runtime_error("invalid", e);
+    let opts: BTreeMap<String, String> = o
+        .map("do", Some("#{file: \"nodes.txt\"}"))?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let Some(dm) = o.string("dm") else {
+        if opts.is_empty() {
+            return Ok(Source::Broadcast);
+        }
+        return Err(bad(format!("{}: give dm too", o.name("do"))));
+    };
+    let method = Method::parse(&dm).map_err(|e| bad(format!("{}: {e}", o.name("dm"))))?;
+    check_options(method, &opts, &o.name("do")).map_err(bad)?;
+    let file =
+        || opts.get("file").ok_or_else(|| bad(format!("{}: the {} method needs file", o.name("do"), method.name())));
+    Ok(match method {
+        Method::Broadcast => Source::Broadcast,
+        Method::FlatFile => {
+            let nodes = read_list(file()?, opts.get("format").map(String::as_str)).map_err(bad)?;
+            Source::List(Arc::new(nodes))
+        }
+        Method::Inventory => Source::Inventory(Arc::new(read_inventory(file()?).map_err(bad)?)),
+    })
 }
 
 /// Builds discovery options from a runbook filter map.
@@ -41,6 +118,9 @@ pub(crate) fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, u
     f.cf_class = list("class")?;
     f.agent = list("agent")?;
     f.identity = list("identity")?;
+    for w in list("with")? {
+        f.add_combined(&w).map_err(|e| runtime_error("invalid", e.to_string()))?;
+    }
     for c in list("compound")? {
         f.add_compound(&c);
     }
@@ -51,7 +131,10 @@ pub(crate) fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, u
         timeout: o.duration("timeout")?,
         window: o.bool("window"),
         rpc_agent: None,
+        source: source_option(&o)?,
+        limit: limit_option(&o)?,
     };
+    opts.validate().map_err(|e| runtime_error("invalid", format!("{what}: {e}")))?;
     let min = o.count("min")?.unwrap_or(0);
     Ok((opts, min))
 }

@@ -1,6 +1,14 @@
-//! Broadcast ("mc") discovery: ask the `discovery` agent, collect who answers.
+//! Discovery: broadcast ("mc", ask the `discovery` agent and collect who answers), or a
+//! source of truth instead of the network: a node list ([`nodelist`], `--dm flatfile`) or an
+//! inventory file ([`inventory`]); then, whatever the source, an optional [`limit`].
+
+pub mod inventory;
+pub mod limit;
+pub mod method;
+pub mod nodelist;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -28,6 +36,50 @@ pub struct DiscoveryOptions {
     /// The agent the nodes must run: added to the network filter, as the RPC client and
     /// `choria discover` (rpcutil) do, but ignored by the identity-only shortcut.
     pub rpc_agent: Option<String>,
+    /// Where the nodes come from.
+    pub source: Source,
+    /// Keep only some of the nodes found.
+    pub limit: Option<limit::Limit>,
+}
+
+/// Where discovery finds nodes (`--dm`).
+#[derive(Debug, Clone, Default)]
+pub enum Source {
+    /// Ask the fleet (`--dm broadcast`, alias `mc`).
+    #[default]
+    Broadcast,
+    /// A node list, in its order (`--nodes FILE`, `--dm flatfile`): only identity filters
+    /// apply; nodes that are not in the fleet end up without a reply, never dropped.
+    List(Arc<Vec<String>>),
+    /// An inventory file (`--dm inventory`), its filters applied locally.
+    Inventory(Arc<inventory::Inventory>),
+}
+
+impl DiscoveryOptions {
+    /// Checks that the filter suits the source, before anything is sent.
+    pub fn validate(&self) -> Result<()> {
+        self.filter.validate()?;
+        if let Source::List(_) = self.source {
+            let f = &self.filter;
+            if !(f.fact.is_empty() && f.cf_class.is_empty() && f.agent.is_empty() && f.compound.is_empty()) {
+                return Err(FleetError::Source {
+                    reason: "a node list (--nodes, --dm flatfile) takes only identity filters (-I)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source {
+    /// The method's name, as `--dm` spells it.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Source::Broadcast => "broadcast",
+            Source::List(_) => "flatfile",
+            Source::Inventory(_) => "inventory",
+        }
+    }
 }
 
 /// The outcome of a discovery.
@@ -41,6 +93,8 @@ pub struct Discovered {
     pub from_filter: bool,
     /// True when Ctrl-C ended the wait: `nodes` is what answered until then.
     pub interrupted: bool,
+    /// With a limit: how many nodes were found before it kept `nodes`.
+    pub before_limit: Option<usize>,
 }
 
 impl Fleet {
@@ -57,9 +111,33 @@ impl Fleet {
     /// Discovers the nodes matching `opts`; Ctrl-C (`cancel`) ends the wait and returns what
     /// answered so far, marked `interrupted` (for listing, never for acting).
     pub async fn discover_until(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
-        opts.filter.validate()?;
+        opts.validate()?;
+        let mut found = match &opts.source {
+            Source::Broadcast => self.broadcast_discovery(opts, cancel).await?,
+            Source::List(nodes) => Discovered { nodes: from_list(nodes, &opts.filter), ..Default::default() },
+            Source::Inventory(inv) => {
+                let mut filter = opts.filter.clone();
+                if let Some(agent) = &opts.rpc_agent {
+                    filter.require_agent(agent);
+                }
+                let collective = opts.collective.as_deref().unwrap_or(&self.options().collective);
+                let nodes = inv.select(&filter, collective).map_err(|reason| FleetError::Source { reason })?;
+                Discovered { nodes, ..Default::default() }
+            }
+        };
+        if let (Some(limit), false) = (&opts.limit, found.interrupted) {
+            let before = found.nodes.len();
+            found.nodes = limit
+                .apply(&found.nodes)
+                .map_err(|found| FleetError::Limit { limit: limit.size.to_string(), found })?;
+            found.before_limit = Some(before);
+        }
+        Ok(found)
+    }
+
+    async fn broadcast_discovery(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
         if let Some(nodes) = opts.filter.exact_identities_only() {
-            return Ok(Discovered { nodes, malformed: 0, from_filter: true, interrupted: false });
+            return Ok(Discovered { nodes, from_filter: true, ..Default::default() });
         }
         let mut filter = opts.filter.clone();
         if let Some(agent) = &opts.rpc_agent {
@@ -126,6 +204,15 @@ impl Fleet {
             let why = "the connection broke and came back; answers may be missing, so the result is not used";
             return Err(self.broker_lost("discovery", why.into()));
         }
-        Ok(Discovered { nodes: found.into_iter().collect(), malformed, from_filter: false, interrupted })
+        Ok(Discovered { nodes: found.into_iter().collect(), malformed, interrupted, ..Default::default() })
     }
+}
+
+/// The nodes of a list its identity filters keep (the only kind a list takes, as in
+/// go-choria's flatfile discovery), in the list's order.
+fn from_list(nodes: &[String], filter: &Filter) -> Vec<String> {
+    if filter.identity.is_empty() {
+        return nodes.to_vec();
+    }
+    nodes.iter().filter(|n| filter.identity.iter().any(|p| super::filter::matches_item(p, n))).cloned().collect()
 }

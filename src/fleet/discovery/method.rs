@@ -1,0 +1,90 @@
+//! The discovery methods by name, with their options, as `--dm`/`--do` and a runbook's
+//! `dm`/`do` give them, and the reading of the files they name.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use super::inventory::Inventory;
+use super::nodelist::{self, ListFormat};
+
+/// The discovery methods fleetbook knows, as `--dm` and the runbook `dm` key name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Broadcast,
+    FlatFile,
+    Inventory,
+}
+
+impl Method {
+    /// go-choria's names: `mc` is `broadcast`, `file` is `flatfile`. Its `choria`
+    /// (PuppetDB) and `external` methods are refused by name.
+    pub fn parse(name: &str) -> Result<Method, String> {
+        match name {
+            "broadcast" | "mc" => Ok(Method::Broadcast),
+            "flatfile" | "file" => Ok(Method::FlatFile),
+            "inventory" => Ok(Method::Inventory),
+            "choria" | "puppetdb" | "external" => Err(format!(
+                "discovery method {name:?} is not supported by fleetbook; use broadcast, flatfile or inventory"
+            )),
+            other => {
+                Err(format!("unknown discovery method {other:?}; valid: broadcast (mc), flatfile (file), inventory"))
+            }
+        }
+    }
+
+    /// The name `--dm` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Broadcast => "broadcast",
+            Method::FlatFile => "flatfile",
+            Method::Inventory => "inventory",
+        }
+    }
+
+    /// The `--do` keys the method takes.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Method::Broadcast => &[],
+            Method::FlatFile => &["file", "format"],
+            Method::Inventory => &["file"],
+        }
+    }
+}
+
+/// The method and its options, checked: `what` names the flag or key in errors (`--do`,
+/// `discover.do`).
+pub fn check_options(method: Method, opts: &BTreeMap<String, String>, what: &str) -> Result<(), String> {
+    for k in opts.keys() {
+        if !method.keys().contains(&k.as_str()) {
+            let valid = if method.keys().is_empty() { "none".to_string() } else { method.keys().join(", ") };
+            return Err(format!("{what}: {k:?} is not an option of the {} method; valid: {valid}", method.name()));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a node list from `path` (`-`: stdin), in the format `--do format=` names or the
+/// one its content shows.
+pub fn read_list(path: &str, format: Option<&str>) -> Result<Vec<String>, String> {
+    let (origin, text) =
+        if path == "-" { ("stdin".to_string(), read_stdin()?) } else { (path.to_string(), read(path)?) };
+    nodelist::parse(&origin, &text, format.map(ListFormat::from_name)).map_err(|e| e.to_string())
+}
+
+/// Reads and checks an inventory file.
+pub fn read_inventory(path: &str) -> Result<Inventory, String> {
+    Inventory::parse(path, &read(path)?)
+}
+
+/// Reads a file without blocking the runtime's other tasks.
+fn read(path: &str) -> Result<String, String> {
+    tokio::task::block_in_place(|| std::fs::read_to_string(path)).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Reads all of stdin.
+pub fn read_stdin() -> Result<String, String> {
+    let mut text = String::new();
+    tokio::task::block_in_place(|| std::io::stdin().lock().read_to_string(&mut text))
+        .map_err(|e| format!("stdin: {e}"))?;
+    Ok(text)
+}
