@@ -15,12 +15,13 @@ use crate::fleet::FleetError;
 use crate::progress::RunEvent;
 
 /// The option keys `discover` takes (and `rpc_batch`'s `filter`); `check` lints against them.
-pub(crate) const KEYS: [&str; 15] = [
+pub(crate) const KEYS: [&str; 17] = [
     "fact",
     "class",
     "agent",
     "identity",
     "with",
+    "combined",
     "compound",
     "collective",
     "timeout",
@@ -28,6 +29,7 @@ pub(crate) const KEYS: [&str; 15] = [
     "min",
     "dm",
     "do",
+    "discovery_options",
     "limit",
     "limit_seed",
     "limit_method",
@@ -38,7 +40,7 @@ pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     FuncRegistration::new("discover")
         .with_params_info(["filter: Map", "Array"])
-        .with_comments(["/// Discovers the nodes matching `filter` and returns their identities, sorted.\n/// Keys: fact (\"name=value\" or a list), class, agent, identity (exact or /regex/), with\n/// (choria's -W: facts and classes), compound, collective, timeout (\"2s\"), window (true:\n/// stop 300 ms after the last reply), min (fewer nodes is an error of kind \"no_responders\"),\n/// dm (\"broadcast\", \"flatfile\" or \"inventory\") with do (#{file: \"nodes.txt\"}),\n/// limit (N or \"N%\"), limit_seed, limit_method (\"first\" or \"random\")."])
+        .with_comments(["/// Discovers the nodes matching `filter` and returns their identities, sorted.\n/// Keys: fact (\"name=value\" or a list), class, agent, identity (exact or /regex/),\n/// \"with\" or combined (choria's -W: facts and classes), compound, collective, timeout (\"2s\"), window (true:\n/// stop 300 ms after the last reply), min (fewer nodes is an error of kind \"no_responders\"),\n/// dm (\"broadcast\", \"flatfile\" or \"inventory\") with \"do\" or discovery_options\n/// (#{file: \"nodes.txt\"}),\n/// limit (N or \"N%\"), limit_seed, limit_method (\"first\" or \"random\")."])
         .register_into_engine(engine, move |filter: Map| discover(&h, &filter));
     let h = host.clone();
     FuncRegistration::new("discover")
@@ -78,7 +80,10 @@ pub(crate) fn limit_option(o: &Options) -> Res<Option<Limit>> {
 }
 
 /// The source of a filter map: `dm` and its `do` options.
+/// `do` is a Rhai keyword: the key is written quoted (`"do": #{..}`) or as
+/// `discovery_options` (go-choria's JSON name for it).
 fn source_option(o: &Options) -> Res<Source> {
+    let o = &o.with_alias("do", "discovery_options");
     let bad = |e: String| runtime_error("invalid", e);
     let opts: BTreeMap<String, String> = o
         .map("do", Some("#{file: \"nodes.txt\"}"))?
@@ -118,7 +123,8 @@ pub(crate) fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, u
     f.cf_class = list("class")?;
     f.agent = list("agent")?;
     f.identity = list("identity")?;
-    for w in list("with")? {
+    // `with` is a reserved word in Rhai: written quoted, or as `combined` (go-choria's name).
+    for w in o.with_alias("with", "combined").strings("with")?.unwrap_or_default() {
         f.add_combined(&w).map_err(|e| runtime_error("invalid", e.to_string()))?;
     }
     for c in list("compound")? {
