@@ -396,6 +396,10 @@ pub struct RunArgs {
     /// Runbook argument as name=value, read with arg(name, default); may repeat.
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     pub args: Vec<String>,
+    /// A node list (FILE, or - for stdin) the runbook's discovery uses instead of asking
+    /// the fleet, unless a discover map names its own dm. Formats as `req --nodes`.
+    #[arg(long = "nodes", value_name = "FILE")]
+    pub nodes: Option<String>,
     /// Run discovery and read-only actions; plan every other RPC without sending it.
     #[arg(long = "dry-run")]
     pub dry_run: bool,

@@ -369,3 +369,37 @@ async fn issue13_runbooks_choose_sources_limits_and_with_by_the_same_names() {
     let r = crate::support::Fleetbook::new().args(["check", s(&lint)]).run().await;
     assert!(r.stderr.contains("unknown option 'limt'") && !r.stderr.contains("'limit_seed'"), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_run_nodes_is_the_runbooks_default_source() {
+    let w = World::start(sim(3)).await;
+    let conf = short_rpc_timeouts();
+    let dir = tempfile::tempdir().unwrap();
+    let list = write(dir.path(), "nodes.txt", "n003.example.net\nghost.example.net\n");
+    let rb = write(
+        dir.path(),
+        "rb.rhai",
+        r#"
+        let r = rpc_batch("rpcutil", "ping", #{}, #{ filter: #{} });
+        print(`RESULT ${#{ listed: discover(), web: discover(#{ identity: "/^n/" }), all: discover(#{ dm: "mc" }), ok: r.ok, no_reply: r.no_reply }.to_json()}`);
+        try { discover(#{ class: "apache" }); } catch (e) { print(`CLASS ${e.kind} ${e.message}`); }
+        "#,
+    );
+    let r = w
+        .fleetbook()
+        .args(["--ddl-dir", s(conf.path()), "run", s(&rb), "--no-journal", "--nodes", s(&list)])
+        .run()
+        .await;
+    r.assert_code(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    let line = all.lines().find_map(|l| l.split_once("RESULT ")).map(|(_, j)| j.to_string());
+    let v: Value = serde_json::from_str(&line.unwrap_or_else(|| panic!("{r:?}"))).unwrap();
+    assert_eq!(v["listed"], json!(["n003.example.net", "ghost.example.net"]));
+    assert_eq!(v["web"], json!(["n003.example.net"]));
+    assert_eq!(v["all"], json!(["n001.example.net", "n002.example.net", "n003.example.net"]), "an explicit dm wins");
+    assert_eq!((&v["ok"], &v["no_reply"]), (&json!(["n003.example.net"]), &json!(["ghost.example.net"])));
+    assert!(all.contains("CLASS invalid discover: a node list"), "{all}");
+    let bad = choria_file("discovery/flatfile/badnodes.txt");
+    let r = w.fleetbook().args(["run", s(&rb), "--no-journal", "--nodes", s(&bad)]).run().await;
+    assert!(r.assert_code(2).stderr.contains("badnodes.txt:5: invalid identity string"), "{}", r.stderr);
+}

@@ -128,3 +128,8 @@ pub(crate) fn limit(f: &FilterArgs) -> Result<Option<Limit>, Error> {
         .map(Some)
         .map_err(|e| usage(format!("--limit: {e}")))
 }
+
+/// `run --nodes FILE|-`: the runbook's node list, read and checked before the run starts.
+pub(crate) fn run_nodes(path: Option<&str>) -> Result<Option<Arc<Vec<String>>>, Error> {
+    path.map(|p| read_list(p, None).map(Arc::new).map_err(|e| usage(format!("--nodes: node list {e}")))).transpose()
+}

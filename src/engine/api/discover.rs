@@ -112,7 +112,12 @@ fn source_option(o: &Options) -> Res<Source> {
 }
 
 /// Builds discovery options from a runbook filter map.
-pub(crate) fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, usize)> {
+/// `nodes` is the run's node list (`run --nodes`), the source when the map names none.
+pub(crate) fn discovery_options(
+    m: &Map,
+    what: &str,
+    nodes: Option<&Arc<Vec<String>>>,
+) -> Res<(DiscoveryOptions, usize)> {
     let o = Options::new(m, what, &KEYS)?;
     refuse_masked_text(&Dynamic::from_map(m.clone()), what)?;
     let mut f = Filter::default();
@@ -137,7 +142,10 @@ pub(crate) fn discovery_options(m: &Map, what: &str) -> Res<(DiscoveryOptions, u
         timeout: o.duration("timeout")?,
         window: o.bool("window"),
         rpc_agent: None,
-        source: source_option(&o)?,
+        source: match (source_option(&o)?, nodes) {
+            (Source::Broadcast, Some(list)) if o.get("dm").is_none() => Source::List(list.clone()),
+            (s, _) => s,
+        },
         limit: limit_option(&o)?,
     };
     opts.validate().map_err(|e| runtime_error("invalid", format!("{what}: {e}")))?;
@@ -167,7 +175,7 @@ pub(crate) fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) ->
 }
 
 fn discover(host: &Host, filter: &Map) -> Res<Array> {
-    let (opts, min) = discovery_options(filter, "discover")?;
+    let (opts, min) = discovery_options(filter, "discover", host.settings.nodes.as_ref())?;
     let nodes = run_discovery(host, &opts, min)?;
     Ok(strings(&nodes).into_array().unwrap_or_default())
 }

@@ -111,7 +111,7 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
         (Some(_), None) => (policy::dedup_keep_order(o.strings("nodes")?.unwrap_or_default()), None),
         (None, Some(_)) => {
             let m = o.map("filter", None)?.unwrap_or_default();
-            let (mut d, min) = discovery_options(&m, "rpc_batch.filter")?;
+            let (mut d, min) = discovery_options(&m, "rpc_batch.filter", host.settings.nodes.as_ref())?;
             d.rpc_agent = Some(agent.to_string());
             let collective = d.collective.clone();
             (run_discovery(host, &d, min)?, collective)
