@@ -46,7 +46,9 @@ impl Method {
         match self {
             Method::Broadcast => &[],
             Method::FlatFile => &["file", "format"],
-            Method::Inventory => &["file"],
+            // go-choria's `novalidate` skips its JSON schema check, which fleetbook does not
+            // make beyond `$schema` and the field names: accepted, changes nothing.
+            Method::Inventory => &["file", "novalidate"],
         }
     }
 }
