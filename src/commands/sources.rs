@@ -124,7 +124,7 @@ pub(crate) fn source(f: &FilterArgs, filter: &Filter) -> Result<Source, Error> {
 /// The limit the flags ask for; `--limit-seed` alone means a random limit.
 pub(crate) fn limit(f: &FilterArgs) -> Result<Option<Limit>, Error> {
     let Some(size) = &f.limit else { return Ok(None) };
-    crate::fleet::discovery::limit::Limit::from_parts(size, f.limit_method.as_deref(), f.limit_seed)
+    Limit::from_parts(size, f.limit_method.as_deref(), f.limit_seed)
         .map(Some)
         .map_err(|e| usage(format!("--limit: {e}")))
 }

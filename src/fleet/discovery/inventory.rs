@@ -1,5 +1,6 @@
 //! `--dm inventory`: discovery from an inventory file, the format `choria tool inventory`
-//! writes (`providers/discovery/inventory`): YAML (by a `.yaml`/`.yml` name) or JSON, with
+//! writes (`providers/discovery/inventory`): YAML (by a `.yaml`/`.yml` name, or when the
+//! text is no JSON object) or JSON, with
 //! `$schema`, named `groups` (each a saved filter) and `nodes` (name, collectives, facts,
 //! classes, agents). Filters are applied here as a server applies them (the simulator's
 //! matcher); `-I group:NAME` selects a group's nodes and cannot be combined with other
@@ -68,7 +69,9 @@ struct InventoryNode {
 impl Inventory {
     /// Parses the text of the inventory file `origin`; errors start with its name.
     pub fn parse(origin: &str, text: &str) -> Result<Inventory, String> {
-        let yaml = origin.ends_with(".yaml") || origin.ends_with(".yml");
+        // go-choria goes by the name; a file named otherwise that is no JSON object is read
+        // as YAML too, so a written inventory need not be renamed.
+        let yaml = origin.ends_with(".yaml") || origin.ends_with(".yml") || !text.trim_start().starts_with('{');
         let inv: Inventory = if yaml {
             serde_yaml::from_str(text).map_err(|e| match e.location() {
                 Some(l) => format!("{origin}:{}: not an inventory file: {e}", l.line()),
