@@ -281,6 +281,24 @@ async fn issue13_inventory_files_are_a_source_of_truth_with_filters_and_groups()
         r.assert_code(2);
         assert!(r.stderr.contains(want), "{}", r.stderr);
     }
+    // A file source needs no broker: nothing listens on this port.
+    let r = crate::support::Fleetbook::new()
+        .args([
+            "--server",
+            "nats://127.0.0.1:1",
+            "--insecure",
+            "discover",
+            "--json",
+            "--dm",
+            "inventory",
+            "--do",
+            &file,
+            "-C",
+            "three",
+        ])
+        .run()
+        .await;
+    assert_eq!(r.assert_code(0).json(), json!([dev2]));
     let r = w.fleetbook().args(["discover", "--dm", "inventory"]).run().await;
     assert!(
         r.assert_code(2).stderr.contains("--dm inventory needs the inventory file: --do file=FILE"),

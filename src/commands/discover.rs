@@ -8,7 +8,7 @@ use crate::cli::FilterArgs;
 use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
-use crate::fleet::discovery::DiscoveryOptions;
+use crate::fleet::discovery::{discover_local, DiscoveryOptions};
 
 /// What `discover` was asked for, validated.
 pub(crate) struct DiscoverOptions {
@@ -30,8 +30,11 @@ impl DiscoverOptions {
 /// Runs discovery and prints one identity per line, or a JSON array.
 pub(crate) async fn run(settings: Settings, a: DiscoverOptions, cancel: &CancellationToken) -> Result<(), Error> {
     let DiscoverOptions { discovery, json } = a;
-    let env = FleetEnv::open(settings).await?;
-    let found = env.fleet.discover_until(&discovery, cancel).await?;
+    // A node list or an inventory file needs no broker.
+    let found = match discover_local(&discovery, &settings.client.collective) {
+        Some(found) => found?,
+        None => FleetEnv::open(settings).await?.fleet.discover_until(&discovery, cancel).await?,
+    };
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&found.nodes).unwrap_or_default())?;

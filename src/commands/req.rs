@@ -238,7 +238,7 @@ async fn direct(
 ) -> (Result<(), Error>, Counts) {
     let started = Instant::now();
     let dopts = &a.discovery;
-    reporter.emit(RunEvent::Discovering { what: dopts.filter.describe() });
+    reporter.emit(RunEvent::Discovering { what: dopts.describe() });
     let found = match fleet.discover(dopts, &interrupt.hard()).await {
         Ok(f) => f,
         Err(e) => {

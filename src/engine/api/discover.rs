@@ -156,7 +156,7 @@ pub(crate) fn discovery_options(
 /// Runs discovery with the spinner and the `discovered` event.
 pub(crate) fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) -> Res<Vec<String>> {
     let fleet = host.fleet()?;
-    host.reporter.emit(RunEvent::Discovering { what: opts.filter.describe() });
+    host.reporter.emit(RunEvent::Discovering { what: opts.describe() });
     let found = host.rt.block_on(fleet.discover(opts, &host.interrupt.hard()));
     let found = match found {
         Ok(f) => f,

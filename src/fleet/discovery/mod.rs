@@ -71,6 +71,18 @@ impl DiscoveryOptions {
     }
 }
 
+impl DiscoveryOptions {
+    /// What is being discovered, for progress lines: the filter, and the source unless it
+    /// is broadcast.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Broadcast => self.filter.describe(),
+            Source::List(nodes) => format!("{} listed node(s) matching {}", nodes.len(), self.filter.describe()),
+            Source::Inventory(_) => format!("{} in the inventory", self.filter.describe()),
+        }
+    }
+}
+
 impl Source {
     /// The method's name, as `--dm` spells it.
     pub fn method(&self) -> &'static str {
@@ -111,31 +123,15 @@ impl Fleet {
     /// Discovers the nodes matching `opts`; Ctrl-C (`cancel`) ends the wait and returns what
     /// answered so far, marked `interrupted` (for listing, never for acting).
     pub async fn discover_until(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
-        opts.validate()?;
-        let mut found = match &opts.source {
-            Source::Broadcast => self.broadcast_discovery(opts, cancel).await?,
-            Source::List(nodes) => Discovered { nodes: from_list(nodes, &opts.filter), ..Default::default() },
-            Source::Inventory(inv) => {
-                let mut filter = opts.filter.clone();
-                if let Some(agent) = &opts.rpc_agent {
-                    filter.require_agent(agent);
-                }
-                let collective = opts.collective.as_deref().unwrap_or(&self.options().collective);
-                let nodes = inv.select(&filter, collective).map_err(|reason| FleetError::Source { reason })?;
-                Discovered { nodes, ..Default::default() }
-            }
-        };
-        if let (Some(limit), false) = (&opts.limit, found.interrupted) {
-            let before = found.nodes.len();
-            found.nodes = limit
-                .apply(&found.nodes)
-                .map_err(|found| FleetError::Limit { limit: limit.size.to_string(), found })?;
-            found.before_limit = Some(before);
+        if let Some(found) = discover_local(opts, &self.options().collective) {
+            return found;
         }
-        Ok(found)
+        let found = self.broadcast_discovery(opts, cancel).await?;
+        limited(opts, found)
     }
 
     async fn broadcast_discovery(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
+        opts.validate()?;
         if let Some(nodes) = opts.filter.exact_identities_only() {
             return Ok(Discovered { nodes, from_filter: true, ..Default::default() });
         }
@@ -206,6 +202,36 @@ impl Fleet {
         }
         Ok(Discovered { nodes: found.into_iter().collect(), malformed, interrupted, ..Default::default() })
     }
+}
+
+/// Discovery that needs no network, from a node list or an inventory file (`main_collective`
+/// is the collective an inventory is searched in unless `opts` names one), with the limit
+/// applied; `None` for broadcast discovery.
+pub fn discover_local(opts: &DiscoveryOptions, main_collective: &str) -> Option<Result<Discovered>> {
+    let found = match &opts.source {
+        Source::Broadcast => return None,
+        Source::List(nodes) => Ok(from_list(nodes, &opts.filter)),
+        Source::Inventory(inv) => {
+            let mut filter = opts.filter.clone();
+            if let Some(agent) = &opts.rpc_agent {
+                filter.require_agent(agent);
+            }
+            let collective = opts.collective.as_deref().unwrap_or(main_collective);
+            inv.select(&filter, collective).map_err(|reason| FleetError::Source { reason })
+        }
+    };
+    Some(opts.validate().and(found).and_then(|nodes| limited(opts, Discovered { nodes, ..Default::default() })))
+}
+
+/// `found` with the limit of `opts` applied (an interrupted discovery is left as it is).
+fn limited(opts: &DiscoveryOptions, mut found: Discovered) -> Result<Discovered> {
+    if let (Some(limit), false) = (&opts.limit, found.interrupted) {
+        let before = found.nodes.len();
+        found.nodes =
+            limit.apply(&found.nodes).map_err(|found| FleetError::Limit { limit: limit.size.to_string(), found })?;
+        found.before_limit = Some(before);
+    }
+    Ok(found)
 }
 
 /// The nodes of a list its identity filters keep (the only kind a list takes, as in
