@@ -202,7 +202,8 @@ pub struct FilterArgs {
     #[arg(long = "dm", value_name = "METHOD")]
     pub dm: Option<String>,
     /// Options of the discovery method, K=V; may repeat: file=FILE (flatfile, inventory),
-    /// format=text|json|yaml|results (flatfile).
+    /// format=text|json|yaml|results and filter=PATH (flatfile: a gjson path such as
+    /// replies.#.sender that picks the identities out of JSON or YAML data).
     #[arg(long = "do", value_name = "K=V")]
     pub discovery_options: Vec<String>,
     /// Act on the nodes listed in FILE (- reads stdin): one identity per line, a JSON or YAML

@@ -113,8 +113,8 @@ async fn issue13_go_choria_flatfiles_and_their_errors() {
         (arg(&["--dm", "flatfile"]), "--dm flatfile needs a node list"),
         (arg(&["--dm", "inventory", "--nodes", s(&txt)]), "cannot be used with --dm inventory"),
         (
-            arg(&["--dm", "flatfile", "--do", "filter=replies.#.sender"]),
-            "\"filter\" is not an option of the flatfile method",
+            arg(&["--dm", "flatfile", "--do", "nope=1"]),
+            "\"nope\" is not an option of the flatfile method; valid: file, format, filter",
         ),
         (arg(&["--dm", "choria"]), "\"choria\" is not supported by fleetbook"),
         (
@@ -128,6 +128,10 @@ async fn issue13_go_choria_flatfiles_and_their_errors() {
         r.assert_code(2);
         assert!(r.stderr.contains(want), "{a:?}: {}", r.stderr);
     }
+    // go-choria's gjson filter over its own `choria req -j` file.
+    let replies = choria_file("rpc-replies/choria.json");
+    let r = discover(arg(&["--dm", "flatfile", "--do", &file_opt(&replies), "--do", "filter=replies.#.sender"])).await;
+    assert_eq!(r.assert_code(0).json(), json!(["n1.example.net", "n2.example.net", "n3.example.net"]));
     // mc is broadcast.
     let r = discover(arg(&["--dm", "mc"])).await;
     assert_eq!(r.assert_code(0).json(), json!(["n001.example.net", "n002.example.net"]));

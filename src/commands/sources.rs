@@ -78,7 +78,7 @@ pub(crate) fn source(f: &FilterArgs, filter: &Filter) -> Result<Source, Error> {
         return Err(usage("--do needs --dm METHOD"));
     }
     let list = |path: &str| {
-        read_list(path, opts.get("format").map(String::as_str))
+        read_list(path, opts.get("format").map(String::as_str), opts.get("filter").map(String::as_str))
             .map(|nodes| Source::List(Arc::new(nodes)))
             .map_err(|e| usage(format!("node list {e}")))
     };
@@ -131,5 +131,6 @@ pub(crate) fn limit(f: &FilterArgs) -> Result<Option<Limit>, Error> {
 
 /// `run --nodes FILE|-`: the runbook's node list, read and checked before the run starts.
 pub(crate) fn run_nodes(path: Option<&str>) -> Result<Option<Arc<Vec<String>>>, Error> {
-    path.map(|p| read_list(p, None).map(Arc::new).map_err(|e| usage(format!("--nodes: node list {e}")))).transpose()
+    path.map(|p| read_list(p, None, None).map(Arc::new).map_err(|e| usage(format!("--nodes: node list {e}"))))
+        .transpose()
 }

@@ -51,7 +51,7 @@ pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
         .with_params_info(["path: &str", "Array"])
         .with_comments(["/// Reads a node list from `path` (\"-\": stdin): one identity per line, a JSON or YAML\n/// array, or the JSON of `discover --json` or `req --json`. Errors name the file and line."])
         .register_into_engine(engine, |path: &str| -> Res<Array> {
-            let nodes = read_list(path, None).map_err(|e| runtime_error("invalid", format!("nodes_from: {e}")))?;
+            let nodes = read_list(path, None, None).map_err(|e| runtime_error("invalid", format!("nodes_from: {e}")))?;
             Ok(strings(&nodes).into_array().unwrap_or_default())
         });
 }
@@ -104,7 +104,9 @@ fn source_option(o: &Options) -> Res<Source> {
     Ok(match method {
         Method::Broadcast => Source::Broadcast,
         Method::FlatFile => {
-            let nodes = read_list(file()?, opts.get("format").map(String::as_str)).map_err(bad)?;
+            let nodes =
+                read_list(file()?, opts.get("format").map(String::as_str), opts.get("filter").map(String::as_str))
+                    .map_err(bad)?;
             Source::List(Arc::new(nodes))
         }
         Method::Inventory => Source::Inventory(Arc::new(read_inventory(file()?).map_err(bad)?)),

@@ -45,7 +45,7 @@ impl Method {
     fn keys(self) -> &'static [&'static str] {
         match self {
             Method::Broadcast => &[],
-            Method::FlatFile => &["file", "format"],
+            Method::FlatFile => &["file", "format", "filter"],
             // go-choria's `novalidate` skips its JSON schema check, which fleetbook does not
             // make beyond `$schema` and the field names: accepted, changes nothing.
             Method::Inventory => &["file", "novalidate"],
@@ -66,11 +66,11 @@ pub fn check_options(method: Method, opts: &BTreeMap<String, String>, what: &str
 }
 
 /// Reads a node list from `path` (`-`: stdin), in the format `--do format=` names or the
-/// one its content shows.
-pub fn read_list(path: &str, format: Option<&str>) -> Result<Vec<String>, String> {
+/// one its content shows, picked out by `--do filter=` when given.
+pub fn read_list(path: &str, format: Option<&str>, query: Option<&str>) -> Result<Vec<String>, String> {
     let (origin, text) =
         if path == "-" { ("stdin".to_string(), read_stdin()?) } else { (path.to_string(), read(path)?) };
-    nodelist::parse(&origin, &text, format.map(ListFormat::from_name)).map_err(|e| e.to_string())
+    nodelist::parse_query(&origin, &text, format.map(ListFormat::from_name), query).map_err(|e| e.to_string())
 }
 
 /// Reads and checks an inventory file.

@@ -235,10 +235,29 @@ fn limited(opts: &DiscoveryOptions, mut found: Discovered) -> Result<Discovered>
 }
 
 /// The nodes of a list its identity filters keep (the only kind a list takes, as in
-/// go-choria's flatfile discovery), in the list's order.
+/// go-choria's flatfile discovery), in the list's order. Each pattern is compiled once; a
+/// broken one was refused by [`DiscoveryOptions::validate`].
 fn from_list(nodes: &[String], filter: &Filter) -> Vec<String> {
     if filter.identity.is_empty() {
         return nodes.to_vec();
     }
-    nodes.iter().filter(|n| filter.identity.iter().any(|p| super::filter::matches_item(p, n))).cloned().collect()
+    enum Pattern<'a> {
+        Exact(&'a str),
+        Re(regex::Regex),
+    }
+    let patterns: Vec<Pattern> = filter
+        .identity
+        .iter()
+        .filter_map(|p| match super::filter::is_regex(p) {
+            true => super::filter::compile_slashed(p).ok().map(Pattern::Re),
+            false => Some(Pattern::Exact(p)),
+        })
+        .collect();
+    let matches = |n: &str| {
+        patterns.iter().any(|p| match p {
+            Pattern::Re(re) => re.is_match(n),
+            Pattern::Exact(exact) => *exact == n,
+        })
+    };
+    nodes.iter().filter(|n| matches(n)).cloned().collect()
 }

@@ -83,8 +83,69 @@ impl std::error::Error for ListError {}
 /// `None`, the format [`ListFormat::detect`] sees. Every identity is checked; a node named
 /// twice is kept once, where it was first named.
 pub fn parse(origin: &str, text: &str, format: Option<ListFormat>) -> Result<Vec<String>, ListError> {
+    parse_query(origin, text, format, None)
+}
+
+/// [`parse`], with go-choria's `--do filter=QUERY` for JSON and YAML data: a gjson-style
+/// path (`replies.#.sender`, `hosts`, `groups.0.members`) that must lead to an array, whose
+/// strings are the identities (other entries are skipped, as gjson does).
+pub fn parse_query(
+    origin: &str,
+    text: &str,
+    format: Option<ListFormat>,
+    query: Option<&str>,
+) -> Result<Vec<String>, ListError> {
     let err = |line: Option<usize>, reason: String| ListError { origin: origin.to_string(), line, reason };
     let format = format.unwrap_or_else(|| ListFormat::detect(origin, text));
+    let entries = match (query, format) {
+        (None, _) => entries(origin, text, format)?,
+        (Some(_), ListFormat::Text) => {
+            return Err(err(None, "a filter query reads JSON or YAML data, not a text list".into()))
+        }
+        (Some(q), _) => {
+            let data: Value = match format {
+                ListFormat::Yaml => serde_yaml::from_str(text).map_err(|e| err(None, format!("not YAML: {e}")))?,
+                _ => serde_json::from_str(text).map_err(|e| err(Some(e.line()), format!("not JSON: {e}")))?,
+            };
+            if q.is_empty() {
+                return Err(err(None, "empty filter string found in discovery options".into()));
+            }
+            match query_path(&data, q) {
+                Value::Array(a) => a.iter().filter_map(Value::as_str).map(|s| (None, s.to_string())).collect(),
+                _ => return Err(err(None, format!("query {q:?} did not result in a array of nodes"))),
+            }
+        }
+    };
+    checked(origin, entries)
+}
+
+/// gjson's path subset: `.`-separated keys, array indexes, and `#` mapping the rest of the
+/// path over every element of an array.
+fn query_path(v: &Value, path: &str) -> Value {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let next = match (v, head) {
+        (Value::Array(a), "#") => {
+            return match rest {
+                None => Value::from(a.len()),
+                Some(r) => Value::Array(a.iter().map(|x| query_path(x, r)).filter(|x| !x.is_null()).collect()),
+            }
+        }
+        (Value::Array(a), i) => i.parse::<usize>().ok().and_then(|i| a.get(i)).cloned().unwrap_or(Value::Null),
+        (Value::Object(m), k) => m.get(k).cloned().unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    match rest {
+        None => next,
+        Some(r) => query_path(&next, r),
+    }
+}
+
+/// The entries of a list in `format`, with their lines where they have one.
+fn entries(origin: &str, text: &str, format: ListFormat) -> Result<Vec<(Option<usize>, String)>, ListError> {
+    let err = |line: Option<usize>, reason: String| ListError { origin: origin.to_string(), line, reason };
     let entries: Vec<(Option<usize>, String)> = match format {
         ListFormat::Text => text
             .lines()
@@ -108,6 +169,12 @@ pub fn parse(origin: &str, text: &str, format: Option<ListFormat>) -> Result<Vec
             senders(&v).map_err(|r| err(None, r))?
         }
     };
+    Ok(entries)
+}
+
+/// Checks every identity (go-choria's rule) and keeps each once, in order.
+fn checked(origin: &str, entries: Vec<(Option<usize>, String)>) -> Result<Vec<String>, ListError> {
+    let err = |line: Option<usize>, reason: String| ListError { origin: origin.to_string(), line, reason };
     let re = regex::Regex::new(VALID_IDENTITY).map_err(|e| err(None, e.to_string()))?;
     let mut seen = std::collections::HashSet::new();
     let mut nodes = Vec::new();
@@ -165,6 +232,23 @@ mod tests {
         assert_eq!(ok("x", r#"{"replies":[{"sender":"a"},{"sender":"b"}]}"#), ["a", "b"]);
         assert_eq!(ok("x", "a\nb\na\n"), ["a", "b"], "a node named twice is kept once");
         assert_eq!(ok("x", ""), Vec::<String>::new());
+    }
+
+    /// go-choria's "Should support gjson matches" case, on its file.
+    #[test]
+    fn filter_queries_pick_identities_out_of_json_and_yaml() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/choria/rpc-replies/choria.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        let q = |text: &str, f, q| parse_query("x", text, f, Some(q));
+        assert_eq!(
+            q(&text, Some(ListFormat::Json), "replies.#.sender").unwrap(),
+            ["n1.example.net", "n2.example.net", "n3.example.net"]
+        );
+        assert_eq!(q("hosts:\n  web: [a, b]\n", Some(ListFormat::Yaml), "hosts.web").unwrap(), ["a", "b"]);
+        assert_eq!(q(r#"{"g": [{"m": ["a"]}, {"m": ["b"]}]}"#, None, "g.1.m").unwrap(), ["b"]);
+        let e = q(&text, Some(ListFormat::Json), "agent").unwrap_err();
+        assert_eq!(e.reason, "query \"agent\" did not result in a array of nodes");
+        assert!(q("a\n", Some(ListFormat::Text), "x").is_err());
     }
 
     #[test]
