@@ -105,6 +105,16 @@ impl ChoriaConfig {
         (p("plugin.security.choria.token_file"), p("plugin.security.choria.seed_file"))
     }
 
+    /// `rpclimitmethod`: `first` or `random` (go-choria validates the same enum).
+    pub fn limit_method(&self) -> Result<Option<crate::fleet::discovery::limit::LimitMethod>, ConfError> {
+        let bad = |reason: String| ConfError { path: self.path.display().to_string(), reason };
+        self.get("rpclimitmethod")
+            .map(|v| {
+                crate::fleet::discovery::limit::LimitMethod::parse(v).map_err(|e| bad(format!("rpclimitmethod: {e}")))
+            })
+            .transpose()
+    }
+
     /// `discovery_timeout` in seconds.
     pub fn discovery_timeout(&self) -> Result<Option<Duration>, ConfError> {
         match self.get("discovery_timeout") {

@@ -219,7 +219,8 @@ pub struct FilterArgs {
     /// --limit-method random).
     #[arg(long = "limit-seed", value_name = "SEED", requires = "limit")]
     pub limit_seed: Option<u64>,
-    /// Which nodes a limit keeps: first (the default, as choria's rpclimitmethod) or random.
+    /// Which nodes a limit keeps: first or random; default: the Choria client config's
+    /// rpclimitmethod, else first (as choria).
     #[arg(long = "limit-method", value_name = "METHOD", requires = "limit", value_parser = ["first", "random"])]
     pub limit_method: Option<String>,
 }

@@ -215,6 +215,27 @@ async fn issue13_limits_by_count_percent_and_a_stable_seeded_random_pick() {
     // Pinned: operators' seeded limits must keep picking these nodes across releases.
     let pinned = ["n004.example.net", "n009.example.net", "n012.example.net", "n017.example.net", "n018.example.net"];
     assert_eq!(s1, pinned, "a changed seeded pick breaks operators' reruns");
+    // The client config's rpclimitmethod is the default method, as in go-choria; the flag wins.
+    let dir = tempfile::tempdir().unwrap();
+    let random_conf = write(dir.path(), "random.conf", "discovery_timeout = 0.5\nrpclimitmethod = random\n");
+    let bad_conf = write(dir.path(), "bad.conf", "rpclimitmethod = sometimes\n");
+    let with_conf = |conf: &Path, extra: &[&str]| {
+        let args: Vec<String> = extra.iter().map(|x| x.to_string()).collect();
+        crate::support::Fleetbook::new()
+            .args(["--config", s(conf), "--server", w.url(), "--insecure", "discover", "--json"])
+            .args(args)
+            .run()
+    };
+    let (conf_random, conf_seeded, conf_first, conf_bad) = tokio::join!(
+        with_conf(&random_conf, &["--limit", "25%"]),
+        with_conf(&random_conf, &["--limit", "25%", "--limit-seed", "42"]),
+        with_conf(&random_conf, &["--limit", "3", "--limit-method", "first"]),
+        with_conf(&bad_conf, &["--limit", "3"]),
+    );
+    assert_eq!(names(&conf_random.assert_code(0).json()).len(), 5);
+    assert_eq!(names(&conf_seeded.assert_code(0).json()), s1);
+    assert_eq!(names(&conf_first.assert_code(0).json()), names(&first.json()));
+    assert!(conf_bad.assert_code(2).stderr.contains("rpclimitmethod"), "{}", conf_bad.stderr);
     // req acts on the limited nodes only.
     let r = w
         .fleetbook()

@@ -31,7 +31,7 @@ impl DiscoverOptions {
 pub(crate) async fn run(settings: Settings, a: DiscoverOptions, cancel: &CancellationToken) -> Result<(), Error> {
     let DiscoverOptions { discovery, json } = a;
     // A node list or an inventory file needs no broker.
-    let found = match discover_local(&discovery, &settings.client.collective) {
+    let found = match discover_local(&discovery, &settings.client) {
         Some(found) => found?,
         None => FleetEnv::open(settings).await?.fleet.discover_until(&discovery, cancel).await?,
     };

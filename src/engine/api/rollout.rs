@@ -121,7 +121,7 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
     let nodes = match limit_option(&o)? {
         None => nodes,
         Some(l) => l
-            .apply(&nodes)
+            .apply(&nodes, host.fleet()?.options().limit_method)
             .map_err(|found| fleet_error(host, crate::fleet::FleetError::Limit { limit: l.size.to_string(), found }))?,
     };
     let s = &host.settings;

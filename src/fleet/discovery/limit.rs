@@ -32,7 +32,9 @@ pub enum LimitMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
     pub size: LimitSize,
-    pub method: LimitMethod,
+    /// `None`: the client configuration's `rpclimitmethod` (go-choria's way to choose it),
+    /// else `first`.
+    pub method: Option<LimitMethod>,
     /// The seed of a random limit; `None`: a different pick each time.
     pub seed: Option<u64>,
 }
@@ -90,7 +92,7 @@ impl LimitMethod {
 
 impl Limit {
     /// A limit from its parts as flags and runbook options give them: a size, a method
-    /// (`first` unless given) and a seed, which alone means `random`.
+    /// (the configured one unless given) and a seed, which alone means `random`.
     pub fn from_parts(size: &str, method: Option<&str>, seed: Option<u64>) -> Result<Limit, String> {
         let size = LimitSize::parse(size)?;
         let method = match (method, seed) {
@@ -99,22 +101,23 @@ impl Limit {
                 if m == LimitMethod::First && seed.is_some() {
                     return Err("a limit seed picks nodes at random: it needs the random method".into());
                 }
-                m
+                Some(m)
             }
-            (None, Some(_)) => LimitMethod::Random,
-            (None, None) => LimitMethod::First,
+            (None, Some(_)) => Some(LimitMethod::Random),
+            (None, None) => None,
         };
         Ok(Limit { size, method, seed })
     }
 
-    /// The nodes `nodes` keeps under this limit; `Err` with the count when none would be left
-    /// (go-choria: "no targets left after applying target limits").
-    pub fn apply(&self, nodes: &[String]) -> Result<Vec<String>, usize> {
+    /// The nodes `nodes` keeps under this limit, `configured` being the method when the
+    /// limit names none; `Err` with the count when none would be left (go-choria: "no
+    /// targets left after applying target limits").
+    pub fn apply(&self, nodes: &[String], configured: LimitMethod) -> Result<Vec<String>, usize> {
         let keep = self.size.of(nodes.len());
         if keep == 0 {
             return Err(nodes.len());
         }
-        Ok(match self.method {
+        Ok(match self.method.unwrap_or(configured) {
             LimitMethod::First => nodes[..keep].to_vec(),
             LimitMethod::Random => {
                 let mut sorted = nodes.to_vec();
@@ -190,18 +193,20 @@ mod tests {
     #[test]
     fn first_keeps_the_order_and_random_is_fixed_by_its_seed() {
         let all = nodes(20);
-        let first = Limit { size: LimitSize::Count(3), method: LimitMethod::First, seed: None };
-        assert_eq!(first.apply(&all).unwrap(), all[..3].to_vec());
-        let random = |seed| Limit { size: LimitSize::Percent(25), method: LimitMethod::Random, seed: Some(seed) };
-        let a = random(7).apply(&all).unwrap();
+        let first = Limit { size: LimitSize::Count(3), method: None, seed: None };
+        assert_eq!(first.apply(&all, LimitMethod::First).unwrap(), all[..3].to_vec());
+        let configured = first.apply(&all, LimitMethod::Random).unwrap();
+        assert_eq!(configured.len(), 3);
+        let random = |seed| Limit { size: LimitSize::Percent(25), method: Some(LimitMethod::Random), seed: Some(seed) };
+        let a = random(7).apply(&all, LimitMethod::First).unwrap();
         assert_eq!(a.len(), 5);
         let mut reversed = all.clone();
         reversed.reverse();
-        assert_eq!(random(7).apply(&reversed).unwrap(), a, "the input order does not matter");
-        assert_ne!(random(8).apply(&all).unwrap(), a, "another seed, another pick");
+        assert_eq!(random(7).apply(&reversed, LimitMethod::First).unwrap(), a, "the input order does not matter");
+        assert_ne!(random(8).apply(&all, LimitMethod::First).unwrap(), a, "another seed, another pick");
         // Pinned: a change here changes which nodes operators' seeded limits pick.
         assert_eq!(
-            random(1).apply(&nodes(10)).unwrap(),
+            random(1).apply(&nodes(10), LimitMethod::First).unwrap(),
             ["n003.example.net", "n005.example.net"].map(String::from).to_vec()
         );
         // splitmix64's published first output for seed 0.
@@ -210,7 +215,7 @@ mod tests {
 
     #[test]
     fn nothing_left_is_an_error() {
-        let l = Limit { size: LimitSize::Percent(10), method: LimitMethod::First, seed: None };
-        assert_eq!(l.apply(&nodes(5)), Err(5));
+        let l = Limit { size: LimitSize::Percent(10), method: None, seed: None };
+        assert_eq!(l.apply(&nodes(5), LimitMethod::First), Err(5));
     }
 }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::client::Fleet;
+use super::client::{ClientOptions, Fleet};
 use super::error::{FleetError, Result};
 use super::filter::Filter;
 use super::protocol::{self, Payload, RequestSpec};
@@ -123,11 +123,11 @@ impl Fleet {
     /// Discovers the nodes matching `opts`; Ctrl-C (`cancel`) ends the wait and returns what
     /// answered so far, marked `interrupted` (for listing, never for acting).
     pub async fn discover_until(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
-        if let Some(found) = discover_local(opts, &self.options().collective) {
+        if let Some(found) = discover_local(opts, self.options()) {
             return found;
         }
         let found = self.broadcast_discovery(opts, cancel).await?;
-        limited(opts, found)
+        limited(opts, found, self.options().limit_method)
     }
 
     async fn broadcast_discovery(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
@@ -204,10 +204,10 @@ impl Fleet {
     }
 }
 
-/// Discovery that needs no network, from a node list or an inventory file (`main_collective`
-/// is the collective an inventory is searched in unless `opts` names one), with the limit
-/// applied; `None` for broadcast discovery.
-pub fn discover_local(opts: &DiscoveryOptions, main_collective: &str) -> Option<Result<Discovered>> {
+/// Discovery that needs no network, from a node list or an inventory file (searched in the
+/// client's main collective unless `opts` names one), with the limit applied; `None` for
+/// broadcast discovery.
+pub fn discover_local(opts: &DiscoveryOptions, client: &ClientOptions) -> Option<Result<Discovered>> {
     let found = match &opts.source {
         Source::Broadcast => return None,
         Source::List(nodes) => Ok(from_list(nodes, &opts.filter)),
@@ -216,19 +216,25 @@ pub fn discover_local(opts: &DiscoveryOptions, main_collective: &str) -> Option<
             if let Some(agent) = &opts.rpc_agent {
                 filter.require_agent(agent);
             }
-            let collective = opts.collective.as_deref().unwrap_or(main_collective);
+            let collective = opts.collective.as_deref().unwrap_or(&client.collective);
             inv.select(&filter, collective).map_err(|reason| FleetError::Source { reason })
         }
     };
-    Some(opts.validate().and(found).and_then(|nodes| limited(opts, Discovered { nodes, ..Default::default() })))
+    Some(
+        opts.validate()
+            .and(found)
+            .and_then(|nodes| limited(opts, Discovered { nodes, ..Default::default() }, client.limit_method)),
+    )
 }
 
-/// `found` with the limit of `opts` applied (an interrupted discovery is left as it is).
-fn limited(opts: &DiscoveryOptions, mut found: Discovered) -> Result<Discovered> {
+/// `found` with the limit of `opts` applied, `configured` the method when the limit names
+/// none (an interrupted discovery is left as it is).
+fn limited(opts: &DiscoveryOptions, mut found: Discovered, configured: limit::LimitMethod) -> Result<Discovered> {
     if let (Some(limit), false) = (&opts.limit, found.interrupted) {
         let before = found.nodes.len();
-        found.nodes =
-            limit.apply(&found.nodes).map_err(|found| FleetError::Limit { limit: limit.size.to_string(), found })?;
+        found.nodes = limit
+            .apply(&found.nodes, configured)
+            .map_err(|found| FleetError::Limit { limit: limit.size.to_string(), found })?;
         found.before_limit = Some(before);
     }
     Ok(found)
