@@ -197,8 +197,9 @@ pub struct FilterArgs {
     /// End discovery once replies pause for 300 ms.
     #[arg(long = "discovery-window")]
     pub discovery_window: bool,
-    /// Discovery method: broadcast (alias mc, the default), flatfile (alias file: a node
-    /// list) or inventory (an inventory file, filters applied locally).
+    /// Discovery method: broadcast (alias mc), flatfile (alias file: a node list) or
+    /// inventory (an inventory file, filters applied locally); default: the client config's
+    /// default_discovery_method, else broadcast.
     #[arg(long = "dm", value_name = "METHOD")]
     pub dm: Option<String>,
     /// Options of the discovery method, K=V; may repeat: file=FILE (flatfile, inventory),
@@ -223,6 +224,9 @@ pub struct FilterArgs {
     /// rpclimitmethod, else first (as choria).
     #[arg(long = "limit-method", value_name = "METHOD", requires = "limit", value_parser = ["first", "random"])]
     pub limit_method: Option<String>,
+    /// The client configuration's discovery defaults, filled in by `commands` (not a flag).
+    #[arg(skip)]
+    pub config_defaults: crate::fleet::discovery::method::DiscoveryDefaults,
 }
 
 /// Script engine settings.

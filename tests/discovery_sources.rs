@@ -446,3 +446,44 @@ async fn issue13_run_nodes_is_the_runbooks_default_source() {
     let r = w.fleetbook().args(["run", s(&rb), "--no-journal", "--nodes", s(&bad)]).run().await;
     assert!(r.assert_code(2).stderr.contains("badnodes.txt:5: invalid identity string"), "{}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_the_client_configs_default_discovery_method_is_followed() {
+    let w = World::start(sim(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let inv = choria_file("discovery/inventory/good-inventory.yaml");
+    let conf = write(
+        dir.path(),
+        "client.conf",
+        &format!(
+            "discovery_timeout = 0.5\ndefault_discovery_method = inventory\nplugin.choria.discovery.inventory.source = {}\n",
+            s(&inv)
+        ),
+    );
+    let list = write(dir.path(), "nodes.txt", "n002.example.net\n");
+    let flat_conf = write(
+        dir.path(),
+        "flat.conf",
+        &format!("default_discovery_method = flatfile\ndefault_discovery_options = file={}\n", s(&list)),
+    );
+    let rb = write(
+        dir.path(),
+        "rb.rhai",
+        r#"print(`RESULT ${#{ a: discover(#{ class: "three" }), b: discover(#{ dm: "mc" }) }.to_json()}`);"#,
+    );
+    let with = |conf: &Path, extra: &[&str]| {
+        let args: Vec<String> = extra.iter().map(|x| x.to_string()).collect();
+        crate::support::Fleetbook::new().args(["--config", s(conf), "--server", w.url(), "--insecure"]).args(args).run()
+    };
+    let (inv_cli, mc_cli, flat_cli, run) = tokio::join!(
+        with(&conf, &["discover", "--json", "-C", "three"]),
+        with(&conf, &["discover", "--json", "--dm", "mc"]),
+        with(&flat_conf, &["discover", "--json"]),
+        with(&conf, &["run", s(&rb), "--no-journal"]),
+    );
+    assert_eq!(inv_cli.assert_code(0).json(), json!(["dev2.example.net"]));
+    assert_eq!(mc_cli.assert_code(0).json(), json!(["n001.example.net", "n002.example.net"]), "--dm wins");
+    assert_eq!(flat_cli.assert_code(0).json(), json!(["n002.example.net"]));
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains(r#"RESULT {"a":["dev2.example.net"],"b":["n001.example.net","n002.example.net"]}"#), "{all}");
+}

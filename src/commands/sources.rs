@@ -11,6 +11,10 @@
 //! leave stdin an open pipe nobody writes to). go-choria only takes piped `req --json`
 //! output (`{...}`), otherwise discovers as usual, and waits for stdin without end; we take
 //! every node list format and fail closed.
+//!
+//! With no `--dm`, `--nodes` or piped list, the client configuration's
+//! `default_discovery_method` (with `default_discovery_options` unless `--do` is given)
+//! chooses, as in go-choria.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -55,15 +59,16 @@ fn stdin_ready(wait: std::time::Duration) -> bool {
 }
 
 /// The source the flags name; `filter` is the filter they built (a piped list is only
-/// taken when it is empty).
+/// taken when it is empty). Flags come first, then a piped stdin, then the client
+/// configuration's `default_discovery_method` and its options, then broadcast.
 pub(crate) fn source(f: &FilterArgs, filter: &Filter) -> Result<Source, Error> {
     let mut opts = BTreeMap::new();
     for kv in &f.discovery_options {
         let (k, v) = kv.split_once('=').ok_or_else(|| usage(format!("--do {kv}: expected K=V")))?;
         opts.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let method = f.dm.as_deref().map(Method::parse).transpose().map_err(|e| usage(format!("--dm: {e}")))?;
-    if let (Some(path), Some(m)) = (&f.nodes, method) {
+    let flag = f.dm.as_deref().map(Method::parse).transpose().map_err(|e| usage(format!("--dm: {e}")))?;
+    if let (Some(path), Some(m)) = (&f.nodes, flag) {
         if m != Method::FlatFile {
             return Err(usage(format!(
                 "--nodes {path} is a node list (the flatfile method); it cannot be used with --dm {}",
@@ -71,54 +76,62 @@ pub(crate) fn source(f: &FilterArgs, filter: &Filter) -> Result<Source, Error> {
             )));
         }
     }
-    let method = method.or(f.nodes.as_ref().map(|_| Method::FlatFile));
-    if let Some(m) = method {
-        check_options(m, &opts, "--do").map_err(usage)?;
-    } else if !opts.is_empty() {
-        return Err(usage("--do needs --dm METHOD"));
-    }
+    let defaults = &f.config_defaults;
+    let (method, opts) = match flag.or(f.nodes.as_ref().map(|_| Method::FlatFile)) {
+        Some(m) => {
+            check_options(m, &opts, "--do").map_err(usage)?;
+            (m, opts)
+        }
+        None if opts.is_empty() && filter.is_empty() && stdin_is_piped() => return piped(),
+        None => match defaults.method_and_options(&opts).map_err(|e| usage(format!("the client config's {e}")))? {
+            Some(found) => found,
+            None if opts.is_empty() => return Ok(Source::Broadcast),
+            None => return Err(usage("--do needs --dm METHOD")),
+        },
+    };
     let list = |path: &str| {
         read_list(path, opts.get("format").map(String::as_str), opts.get("filter").map(String::as_str))
             .map(|nodes| Source::List(Arc::new(nodes)))
             .map_err(|e| usage(format!("node list {e}")))
     };
     match method {
-        Some(Method::FlatFile) => match (f.nodes.as_deref(), opts.get("file")) {
+        Method::FlatFile => match (f.nodes.as_deref(), opts.get("file")) {
             (Some(_), Some(_)) => Err(usage("give the node list once: --nodes FILE or --do file=FILE")),
             (Some(path), None) => list(path),
             (None, Some(path)) => list(path),
             (None, None) => Err(usage("--dm flatfile needs a node list: --nodes FILE or --do file=FILE")),
         },
-        Some(Method::Inventory) => match opts.get("file") {
+        Method::Inventory => match defaults.inventory_file(&opts) {
             Some(path) => read_inventory(path).map(|i| Source::Inventory(Arc::new(i))).map_err(usage),
-            None => Err(usage("--dm inventory needs the inventory file: --do file=FILE")),
+            None => Err(usage(
+                "--dm inventory needs the inventory file: --do file=FILE (or plugin.choria.discovery.inventory.source)",
+            )),
         },
-        Some(Method::Broadcast) => Ok(Source::Broadcast),
-        None if filter.is_empty() && stdin_is_piped() => {
-            if !stdin_ready(PIPE_WAIT) {
-                return Err(usage(format!(
-                    "stdin is a pipe, so it is read as a node list, but nothing came in {}s; \
-                     give --nodes - to wait for it, or run with </dev/null to discover every node",
-                    PIPE_WAIT.as_secs()
-                )));
-            }
-            let text = read_stdin().map_err(usage)?;
-            if text.trim().is_empty() {
-                return Err(usage(
-                    "stdin is a pipe but empty: no node list came (did the command before the | fail?); \
-                     to discover every node instead, run with </dev/null",
-                ));
-            }
-            let nodes = nodelist::parse("stdin", &text, None).map_err(|e| {
-                usage(format!(
-                    "stdin is piped in, so it is read as a node list, but: {e}; run with </dev/null to ignore it"
-                ))
-            })?;
-            eprintln!("read {} node(s) from stdin", nodes.len());
-            Ok(Source::List(Arc::new(nodes)))
-        }
-        None => Ok(Source::Broadcast),
+        Method::Broadcast => Ok(Source::Broadcast),
     }
+}
+
+/// The node list piped into stdin (see the module's doc for when it is read).
+fn piped() -> Result<Source, Error> {
+    if !stdin_ready(PIPE_WAIT) {
+        return Err(usage(format!(
+            "stdin is a pipe, so it is read as a node list, but nothing came in {}s; \
+             give --nodes - to wait for it, or run with </dev/null to discover every node",
+            PIPE_WAIT.as_secs()
+        )));
+    }
+    let text = read_stdin().map_err(usage)?;
+    if text.trim().is_empty() {
+        return Err(usage(
+            "stdin is a pipe but empty: no node list came (did the command before the | fail?); \
+             to discover every node instead, run with </dev/null",
+        ));
+    }
+    let nodes = nodelist::parse("stdin", &text, None).map_err(|e| {
+        usage(format!("stdin is piped in, so it is read as a node list, but: {e}; run with </dev/null to ignore it"))
+    })?;
+    eprintln!("read {} node(s) from stdin", nodes.len());
+    Ok(Source::List(Arc::new(nodes)))
 }
 
 /// The limit the flags ask for; `--limit-seed` alone means a random limit.

@@ -43,6 +43,8 @@ pub struct ClientOptions {
     pub fips: bool,
     /// `rpclimitmethod`: which nodes a limit keeps when it does not say.
     pub limit_method: super::discovery::limit::LimitMethod,
+    /// The configuration's default discovery method and options, for callers that name none.
+    pub discovery_defaults: super::discovery::method::DiscoveryDefaults,
 }
 
 /// Files for a TLS connection to the broker.
@@ -87,6 +89,7 @@ impl Default for ClientOptions {
             tls: None,
             fips: false,
             limit_method: Default::default(),
+            discovery_defaults: Default::default(),
         }
     }
 }

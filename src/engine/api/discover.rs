@@ -8,7 +8,7 @@ use rhai::{Array, Dynamic, Engine, FuncRegistration, Map};
 use super::{fleet_error, refuse_masked_text, runtime_error, Host, Options, Res};
 use crate::engine::convert::strings;
 use crate::fleet::discovery::limit::Limit;
-use crate::fleet::discovery::method::{check_options, read_inventory, read_list, Method};
+use crate::fleet::discovery::method::{check_options, read_inventory, read_list, DiscoveryDefaults, Method};
 use crate::fleet::discovery::{DiscoveryOptions, Source};
 use crate::fleet::filter::{parse_fact, Filter};
 use crate::fleet::FleetError;
@@ -79,10 +79,26 @@ pub(crate) fn limit_option(o: &Options) -> Res<Option<Limit>> {
         .map_err(|e| runtime_error("invalid", format!("{}: {e}", o.name("limit"))))
 }
 
-/// The source of a filter map: `dm` and its `do` options.
+/// Where a runbook's discovery looks when its map names no `dm`: the run's node list
+/// (`run --nodes`), else the client configuration's default method.
+#[derive(Clone, Copy)]
+pub(crate) struct SourceDefaults<'a> {
+    pub(crate) nodes: Option<&'a Arc<Vec<String>>>,
+    pub(crate) config: &'a DiscoveryDefaults,
+}
+
+impl Host {
+    /// The run's discovery defaults (none without a fleet).
+    pub(crate) fn source_defaults(&self) -> (Option<&Arc<Vec<String>>>, DiscoveryDefaults) {
+        let config = self.fleet.as_ref().map(|f| f.options().discovery_defaults.clone()).unwrap_or_default();
+        (self.settings.nodes.as_ref(), config)
+    }
+}
+
+/// The source of a filter map: `dm` and its `do` options, else the defaults.
 /// `do` is a Rhai keyword: the key is written quoted (`"do": #{..}`) or as
 /// `discovery_options` (go-choria's JSON name for it).
-fn source_option(o: &Options) -> Res<Source> {
+fn source_option(o: &Options, defaults: SourceDefaults) -> Res<Source> {
     let o = &o.with_alias("do", "discovery_options");
     let bad = |e: String| runtime_error("invalid", e);
     let opts: BTreeMap<String, String> = o
@@ -91,14 +107,19 @@ fn source_option(o: &Options) -> Res<Source> {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let Some(dm) = o.string("dm") else {
-        if opts.is_empty() {
-            return Ok(Source::Broadcast);
+    let (method, opts) = match o.string("dm") {
+        Some(dm) => {
+            let method = Method::parse(&dm).map_err(|e| bad(format!("{}: {e}", o.name("dm"))))?;
+            check_options(method, &opts, &o.name("do")).map_err(bad)?;
+            (method, opts)
         }
-        return Err(bad(format!("{}: give dm too", o.name("do"))));
+        None => match (defaults.nodes, defaults.config.method_and_options(&opts).map_err(bad)?) {
+            (Some(list), _) if opts.is_empty() => return Ok(Source::List(list.clone())),
+            (None, Some(found)) => found,
+            (None, None) if opts.is_empty() => return Ok(Source::Broadcast),
+            _ => return Err(bad(format!("{}: give dm too", o.name("do")))),
+        },
     };
-    let method = Method::parse(&dm).map_err(|e| bad(format!("{}: {e}", o.name("dm"))))?;
-    check_options(method, &opts, &o.name("do")).map_err(bad)?;
     let file =
         || opts.get("file").ok_or_else(|| bad(format!("{}: the {} method needs file", o.name("do"), method.name())));
     Ok(match method {
@@ -109,17 +130,21 @@ fn source_option(o: &Options) -> Res<Source> {
                     .map_err(bad)?;
             Source::List(Arc::new(nodes))
         }
-        Method::Inventory => Source::Inventory(Arc::new(read_inventory(file()?).map_err(bad)?)),
+        Method::Inventory => {
+            let path = defaults.config.inventory_file(&opts).ok_or_else(|| {
+                bad(format!(
+                    "{}: the inventory method needs file (or plugin.choria.discovery.inventory.source)",
+                    o.name("do")
+                ))
+            })?;
+            Source::Inventory(Arc::new(read_inventory(path).map_err(bad)?))
+        }
     })
 }
 
-/// Builds discovery options from a runbook filter map.
-/// `nodes` is the run's node list (`run --nodes`), the source when the map names none.
-pub(crate) fn discovery_options(
-    m: &Map,
-    what: &str,
-    nodes: Option<&Arc<Vec<String>>>,
-) -> Res<(DiscoveryOptions, usize)> {
+/// Builds discovery options from a runbook filter map; `defaults` say where to look when
+/// the map names no `dm`.
+pub(crate) fn discovery_options(m: &Map, what: &str, defaults: SourceDefaults) -> Res<(DiscoveryOptions, usize)> {
     let o = Options::new(m, what, &KEYS)?;
     refuse_masked_text(&Dynamic::from_map(m.clone()), what)?;
     let mut f = Filter::default();
@@ -144,10 +169,7 @@ pub(crate) fn discovery_options(
         timeout: o.duration("timeout")?,
         window: o.bool("window"),
         rpc_agent: None,
-        source: match (source_option(&o)?, nodes) {
-            (Source::Broadcast, Some(list)) if o.get("dm").is_none() => Source::List(list.clone()),
-            (s, _) => s,
-        },
+        source: source_option(&o, defaults)?,
         limit: limit_option(&o)?,
     };
     opts.validate().map_err(|e| runtime_error("invalid", format!("{what}: {e}")))?;
@@ -177,7 +199,8 @@ pub(crate) fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) ->
 }
 
 fn discover(host: &Host, filter: &Map) -> Res<Array> {
-    let (opts, min) = discovery_options(filter, "discover", host.settings.nodes.as_ref())?;
+    let (nodes, config) = host.source_defaults();
+    let (opts, min) = discovery_options(filter, "discover", SourceDefaults { nodes, config: &config })?;
     let nodes = run_discovery(host, &opts, min)?;
     Ok(strings(&nodes).into_array().unwrap_or_default())
 }

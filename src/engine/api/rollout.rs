@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, FnPtr, FuncRegistration, Map, NativeCallContext};
 use serde_json::Value;
 
-use super::discover::{discovery_options, limit_option, run_discovery};
+use super::discover::{discovery_options, limit_option, run_discovery, SourceDefaults};
 use super::{fleet_error, refuse_masked_text, runtime_error, Host, Options, Res};
 use crate::engine::convert::{from_json, map_to_json, strings, Secrets};
 use crate::engine::options::amount;
@@ -111,7 +111,8 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
         (Some(_), None) => (policy::dedup_keep_order(o.strings("nodes")?.unwrap_or_default()), None),
         (None, Some(_)) => {
             let m = o.map("filter", None)?.unwrap_or_default();
-            let (mut d, min) = discovery_options(&m, "rpc_batch.filter", host.settings.nodes.as_ref())?;
+            let (nodes, config) = host.source_defaults();
+            let (mut d, min) = discovery_options(&m, "rpc_batch.filter", SourceDefaults { nodes, config: &config })?;
             d.rpc_agent = Some(agent.to_string());
             let collective = d.collective.clone();
             (run_discovery(host, &d, min)?, collective)

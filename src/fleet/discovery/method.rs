@@ -7,6 +7,45 @@ use std::io::Read;
 use super::inventory::Inventory;
 use super::nodelist::{self, ListFormat};
 
+/// The discovery defaults of the Choria client configuration: `default_discovery_method`,
+/// `default_discovery_options` (`K=V`, comma separated) and
+/// `plugin.choria.discovery.inventory.source`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoveryDefaults {
+    pub method: Option<String>,
+    pub options: Vec<String>,
+    pub inventory: Option<String>,
+}
+
+impl DiscoveryDefaults {
+    /// The method and options to use when the caller names no method: the configured
+    /// method, with the configured options unless the caller gave some (as go-choria's
+    /// `SetDefaultsFromConfig`); `None` when no method is configured.
+    pub fn method_and_options(
+        &self,
+        given: &BTreeMap<String, String>,
+    ) -> Result<Option<(Method, BTreeMap<String, String>)>, String> {
+        let Some(name) = &self.method else { return Ok(None) };
+        let method = Method::parse(name).map_err(|e| format!("default_discovery_method: {e}"))?;
+        if !given.is_empty() {
+            return Ok(Some((method, given.clone())));
+        }
+        let mut opts = BTreeMap::new();
+        for kv in &self.options {
+            let (k, v) =
+                kv.split_once('=').ok_or_else(|| format!("default_discovery_options: {kv:?}: expected K=V"))?;
+            opts.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        check_options(method, &opts, "default_discovery_options")?;
+        Ok(Some((method, opts)))
+    }
+
+    /// The inventory file: the `file` option, else the configured source.
+    pub fn inventory_file<'a>(&'a self, opts: &'a BTreeMap<String, String>) -> Option<&'a str> {
+        opts.get("file").or(self.inventory.as_ref()).map(String::as_str)
+    }
+}
+
 /// The discovery methods fleetbook knows, as `--dm` and the runbook `dm` key name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
