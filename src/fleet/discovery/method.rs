@@ -7,6 +7,9 @@ use std::io::Read;
 use super::inventory::Inventory;
 use super::nodelist::{self, ListFormat};
 
+/// A method's options (`--do K=V`, a runbook's `"do"` map).
+pub type MethodOptions = BTreeMap<String, String>;
+
 /// The discovery defaults of the Choria client configuration: `default_discovery_method`,
 /// `default_discovery_options` (`K=V`, comma separated) and
 /// `plugin.choria.discovery.inventory.source`.
@@ -21,10 +24,7 @@ impl DiscoveryDefaults {
     /// The method and options to use when the caller names no method: the configured
     /// method, with the configured options unless the caller gave some (as go-choria's
     /// `SetDefaultsFromConfig`); `None` when no method is configured.
-    pub fn method_and_options(
-        &self,
-        given: &BTreeMap<String, String>,
-    ) -> Result<Option<(Method, BTreeMap<String, String>)>, String> {
+    pub fn method_and_options(&self, given: &MethodOptions) -> Result<Option<(Method, MethodOptions)>, String> {
         let Some(name) = &self.method else { return Ok(None) };
         let method = Method::parse(name).map_err(|e| format!("default_discovery_method: {e}"))?;
         if !given.is_empty() {
