@@ -40,7 +40,7 @@ pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     FuncRegistration::new("discover")
         .with_params_info(["filter: Map", "Array"])
-        .with_comments(["/// Discovers the nodes matching `filter` and returns their identities, sorted.\n/// Keys: fact (\"name=value\" or a list), class, agent, identity (exact or /regex/),\n/// \"with\" or combined (choria's -W: facts and classes), compound, collective, timeout (\"2s\"), window (true:\n/// stop 300 ms after the last reply), min (fewer nodes is an error of kind \"no_responders\"),\n/// dm (\"broadcast\", \"flatfile\" or \"inventory\") with \"do\" or discovery_options\n/// (#{file: \"nodes.txt\"}),\n/// limit (N or \"N%\"), limit_seed, limit_method (\"first\" or \"random\")."])
+        .with_comments(["/// Discovers the nodes matching `filter` and returns their identities, sorted.\n/// Keys: fact (\"name=value\" or a list), class, agent, identity (exact or /regex/),\n/// \"with\" or combined (choria's -W: facts and classes), compound, collective,\n/// timeout (\"2s\"), window (true: stop 300 ms after the last reply), min (fewer nodes is\n/// an error of kind \"no_responders\"); dm (\"broadcast\", \"flatfile\" or \"inventory\")\n/// with \"do\" or discovery_options (#{file: \"nodes.txt\"}); limit (N or \"N%\"),\n/// limit_seed, limit_method (\"first\" or \"random\")."])
         .register_into_engine(engine, move |filter: Map| discover(&h, &filter));
     let h = host.clone();
     FuncRegistration::new("discover")
