@@ -215,6 +215,17 @@ async fn issue13_limits_by_count_percent_and_a_stable_seeded_random_pick() {
     // Pinned: operators' seeded limits must keep picking these nodes across releases.
     let pinned = ["n004.example.net", "n009.example.net", "n012.example.net", "n017.example.net", "n018.example.net"];
     assert_eq!(s1, pinned, "a changed seeded pick breaks operators' reruns");
+    // -W against the fleet: the same nodes as the class and fact flags it stands for.
+    let (with, split, with_re, split_re) = tokio::join!(
+        discover(&["-W", "profile::base cpus>=4"]),
+        discover(&["-C", "profile::base", "-F", "cpus>=4"]),
+        discover(&["-W", "/^role::(web|db)$/ os.family=Debian"]),
+        discover(&["-C", "/^role::(web|db)$/", "-F", "os.family=Debian"]),
+    );
+    assert_eq!(with.assert_code(0).json(), split.assert_code(0).json());
+    assert_eq!(with_re.assert_code(0).json(), split_re.assert_code(0).json());
+    let n = names(&with.json()).len();
+    assert!(n > 0 && n < 20, "the filter selects some nodes: {n}");
     // The client config's rpclimitmethod is the default method, as in go-choria; the flag wins.
     let dir = tempfile::tempdir().unwrap();
     let random_conf = write(dir.path(), "random.conf", "discovery_timeout = 0.5\nrpclimitmethod = random\n");
