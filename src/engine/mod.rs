@@ -88,8 +88,9 @@ mod tests {
     use crate::progress::Reporter;
 
     /// Every function the topic files register.
-    const API: [&str; 17] = [
+    const API: [&str; 18] = [
         "discover",
+        "nodes_from",
         "rpc_batch",
         "watch_events",
         "event_watch",
