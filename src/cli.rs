@@ -227,6 +227,9 @@ pub struct FilterArgs {
     /// The client configuration's discovery defaults, filled in by `commands` (not a flag).
     #[arg(skip)]
     pub config_defaults: crate::fleet::discovery::method::DiscoveryDefaults,
+    /// Set by `commands` for `req --broadcast`, which discovers nothing (not a flag).
+    #[arg(skip)]
+    pub broadcast_request: bool,
 }
 
 /// Script engine settings.
@@ -346,7 +349,7 @@ pub struct ReqArgs {
     #[arg(long = "batch-sleep")]
     pub batch_sleep: Option<f64>,
     /// Publish one broadcast instead of discovering and sending direct requests.
-    #[arg(long, conflicts_with_all = ["batch", "nodes", "limit", "dm"])]
+    #[arg(long, conflicts_with_all = ["batch", "nodes", "limit", "dm", "discovery_options"])]
     pub broadcast: bool,
     /// Print one JSON object.
     #[arg(long)]

@@ -168,12 +168,22 @@ async fn issue13_piped_node_lists_are_read_and_empty_or_garbled_pipes_refused() 
     }
     // An empty pipe (a producer that failed) or one that is no node list is refused: never
     // read as "every node".
-    for (input, want) in [("", "stdin is a pipe but empty"), ("echo hello world\n", "stdin:1: invalid identity string")]
-    {
+    // `req --broadcast` takes no list: a piped one is refused, not silently ignored.
+    let cases = [
+        ("", None, "stdin is a pipe but empty"),
+        ("echo hello world\n", None, "stdin:1: invalid identity string"),
+        (
+            "n001.example.net\n",
+            Some("--broadcast"),
+            "req --broadcast reaches every matching node and takes no node list",
+        ),
+    ];
+    for (input, extra, want) in cases {
         let mut consumer = tokio::process::Command::new(bin);
         base(&mut consumer);
         consumer
             .args(["req", "rpcutil", "ping", "--no-journal"])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -75,6 +75,7 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
         Command::Req(mut args) => {
             let settings = settings()?;
             args.filter.config_defaults = settings.client.discovery_defaults.clone();
+            args.filter.broadcast_request = args.broadcast;
             // A bad token file is refused before `req` takes over: only what `req` refuses
             // itself is reported in its `--json` object.
             let token = options::provision_token(args.token_file.as_deref(), &args.inputs, &settings)?;

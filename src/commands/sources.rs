@@ -82,6 +82,17 @@ pub(crate) fn source(f: &FilterArgs, filter: &Filter) -> Result<Source, Error> {
             check_options(m, &opts, "--do").map_err(usage)?;
             (m, opts)
         }
+        // One broadcast request reaches every node the filter matches: a piped list would be
+        // silently ignored, so it is refused, and the configured method does not apply.
+        None if f.broadcast_request => {
+            if opts.is_empty() && filter.is_empty() && stdin_is_piped() {
+                return Err(usage(
+                    "req --broadcast reaches every matching node and takes no node list, but stdin is piped; \
+                     drop --broadcast to act on the piped nodes, or run with </dev/null",
+                ));
+            }
+            return Ok(Source::Broadcast);
+        }
         None if opts.is_empty() && filter.is_empty() && stdin_is_piped() => return piped(),
         None => match defaults.method_and_options(&opts).map_err(|e| usage(format!("the client config's {e}")))? {
             Some(found) => found,
