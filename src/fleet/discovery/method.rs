@@ -129,3 +129,45 @@ pub fn read_stdin() -> Result<String, String> {
         .map_err(|e| format!("stdin: {e}"))?;
     Ok(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> MethodOptions {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn methods_by_go_choria_names() {
+        assert_eq!(Method::parse("mc"), Ok(Method::Broadcast));
+        assert_eq!(Method::parse("file"), Ok(Method::FlatFile));
+        assert_eq!(Method::parse("inventory"), Ok(Method::Inventory));
+        assert!(Method::parse("external").unwrap_err().contains("not supported by fleetbook"));
+        assert!(Method::parse("dns").unwrap_err().starts_with("unknown discovery method \"dns\""));
+        assert_eq!(
+            check_options(Method::Broadcast, &opts(&[("file", "x")]), "--do").unwrap_err(),
+            "--do: \"file\" is not an option of the broadcast method; valid: none"
+        );
+        assert!(check_options(Method::FlatFile, &opts(&[("file", "x"), ("filter", "a.b")]), "--do").is_ok());
+    }
+
+    #[test]
+    fn config_defaults_apply_when_the_caller_names_no_method() {
+        let none = DiscoveryDefaults::default();
+        assert_eq!(none.method_and_options(&opts(&[])), Ok(None));
+        let inv = DiscoveryDefaults {
+            method: Some("inventory".into()),
+            options: vec!["file=/etc/fleet.yaml".into()],
+            inventory: Some("/srv/inv.yaml".into()),
+        };
+        let (m, o) = inv.method_and_options(&opts(&[])).unwrap().unwrap();
+        assert_eq!((m, o.get("file").map(String::as_str)), (Method::Inventory, Some("/etc/fleet.yaml")));
+        let given = opts(&[("file", "mine.yaml")]);
+        assert_eq!(inv.method_and_options(&given).unwrap().unwrap().1, given, "given options win");
+        assert_eq!(inv.inventory_file(&opts(&[])), Some("/srv/inv.yaml"));
+        assert_eq!(inv.inventory_file(&given), Some("mine.yaml"));
+        let bad = DiscoveryDefaults { method: Some("mc".into()), options: vec!["file=x".into()], inventory: None };
+        assert!(bad.method_and_options(&opts(&[])).unwrap_err().contains("not an option of the broadcast method"));
+    }
+}
