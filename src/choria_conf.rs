@@ -105,6 +105,26 @@ impl ChoriaConfig {
         (p("plugin.security.choria.token_file"), p("plugin.security.choria.seed_file"))
     }
 
+    /// `default_discovery_method`, `default_discovery_options` and
+    /// `plugin.choria.discovery.inventory.source` (a path, resolved like the others).
+    pub fn discovery_defaults(&self) -> crate::fleet::discovery::method::DiscoveryDefaults {
+        crate::fleet::discovery::method::DiscoveryDefaults {
+            method: self.get("default_discovery_method").map(str::to_string),
+            options: self.list("default_discovery_options"),
+            inventory: self.path_setting("plugin.choria.discovery.inventory.source").map(|p| p.display().to_string()),
+        }
+    }
+
+    /// `rpclimitmethod`: `first` or `random` (go-choria validates the same enum).
+    pub fn limit_method(&self) -> Result<Option<crate::fleet::discovery::limit::LimitMethod>, ConfError> {
+        let bad = |reason: String| ConfError { path: self.path.display().to_string(), reason };
+        self.get("rpclimitmethod")
+            .map(|v| {
+                crate::fleet::discovery::limit::LimitMethod::parse(v).map_err(|e| bad(format!("rpclimitmethod: {e}")))
+            })
+            .transpose()
+    }
+
     /// `discovery_timeout` in seconds.
     pub fn discovery_timeout(&self) -> Result<Option<Duration>, ConfError> {
         match self.get("discovery_timeout") {

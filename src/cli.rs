@@ -184,9 +184,13 @@ pub struct FilterArgs {
     /// Agent filter: exact or /regex/.
     #[arg(short = 'A', long = "wa", id = "wa", value_name = "AGENT")]
     pub agent: Vec<String>,
-    /// Identity filter: exact or /regex/.
+    /// Identity filter: exact or /regex/ (with --dm inventory also group:NAME).
     #[arg(short = 'I', long = "wi", id = "wi", value_name = "IDENTITY")]
     pub identity: Vec<String>,
+    /// Combined class and fact filter, as choria's -W: words split on spaces; a word with
+    /// an operator (country=mt, cpus>=4) is a fact filter, any other a class filter.
+    #[arg(short = 'W', long = "with", value_name = "FILTER")]
+    pub with: Vec<String>,
     /// Compound filter expression.
     #[arg(short = 'S', long = "select", value_name = "EXPR")]
     pub compound: Vec<String>,
@@ -199,6 +203,39 @@ pub struct FilterArgs {
     /// End discovery once replies pause for 300 ms.
     #[arg(long = "discovery-window")]
     pub discovery_window: bool,
+    /// Discovery method: broadcast (alias mc), flatfile (alias file: a node list) or
+    /// inventory (an inventory file, filters applied locally); default: the client config's
+    /// default_discovery_method, else broadcast.
+    #[arg(long = "dm", value_name = "METHOD")]
+    pub dm: Option<String>,
+    /// Options of the discovery method, K=V; may repeat: file=FILE (flatfile, inventory),
+    /// format=text|json|yaml|results and filter=PATH (flatfile: a gjson path such as
+    /// replies.#.sender that picks the identities out of JSON or YAML data).
+    #[arg(long = "do", value_name = "K=V")]
+    pub discovery_options: Vec<String>,
+    /// Act on the nodes listed in FILE (- reads stdin): one identity per line, a JSON or YAML
+    /// array, or the JSON of `discover --json` or `req --json`. Nodes not in the fleet end up
+    /// without a reply. Without --nodes, a node list piped into stdin is read when no other
+    /// source or filter is given.
+    #[arg(long = "nodes", value_name = "FILE")]
+    pub nodes: Option<String>,
+    /// Keep only N or N% of the discovered nodes.
+    #[arg(long = "limit", value_name = "N|N%")]
+    pub limit: Option<String>,
+    /// Seed of a random limit: the same seed picks the same nodes on every run (implies
+    /// --limit-method random).
+    #[arg(long = "limit-seed", value_name = "SEED", requires = "limit")]
+    pub limit_seed: Option<u64>,
+    /// Which nodes a limit keeps: first or random; default: the Choria client config's
+    /// rpclimitmethod, else first (as choria).
+    #[arg(long = "limit-method", value_name = "METHOD", requires = "limit", value_parser = ["first", "random"])]
+    pub limit_method: Option<String>,
+    /// The client configuration's discovery defaults, filled in by `commands` (not a flag).
+    #[arg(skip)]
+    pub config_defaults: crate::fleet::discovery::method::DiscoveryDefaults,
+    /// Set by `commands` for `req --broadcast`, which discovers nothing (not a flag).
+    #[arg(skip)]
+    pub broadcast_request: bool,
 }
 
 /// Script engine settings.
@@ -321,7 +358,7 @@ pub struct ReqArgs {
     #[arg(long = "batch-sleep")]
     pub batch_sleep: Option<f64>,
     /// Publish one broadcast instead of discovering and sending direct requests.
-    #[arg(long, conflicts_with = "batch")]
+    #[arg(long, conflicts_with_all = ["batch", "nodes", "limit", "dm", "discovery_options"])]
     pub broadcast: bool,
     /// Print one JSON object.
     #[arg(long, short = 'j')]
@@ -394,6 +431,10 @@ pub struct RunArgs {
     /// Runbook argument as name=value, read with arg(name, default); may repeat.
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     pub args: Vec<String>,
+    /// A node list (FILE, or - for stdin) the runbook's discovery uses instead of asking
+    /// the fleet, unless a discover map names its own dm. Formats as `req --nodes`.
+    #[arg(long = "nodes", value_name = "FILE")]
+    pub nodes: Option<String>,
     /// Run discovery and read-only actions; plan every other RPC without sending it.
     #[arg(long = "dry-run")]
     pub dry_run: bool,

@@ -265,6 +265,10 @@ fn apply_conf(client: &mut ClientOptions, conf: &ChoriaConfig) -> Result<(), Err
     if let Some(t) = conf.discovery_timeout().map_err(|e| usage(e.to_string()))? {
         client.discovery_timeout = t;
     }
+    if let Some(m) = conf.limit_method().map_err(|e| usage(e.to_string()))? {
+        client.limit_method = m;
+    }
+    client.discovery_defaults = conf.discovery_defaults();
     match conf.security_provider().as_deref() {
         Some("puppet") => {
             // go-choria's puppet provider reads no plugin.security.file.* settings.

@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod creds;
+mod discovery_sources;
 mod edges;
 mod election;
 mod events;

@@ -8,7 +8,7 @@ use crate::cli::FilterArgs;
 use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
-use crate::fleet::discovery::DiscoveryOptions;
+use crate::fleet::discovery::{discover_local, DiscoveryOptions};
 
 /// What `discover` was asked for, validated.
 pub(crate) struct DiscoverOptions {
@@ -30,8 +30,11 @@ impl DiscoverOptions {
 /// Runs discovery and prints one identity per line, or a JSON array.
 pub(crate) async fn run(settings: Settings, a: DiscoverOptions, cancel: &CancellationToken) -> Result<(), Error> {
     let DiscoverOptions { discovery, json } = a;
-    let env = FleetEnv::open(settings).await?;
-    let found = env.fleet.discover_until(&discovery, cancel).await?;
+    // A node list or an inventory file needs no broker.
+    let found = match discover_local(&discovery, &settings.client) {
+        Some(found) => found?,
+        None => FleetEnv::open(settings).await?.fleet.discover_until(&discovery, cancel).await?,
+    };
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&found.nodes).unwrap_or_default())?;
@@ -40,7 +43,10 @@ pub(crate) async fn run(settings: Settings, a: DiscoverOptions, cancel: &Cancell
         for n in &found.nodes {
             writeln!(out, "{}", crate::redact::printable(n))?;
         }
-        eprintln!("\nDiscovered {} node(s)", found.nodes.len());
+        match found.before_limit {
+            Some(all) => eprintln!("\nDiscovered {all} node(s), limited to {}", found.nodes.len()),
+            None => eprintln!("\nDiscovered {} node(s)", found.nodes.len()),
+        }
     }
     if found.malformed > 0 {
         eprintln!("warning: {} discovery repl(ies) named no sender and were ignored", found.malformed);

@@ -19,6 +19,7 @@ mod resume;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod sim;
+pub(crate) mod sources;
 
 use crate::cli::{Cli, Command, ElectionCommand};
 use crate::error::Error;
@@ -69,12 +70,15 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
         Command::Sim { nodes } => {
             sim::run(sim::ServeOptions::from_cli(nodes, &connect, &sim_args)?, &interrupt.soft()).await
         }
-        Command::Discover { filter, json } => {
+        Command::Discover { mut filter, json } => {
             let settings = settings()?;
+            filter.config_defaults = settings.client.discovery_defaults.clone();
             discover::run(settings, discover::DiscoverOptions::from_cli(&filter, json)?, &interrupt.soft()).await
         }
-        Command::Req(args) => {
+        Command::Req(mut args) => {
             let settings = settings()?;
+            args.filter.config_defaults = settings.client.discovery_defaults.clone();
+            args.filter.broadcast_request = args.broadcast;
             // A bad token file is refused before `req` takes over: only what `req` refuses
             // itself is reported in its `--json` object.
             let token = options::provision_token(args.token_file.as_deref(), &args.inputs, &settings)?;

@@ -75,7 +75,8 @@ pub(super) fn sim_options(s: &SimArgs) -> SimOptions {
     }
 }
 
-/// Builds discovery options from the filter flags.
+/// Builds discovery options from the filter, source and limit flags; node lists and
+/// inventory files are read and checked here.
 pub(super) fn discovery(f: &FilterArgs) -> Result<DiscoveryOptions, Error> {
     let mut filter = Filter::default();
     for fact in &f.fact {
@@ -84,16 +85,31 @@ pub(super) fn discovery(f: &FilterArgs) -> Result<DiscoveryOptions, Error> {
     filter.cf_class = f.class.clone();
     filter.agent = f.agent.clone();
     filter.identity = f.identity.clone();
+    for w in &f.with {
+        filter.add_combined(w).map_err(Error::Fleet)?;
+    }
     for c in &f.compound {
         filter.add_compound(c);
     }
     filter.validate().map_err(Error::Fleet)?;
+    let source = super::sources::source(f, &filter)?;
+    let limit = super::sources::limit(f)?;
     let timeout = match f.discovery_timeout {
         None => None,
         Some(t) if t > 0.0 => Some(config::parse_seconds(t).map_err(|e| usage(format!("--discovery-timeout: {e}")))?),
         Some(t) => return Err(usage(format!("--discovery-timeout {t}: must be a positive number of seconds"))),
     };
-    Ok(DiscoveryOptions { filter, collective: f.target.clone(), timeout, window: f.discovery_window, rpc_agent: None })
+    let d = DiscoveryOptions {
+        filter,
+        collective: f.target.clone(),
+        timeout,
+        window: f.discovery_window,
+        rpc_agent: None,
+        source,
+        limit,
+    };
+    d.validate().map_err(Error::Fleet)?;
+    Ok(d)
 }
 
 /// Engine settings from the command line and `FLEETBOOK_LIB`.

@@ -400,7 +400,7 @@ async fn discover(
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<Vec<String>, Error> {
-    reporter.emit(RunEvent::Discovering { what: dopts.filter.describe() });
+    reporter.emit(RunEvent::Discovering { what: dopts.describe() });
     match fleet.discover(dopts, &interrupt.hard()).await {
         Ok(f) => Ok(f.nodes),
         Err(e) => {

@@ -35,7 +35,8 @@ pub(crate) struct RunOptions {
 impl RunOptions {
     /// Checks the `--arg`s; the engine settings are for a run against `settings`.
     pub(crate) fn from_cli(a: RunArgs, settings: &Settings) -> Result<RunOptions, Error> {
-        let engine = super::options::engine_for(&a.engine, settings);
+        let mut engine = super::options::engine_for(&a.engine, settings);
+        engine.nodes = super::sources::run_nodes(a.nodes.as_deref())?;
         let resume = super::options::resume(&a.journal, a.dry_run, settings.sim.is_some())?;
         Ok(RunOptions {
             resume,

@@ -62,6 +62,9 @@ pub struct RunSettings {
     pub arg_defaults: BTreeMap<String, String>,
     /// The REPL: every mutating call asks first (shutdown even with --yes).
     pub confirm_mutations: bool,
+    /// `run --nodes FILE`: the node list a runbook's discovery uses unless its map names a
+    /// `dm` of its own.
+    pub nodes: Option<std::sync::Arc<Vec<String>>>,
 }
 
 /// Node counts over a whole run.

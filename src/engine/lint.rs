@@ -182,6 +182,8 @@ mod tests {
     fn valid_options_are_not_flagged() {
         let src = r#"
             discover(#{class: "x", min: 1});
+            discover(#{"with": "apache", combined: "x", dm: "inventory", "do": #{file: "x"}, limit: 2, limit_seed: 1, limit_method: "random"});
+            rpc_batch("rpcutil", "ping", #{}, #{nodes: [], limit: "10%", limit_seed: 3, limit_method: "random", filter: #{discovery_options: #{}}});
             rpc_batch("rpcutil", "ping", #{}, #{filter: #{fact: "a=b"}, wait_for: #{event: "startup"}, gate: |b| true});
             watch_events(#{types: "startup", "until": |e| true});
             watch_events(w, #{count: 1, stop_when: |e| true});

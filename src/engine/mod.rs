@@ -92,6 +92,7 @@ mod tests {
     /// Every function the topic files register.
     const API: [&str; 18] = [
         "discover",
+        "nodes_from",
         "rpc_batch",
         "watch_events",
         "event_watch",

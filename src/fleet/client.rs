@@ -41,6 +41,10 @@ pub struct ClientOptions {
     /// FIPS 140 mode: reply subjects carry the sha256 of the caller id, as go-choria's do
     /// under Go's FIPS mode; [`Fleet::connect`] puts the process in that mode.
     pub fips: bool,
+    /// `rpclimitmethod`: which nodes a limit keeps when it does not say.
+    pub limit_method: super::discovery::limit::LimitMethod,
+    /// The configuration's default discovery method and options, for callers that name none.
+    pub discovery_defaults: super::discovery::method::DiscoveryDefaults,
 }
 
 /// Files for a TLS connection to the broker.
@@ -84,6 +88,8 @@ impl Default for ClientOptions {
             creds: None,
             tls: None,
             fips: false,
+            limit_method: Default::default(),
+            discovery_defaults: Default::default(),
         }
     }
 }

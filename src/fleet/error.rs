@@ -95,6 +95,12 @@ pub enum FleetError {
     /// would carry its size.)
     #[error("cannot load DDL {path}: {source}")]
     Ddl { path: String, source: Box<DdlError> },
+    /// A discovery source (a node list, an inventory file) cannot be used as asked.
+    #[error("{reason}")]
+    Source { reason: String },
+    /// A limit left no nodes to act on.
+    #[error("no targets left after applying target limits of '{limit}' to {found} node(s)")]
+    Limit { limit: String, found: usize },
     /// A filter is not valid.
     #[error("invalid filter {filter:?}: {reason}")]
     Filter { filter: String, reason: String },
@@ -144,13 +150,14 @@ impl FleetError {
             | FleetError::BadInput { .. }
             | FleetError::Ddl { .. }
             | FleetError::Filter { .. }
+            | FleetError::Source { .. }
             | FleetError::FilterRegex { .. }
             | FleetError::FilterSyntax { .. }
             | FleetError::FilterPattern { .. }
             | FleetError::NoBucket { .. }
             | FleetError::Security { .. }
             | FleetError::Credentials { .. } => ErrorKind::Invalid,
-            FleetError::TooFew { .. } => ErrorKind::NoResponders,
+            FleetError::TooFew { .. } | FleetError::Limit { .. } => ErrorKind::NoResponders,
             FleetError::Cancelled => ErrorKind::Cancelled,
             FleetError::Denied { .. } => ErrorKind::Denied,
         }

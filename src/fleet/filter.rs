@@ -73,6 +73,25 @@ impl Filter {
         Ok(())
     }
 
+    /// Adds a combined (`-W`) filter as go-choria's `CombinedFilter` does: the text is split
+    /// on spaces, and each word that parses as a fact filter (`country=mt`, `cpus>=4`) is
+    /// one, every other word a class (`apache`, `/^role::/`). There is no identity or
+    /// compound form.
+    pub fn add_combined(&mut self, spec: &str) -> Result<()> {
+        for word in spec.split(' ').filter(|w| !w.is_empty()) {
+            match parse_combined_fact(word) {
+                Some(ff) => {
+                    if ff.operator == "=~" {
+                        compile_slashed(&ff.value)?;
+                    }
+                    self.fact.push(ff)
+                }
+                None => self.cf_class.push(word.to_string()),
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a compound (`-S`) expression; [`Filter::validate`] checks its syntax.
     pub fn add_compound(&mut self, expr: &str) {
         self.compound.push(vec![serde_json::json!({ "expr": expr })]);
@@ -181,6 +200,51 @@ pub fn parse_fact(spec: &str) -> Result<FactFilter> {
     Ok(ff)
 }
 
+/// go-choria's `ParseFactFilterString` (`filter/facts/facts.go`), which `-W` uses to tell a
+/// fact from a class: the operators are found left to right as its regex
+/// `<=|>=|=>|=<|<|>|!=|=~|={1,2}` finds them, the rightmost is the one, both sides must be
+/// non-empty and must not start (left) or end (right) with an operator character; `None`
+/// when the word is no fact filter.
+pub fn parse_combined_fact(word: &str) -> Option<FactFilter> {
+    const ALTERNATIVES: [&str; 9] = ["<=", ">=", "=>", "=<", "<", ">", "!=", "=~", "=="];
+    let mut last = None;
+    let mut i = 0;
+    while i < word.len() {
+        let rest = &word[i..];
+        // `={1,2}` is greedy: `==` before `=`; the listed order is the regex's.
+        let len = ALTERNATIVES
+            .iter()
+            .find(|a| rest.starts_with(*a))
+            .map(|a| a.len())
+            .or_else(|| rest.starts_with('=').then_some(1));
+        match len {
+            Some(l) => {
+                last = Some((i, l));
+                i += l;
+            }
+            None => i += rest.chars().next().map_or(1, char::len_utf8),
+        }
+    }
+    let (at, len) = last?;
+    let op = &word[at..at + len];
+    let left = word[..at].trim();
+    let right = word[at + len..].trim();
+    // go checks the first and last character against the operator regex, which matches
+    // `<`, `>` and `=` alone (not `!` or `~`).
+    let single = |c: Option<char>| matches!(c, Some('<' | '>' | '='));
+    if left.is_empty() || right.is_empty() || single(left.chars().next()) || single(right.chars().last()) {
+        return None;
+    }
+    let op = match op {
+        "=" => "==",
+        "=<" => "<=",
+        "=>" => ">=",
+        other => other,
+    };
+    let op = if is_regex(right) { "=~" } else { op };
+    Some(FactFilter { fact: left.to_string(), operator: op.to_string(), value: right.to_string() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +264,39 @@ mod tests {
         assert!(parse_fact("country").is_err());
         assert!(parse_fact("=mt").is_err());
         assert!(parse_fact("role=/[/").is_err());
+    }
+
+    /// go-choria's `filter_test.go` cases, and the edges of its operator search.
+    #[test]
+    fn combined_filters_parse_as_go_choria_does() {
+        let mut f = Filter::default();
+        for w in ["foo", "/bar/", "baz", "country=mt", ""] {
+            f.add_combined(w).unwrap();
+        }
+        assert_eq!(f.cf_class, ["foo", "/bar/", "baz"]);
+        assert_eq!(f.fact, [FactFilter { fact: "country".into(), operator: "==".into(), value: "mt".into() }]);
+        let mut g = Filter::default();
+        g.add_combined("apache  cpus>=4 role=/^web/").unwrap();
+        assert_eq!(g.cf_class, ["apache"]);
+        assert_eq!(
+            g.fact.iter().map(|f| (f.fact.as_str(), f.operator.as_str(), f.value.as_str())).collect::<Vec<_>>(),
+            [("cpus", ">=", "4"), ("role", "=~", "/^web/")]
+        );
+        let p = |w: &str| parse_combined_fact(w).map(|f| (f.fact, f.operator, f.value));
+        let t = |a: &str, b: &str, c: &str| Some((a.to_string(), b.to_string(), c.to_string()));
+        assert_eq!(p("foo=bar"), t("foo", "==", "bar"));
+        assert_eq!(p("foo==bar"), t("foo", "==", "bar"));
+        assert_eq!(p("foo=~bar"), t("foo", "=~", "bar"));
+        assert_eq!(p("foo=<1"), t("foo", "<=", "1"));
+        assert_eq!(p("foo=>1"), t("foo", ">=", "1"));
+        assert_eq!(p("foo!=1"), t("foo", "!=", "1"));
+        assert_eq!(p("a=b=c"), t("a=b", "==", "c"), "the rightmost operator");
+        assert_eq!(p("role::web"), None);
+        assert_eq!(p("=mt"), None);
+        assert_eq!(p("mt="), None);
+        assert_eq!(p("a~b"), None, "a lone ~ is no operator for go-choria");
+        let mut bad = Filter::default();
+        assert!(bad.add_combined("role=/[/").is_err());
     }
 
     #[test]

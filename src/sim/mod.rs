@@ -30,7 +30,7 @@ mod config;
 pub mod daemon;
 mod effect;
 mod facts;
-mod matcher;
+pub(crate) mod matcher;
 pub mod node;
 pub mod provisioner;
 mod refusal;

@@ -106,6 +106,24 @@ impl Node {
         }
     }
 
+    /// A node as an inventory file describes it, for matching filters against it.
+    pub(crate) fn described(identity: &str, facts: Value, classes: Vec<String>, agents: Vec<String>) -> Node {
+        Node {
+            identity: identity.to_string(),
+            facts,
+            classes,
+            agents,
+            mode: Mode::Normal,
+            state: State::Up,
+            fault: Fault::None,
+            configured: false,
+            version: String::new(),
+            checks: Vec::new(),
+            epoch: 0,
+            daemon: Daemon::for_identity(identity, 0),
+        }
+    }
+
     /// The lifecycle component this node publishes as.
     pub(crate) fn component(&self) -> &'static str {
         match self.mode {

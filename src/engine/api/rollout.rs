@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, FnPtr, FuncRegistration, Map, NativeCallContext};
 use serde_json::Value;
 
-use super::discover::{discovery_options, run_discovery};
+use super::discover::{discovery_options, limit_option, run_discovery, SourceDefaults};
 use super::{fleet_error, refuse_masked_text, runtime_error, Host, Options, Res};
 use crate::engine::convert::{from_json, map_to_json, strings, Secrets};
 use crate::engine::options::amount;
@@ -19,10 +19,10 @@ use crate::rollout::policy::{self, Amount, Thresholds};
 use crate::rollout::{ConfirmPolicy, End, GateInput, Hooks, Rollout, Tally, WaitFor};
 
 /// The doc comment of `rpc_batch` in the engine metadata.
-const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\";\n/// governor: a Choria Governor to take one lease per node from before each batch\n/// (governor_wait: how long a batch may wait for them, default 5m).";
+const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\";\n/// governor: a Choria Governor to take one lease per node from before each batch\n/// (governor_wait: how long a batch may wait for them, default 5m); limit (N or \"N%\" of\n/// the nodes), limit_seed and limit_method (\"first\" or \"random\"), as `req --limit`.";
 
 /// The option keys `rpc_batch` takes; `check` lints against the same list.
-pub(crate) const KEYS: [&str; 11] = [
+pub(crate) const KEYS: [&str; 14] = [
     "nodes",
     "filter",
     "batch",
@@ -34,6 +34,9 @@ pub(crate) const KEYS: [&str; 11] = [
     "wait_for",
     "governor",
     "governor_wait",
+    "limit",
+    "limit_seed",
+    "limit_method",
 ];
 
 /// The keys of `rpc_batch`'s `wait_for` map.
@@ -108,11 +111,19 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
         (Some(_), None) => (policy::dedup_keep_order(o.strings("nodes")?.unwrap_or_default()), None),
         (None, Some(_)) => {
             let m = o.map("filter", None)?.unwrap_or_default();
-            let (mut d, min) = discovery_options(&m, "rpc_batch.filter")?;
+            let (nodes, config) = host.source_defaults();
+            let (mut d, min) = discovery_options(&m, "rpc_batch.filter", SourceDefaults { nodes, config: &config })?;
             d.rpc_agent = Some(agent.to_string());
             let collective = d.collective.clone();
             (run_discovery(host, &d, min)?, collective)
         }
+    };
+    // A limit applies to the nodes given or found, as `req --limit` does.
+    let nodes = match limit_option(&o)? {
+        None => nodes,
+        Some(l) => l
+            .apply(&nodes, host.fleet()?.options().limit_method)
+            .map_err(|found| fleet_error(host, crate::fleet::FleetError::Limit { limit: l.size.to_string(), found }))?,
     };
     let s = &host.settings;
     let rollout = Rollout {

@@ -25,6 +25,7 @@ async fn discover_once(c: &Candidate, cfg: &ProvisionerConfig, fleet: &Fleet, tx
         timeout: Some(Duration::from_secs(2)),
         window: true,
         rpc_agent: Some("choria_provision".into()),
+        ..Default::default()
     };
     c.registry.add("choria_provisioner_discover_cycles", site_label(&cfg.site), 1.0);
     // Cancelled by dropping this future (the task's owner), not by a token of its own.

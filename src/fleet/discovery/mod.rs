@@ -1,0 +1,269 @@
+//! Discovery: broadcast ("mc", ask the `discovery` agent and collect who answers), or a
+//! source of truth instead of the network: a node list ([`nodelist`], `--dm flatfile`) or an
+//! inventory file ([`inventory`]); then, whatever the source, an optional [`limit`].
+
+pub mod inventory;
+pub mod limit;
+pub mod method;
+pub mod nodelist;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{ClientOptions, Fleet};
+use super::error::{FleetError, Result};
+use super::filter::Filter;
+use super::protocol::{self, Payload, RequestSpec};
+
+/// After the first reply, a windowed discovery ends once replies pause this long.
+pub const WINDOW: Duration = Duration::from_millis(300);
+
+/// What to discover.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryOptions {
+    pub filter: Filter,
+    /// Collective to search (`-T`); the main collective when `None`.
+    pub collective: Option<String>,
+    /// Overall wait; the client's discovery timeout when `None`.
+    pub timeout: Option<Duration>,
+    /// End early once replies pause for 300 ms.
+    pub window: bool,
+    /// The agent the nodes must run: added to the network filter, as the RPC client and
+    /// `choria discover` (rpcutil) do, but ignored by the identity-only shortcut.
+    pub rpc_agent: Option<String>,
+    /// Where the nodes come from.
+    pub source: Source,
+    /// Keep only some of the nodes found.
+    pub limit: Option<limit::Limit>,
+}
+
+/// Where discovery finds nodes (`--dm`).
+#[derive(Debug, Clone, Default)]
+pub enum Source {
+    /// Ask the fleet (`--dm broadcast`, alias `mc`).
+    #[default]
+    Broadcast,
+    /// A node list, in its order (`--nodes FILE`, `--dm flatfile`): only identity filters
+    /// apply; nodes that are not in the fleet end up without a reply, never dropped.
+    List(Arc<Vec<String>>),
+    /// An inventory file (`--dm inventory`), its filters applied locally.
+    Inventory(Arc<inventory::Inventory>),
+}
+
+impl DiscoveryOptions {
+    /// Checks that the filter suits the source, before anything is sent.
+    pub fn validate(&self) -> Result<()> {
+        self.filter.validate()?;
+        if let Source::List(_) = self.source {
+            let f = &self.filter;
+            if !(f.fact.is_empty() && f.cf_class.is_empty() && f.agent.is_empty() && f.compound.is_empty()) {
+                return Err(FleetError::Source {
+                    reason: "a node list (--nodes, --dm flatfile) takes only identity filters (-I)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DiscoveryOptions {
+    /// What is being discovered, for progress lines: the filter, and the source unless it
+    /// is broadcast.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Broadcast => self.filter.describe(),
+            Source::List(nodes) => format!("{} listed node(s) matching {}", nodes.len(), self.filter.describe()),
+            Source::Inventory(_) => format!("{} in the inventory", self.filter.describe()),
+        }
+    }
+}
+
+impl Source {
+    /// The method's name, as `--dm` spells it.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Source::Broadcast => "broadcast",
+            Source::List(_) => "flatfile",
+            Source::Inventory(_) => "inventory",
+        }
+    }
+}
+
+/// The outcome of a discovery.
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    /// Identities that answered, sorted.
+    pub nodes: Vec<String>,
+    /// Messages on the reply subject that named no sender.
+    pub malformed: usize,
+    /// True when the identity-only shortcut answered without the network.
+    pub from_filter: bool,
+    /// True when Ctrl-C ended the wait: `nodes` is what answered until then.
+    pub interrupted: bool,
+    /// With a limit: how many nodes were found before it kept `nodes`.
+    pub before_limit: Option<usize>,
+}
+
+impl Fleet {
+    /// Discovers the nodes matching `opts`; Ctrl-C (`cancel`) is an error, so a partial
+    /// result is never acted on.
+    pub async fn discover(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
+        let found = self.discover_until(opts, cancel).await?;
+        if found.interrupted {
+            return Err(FleetError::Cancelled);
+        }
+        Ok(found)
+    }
+
+    /// Discovers the nodes matching `opts`; Ctrl-C (`cancel`) ends the wait and returns what
+    /// answered so far, marked `interrupted` (for listing, never for acting).
+    pub async fn discover_until(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
+        if let Some(found) = discover_local(opts, self.options()) {
+            return found;
+        }
+        let found = self.broadcast_discovery(opts, cancel).await?;
+        limited(opts, found, self.options().limit_method)
+    }
+
+    async fn broadcast_discovery(&self, opts: &DiscoveryOptions, cancel: &CancellationToken) -> Result<Discovered> {
+        opts.validate()?;
+        if let Some(nodes) = opts.filter.exact_identities_only() {
+            return Ok(Discovered { nodes, from_filter: true, ..Default::default() });
+        }
+        let mut filter = opts.filter.clone();
+        if let Some(agent) = &opts.rpc_agent {
+            filter.require_agent(agent);
+        }
+        let o = self.options();
+        let collective = opts.collective.as_deref().unwrap_or(&o.collective);
+        let timeout = opts.timeout.unwrap_or(o.discovery_timeout);
+        let request_id = o.protocol.new_request_id();
+        let reply_to = protocol::reply_subject(collective, &o.caller_id, &request_id);
+        let nats = self.nats();
+        let hard_deadline = Instant::now() + timeout;
+        self.await_connected(hard_deadline, cancel, "discovery").await?;
+        let disconnects = self.link().disconnects();
+        let mut sub = nats.subscribe(reply_to.clone()).await.map_err(|e| FleetError::nats("subscribe", e))?;
+        // Subscribe first, then publish: otherwise the fastest replies are lost.
+        self.flush_by(hard_deadline, cancel, "discovery").await?;
+        let spec = RequestSpec {
+            request_id: &request_id,
+            sender: &o.identity,
+            caller: &o.caller_id,
+            collective,
+            agent: "discovery",
+            ttl: o.ttl,
+            filter: &filter,
+            reply_to: &reply_to,
+            payload: Payload::Discovery,
+            security: o.security.clone(),
+        };
+        let msg = protocol::encode_request(o.protocol, &spec, chrono::Utc::now());
+        let subject = protocol::broadcast_subject(collective, "discovery");
+        self.publish_by(subject, msg, hard_deadline, cancel, "discovery").await?;
+        self.flush_by(hard_deadline, cancel, "discovery").await?;
+
+        let mut deadline = hard_deadline;
+        let mut found = BTreeSet::new();
+        let mut malformed = 0;
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => { interrupted = true; break }
+                _ = tokio::time::sleep_until(deadline) => break,
+                m = sub.next() => match m {
+                    None => return Err(self.lost("discovery")),
+                    Some(m) => {
+                        match protocol::transport_sender(&m.payload) {
+                            Some(id) => { found.insert(id); }
+                            None => malformed += 1,
+                        }
+                        if opts.window {
+                            deadline = (Instant::now() + WINDOW).min(hard_deadline);
+                        }
+                    }
+                },
+            }
+        }
+        let _ = sub.unsubscribe().await;
+        // A discovery that lost the connection may have lost answers: acting on the nodes it
+        // did find would silently skip the rest.
+        if !self.connected() {
+            return Err(self.lost("discovery"));
+        }
+        if self.link().disconnects() != disconnects {
+            let why = "the connection broke and came back; answers may be missing, so the result is not used";
+            return Err(self.broker_lost("discovery", why.into()));
+        }
+        Ok(Discovered { nodes: found.into_iter().collect(), malformed, interrupted, ..Default::default() })
+    }
+}
+
+/// Discovery that needs no network, from a node list or an inventory file (searched in the
+/// client's main collective unless `opts` names one), with the limit applied; `None` for
+/// broadcast discovery.
+pub fn discover_local(opts: &DiscoveryOptions, client: &ClientOptions) -> Option<Result<Discovered>> {
+    let found = match &opts.source {
+        Source::Broadcast => return None,
+        Source::List(nodes) => Ok(from_list(nodes, &opts.filter)),
+        Source::Inventory(inv) => {
+            let mut filter = opts.filter.clone();
+            if let Some(agent) = &opts.rpc_agent {
+                filter.require_agent(agent);
+            }
+            let collective = opts.collective.as_deref().unwrap_or(&client.collective);
+            inv.select(&filter, collective).map_err(|reason| FleetError::Source { reason })
+        }
+    };
+    Some(
+        opts.validate()
+            .and(found)
+            .and_then(|nodes| limited(opts, Discovered { nodes, ..Default::default() }, client.limit_method)),
+    )
+}
+
+/// `found` with the limit of `opts` applied, `configured` the method when the limit names
+/// none (an interrupted discovery is left as it is).
+fn limited(opts: &DiscoveryOptions, mut found: Discovered, configured: limit::LimitMethod) -> Result<Discovered> {
+    if let (Some(limit), false) = (&opts.limit, found.interrupted) {
+        let before = found.nodes.len();
+        found.nodes = limit
+            .apply(&found.nodes, configured)
+            .map_err(|found| FleetError::Limit { limit: limit.size.to_string(), found })?;
+        found.before_limit = Some(before);
+    }
+    Ok(found)
+}
+
+/// The nodes of a list its identity filters keep (the only kind a list takes, as in
+/// go-choria's flatfile discovery), in the list's order. Each pattern is compiled once; a
+/// broken one was refused by [`DiscoveryOptions::validate`].
+fn from_list(nodes: &[String], filter: &Filter) -> Vec<String> {
+    if filter.identity.is_empty() {
+        return nodes.to_vec();
+    }
+    enum Pattern<'a> {
+        Exact(&'a str),
+        Re(regex::Regex),
+    }
+    let patterns: Vec<Pattern> = filter
+        .identity
+        .iter()
+        .filter_map(|p| match super::filter::is_regex(p) {
+            true => super::filter::compile_slashed(p).ok().map(Pattern::Re),
+            false => Some(Pattern::Exact(p)),
+        })
+        .collect();
+    let matches = |n: &str| {
+        patterns.iter().any(|p| match p {
+            Pattern::Re(re) => re.is_match(n),
+            Pattern::Exact(exact) => *exact == n,
+        })
+    };
+    nodes.iter().filter(|n| matches(n)).cloned().collect()
+}
