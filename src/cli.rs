@@ -254,7 +254,7 @@ pub enum Command {
     /// List the nodes that match a filter.
     Discover {
         #[command(flatten)]
-        filter: FilterArgs,
+        filter: Box<FilterArgs>,
         /// Print a JSON array of identities.
         #[arg(long)]
         json: bool,

@@ -90,7 +90,7 @@ mod tests {
     use crate::progress::Reporter;
 
     /// Every function the topic files register.
-    const API: [&str; 18] = [
+    const API: [&str; 19] = [
         "discover",
         "nodes_from",
         "rpc_batch",
