@@ -231,3 +231,12 @@ async fn election_commands_need_the_bucket() {
     assert!(r.stderr.contains("CHORIA_LEADER_ELECTION does not exist"), "{}", r.stderr);
     let _ = Fleetbook::new();
 }
+
+/// Evicting from an election nobody ever campaigned in says so (exit 2) and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicting_an_election_that_does_not_exist_says_so() {
+    let r = crate::support::Fleetbook::new().args(["--sim", "2", "election", "evict", "nosuch", "--force"]).run().await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("there is no election nosuch in bucket CHORIA_LEADER_ELECTION"), "{}", r.stderr);
+    assert!(!r.stdout.contains("Evicted"), "{}", r.stdout);
+}

@@ -203,8 +203,10 @@ pub(crate) async fn evict(
         }
     }
     let env = FleetEnv::open(settings).await?;
-    env.fleet.evict(&name, &bucket, expect_leader.as_deref()).await?;
-    println!("Evicted the leader from election {name} in bucket {bucket}");
+    match env.fleet.evict(&name, &bucket, expect_leader.as_deref()).await? {
+        Some(_) => println!("Evicted the leader from election {name} in bucket {bucket}"),
+        None => println!("Election {name} in bucket {bucket} has no leader: nothing was evicted"),
+    }
     Ok(())
 }
 

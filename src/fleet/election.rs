@@ -153,8 +153,14 @@ impl Fleet {
                 .as_ref()
                 .filter(|e| e.operation == kv::Operation::Put)
                 .map(|e| String::from_utf8_lossy(&e.value).into_owned());
+            if entry.is_none() {
+                return Err(FleetError::NoElection { name: name.to_string(), bucket: bucket.to_string() });
+            }
             let Some(want) = expect_leader else {
-                store.delete(name).await.map_err(|e| kv_err("kv delete", e))?;
+                // Nobody leads (the key was deleted or expired): nothing to evict.
+                if current.is_some() {
+                    store.delete(name).await.map_err(|e| kv_err("kv delete", e))?;
+                }
                 return Ok(current);
             };
             if current.as_deref() != Some(want) {

@@ -119,6 +119,9 @@ pub enum FleetError {
         "election bucket {bucket} does not exist on the broker (check --bucket, and that Choria Streams is enabled)"
     )]
     NoBucket { bucket: String },
+    /// The bucket has no such election: nobody ever campaigned under that name.
+    #[error("there is no election {name} in bucket {bucket}: nobody ever campaigned under that name (`fleetbook election view` lists the elections)")]
+    NoElection { name: String, bucket: String },
     /// Discovery found fewer nodes than required.
     #[error("discovery found {found} node(s), fewer than the required {min}")]
     TooFew { found: usize, min: usize },
@@ -155,6 +158,7 @@ impl FleetError {
             | FleetError::FilterSyntax { .. }
             | FleetError::FilterPattern { .. }
             | FleetError::NoBucket { .. }
+            | FleetError::NoElection { .. }
             | FleetError::Security { .. }
             | FleetError::Credentials { .. } => ErrorKind::Invalid,
             FleetError::TooFew { .. } | FleetError::Limit { .. } => ErrorKind::NoResponders,

@@ -62,10 +62,10 @@ fn evict(host: &Host, name: &str, opts: &Map) -> Res<Dynamic> {
         return Ok(was.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
     }
     let who = host.rt.block_on(fleet.evict(name, &b, expect.as_deref())).map_err(|e| fleet_error(host, e))?;
-    host.reporter.say(&format!(
-        "Evicted the leader from election {name} in bucket {b} (was {})",
-        who.as_deref().unwrap_or("nobody")
-    ));
+    match &who {
+        Some(w) => host.reporter.say(&format!("Evicted the leader from election {name} in bucket {b} (was {w})")),
+        None => host.reporter.say(&format!("election {name} in bucket {b} has no leader: nothing was evicted")),
+    }
     host.reporter.emit(crate::progress::RunEvent::Evict {
         election: name.to_string(),
         bucket: b.to_string(),
