@@ -54,7 +54,7 @@ pub enum Error {
     #[error("{rendered}")]
     Runbook { rendered: String },
     /// A guardrail stopped the run.
-    #[error("stopped: {reason}")]
+    #[error("{}", stopped(reason))]
     Guardrail { reason: String },
     /// The run journal cannot be kept on this broker; nothing was sent.
     #[error("{reason}")]
@@ -72,6 +72,15 @@ pub enum Error {
     /// becomes fleetbook's.
     #[error("{command} exited with status {code}")]
     Child { command: String, code: i32 },
+}
+
+/// A guardrail's reason, said once: "stopped: why", unless the reason says it already.
+pub(crate) fn stopped(reason: &str) -> String {
+    if reason.starts_with("stopped") {
+        reason.to_string()
+    } else {
+        format!("stopped: {reason}")
+    }
 }
 
 /// The exit code a fleet error ends a command with.

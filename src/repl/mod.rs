@@ -137,7 +137,7 @@ impl Session {
             Err(e) => {
                 let text = match (self.host.lost(), self.host.stopped()) {
                     (Some(reason), _) => format!("the broker is gone: {reason}"),
-                    (None, Some(reason)) => format!("stopped: {reason}"),
+                    (None, Some(reason)) => crate::error::stopped(&reason),
                     (None, None) => {
                         let (msg, pos) = diag::explained(&e, &self.engine, None, src);
                         diag::render(name, src, pos, &msg)

@@ -52,12 +52,30 @@ impl Stop {
     }
 }
 
+/// The failed nodes once each, grouped by why they failed (`node: why` lines): one line per
+/// reason with its count, at most ten nodes named per reason.
 fn failed_nodes(failed: &[String]) -> String {
     if failed.is_empty() {
-        "none".into()
-    } else {
-        failed.join(", ")
+        return "failed nodes: none".into();
     }
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in failed {
+        let (node, why) = line.split_once(": ").unwrap_or((line.as_str(), "failed"));
+        match groups.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, nodes)) => nodes.push(node),
+            None => groups.push((why, vec![node])),
+        }
+    }
+    let mut out = format!("failed nodes ({}):", failed.len());
+    for (why, nodes) in groups {
+        let shown: Vec<&str> = nodes.iter().take(10).copied().collect();
+        let more = match nodes.len().saturating_sub(10) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        out.push_str(&format!("\n  {why} ({}): {}{more}", nodes.len(), shown.join(", ")));
+    }
+    out
 }
 
 impl fmt::Display for Stop {
@@ -82,12 +100,12 @@ impl fmt::Display for Stop {
             ),
             Stop::Threshold { batch, batches, why, failed } => write!(
                 f,
-                "stopped after batch {batch}/{batches}: {why}; later batches were not sent; failed nodes: {}",
+                "stopped after batch {batch}/{batches}: {why}; later batches were not sent; {}",
                 failed_nodes(failed)
             ),
             Stop::Gate { batch, batches, failed } => write!(
                 f,
-                "stopped by the gate after batch {batch}/{batches}; later batches were not sent; failed nodes: {}",
+                "stopped by the gate after batch {batch}/{batches}; later batches were not sent; {}",
                 failed_nodes(failed)
             ),
             Stop::GatePauseInterrupted { batch, batches } => {
@@ -111,7 +129,7 @@ impl fmt::Display for Stop {
             ),
             Stop::BudgetSpent { why, failed } => write!(
                 f,
-                "the run's earlier attempts already spent the failure budget ({why}); nothing was sent; failed nodes: {}; --retry-failed calls them again",
+                "the run's earlier attempts already spent the failure budget ({why}); nothing was sent (--retry-failed calls the failed nodes again); {}",
                 failed_nodes(failed)
             ),
         }
@@ -155,7 +173,13 @@ mod tests {
         assert!(!s.nothing_sent());
         assert!(Stop::Interrupted { after: 0, batches: 3 }.nothing_sent());
         let t = Stop::Threshold { batch: 2, batches: 4, why: "too many".into(), failed: vec!["n1: no reply".into()] };
-        assert!(t.to_string().ends_with("failed nodes: n1: no reply"), "{t}");
+        assert!(t.to_string().ends_with("failed nodes (1):\n  no reply (1): n1"), "{t}");
+        let many: Vec<String> =
+            (1..=12).map(|i| format!("n{i}: Aborted (bad token)")).chain(["x: no reply".into()]).collect();
+        let t = Stop::Threshold { batch: 2, batches: 4, why: "too many".into(), failed: many };
+        let text = t.to_string();
+        assert_eq!(text.lines().count(), 3, "one summary line and one per reason: {text}");
+        assert!(text.contains("\n  Aborted (bad token) (12): n1, n2,") && text.contains("n10 and 2 more"), "{text}");
         let g = Stop::Gate { batch: 1, batches: 2, failed: Vec::new() };
         assert!(g.to_string().ends_with("failed nodes: none"), "{g}");
         let e: End<()> = End::from_fleet(FleetError::Cancelled, 2, 3);
