@@ -13,7 +13,13 @@ struct Inner {
     immediate: std::sync::atomic::AtomicBool,
     presses: AtomicUsize,
     tokens: Mutex<(CancellationToken, CancellationToken)>,
+    /// What the first Ctrl-C does here, when it is not the batch commands' "next safe point".
+    first: Mutex<Option<&'static str>>,
 }
+
+/// What the first Ctrl-C does unless a command says otherwise: `run` and `req` finish the
+/// batch in flight.
+pub const NEXT_SAFE_POINT: &str = "stopping at the next safe point (Ctrl-C again to abort now)";
 
 /// Shared interrupt state; cheap to clone.
 #[derive(Clone, Default)]
@@ -39,6 +45,17 @@ impl Interrupt {
             hard.cancel();
         }
         n
+    }
+
+    /// Says what the first Ctrl-C does in this command (`sim`, `events`: "stopping"); the
+    /// message printed when it comes. Reset with [`Interrupt::first_press_means`] again.
+    pub fn first_press_means(&self, what: Option<&'static str>) {
+        *crate::lock(&self.inner.first) = what;
+    }
+
+    /// The line printed at the first Ctrl-C.
+    pub fn first_press_message(&self) -> &'static str {
+        crate::lock(&self.inner.first).unwrap_or(NEXT_SAFE_POINT)
     }
 
     /// Makes the first Ctrl-C cancel waits at once (the REPL's behaviour).

@@ -18,7 +18,7 @@ fn main() {
                 match on_signal.press() {
                     // The REPL cancels the call at once; the call's own message says what stopped.
                     _ if on_signal.immediate() => {}
-                    1 => eprintln!("\ninterrupted: stopping at the next safe point (Ctrl-C again to abort now)"),
+                    1 => eprintln!("\ninterrupted: {}", on_signal.first_press_message()),
                     _ => eprintln!("\naborting now"),
                 }
             }

@@ -72,10 +72,19 @@ enum Reply {
 /// Reads one line from the terminal without blocking Ctrl-C: the terminal is polled, and a
 /// press ends the prompt at once instead of waiting for Enter.
 fn read_answer(question: &str, interrupt: &Interrupt) -> Reply {
-    use std::io::{IsTerminal, Write};
+    use std::io::IsTerminal;
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Reply::NoTerminal;
     }
+    interrupt.first_press_means(Some("the question is left unanswered"));
+    let reply = read_line(question, interrupt);
+    interrupt.first_press_means(None);
+    reply
+}
+
+/// [`read_answer`] on a terminal.
+fn read_line(question: &str, interrupt: &Interrupt) -> Reply {
+    use std::io::Write;
     eprint!("{question} ");
     let _ = std::io::stderr().flush();
     let mut line = Vec::new();

@@ -457,6 +457,18 @@ async fn events_say_the_broker_is_gone() {
     assert!(r.stderr.contains("lost the broker"), "{}", r.stderr);
 }
 
+/// Ctrl-C in `events` (no batches) says it stops, not "at the next safe point".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_events_says_it_stops() {
+    let w = World::start(sim(1)).await;
+    let live = against(&w, &["events"]);
+    live.on_stdout("Waiting for events", Duration::from_secs(30)).await;
+    live.interrupt();
+    let r = live.finish(Duration::from_secs(30)).await;
+    assert!(r.stderr.contains("interrupted: stopping\n"), "{}", r.stderr);
+    assert!(!r.stderr.contains("safe point"), "{}", r.stderr);
+}
+
 /// Finding 18: garbage on the reply subject is counted apart, never as failed nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_reply_subject_is_not_a_node_result() {
@@ -590,6 +602,8 @@ fn ctrl_c_on_a_terminal_spares_the_broker_and_ends_prompts() {
     p.expect("[y/N]").expect("the Big Red Button asks on a terminal");
     let t = Instant::now();
     p.send(ControlCode::EndOfText).unwrap();
+    // The message fits the place: a prompt has no batch to finish.
+    p.expect("interrupted: the question is left unanswered").expect("the prompt's own Ctrl-C line");
     p.expect(expectrl::Eof).expect("Ctrl-C at the prompt ends the command");
     assert!(t.elapsed() < Duration::from_secs(5));
     let status = p.get_process().wait().unwrap();

@@ -40,6 +40,8 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             let settings = settings()?;
             let a = events::EventsOptions::from_cli(component, kind, json, count, timeout.as_deref())?;
             // Watching changes nothing: the first Ctrl-C ends it.
+            // No batches here: the first Ctrl-C simply stops.
+            interrupt.first_press_means(Some("stopping"));
             events::run(settings, a, &interrupt.soft()).await
         }
         Command::Metrics { url, json, timeout } => {
@@ -68,11 +70,15 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
         }
         // Serving changes nothing: the first Ctrl-C stops it.
         Command::Sim { nodes } => {
+            // No batches here: the first Ctrl-C simply stops.
+            interrupt.first_press_means(Some("stopping"));
             sim::run(sim::ServeOptions::from_cli(nodes, &connect, &sim_args)?, &interrupt.soft()).await
         }
         Command::Discover { mut filter, json } => {
             let settings = settings()?;
             filter.config_defaults = settings.client.discovery_defaults.clone();
+            // No batches here: the first Ctrl-C simply stops.
+            interrupt.first_press_means(Some("stopping"));
             discover::run(settings, discover::DiscoverOptions::from_cli(&filter, json)?, &interrupt.soft()).await
         }
         Command::Req(mut args) => {
@@ -91,6 +97,8 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
         Command::Inventory { identity, target, json, no_facts } => {
             let settings = settings()?;
             let a = inventory::InventoryOptions::from_cli(identity, target, json, no_facts);
+            // No batches here: the first Ctrl-C simply stops.
+            interrupt.first_press_means(Some("stopping"));
             inventory::run(settings, a, &interrupt.soft()).await
         }
     }
