@@ -94,12 +94,25 @@ fn needs_escape(c: char) -> bool {
 pub struct Secret {
     pub(crate) name: String,
     pub(crate) value: Arc<str>,
+    /// Not set, stood in for under `--dry-run`: it must never reach the wire.
+    pub(crate) missing: bool,
 }
 
 impl Secret {
     /// A secret called `name` (an environment variable or `--arg` name) holding `value`.
     pub fn new(name: &str, value: &str) -> Self {
-        Secret { name: name.to_string(), value: Arc::from(value) }
+        Secret { name: name.to_string(), value: Arc::from(value), missing: false }
+    }
+
+    /// A secret that is not set, standing in under `--dry-run`, where the calls that need it
+    /// are only planned. Sending it is refused.
+    pub fn missing(name: &str) -> Self {
+        Secret { name: name.to_string(), value: Arc::from("not-set-dry-run"), missing: true }
+    }
+
+    /// Whether this stands in for a secret that is not set.
+    pub fn is_missing(&self) -> bool {
+        self.missing
     }
 
     /// The clear value, for the wire only.

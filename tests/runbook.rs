@@ -500,3 +500,23 @@ async fn eval_is_disabled_and_lib_dirs_are_searched() {
     r.assert_code(1);
     assert!(r.stderr.contains("shared"), "a missing module is named: {}", r.stderr);
 }
+
+/// Issue 16: `--dry-run` needs no provisioning token (the calls that need it are only
+/// planned, and the plan says so); the real run still does. Planned calls read "would".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_needs_no_token_and_says_would() {
+    let w = crate::support::World::start(crate::support::sim(4)).await;
+    let book = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/rolling-restart.rhai");
+    let plan = w.fleetbook().args(["run", book, "--dry-run"]).run().await;
+    plan.assert_code(0);
+    assert!(plan.stderr.contains("secret FLEETBOOK_PROVISION_TOKEN is not set; fine for a plan"), "{}", plan.stderr);
+    assert!(plan.stderr.contains("dry-run: would restart 4 node(s)"), "{}", plan.stderr);
+    assert!(!plan.stderr.contains("restarted 0"), "{}", plan.stderr);
+    let real = w.fleetbook().args(["run", book]).run().await;
+    real.assert_code(1);
+    assert!(real.stderr.contains("FLEETBOOK_PROVISION_TOKEN is not set"), "{}", real.stderr);
+    let req = w.fleetbook().args(["req", "choria_provision", "restart", "--dry-run"]).run().await;
+    req.assert_code(0);
+    assert!(req.stderr.contains("no provisioning token is set; fine for a plan"), "{}", req.stderr);
+    assert_eq!(w.sim.stats().requests.get("choria_provision#restart"), None, "nothing was sent");
+}

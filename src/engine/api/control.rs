@@ -152,6 +152,13 @@ fn secret(host: &Host, env: &str) -> Res<Secret> {
         std::env::var(env).ok().filter(|v| !v.is_empty()).or_else(|| host.settings.secret_defaults.get(env).cloned());
     match value {
         Some(v) if !v.is_empty() => Ok(Secret::new(env, &v)),
+        // A dry run sends nothing mutating: the plan can be made without the secret.
+        _ if host.settings.dry_run => {
+            host.reporter.say(&format!(
+                "dry-run: secret {env} is not set; fine for a plan (the calls that need it are only planned), the real run needs it"
+            ));
+            Ok(Secret::missing(env))
+        }
         _ => Err(runtime_error("invalid", format!("secret: environment variable {env} is not set or empty"))),
     }
 }

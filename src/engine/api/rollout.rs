@@ -195,6 +195,15 @@ fn rpc_batch(host: &Host, ctx: &NativeCallContext, agent: &str, action: &str, in
         .validate(agent, action, &map_to_json(inputs, Secrets::Reveal))
         .map_err(|e| runtime_error(e.kind().as_str(), e.to_string()))?;
     let (mut rollout, gate) = plan(host, agent, action, opts)?;
+    // A secret stood in for under --dry-run may be planned with, never sent.
+    if !rollout.plan_only {
+        if let Some(name) = missing_secret(inputs) {
+            return Err(runtime_error(
+                "invalid",
+                format!("secret {name} is not set, and {agent}#{action} is sent even under --dry-run (read-only)"),
+            ));
+        }
+    }
     rollout.inputs = wire;
     rollout.shown = Value::Object(map_to_json(inputs, Secrets::Mask));
     // Resuming: the journaled rollout with this ordinal must be this very call.
@@ -221,6 +230,13 @@ fn rpc_batch(host: &Host, ctx: &NativeCallContext, agent: &str, action: &str, in
         End::Failed(e) => Err(fleet_error(host, e)),
         End::Hook(e) => Err(e),
     }
+}
+
+/// The name of a secret among `inputs` that is not set (`--dry-run` stands in for it).
+fn missing_secret(inputs: &Map) -> Option<String> {
+    inputs
+        .values()
+        .find_map(|v| v.read_lock::<crate::redact::Secret>().filter(|s| s.is_missing()).map(|s| s.name.clone()))
 }
 
 fn dry_run(host: &Host, r: &Rollout) -> Map {
