@@ -224,7 +224,9 @@ async fn secrets_never_appear_in_any_output() {
         let r = rpc_batch("choria_provision", "restart", #{ token: t }, #{ filter: #{}, batch: 1, sleep: 0, max_failures: 5 });
         print(r);
         print(`ok ${r.ok.len()}`);
-        rpc_batch("choria_provision", "restart", #{ token: t, splay: "x" }, #{ nodes: ["n001.example.net"] });
+        // Not a literal, so `check` cannot see it: it fails at run time, after the rollout.
+        let bad = "x";
+        rpc_batch("choria_provision", "restart", #{ token: t, splay: bad }, #{ nodes: ["n001.example.net"] });
     "#,
     );
     let r = w.fleetbook().args(["run", rb.to_str().unwrap(), "--output", "json"]).env("MY_TOKEN", TOKEN).run().await;
@@ -519,4 +521,39 @@ async fn dry_run_needs_no_token_and_says_would() {
     req.assert_code(0);
     assert!(req.stderr.contains("no provisioning token is set; fine for a plan"), "{}", req.stderr);
     assert_eq!(w.sim.stats().requests.get("choria_provision#restart"), None, "nothing was sent");
+}
+
+/// Issue 16: `check` rejects what will surely fail at run time, each at its file:line:col.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_rejects_each_class_of_sure_failure() {
+    let cases = [
+        ("let n = discver();", "unknown function discver(); did you mean discover()?", "1:9"),
+        ("let n = discover(\"web\");", "discover(string) is not a form of discover", "1:9"),
+        (
+            "rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [], batch: \"lots\" });",
+            "rpc_batch.batch: \"lots\" is not a whole number or a percentage",
+            "1:",
+        ),
+        ("rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [], sleep: \"soon\" });", "rpc_batch.sleep", "1:"),
+        (
+            "let t = 1;\nrpc_batch(\"choria_provision\", \"restart\", #{ token: t, splay: \"soon\" }, #{ nodes: [] });",
+            "invalid input 'splay' for choria_provision#restart",
+            "2:",
+        ),
+        (
+            "rpc_batch(\"rpcutil\", \"ping\", #{}, #{ nodes: [], wait_for: #{ event: \"startedup\" } });",
+            "rpc_batch.wait_for.event: unknown event",
+            "1:",
+        ),
+    ];
+    for (src, want, at) in cases {
+        let (_d, rb) = runbook("sure.rhai", src);
+        let r = crate::support::Fleetbook::new().args(["check", rb.to_str().unwrap()]).run().await;
+        r.assert_code(1);
+        assert!(r.stderr.contains(want), "{src}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("sure.rhai:{at}")), "{src}: {}", r.stderr);
+    }
+    // A runbook without such mistakes passes (shipped ones are checked elsewhere).
+    let (_d, rb) = runbook("fine.rhai", "let n = discover(#{ class: \"web\" });\nlet f = |x| x + 1;\nprint(f(1));\n");
+    crate::support::Fleetbook::new().args(["check", rb.to_str().unwrap()]).run().await.assert_code(0);
 }

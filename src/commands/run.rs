@@ -84,7 +84,7 @@ pub(crate) fn compile(
         rendered: diag::render(&shown, &source, e.position(), &e.err_type().to_string()),
     })?;
     ast.set_source(shown.clone());
-    let findings = engine::lint::lint(&ast, ddl);
+    let findings = engine::lint::lint(&ast, ddl, Some(engine));
     if !findings.is_empty() {
         let rendered: Vec<String> = findings.iter().map(|f| diag::render(&shown, &source, f.pos, &f.message)).collect();
         return Err(Error::Runbook { rendered: rendered.join("\n\n") });

@@ -7,6 +7,9 @@ use std::borrow::Cow;
 
 use rhai::{ASTNode, Expr, Position, AST};
 
+mod names;
+mod values;
+
 use super::api::{discover, election, governor, inventory, metrics, rollout, watch};
 use crate::fleet::ddl::DdlRegistry;
 
@@ -86,9 +89,13 @@ fn unknown_keys(e: Option<&Expr>, valid: &[&str], what: &str, out: &mut Vec<Find
     }
 }
 
-/// Checks every literal `rpc_batch(...)` call against the DDLs, and every literal option map.
-pub fn lint(ast: &AST, ddl: &DdlRegistry) -> Vec<Finding> {
+/// Checks every literal `rpc_batch(...)` call against the DDLs, every literal option map
+/// (keys and values), and, given the engine, that every called function exists.
+pub fn lint(ast: &AST, ddl: &DdlRegistry, engine: Option<&rhai::Engine>) -> Vec<Finding> {
     let mut out = Vec::new();
+    if let Some(engine) = engine {
+        names::check_calls(ast, engine, &mut out);
+    }
     ast.walk(&mut |path: &[ASTNode]| {
         let Some(ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(rhai::Stmt::FnCall(call, pos))) = path.last()
         else {
@@ -98,6 +105,7 @@ pub fn lint(ast: &AST, ddl: &DdlRegistry) -> Vec<Finding> {
         if name == "rpc_batch" {
             check_rpc(args, *pos, ddl, &mut out);
         }
+        values::options(name, args, *pos, &mut out);
         for o in OPTION_MAPS.iter().filter(|o| o.function == name && o.args == args.len()) {
             unknown_keys(args.get(o.arg), o.keys, name, &mut out);
         }
@@ -128,6 +136,9 @@ fn check_rpc(args: &[Expr], pos: Position, ddl: &DdlRegistry, out: &mut Vec<Find
             return;
         }
     };
+    if let Some(map) = args.get(2) {
+        values::inputs(agent, action, map, ddl, out);
+    }
     for (k, kpos) in args.get(2).and_then(map_keys).unwrap_or_default() {
         if !inputs.contains(&k) {
             let valid = if inputs.is_empty() { "none".to_string() } else { inputs.join(", ") };
@@ -145,7 +156,7 @@ mod tests {
 
     fn findings(src: &str) -> Vec<String> {
         let ast = rhai::Engine::new().compile(src).unwrap();
-        lint(&ast, &DdlRegistry::builtin()).into_iter().map(|f| f.message).collect()
+        lint(&ast, &DdlRegistry::builtin(), None).into_iter().map(|f| f.message).collect()
     }
 
     #[test]
