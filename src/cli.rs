@@ -331,6 +331,14 @@ pub enum Command {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// `--arg` values the runbooks will be run with: a name a runbook never reads is an error
+        /// (as `run` refuses it).
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+        /// Print the problems as one JSON object ({"files": [{"file", "ok", "problems":
+        /// [{"line", "column", "message"}]}]}), for editors and CI.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },

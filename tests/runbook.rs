@@ -553,6 +553,20 @@ async fn check_rejects_each_class_of_sure_failure() {
         assert!(r.stderr.contains(want), "{src}: {}", r.stderr);
         assert!(r.stderr.contains(&format!("sure.rhai:{at}")), "{src}: {}", r.stderr);
     }
+    // --arg names the runbook never reads, and --json for editors and CI.
+    let book = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/rolling-restart.rhai");
+    let r = crate::support::Fleetbook::new().args(["check", book, "--arg", "clas=web"]).run().await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("--arg clas not read by") && r.stderr.contains("it reads: class"), "{}", r.stderr);
+    crate::support::Fleetbook::new().args(["check", book, "--arg", "class=web"]).run().await.assert_code(0);
+    let (_d, bad) = runbook("bad.rhai", "let n = discver();");
+    let r = crate::support::Fleetbook::new().args(["check", "--json", bad.to_str().unwrap(), book]).run().await;
+    r.assert_code(1);
+    let j = r.json();
+    assert_eq!(j["files"][0]["problems"][0]["line"], 1, "{j}");
+    assert_eq!(j["files"][0]["problems"][0]["column"], 9, "{j}");
+    assert!(j["files"][0]["problems"][0]["message"].as_str().unwrap().contains("did you mean discover()"), "{j}");
+    assert_eq!((j["files"][1]["ok"].as_bool(), j["files"][0]["ok"].as_bool()), (Some(true), Some(false)), "{j}");
     // A runbook without such mistakes passes (shipped ones are checked elsewhere).
     let (_d, rb) = runbook("fine.rhai", "let n = discover(#{ class: \"web\" });\nlet f = |x| x + 1;\nprint(f(1));\n");
     crate::support::Fleetbook::new().args(["check", rb.to_str().unwrap()]).run().await.assert_code(0);

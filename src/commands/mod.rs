@@ -65,8 +65,8 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             let a = repl::ReplOptions::from_cli(yes, &engine, &settings);
             repl::run(settings, a, interrupt).await
         }
-        Command::Check { files, engine } => {
-            check::run(check::CheckOptions::from_cli(files, &engine, &connect.ddl_dirs)?).await
+        Command::Check { files, args, json, engine } => {
+            check::run(check::CheckOptions::from_cli(files, &args, json, &engine, &connect.ddl_dirs)?).await
         }
         // Serving changes nothing: the first Ctrl-C stops it.
         Command::Sim { nodes } => {

@@ -53,7 +53,7 @@ impl RunOptions {
 }
 
 /// Parses `name=value` runbook arguments; a name is letters, digits, `_`, `-` and `.`.
-fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
+pub(crate) fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
     let mut out = BTreeMap::new();
     for a in args {
         let bad = |why: &str| Error::Usage {
@@ -70,26 +70,52 @@ fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
     Ok(out)
 }
 
+/// A runbook read, compiled and linted: the AST when it compiled, and every problem found.
+pub(crate) struct Analysis {
+    pub(crate) shown: String,
+    pub(crate) source: String,
+    pub(crate) ast: Option<rhai::AST>,
+    /// Where and what: a syntax error, or the lint's findings.
+    pub(crate) problems: Vec<(rhai::Position, String)>,
+}
+
+/// Reads, compiles and lints a runbook against the DDLs; a file that cannot be read is a
+/// usage error.
+pub(crate) fn analyse(
+    engine: &rhai::Engine,
+    file: &Path,
+    ddl: &crate::fleet::ddl::DdlRegistry,
+) -> Result<Analysis, Error> {
+    let shown = file.display().to_string();
+    let source = std::fs::read_to_string(file)
+        .map_err(|e| Error::Usage { message: format!("cannot read runbook {shown}: {e}") })?;
+    let script = engine::strip_shebang(&source);
+    let (ast, problems) = match engine.compile(&script) {
+        Err(e) => (None, vec![(e.position(), e.err_type().to_string())]),
+        Ok(mut ast) => {
+            ast.set_source(shown.clone());
+            let findings = engine::lint::lint(&ast, ddl, Some(engine));
+            (Some(ast), findings.into_iter().map(|f| (f.pos, f.message)).collect())
+        }
+    };
+    Ok(Analysis { shown, source, ast, problems })
+}
+
 /// Reads and compiles a runbook, then lints it against the DDLs. Errors come rendered.
 pub(crate) fn compile(
     engine: &rhai::Engine,
     file: &Path,
     ddl: &crate::fleet::ddl::DdlRegistry,
 ) -> Result<(rhai::AST, String), Error> {
-    let shown = file.display().to_string();
-    let source = std::fs::read_to_string(file)
-        .map_err(|e| Error::Usage { message: format!("cannot read runbook {shown}: {e}") })?;
-    let script = engine::strip_shebang(&source);
-    let mut ast = engine.compile(&script).map_err(|e| Error::Runbook {
-        rendered: diag::render(&shown, &source, e.position(), &e.err_type().to_string()),
-    })?;
-    ast.set_source(shown.clone());
-    let findings = engine::lint::lint(&ast, ddl, Some(engine));
-    if !findings.is_empty() {
-        let rendered: Vec<String> = findings.iter().map(|f| diag::render(&shown, &source, f.pos, &f.message)).collect();
-        return Err(Error::Runbook { rendered: rendered.join("\n\n") });
+    let a = analyse(engine, file, ddl)?;
+    match (a.ast, a.problems.is_empty()) {
+        (Some(ast), true) => Ok((ast, a.source)),
+        _ => {
+            let rendered: Vec<String> =
+                a.problems.iter().map(|(pos, msg)| diag::render(&a.shown, &a.source, *pos, msg)).collect();
+            Err(Error::Runbook { rendered: rendered.join("\n\n") })
+        }
     }
-    Ok((ast, source))
 }
 
 fn host(
@@ -273,7 +299,7 @@ pub(crate) fn run_status(result: &Result<(), Error>) -> (RunStatus, Option<Strin
 /// Refuses `--arg` names the runbook never reads (a misspelling would silently fall back to a
 /// default, e.g. no class filter: every node). When the names cannot be known statically, says
 /// so and goes on.
-fn check_args(
+pub(crate) fn check_args(
     used: &engine::args::ArgUse,
     given: &BTreeMap<String, String>,
     runbook: &str,
