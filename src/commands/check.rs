@@ -53,7 +53,7 @@ struct Checked {
 }
 
 /// Checks one readable file.
-fn check_file(file: &PathBuf, a: &CheckOptions) -> Result<Checked, Error> {
+fn check_file(file: &std::path::Path, a: &CheckOptions) -> Result<Checked, Error> {
     let dir = file.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() });
     let reporter = Reporter::new(false, false);
     let rt = tokio::runtime::Handle::current();
