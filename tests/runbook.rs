@@ -281,6 +281,7 @@ const SHIPPED: &[(&str, &[&str])] = &[
     ("watch-provisioning.rhai", &["--arg", "count=3", "--arg", "timeout=30s"]),
     ("leader-failover.rhai", &["--arg", "timeout=30"]),
     ("metric-gated-restart.rhai", &["--arg", "sleep=0.1s"]),
+    ("rack-safe-restart.rhai", &["--arg", "sleep=0.1s"]),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,6 +319,11 @@ async fn run_shipped(name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_rolling_restart_runs() {
     run_shipped("rolling-restart.rhai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_rack_safe_restart_runs() {
+    run_shipped("rack-safe-restart.rhai").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

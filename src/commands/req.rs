@@ -340,6 +340,8 @@ async fn direct(
     }
     let mut rollout = Rollout {
         call: 1,
+        groups: Vec::new(),
+        counts: Vec::new(),
         agent: a.agent.clone(),
         action: a.action.clone(),
         inputs: a.inputs.clone(),

@@ -54,7 +54,7 @@ impl Bars {
                     sp.finish_and_clear();
                 }
             }
-            RunEvent::BatchStart { batch, batches, nodes, dry_run: false, .. } => {
+            RunEvent::BatchStart { batch, batches, nodes, groups, dry_run: false, .. } => {
                 if s.overall.is_none() {
                     let pb = self.multi.add(ProgressBar::new(s.context.nodes as u64));
                     pb.set_style(
@@ -66,8 +66,11 @@ impl Bars {
                     s.failures = 0;
                 }
                 let pb = self.multi.add(ProgressBar::new(nodes.len() as u64));
-                pb.set_style(style("  batch {prefix} [{bar:20}] {pos}/{len}").progress_chars("=> "));
+                pb.set_style(style("  batch {prefix} [{bar:20}] {pos}/{len} {msg}").progress_chars("=> "));
                 pb.set_prefix(format!("{batch}/{batches}"));
+                if let Some(g) = groups {
+                    pb.set_message(crate::progress::event::group_counts(g));
+                }
                 s.batch = Some(pb);
             }
             RunEvent::NodeResult { status, .. } => {

@@ -115,6 +115,9 @@ pub enum RunEvent {
         batch: usize,
         batches: usize,
         nodes: Vec<String>,
+        /// Topology: the batch's nodes counted by the spread (or group) fact's value.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        groups: Option<std::collections::BTreeMap<String, usize>>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         dry_run: bool,
     },
@@ -188,6 +191,11 @@ pub enum RunEvent {
     },
 }
 
+/// A batch's group counts as a person reads them: `fra1 2, ams1 1`.
+pub fn group_counts(groups: &std::collections::BTreeMap<String, usize>) -> String {
+    groups.iter().map(|(v, n)| format!("{v} {n}")).collect::<Vec<_>>().join(", ")
+}
+
 impl RunEvent {
     /// Whether the event is part of the JSONL stream (display-only ones are not).
     pub fn is_public(&self) -> bool {
@@ -214,7 +222,14 @@ mod tests {
             serde_json::to_value(&e).unwrap(),
             json!({"event": "node_result", "node": "n1", "status": "no_reply"})
         );
-        let b = RunEvent::BatchStart { call: 1, batch: 1, batches: 2, nodes: vec!["n1".into()], dry_run: false };
+        let b = RunEvent::BatchStart {
+            call: 1,
+            batch: 1,
+            batches: 2,
+            nodes: vec!["n1".into()],
+            groups: None,
+            dry_run: false,
+        };
         assert_eq!(
             serde_json::to_value(&b).unwrap(),
             json!({"event": "batch_start", "call": 1, "batch": 1, "batches": 2, "nodes": ["n1"]})
@@ -277,7 +292,14 @@ mod tests {
                 batches: 1,
                 dry_run: false,
             },
-            RunEvent::BatchStart { call: 1, batch: 1, batches: 1, nodes: Vec::new(), dry_run: true },
+            RunEvent::BatchStart {
+                call: 1,
+                batch: 1,
+                batches: 1,
+                nodes: Vec::new(),
+                groups: Some(std::collections::BTreeMap::new()),
+                dry_run: true,
+            },
             RunEvent::NodeResult {
                 node: "n".into(),
                 status: NodeStatus::Ok,

@@ -176,8 +176,9 @@ impl Context {
                 Vec::new()
             }
             RunEvent::Discovered { count, .. } => vec![format!("discovered {count} node(s)")],
-            RunEvent::BatchStart { batch, batches, nodes, dry_run: false, .. } if *batches > 1 => {
-                vec![format!("batch {batch}/{batches}: {} node(s)", nodes.len())]
+            RunEvent::BatchStart { batch, batches, nodes, groups, dry_run: false, .. } if *batches > 1 => {
+                let by = groups.as_ref().map(|g| format!(" ({})", event::group_counts(g))).unwrap_or_default();
+                vec![format!("batch {batch}/{batches}: {} node(s){by}", nodes.len())]
             }
             RunEvent::NodeResult { node, status: NodeStatus::LateOk | NodeStatus::LateFailed, statusmsg, .. } => {
                 vec![format!("{node} answered late: {}", statusmsg.as_deref().unwrap_or(""))]

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod resume;
 pub mod stop;
 pub mod tally;
+pub mod topology;
 
 use std::time::Duration;
 
@@ -65,6 +66,10 @@ pub struct ConfirmPolicy {
 pub struct Rollout {
     /// Which rollout of the run this is, from 1 (a resumed run matches them by it).
     pub call: usize,
+    /// Topology: each batch's `group_by` group (empty: no groups).
+    pub groups: Vec<Option<String>>,
+    /// Topology: each batch's nodes counted by the spread (or group) fact's value (empty: none).
+    pub counts: Vec<std::collections::BTreeMap<String, usize>>,
     pub agent: String,
     pub action: String,
     /// The inputs as the DDL typed them; secrets in clear, for the wire only.
@@ -163,8 +168,14 @@ pub fn drive<H: Hooks>(
     }
     if r.plan_only {
         for (i, b) in r.batches.iter().enumerate() {
-            let start =
-                RunEvent::BatchStart { call: r.call, batch: i + 1, batches: total, nodes: b.clone(), dry_run: true };
+            let start = RunEvent::BatchStart {
+                call: r.call,
+                batch: i + 1,
+                batches: total,
+                nodes: b.clone(),
+                groups: r.counts.get(i).filter(|c| !c.is_empty()).cloned(),
+                dry_run: true,
+            };
             reporter.emit(start);
         }
         o.planned = true;
@@ -303,8 +314,14 @@ fn batches<H: Hooks>(
             None => None,
         };
         // Write-ahead: the journal holds the batch before any of it goes out (fail closed).
-        let start =
-            RunEvent::BatchStart { call: r.call, batch: i + 1, batches: total, nodes: nodes.clone(), dry_run: false };
+        let start = RunEvent::BatchStart {
+            call: r.call,
+            batch: i + 1,
+            batches: total,
+            nodes: nodes.clone(),
+            groups: r.counts.get(i).filter(|c| !c.is_empty()).cloned(),
+            dry_run: false,
+        };
         if let Err(e) = reporter.emit_durable(start) {
             return match e.lost {
                 true => {
@@ -373,7 +390,11 @@ fn batches<H: Hooks>(
             ));
         }
         let run_failed = tally.failure_count();
-        if let Verdict::Stop(why) = r.thresholds.judge(r.nodes(), nodes.len(), failed, run_failed) {
+        let verdict = match r.thresholds.judge(r.nodes(), nodes.len(), failed, run_failed) {
+            Verdict::Continue => group_verdict(r, i, tally),
+            stop => stop,
+        };
+        if let Verdict::Stop(why) = verdict {
             let stop = Stop::Threshold { batch: i + 1, batches: total, why, failed: tally.failed_lines() };
             return (End::Stopped(stop), i + 1);
         }
@@ -387,6 +408,25 @@ fn batches<H: Hooks>(
         }
     }
     (End::Done, total)
+}
+
+/// Topology: the failure budget of batch `i`'s `group_by` group, over that group's nodes.
+fn group_verdict(r: &Rollout, i: usize, tally: &Tally) -> Verdict {
+    let (Some(max), Some(Some(group))) = (r.thresholds.max_group_failures, r.groups.get(i)) else {
+        return Verdict::Continue;
+    };
+    let members: std::collections::HashSet<&String> =
+        r.batches.iter().zip(&r.groups).filter(|(_, g)| g.as_ref() == Some(group)).flat_map(|(b, _)| b).collect();
+    let failed =
+        tally.failed_lines().iter().filter(|l| members.iter().any(|m| l.starts_with(&format!("{m}: ")))).count();
+    let allowed = max.allowed(members.len());
+    if failed > allowed {
+        return Verdict::Stop(format!(
+            "{failed} of {} node(s) in group {group} failed, more than max_group_failures {max} allows ({allowed})",
+            members.len()
+        ));
+    }
+    Verdict::Continue
 }
 
 /// Acts on the gate's verdict: `None` goes on.

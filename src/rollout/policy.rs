@@ -102,6 +102,8 @@ pub struct Thresholds {
     pub max_failures: Option<Amount>,
     /// Within one batch.
     pub max_batch_failures: Option<Amount>,
+    /// Within one `group_by` group (topology).
+    pub max_group_failures: Option<Amount>,
 }
 
 /// Go on, or stop with a reason.
@@ -193,17 +195,17 @@ mod tests {
 
     #[test]
     fn thresholds_stop_only_when_exceeded() {
-        let t = Thresholds { max_failures: Some(Amount::Count(2)), max_batch_failures: None };
+        let t = Thresholds { max_failures: Some(Amount::Count(2)), ..Default::default() };
         assert_eq!(t.judge(10, 5, 2, 2), Verdict::Continue);
         assert!(
             matches!(t.judge(10, 5, 1, 3), Verdict::Stop(r) if r.contains("3 of 10") && r.contains("max_failures 2"))
         );
-        let b = Thresholds { max_failures: None, max_batch_failures: Some(Amount::Percent(50.0)) };
+        let b = Thresholds { max_batch_failures: Some(Amount::Percent(50.0)), ..Default::default() };
         assert_eq!(b.judge(10, 4, 2, 2), Verdict::Continue);
         assert!(matches!(b.judge(10, 4, 3, 3), Verdict::Stop(r) if r.contains("max_batch_failures 50%")));
         let none = Thresholds::default();
         assert_eq!(none.judge(10, 10, 10, 10), Verdict::Continue);
-        let zero = Thresholds { max_failures: Some(Amount::Count(0)), max_batch_failures: None };
+        let zero = Thresholds { max_failures: Some(Amount::Count(0)), ..Default::default() };
         assert!(matches!(zero.judge(10, 1, 1, 1), Verdict::Stop(_)));
     }
 

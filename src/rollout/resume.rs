@@ -111,6 +111,8 @@ mod tests {
         let b = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Rollout {
             call: 1,
+            groups: Vec::new(),
+            counts: Vec::new(),
             agent: if action == "ping" { "rpcutil" } else { "choria_provision" }.into(),
             action: action.into(),
             inputs: Default::default(),

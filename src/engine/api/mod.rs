@@ -10,6 +10,7 @@ pub(crate) mod governor;
 pub(crate) mod inventory;
 pub(crate) mod metrics;
 pub(crate) mod rollout;
+pub(crate) mod topology;
 pub(crate) mod watch;
 
 use rhai::{Dynamic, EvalAltResult, ImmutableString, Map};

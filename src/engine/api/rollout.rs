@@ -19,10 +19,10 @@ use crate::rollout::policy::{self, Amount, Thresholds};
 use crate::rollout::{ConfirmPolicy, End, GateInput, Hooks, Rollout, Tally, WaitFor};
 
 /// The doc comment of `rpc_batch` in the engine metadata.
-const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\";\n/// governor: a Choria Governor to take one lease per node from before each batch\n/// (governor_wait: how long a batch may wait for them, default 5m); limit (N or \"N%\" of\n/// the nodes), limit_seed and limit_method (\"first\" or \"random\"), as `req --limit`.";
+const DOC: &str = "/// Calls `agent#action` with `inputs` on nodes in batches and returns\n/// #{ok, failed, no_reply, late, replies, batches, dry_run}.\n/// opts: nodes (identities) or filter (a discover() map); batch (a number, \"10%\" or a ramp\n/// like [1, 5, \"25%\"] whose last entry repeats); sleep between batches (default 1s);\n/// timeout per batch; max_failures and max_batch_failures (count or percent; silent nodes\n/// count); gate, a closure called with each batch result returning true, false or \"pause\";\n/// governor: a Choria Governor to take one lease per node from before each batch\n/// (governor_wait: how long a batch may wait for them, default 5m); limit (N or \"N%\" of\n/// the nodes), limit_seed and limit_method (\"first\" or \"random\"), as `req --limit`;\n/// topology: spread_by (a fact: each batch mixes its values) with max_per_group (N or\n/// \"P%\" of one value per batch), group_by (a fact: one group after another) with group_order\n/// and max_group_failures, last (identities for the final batch), leaders_last (election\n/// leaders in the final batch).";
 
 /// The option keys `rpc_batch` takes; `check` lints against the same list.
-pub(crate) const KEYS: [&str; 14] = [
+pub(crate) const KEYS: [&str; 21] = [
     "nodes",
     "filter",
     "batch",
@@ -37,6 +37,13 @@ pub(crate) const KEYS: [&str; 14] = [
     "limit",
     "limit_seed",
     "limit_method",
+    "spread_by",
+    "max_per_group",
+    "group_by",
+    "group_order",
+    "max_group_failures",
+    "last",
+    "leaders_last",
 ];
 
 /// The keys of `rpc_batch`'s `wait_for` map.
@@ -81,8 +88,12 @@ fn ramp(o: &Options) -> Res<Vec<Amount>> {
 fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Option<FnPtr>)> {
     let o = Options::new(opts, "rpc_batch", &KEYS)?;
     let ramp = ramp(&o)?;
-    let thresholds =
-        Thresholds { max_failures: o.amount("max_failures")?, max_batch_failures: o.amount("max_batch_failures")? };
+    let topology = super::topology::options(&o)?;
+    let thresholds = Thresholds {
+        max_failures: o.amount("max_failures")?,
+        max_batch_failures: o.amount("max_batch_failures")?,
+        max_group_failures: topology.max_group_failures,
+    };
     let gate = o.closure("gate", "|batch| batch.failed.len() == 0")?;
     let sleep = o.duration("sleep")?;
     let timeout = o.duration("timeout")?;
@@ -125,9 +136,18 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
             .apply(&nodes, host.fleet()?.options().limit_method)
             .map_err(|found| fleet_error(host, crate::fleet::FleetError::Limit { limit: l.size.to_string(), found }))?,
     };
+    // Topology: facts asked for (read-only, also under --dry-run), then the plan.
+    let (batches, groups, counts) = if topology.is_set() {
+        let p = super::topology::plan(host, host.fleet()?, &nodes, &ramp, &topology)?;
+        (p.batches, p.groups, p.counts)
+    } else {
+        (policy::plan_batches(&nodes, &policy::plan_sizes(nodes.len(), &ramp)), Vec::new(), Vec::new())
+    };
     let s = &host.settings;
     let rollout = Rollout {
         call: 0,
+        groups,
+        counts,
         agent: agent.to_string(),
         action: action.to_string(),
         inputs: serde_json::Map::new(),
@@ -135,7 +155,7 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
         collective,
         timeout,
         filter: Filter::default(),
-        batches: policy::plan_batches(&nodes, &policy::plan_sizes(nodes.len(), &ramp)),
+        batches,
         sleep: sleep.unwrap_or(std::time::Duration::from_secs(1)),
         thresholds,
         wait_for,
@@ -248,7 +268,12 @@ fn dry_run(host: &Host, r: &Rollout) -> Map {
         r.nodes()
     ));
     for (i, b) in r.batches.iter().enumerate() {
-        host.reporter.say(&format!("dry-run: batch {}/{total}: {}", i + 1, b.join(", ")));
+        let by = match (r.counts.get(i).filter(|c| !c.is_empty()), r.groups.get(i).and_then(Option::as_ref)) {
+            (Some(c), Some(g)) => format!(" [group {g}: {}]", crate::progress::event::group_counts(c)),
+            (Some(c), None) => format!(" [{}]", crate::progress::event::group_counts(c)),
+            (None, _) => String::new(),
+        };
+        host.reporter.say(&format!("dry-run: batch {}/{total}: {}{by}", i + 1, b.join(", ")));
     }
     let mut m = result_map(&Tally::default(), true);
     m.insert("planned".into(), Dynamic::from_array(r.batches.iter().map(|b| strings(b)).collect()));
