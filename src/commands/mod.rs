@@ -3,12 +3,14 @@
 //! them; nothing below this module sees a clap type.
 
 pub(crate) mod check;
+mod completions;
 pub(crate) mod discover;
 pub(crate) mod election;
 pub(crate) mod events;
 pub(crate) mod governor;
 mod governor_run;
 pub(crate) mod inventory;
+mod man;
 pub(crate) mod metrics;
 pub(crate) mod options;
 pub(crate) mod repl;
@@ -29,6 +31,7 @@ use crate::interrupt::Interrupt;
 /// are resolved first, then the command's own flags are checked, then it runs.
 pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
     let Cli { connect, sim: sim_args, command } = cli;
+    refuse_misleading(&connect)?;
     let settings = || options::settings(&connect, &sim_args);
     match command {
         Command::Run(args) => {
@@ -43,8 +46,12 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             events::run(settings, a, &interrupt.soft()).await
         }
         Command::Metrics { url, json, timeout } => {
-            metrics::run(metrics::MetricsOptions::from_cli(url, json, &timeout)?).await
+            let a = metrics::MetricsOptions::from_cli(url, json, &timeout, connect.sim.is_some())?;
+            let settings = if a.needs_sim() { Some(settings()?) } else { None };
+            metrics::run(a, settings).await
         }
+        Command::Completions { shell } => completions::run(shell),
+        Command::Man { dir } => man::run(dir.as_deref()),
         Command::Election(ElectionCommand::View { name, bucket }) => {
             let settings = settings()?;
             election::view(settings, election::ViewOptions::from_cli(name.as_deref(), bucket)?).await
@@ -93,5 +100,18 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             let a = inventory::InventoryOptions::from_cli(identity, target, json, no_facts);
             inventory::run(settings, a, &interrupt.soft()).await
         }
+    }
+}
+
+/// Refuses a flag that reads like a node filter but is not one: `req rpcutil restart
+/// --identity n001` must not restart the whole fleet as fleetbook "n001".
+fn refuse_misleading(connect: &crate::cli::ConnectArgs) -> Result<(), Error> {
+    match &connect.misleading_identity {
+        None => Ok(()),
+        Some(id) => Err(Error::Usage {
+            message: format!(
+                "--identity {id}: did you mean -I {id}? (-I/--wi/--with-identity selects nodes; --client-identity sets fleetbook's own identity)"
+            ),
+        }),
     }
 }
