@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 mod election;
 pub mod governor;
 mod help;
+mod misleading;
 mod names;
 mod req_output;
 mod scope;
@@ -31,9 +32,7 @@ pub struct Cli {
 impl Cli {
     /// Parses the process's command line; on bad flags clap prints the error and exits 2.
     pub fn from_args() -> Cli {
-        use clap::FromArgMatches;
-        let matches = Cli::clap().get_matches();
-        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
     }
 
     /// Parses `args` (the first is the program name) as the binary does.
@@ -43,7 +42,10 @@ impl Cli {
         T: Into<std::ffi::OsString> + Clone,
     {
         use clap::FromArgMatches;
-        Cli::from_arg_matches(&Cli::clap().try_get_matches_from(args)?)
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut cmd = Cli::clap();
+        let matches = cmd.try_get_matches_from_mut(args.clone()).map_err(|e| misleading::hint(e, &mut cmd, &args))?;
+        Cli::from_arg_matches(&matches)
     }
 
     /// The command-line definition with each command showing only the global options it
@@ -51,6 +53,13 @@ impl Cli {
     pub fn clap() -> clap::Command {
         use clap::CommandFactory;
         scope::scoped(Cli::command())
+    }
+
+    /// The definition shell completion is generated from: what `clap` parses, less the
+    /// options a command does not use (completion scripts list hidden options too).
+    pub fn clap_for_completion() -> clap::Command {
+        use clap::CommandFactory;
+        scope::for_completion(Cli::command())
     }
 }
 
@@ -95,10 +104,6 @@ pub struct ConnectArgs {
     /// `identity`); defaults to the host name. To select nodes use -I/--wi.
     #[arg(long = "client-identity", global = true, value_name = "IDENTITY")]
     pub client_identity: Option<String>,
-    /// Not an option: `--identity X` reads like a node filter but is not one, so it is
-    /// refused with a hint (see `commands::refuse_misleading`).
-    #[arg(long = "identity", global = true, hide = true, value_name = "IDENTITY")]
-    pub misleading_identity: Option<String>,
     /// Our caller id, e.g. choria=ops.mcollective.
     #[arg(long = "caller-id", global = true, value_name = "ID")]
     pub caller_id: Option<String>,
@@ -556,5 +561,6 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         super::Cli::clap().debug_assert();
+        super::Cli::clap_for_completion().debug_assert();
     }
 }

@@ -18,13 +18,10 @@ enum Group {
     SimTuning,
     /// `--ddl-dir`.
     Ddl,
-    /// `--identity`, never shown: it is only there to be refused with a hint.
-    Trap,
 }
 
 fn group(a: &Arg) -> Group {
     match a.get_long().unwrap_or_default() {
-        "identity" => Group::Trap,
         "ddl-dir" => Group::Ddl,
         "sim" => Group::Sim,
         long if long.starts_with("sim-") => Group::SimTuning,
@@ -47,7 +44,7 @@ fn uses(name: &str, a: &Arg) -> bool {
             matches!(g, Group::Connection | Group::Sim | Group::SimTuning)
         }
         // req, run, repl, inventory: the lot.
-        _ => g != Group::Trap,
+        _ => true,
     }
 }
 
@@ -55,7 +52,7 @@ fn heading(a: Arg) -> Arg {
     let h = match group(&a) {
         Group::Connection => Some("Connection"),
         Group::Sim | Group::SimTuning => Some("Simulated fleet"),
-        Group::Ddl | Group::Trap => None,
+        Group::Ddl => None,
     };
     a.help_heading(h)
 }
@@ -76,4 +73,25 @@ pub(super) fn scoped(cmd: Command) -> Command {
         });
     }
     cmd.mut_args(|a| if group(&a) == Group::SimTuning { a.hide(true) } else { a })
+}
+
+/// For shell completion: the global options become plain options of the top level and of
+/// each command that uses them (nested commands included), so that a command's completion
+/// offers only its own. Parsing never uses this definition.
+pub(super) fn for_completion(cmd: Command) -> Command {
+    let globals: Vec<Arg> =
+        cmd.get_arguments().filter(|a| a.is_global_set()).map(|a| a.clone().global(false)).collect();
+    let cmd = cmd.mut_args(|a| a.global(false));
+    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+    names.iter().fold(cmd, |cmd, name| {
+        let used: Vec<Arg> = globals.iter().filter(|a| uses(name, a)).cloned().collect();
+        cmd.mut_subcommand(name, |sc| with_args(sc, &used))
+    })
+}
+
+/// Adds `args` to `cmd` and to every command below it.
+fn with_args(cmd: Command, args: &[Arg]) -> Command {
+    let cmd = args.iter().fold(cmd, |c, a| c.arg(a.clone()));
+    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+    names.iter().fold(cmd, |cmd, name| cmd.mut_subcommand(name, |sc| with_args(sc, args)))
 }

@@ -31,7 +31,6 @@ use crate::interrupt::Interrupt;
 /// are resolved first, then the command's own flags are checked, then it runs.
 pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
     let Cli { connect, sim: sim_args, command } = cli;
-    refuse_misleading(&connect)?;
     let settings = || options::settings(&connect, &sim_args);
     match command {
         Command::Run(args) => {
@@ -100,18 +99,5 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             let a = inventory::InventoryOptions::from_cli(identity, target, json, no_facts);
             inventory::run(settings, a, &interrupt.soft()).await
         }
-    }
-}
-
-/// Refuses a flag that reads like a node filter but is not one: `req rpcutil restart
-/// --identity n001` must not restart the whole fleet as fleetbook "n001".
-fn refuse_misleading(connect: &crate::cli::ConnectArgs) -> Result<(), Error> {
-    match &connect.misleading_identity {
-        None => Ok(()),
-        Some(id) => Err(Error::Usage {
-            message: format!(
-                "--identity {id}: did you mean -I {id}? (-I/--wi/--with-identity selects nodes; --client-identity sets fleetbook's own identity)"
-            ),
-        }),
     }
 }
