@@ -487,12 +487,13 @@ pub struct ReqArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum RunsCommand {
     /// One run's timeline: its calls and batches, and the failed and unanswered nodes.
+    #[command(after_help = help::RUNS_SHOW)]
     Show {
         /// The run id (as `fleetbook runs` lists it).
         #[arg(value_name = "ID")]
         id: String,
         /// Print the run's events as JSON lines.
-        #[arg(long)]
+        #[arg(long, short = 'j')]
         json: bool,
     },
 }

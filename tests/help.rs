@@ -215,3 +215,47 @@ fn commands_in_the_docs_parse() {
     }
     assert!(checked > 40, "only {checked} command lines found");
 }
+
+/// Every command at every depth (`election view`, `governor add`, ...), as the binary
+/// builds them: (path, command).
+fn all_commands() -> Vec<(String, clap::Command)> {
+    fn walk(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+        for sc in cmd.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help") {
+            let path = format!("{prefix} {}", sc.get_name()).trim().to_string();
+            out.push((path.clone(), sc.clone()));
+            walk(&path, sc, out);
+        }
+    }
+    let mut cmd = fleetbook::cli::Cli::clap();
+    cmd.build();
+    let mut out = Vec::new();
+    walk("", &cmd, &mut out);
+    out
+}
+
+/// Nested commands too: examples, exit codes, a description for every argument, and every
+/// example parses.
+#[test]
+fn every_help_at_every_depth_is_complete_and_its_examples_parse() {
+    let mut examples = 0;
+    let mut top = fleetbook::cli::Cli::clap();
+    let top_help = top.render_help().to_string();
+    for (path, mut cmd) in all_commands().into_iter().chain([("".to_string(), fleetbook::cli::Cli::clap())]) {
+        let after = cmd.get_after_help().map(|s| s.to_string()).unwrap_or_default();
+        assert!(after.contains("Examples:\n  fleetbook ") && after.contains("Exit codes:"), "{path}: {after}");
+        for arg in cmd.get_positionals() {
+            assert!(arg.get_help().is_some(), "{path}: argument {} has no description", arg.get_id());
+        }
+        let _ = cmd.render_help();
+        for line in after.lines().filter_map(|l| l.trim_start().strip_prefix("fleetbook ")) {
+            let line = line.split(" #").next().unwrap().split(" > ").next().unwrap().split(" | ").next().unwrap();
+            let words = shlex::split(&format!("fleetbook {line}")).unwrap();
+            if let Err(e) = fleetbook::cli::Cli::try_parse_args(&words) {
+                panic!("{path}: example `fleetbook {line}` does not parse:\n{e}");
+            }
+            examples += 1;
+        }
+    }
+    assert!(examples > 40, "{examples} examples");
+    assert!(top_help.contains("Commands:"), "{top_help}");
+}

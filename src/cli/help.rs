@@ -185,3 +185,65 @@ pub(crate) const MAN: &str = "Examples:
   fleetbook man --dir /usr/local/share/man/man1      # fleetbook.1 and one page per command
 
 Exit codes: 0 success, 2 usage error or a directory that cannot be written.";
+
+/// The help of a nested command: its examples, then the exit codes; the environment is the
+/// parent command's (see its --help).
+macro_rules! nested {
+    ($($example:literal),+ $(,)?) => {
+        concat!("Examples:\n", $("  ", $example, "\n",)+ "\n", exit_codes!())
+    };
+}
+
+/// `runs show --help`.
+pub(crate) const RUNS_SHOW: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure runs show RUN_ID",
+    "fleetbook --server nats://broker:4222 --insecure runs show RUN_ID --json",
+);
+
+/// `election view --help`.
+pub(crate) const ELECTION_VIEW: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure election view",
+    "fleetbook --server nats://broker:4222 --insecure election view '^provisioner$'",
+    "fleetbook --sim 3 election view          # waits for the first campaign",
+);
+
+/// `election evict --help`.
+pub(crate) const ELECTION_EVICT: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure election evict provisioner",
+    "fleetbook --server nats://broker:4222 --insecure election evict provisioner --force --expect-leader p1.example.net",
+);
+
+/// `governor add --help`.
+pub(crate) const GOVERNOR_ADD: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure governor add PUPPET 10 1h",
+    "fleetbook --server nats://broker:4222 --insecure governor add PUPPET 20 30m 3 --force",
+);
+
+/// `governor list --help`.
+pub(crate) const GOVERNOR_LIST: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure governor list",
+    "fleetbook --server nats://broker:4222 --insecure governor list --json",
+);
+
+/// `governor view --help`.
+pub(crate) const GOVERNOR_VIEW: &str = nested!("fleetbook --server nats://broker:4222 --insecure governor view PUPPET");
+
+/// `governor evict --help`.
+pub(crate) const GOVERNOR_EVICT: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure governor evict PUPPET 42",
+    "fleetbook --server nats://broker:4222 --insecure governor evict PUPPET 42 --force",
+);
+
+/// `governor delete --help`.
+pub(crate) const GOVERNOR_DELETE: &str =
+    nested!("fleetbook --server nats://broker:4222 --insecure governor delete PUPPET --force");
+
+/// `governor run --help`.
+pub(crate) const GOVERNOR_RUN: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure governor run PUPPET \"puppet agent -t\"",
+    "fleetbook --server nats://broker:4222 --insecure governor run PUPPET --max-wait 10m -- puppet agent -t",
+);
+
+/// `governor reset --help`.
+pub(crate) const GOVERNOR_RESET: &str =
+    nested!("fleetbook --server nats://broker:4222 --insecure governor reset PUPPET --force");
