@@ -8,10 +8,11 @@ use clap::builder::{PossibleValue, TypedValueParser};
 
 use crate::fleet::ddl::DdlRegistry;
 
-/// Accepts any string; lists `names` as possible values for completion only.
+/// Accepts any string; lists the names `list` gives as possible values, for completion only.
+/// The list is made when asked for (completion, help), not at every start.
 #[derive(Clone)]
 pub(crate) struct Hinted {
-    names: Vec<String>,
+    list: fn() -> Vec<String>,
 }
 
 impl TypedValueParser for Hinted {
@@ -23,21 +24,25 @@ impl TypedValueParser for Hinted {
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         // Hidden from `--help` (the list is long and not exhaustive), offered by completion.
-        Some(Box::new(self.names.iter().map(|n| PossibleValue::new(n.clone()))))
+        Some(Box::new((self.list)().into_iter().map(PossibleValue::new)))
     }
 }
 
 /// The built-in agents.
 pub(crate) fn agents() -> Hinted {
-    Hinted { names: DdlRegistry::builtin().agent_names() }
+    Hinted { list: || DdlRegistry::builtin().agent_names() }
 }
 
 /// Every action of the built-in agents, once each, sorted.
 pub(crate) fn actions() -> Hinted {
-    let reg = DdlRegistry::builtin();
-    let mut names: Vec<String> =
-        reg.agent_names().iter().filter_map(|a| reg.agent(a).ok()).flat_map(|ddl| ddl.action_names()).collect();
-    names.sort();
-    names.dedup();
-    Hinted { names }
+    Hinted {
+        list: || {
+            let reg = DdlRegistry::builtin();
+            let mut names: Vec<String> =
+                reg.agent_names().iter().filter_map(|a| reg.agent(a).ok()).flat_map(|ddl| ddl.action_names()).collect();
+            names.sort();
+            names.dedup();
+            names
+        },
+    }
 }
