@@ -559,6 +559,53 @@ pub struct RunArgs {
 
 #[cfg(test)]
 mod tests {
+    use super::{Cli, Command, OutputFormat};
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_args(std::iter::once("fleetbook").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn connection_options_go_before_or_after_the_command() {
+        let before = parse(&["--server", "nats://a:4222", "--client-identity", "me", "req", "rpcutil", "ping"]);
+        let after = parse(&["req", "rpcutil", "ping", "--server", "nats://a:4222", "--client-identity", "me"]);
+        for c in [before, after] {
+            assert_eq!(c.connect.servers, ["nats://a:4222"]);
+            assert_eq!(c.connect.client_identity.as_deref(), Some("me"));
+        }
+        // Nested commands too, and the simulator's options.
+        let c = parse(&["election", "view", "--sim", "3", "--sim-seed", "7"]);
+        assert_eq!((c.connect.sim, c.sim.seed), (Some(3), Some(7)));
+    }
+
+    #[test]
+    fn run_json_is_output_json() {
+        for args in
+            [&["run", "x.rhai", "--json"][..], &["run", "x.rhai", "--output", "json"][..], &["run", "x.rhai", "-j"][..]]
+        {
+            let Command::Run(r) = parse(args).command else { panic!("not run") };
+            assert_eq!(r.output, OutputFormat::Json, "{args:?}");
+        }
+        let Command::Run(r) = parse(&["run", "x.rhai"]).command else { panic!("not run") };
+        assert_eq!(r.output, OutputFormat::Text);
+    }
+
+    #[test]
+    fn identity_is_refused_with_the_node_filter_it_looks_like() {
+        for args in [&["req", "rpcutil", "ping", "--identity", "n001"][..], &["--identity=n001", "discover"][..]] {
+            let e = Cli::try_parse_args(std::iter::once("fleetbook").chain(args.iter().copied())).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let text = e.to_string();
+            assert!(text.contains("did you mean -I n001?") && text.contains("--client-identity"), "{text}");
+        }
+        // The filters, as choria and mcollective spell them.
+        for flag in ["-I", "--wi", "--with-identity"] {
+            let Command::Req(r) = parse(&["req", "rpcutil", "ping", flag, "n001"]).command else { panic!("not req") };
+            assert_eq!(r.filter.identity, ["n001"]);
+        }
+    }
+
     #[test]
     fn clap_definition_is_consistent() {
         super::Cli::clap().debug_assert();
