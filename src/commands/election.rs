@@ -149,6 +149,11 @@ impl ViewOptions {
     }
 }
 
+/// Whether a simulated fleet is asked for whose Provisioners campaign.
+fn sim_campaigns(settings: &Settings) -> bool {
+    settings.sim.as_ref().is_some_and(|s| s.provisioners > 0 && s.leader_election)
+}
+
 /// How long `--sim N election view` waits for the simulated Provisioners' first campaign:
 /// they campaign within a second of starting, but a loaded machine may take longer.
 const FIRST_CAMPAIGN: Duration = Duration::from_secs(5);
@@ -157,7 +162,7 @@ const FIRST_CAMPAIGN: Duration = Duration::from_secs(5);
 /// simulated fleet just started, whose Provisioners campaign, it first waits (bounded) for
 /// the first campaign, so that `--sim N election view` shows a leader rather than no bucket.
 pub(crate) async fn view(settings: Settings, a: ViewOptions) -> Result<(), Error> {
-    let campaigns = settings.sim.as_ref().is_some_and(|s| s.provisioners > 0 && s.leader_election);
+    let campaigns = sim_campaigns(&settings);
     let env = FleetEnv::open(settings).await?;
     let info =
         if campaigns { first_campaign(&env, &a.bucket).await? } else { env.fleet.bucket_info(&a.bucket).await? };
