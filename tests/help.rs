@@ -112,6 +112,30 @@ async fn completions_and_man_cover_every_command() {
     for name in ["rpcutil", "choria_provision", "choria_util", "scout", "ping", "restart", "reprovision"] {
         assert!(req.split_whitespace().any(|w| w.trim_matches('"') == name), "bash req completion lacks {name}: {req}");
     }
+    // And bash itself, given the script, completes `fleetbook req <TAB>` with them.
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), &bash.stdout).unwrap();
+    let complete = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let prog = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; _fleetbook fleetbook '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.path().display(),
+            words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" "),
+            words.len() - 1,
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let out = std::process::Command::new("bash").args(["-c", &prog]).output().expect("bash runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect::<Vec<_>>()
+    };
+    let offered = complete("fleetbook req ");
+    assert!(
+        offered.contains(&"rpcutil".to_string()) && offered.contains(&"choria_provision".to_string()),
+        "{offered:?}"
+    );
+    assert!(complete("fleetbook check --s").is_empty(), "check offers no --server");
+    assert!(complete("fleetbook req rpcutil ping --ser").contains(&"--server".to_string()));
     // A command offers only its own options.
     let check = bash.stdout.lines().skip_while(|l| !l.contains("fleetbook__subcmd__check)")).nth(1).unwrap_or_default();
     assert!(check.contains("--ddl-dir") && !check.contains("--server"), "{check}");
