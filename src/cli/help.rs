@@ -226,7 +226,10 @@ pub(crate) const GOVERNOR_LIST: &str = nested!(
 );
 
 /// `governor view --help`.
-pub(crate) const GOVERNOR_VIEW: &str = nested!("fleetbook --server nats://broker:4222 --insecure governor view PUPPET");
+pub(crate) const GOVERNOR_VIEW: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure governor view PUPPET",
+    "fleetbook gov v PUPPET --server nats://broker:4222 --insecure   # aliases; options after the command",
+);
 
 /// `governor evict --help`.
 pub(crate) const GOVERNOR_EVICT: &str = nested!(
@@ -235,8 +238,10 @@ pub(crate) const GOVERNOR_EVICT: &str = nested!(
 );
 
 /// `governor delete --help`.
-pub(crate) const GOVERNOR_DELETE: &str =
-    nested!("fleetbook --server nats://broker:4222 --insecure governor delete PUPPET --force");
+pub(crate) const GOVERNOR_DELETE: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure governor delete PUPPET          # asks first",
+    "fleetbook --server nats://broker:4222 --insecure governor delete PUPPET --force",
+);
 
 /// `governor run --help`.
 pub(crate) const GOVERNOR_RUN: &str = nested!(
@@ -245,5 +250,7 @@ pub(crate) const GOVERNOR_RUN: &str = nested!(
 );
 
 /// `governor reset --help`.
-pub(crate) const GOVERNOR_RESET: &str =
-    nested!("fleetbook --server nats://broker:4222 --insecure governor reset PUPPET --force");
+pub(crate) const GOVERNOR_RESET: &str = nested!(
+    "fleetbook --server nats://broker:4222 --insecure governor reset PUPPET           # asks first",
+    "fleetbook --server nats://broker:4222 --insecure governor reset PUPPET --force",
+);
