@@ -599,6 +599,8 @@ mod tests {
             let text = e.to_string();
             assert!(text.contains("did you mean -I n001?") && text.contains("--client-identity"), "{text}");
         }
+        let e = Cli::try_parse_args(["fleetbook", "discover", "--fact", "country=mt"]).unwrap_err();
+        assert!(e.to_string().contains("did you mean -F country=mt?"), "{e}");
         // The filters, as choria and mcollective spell them.
         for flag in ["-I", "--wi", "--with-identity"] {
             let Command::Req(r) = parse(&["req", "rpcutil", "ping", flag, "n001"]).command else { panic!("not req") };
