@@ -3,18 +3,23 @@
 
 use std::path::PathBuf;
 
+use clap::builder::ArgPredicate;
 use clap::{Args, Parser, Subcommand};
 
 mod election;
 pub mod governor;
+mod help;
+mod misleading;
+mod names;
 mod req_output;
+mod scope;
 
 pub use election::ElectionCommand;
 pub use req_output::{DisplayArg, ReqOutputArgs};
 
 /// Fleet runbooks for Choria over NATS.
 #[derive(Debug, Parser)]
-#[command(name = "fleetbook", version, about, propagate_version = true)]
+#[command(name = "fleetbook", version, about, propagate_version = true, after_help = help::TOP)]
 pub struct Cli {
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -27,7 +32,34 @@ pub struct Cli {
 impl Cli {
     /// Parses the process's command line; on bad flags clap prints the error and exits 2.
     pub fn from_args() -> Cli {
-        Cli::parse()
+        Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` (the first is the program name) as the binary does.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::FromArgMatches;
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut cmd = Cli::clap();
+        let matches = cmd.try_get_matches_from_mut(args.clone()).map_err(|e| misleading::hint(e, &mut cmd, &args))?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    /// The command-line definition with each command showing only the global options it
+    /// uses: what parses, `--help`, completions and the man page are all built from it.
+    pub fn clap() -> clap::Command {
+        use clap::CommandFactory;
+        scope::scoped(Cli::command())
+    }
+
+    /// The definition shell completion is generated from: what `clap` parses, less the
+    /// options a command does not use (completion scripts list hidden options too).
+    pub fn clap_for_completion() -> clap::Command {
+        use clap::CommandFactory;
+        scope::for_completion(Cli::command())
     }
 }
 
@@ -53,19 +85,27 @@ pub enum ProtocolArg {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConnectArgs {
     /// Broker URL (nats://host:4222); may repeat.
-    #[arg(long = "server", short = 's', env = "FLEETBOOK_SERVER", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "server",
+        short = 's',
+        env = "FLEETBOOK_SERVER",
+        value_delimiter = ',',
+        global = true,
+        value_name = "URL"
+    )]
     pub servers: Vec<String>,
     /// The main collective.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "NAME")]
     pub collective: Option<String>,
     /// Protocol generation of the fleet: v1 (x509) or v2 (ed25519/JWT).
     #[arg(long, global = true, value_enum)]
     pub protocol: Option<ProtocolArg>,
-    /// Our identity (senderid); defaults to the host name.
-    #[arg(long, global = true)]
-    pub identity: Option<String>,
+    /// fleetbook's own identity (the senderid of its requests; the client config's
+    /// `identity`); defaults to the host name. To select nodes use -I/--wi.
+    #[arg(long = "client-identity", global = true, value_name = "IDENTITY")]
+    pub client_identity: Option<String>,
     /// Our caller id, e.g. choria=ops.mcollective.
-    #[arg(long = "caller-id", global = true)]
+    #[arg(long = "caller-id", global = true, value_name = "ID")]
     pub caller_id: Option<String>,
     /// A Choria client configuration file (else ~/.choriarc or /etc/choria/client.conf).
     #[arg(long, global = true, value_name = "FILE")]
@@ -86,13 +126,13 @@ pub struct ConnectArgs {
     #[arg(long = "seed", id = "ed25519_seed", global = true, value_name = "FILE")]
     pub seed: Option<PathBuf>,
     /// NATS credentials file.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "FILE")]
     pub creds: Option<PathBuf>,
     /// NATS user name.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "USER")]
     pub user: Option<String>,
     /// NATS password (prefer the environment variable).
-    #[arg(long, env = "FLEETBOOK_PASSWORD", hide_env_values = true, global = true)]
+    #[arg(long, env = "FLEETBOOK_PASSWORD", hide_env_values = true, global = true, value_name = "PASSWORD")]
     pub password: Option<String>,
     /// Send unsigned requests (what provisioning-mode and test fleets accept).
     #[arg(long, global = true)]
@@ -106,7 +146,7 @@ pub struct ConnectArgs {
     #[arg(long = "max-reconnects", value_name = "N", global = true, default_value_t = 60)]
     pub max_reconnects: usize,
     /// Directory of extra agent DDLs (JSON); may repeat.
-    #[arg(long = "ddl-dir", global = true)]
+    #[arg(long = "ddl-dir", global = true, value_name = "DIR")]
     pub ddl_dirs: Vec<PathBuf>,
     /// Start an embedded broker and a simulated fleet of N nodes and run against them.
     #[arg(long, value_name = "N", global = true)]
@@ -125,67 +165,74 @@ pub struct SimArgs {
     #[arg(long = "sim-issuer", global = true, value_name = "HEX")]
     pub issuer: Option<String>,
     /// Seed for facts and faults.
-    #[arg(long = "sim-seed", global = true)]
+    #[arg(long = "sim-seed", global = true, value_name = "SEED")]
     pub seed: Option<u64>,
     /// Provisioning token the simulated servers expect ("" accepts any).
-    #[arg(long = "sim-token", global = true, hide_env_values = true, env = "FLEETBOOK_SIM_TOKEN")]
+    #[arg(
+        long = "sim-token",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true,
+        env = "FLEETBOOK_SIM_TOKEN"
+    )]
     pub token: Option<String>,
     /// Real seconds per simulated second of splay (0.01 = 100x faster).
-    #[arg(long = "sim-time-scale", global = true)]
+    #[arg(long = "sim-time-scale", global = true, value_name = "SCALE")]
     pub time_scale: Option<f64>,
     /// Fraction of nodes that fail mutating actions (status 1 or 5).
-    #[arg(long = "sim-fail-rate", global = true)]
+    #[arg(long = "sim-fail-rate", global = true, value_name = "RATE")]
     pub fail_rate: Option<f64>,
     /// Fraction of nodes that answer discovery but never RPC.
-    #[arg(long = "sim-silent-rate", global = true)]
+    #[arg(long = "sim-silent-rate", global = true, value_name = "RATE")]
     pub silent_rate: Option<f64>,
     /// Fraction of nodes that answer RPC late.
-    #[arg(long = "sim-slow-rate", global = true)]
+    #[arg(long = "sim-slow-rate", global = true, value_name = "RATE")]
     pub slow_rate: Option<f64>,
     /// How late slow nodes answer, e.g. 3s.
-    #[arg(long = "sim-slow-delay", global = true)]
+    #[arg(long = "sim-slow-delay", global = true, value_name = "DURATION")]
     pub slow_delay: Option<String>,
     /// Nodes that fail (identities or short names, comma separated).
-    #[arg(long = "sim-fail", global = true, value_delimiter = ',')]
+    #[arg(long = "sim-fail", global = true, value_name = "NODES", value_delimiter = ',')]
     pub fail_nodes: Vec<String>,
     /// Nodes that stay silent to RPC.
-    #[arg(long = "sim-silent", global = true, value_delimiter = ',')]
+    #[arg(long = "sim-silent", global = true, value_name = "NODES", value_delimiter = ',')]
     pub silent_nodes: Vec<String>,
     /// Nodes that answer late.
-    #[arg(long = "sim-slow", global = true, value_delimiter = ',')]
+    #[arg(long = "sim-slow", global = true, value_name = "NODES", value_delimiter = ',')]
     pub slow_nodes: Vec<String>,
     /// Nodes that go down on restart or reprovision and never come back.
-    #[arg(long = "sim-stuck", global = true, value_delimiter = ',')]
+    #[arg(long = "sim-stuck", global = true, value_name = "NODES", value_delimiter = ',')]
     pub stuck_nodes: Vec<String>,
     /// Simulated Provisioner candidates campaigning for leadership (default 3; 0: none).
-    #[arg(long = "sim-provisioners", global = true)]
+    #[arg(long = "sim-provisioners", global = true, value_name = "N")]
     pub provisioners: Option<usize>,
     /// Run the simulated Provisioner as its default configuration does, without
     /// `leader_election`: one instance provisions and nobody campaigns.
     #[arg(long = "sim-no-leader-election", global = true)]
     pub no_leader_election: bool,
     /// The site label of the simulated Provisioner's metrics.
-    #[arg(long = "sim-site", global = true)]
+    #[arg(long = "sim-site", global = true, value_name = "SITE")]
     pub site: Option<String>,
     /// Return reprovisioned nodes to service after this long, e.g. 5s.
-    #[arg(long = "sim-auto-provision", global = true)]
+    #[arg(long = "sim-auto-provision", global = true, value_name = "DURATION")]
     pub auto_provision: Option<String>,
 }
 
 /// Node selection, as `choria` spells it.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Node selection")]
 pub struct FilterArgs {
     /// Fact filter: name=value, name>=4, name=/regex/.
-    #[arg(short = 'F', long = "wf", id = "wf", value_name = "FACT")]
+    #[arg(short = 'F', long = "wf", id = "wf", value_name = "FACT", visible_alias = "with-fact")]
     pub fact: Vec<String>,
     /// Class filter: exact or /regex/.
-    #[arg(short = 'C', long = "wc", id = "wc", value_name = "CLASS")]
+    #[arg(short = 'C', long = "wc", id = "wc", value_name = "CLASS", visible_alias = "with-class")]
     pub class: Vec<String>,
     /// Agent filter: exact or /regex/.
-    #[arg(short = 'A', long = "wa", id = "wa", value_name = "AGENT")]
+    #[arg(short = 'A', long = "wa", id = "wa", value_name = "AGENT", visible_alias = "with-agent")]
     pub agent: Vec<String>,
     /// Identity filter: exact or /regex/ (with --dm inventory also group:NAME).
-    #[arg(short = 'I', long = "wi", id = "wi", value_name = "IDENTITY")]
+    #[arg(short = 'I', long = "wi", id = "wi", value_name = "IDENTITY", visible_alias = "with-identity")]
     pub identity: Vec<String>,
     /// Combined class and fact filter, as choria's -W: words split on spaces; a word with
     /// an operator (country=mt, cpus>=4) is a fact filter, any other a class filter.
@@ -240,6 +287,7 @@ pub struct FilterArgs {
 
 /// Script engine settings.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Script engine")]
 pub struct EngineArgs {
     /// Stop a runbook after this many script operations (guards against endless loops).
     #[arg(long = "max-operations", value_name = "N")]
@@ -249,87 +297,105 @@ pub struct EngineArgs {
     pub lib: Vec<PathBuf>,
 }
 
+/// The commands. Each has its own `after_help` (examples, exit codes, environment) in
+/// `help`; which global options each shows is decided in `scope`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the nodes that match a filter.
+    /// List the nodes that match a filter, like `choria discover`.
+    #[command(after_help = help::DISCOVER)]
     Discover {
+        /// Print a JSON array of identities.
+        #[arg(long, short = 'j')]
+        json: bool,
         #[command(flatten)]
         filter: Box<FilterArgs>,
-        /// Print a JSON array of identities.
-        #[arg(long)]
-        json: bool,
     },
-    /// Call one agent action on the matching nodes, optionally in batches.
+    /// Call one agent action on the matching nodes, optionally in batches, like `choria req`.
+    #[command(after_help = help::REQ, visible_alias = "rpc")]
     Req(Box<ReqArgs>),
     /// List the runs in the run journal, or show one run's timeline.
+    #[command(after_help = help::RUNS)]
     Runs {
         #[command(subcommand)]
         show: Option<RunsCommand>,
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, short = 'j')]
         json: bool,
         /// How many of the most recent runs to list.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_name = "N")]
         limit: usize,
     },
     /// Show one node's inventory and server statistics, like `choria inventory`.
+    #[command(after_help = help::INVENTORY)]
     Inventory {
+        /// The node's identity (exactly as it answers discovery, e.g. n001.example.net).
         identity: String,
+        /// The collective the node is in (default: the main collective).
         #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
         target: Option<String>,
-        #[arg(long)]
+        /// Print one JSON object.
+        #[arg(long, short = 'j')]
         json: bool,
         /// Leave the facts out.
         #[arg(long = "no-facts")]
         no_facts: bool,
     },
     /// Show live lifecycle events, like `choria tool event`.
+    #[command(after_help = help::EVENTS)]
     Events {
         /// Only events of this component.
-        #[arg(long)]
+        #[arg(long, value_name = "COMPONENT")]
         component: Option<String>,
         /// Only events of this type.
-        #[arg(long = "type", value_parser = ["alive", "governor", "provisioned", "shutdown", "startup", "upgraded"])]
+        #[arg(long = "type", value_name = "TYPE", value_parser = ["alive", "governor", "provisioned", "shutdown", "startup", "upgraded"])]
         kind: Option<String>,
         /// Print each raw event as received.
-        #[arg(long)]
+        #[arg(long, short = 'j')]
         json: bool,
         /// Stop after this many events.
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         count: Option<usize>,
         /// Stop after this long (e.g. 30s).
-        #[arg(long)]
+        #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
     },
     /// Scrape and parse a Prometheus endpoint (e.g. the Provisioner's /metrics).
+    #[command(after_help = help::METRICS)]
     Metrics {
-        /// http://host:port/metrics
-        url: String,
-        #[arg(long)]
+        /// The endpoint, http://host:port/metrics; with --sim and no URL, the simulated
+        /// Provisioner's.
+        #[arg(value_name = "URL")]
+        url: Option<String>,
+        /// Print the samples as one JSON array.
+        #[arg(long, short = 'j')]
         json: bool,
         /// How long to wait for the endpoint (e.g. 5s).
-        #[arg(long, default_value = "5s")]
+        #[arg(long, default_value = "5s", value_name = "DURATION")]
         timeout: String,
     },
     /// See and evict election leaders, like `choria election`.
-    #[command(subcommand, alias = "elect")]
+    #[command(subcommand, alias = "elect", after_help = help::ELECTION)]
     Election(ElectionCommand),
     /// Distributed concurrency control, like `choria governor`.
-    #[command(subcommand, alias = "gov")]
+    #[command(subcommand, alias = "gov", after_help = help::GOVERNOR)]
     Governor(governor::GovernorCommand),
     /// Run a runbook.
+    #[command(after_help = help::RUN)]
     Run(RunArgs),
     /// Explore and operate the fleet one line at a time.
+    #[command(after_help = help::REPL)]
     Repl {
         /// Answer yes to confirmations of mutating calls (shutdown still asks).
-        #[arg(long)]
+        #[arg(long, short = 'y')]
         yes: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
     /// Compile and lint runbooks without touching a fleet.
+    #[command(after_help = help::CHECK)]
     Check {
-        #[arg(required = true)]
+        /// The runbooks (.rhai) to check.
+        #[arg(required = true, value_name = "FILES")]
         files: Vec<PathBuf>,
         /// `--arg` values the runbooks will be run with: a name a runbook never reads is an error
         /// (as `run` refuses it).
@@ -343,27 +409,57 @@ pub enum Command {
         engine: EngineArgs,
     },
     /// Run a simulated fleet against a broker until stopped.
+    #[command(after_help = help::SIM)]
     Sim {
         /// Number of simulated servers.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_name = "N")]
         nodes: usize,
     },
+    /// Print a shell completion script (bash, zsh or fish) for fleetbook.
+    #[command(after_help = help::COMPLETIONS)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a directory.
+    #[command(after_help = help::MAN)]
+    Man {
+        /// Write fleetbook.1 and fleetbook-COMMAND.1 into DIR instead of printing fleetbook.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `completions SHELL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// `req AGENT ACTION [INPUT...]`.
 #[derive(Debug, Args)]
 pub struct ReqArgs {
+    /// The agent to call (built in: rpcutil, choria_provision, choria_util, ...; more with
+    /// --ddl-dir).
+    #[arg(value_name = "AGENT", value_parser = names::agents(), hide_possible_values = true)]
     pub agent: String,
+    /// The action to call, e.g. ping, inventory, restart.
+    #[arg(value_name = "ACTION", value_parser = names::actions(), hide_possible_values = true)]
     pub action: String,
     /// Inputs as key=value, typed by the agent DDL.
+    #[arg(value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,
-    #[command(flatten)]
-    pub filter: FilterArgs,
     /// Nodes per batch.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
     /// Seconds between batches (default 1 when batching).
-    #[arg(long = "batch-sleep")]
+    #[arg(long = "batch-sleep", value_name = "SECONDS")]
     pub batch_sleep: Option<f64>,
     /// Publish one broadcast instead of discovering and sending direct requests.
     #[arg(long, conflicts_with_all = ["batch", "nodes", "limit", "dm", "discovery_options"])]
@@ -386,27 +482,33 @@ pub struct ReqArgs {
     /// command line. Without it and without token=, $FLEETBOOK_PROVISION_TOKEN is used.
     #[arg(long = "token-file", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    // The flattened groups come last: each sets the help heading of what follows it.
     #[command(flatten)]
-    pub journal: JournalArgs,
+    pub filter: FilterArgs,
     #[command(flatten)]
     pub output: ReqOutputArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 /// `fleetbook runs show ID`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum RunsCommand {
     /// One run's timeline: its calls and batches, and the failed and unanswered nodes.
+    #[command(after_help = help::RUNS_SHOW)]
     Show {
         /// The run id (as `fleetbook runs` lists it).
+        #[arg(value_name = "ID")]
         id: String,
         /// Print the run's events as JSON lines.
-        #[arg(long)]
+        #[arg(long, short = 'j')]
         json: bool,
     },
 }
 
 /// The run journal (JetStream).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Run journal")]
 pub struct JournalArgs {
     /// Run without the run journal (the journal needs JetStream on the broker).
     #[arg(long = "no-journal")]
@@ -435,6 +537,7 @@ pub struct JournalArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The runbook (.rhai).
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Runbook argument as name=value, read with arg(name, default); may repeat.
     #[arg(long = "arg", value_name = "NAME=VALUE")]
@@ -450,8 +553,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub yes: bool,
     /// text (bars or lines on stderr) or json (JSONL events on stdout).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text,
+          default_value_if("json", ArgPredicate::IsPresent, "json"))]
     pub output: OutputFormat,
+    /// Same as --output json (the spelling of the other commands).
+    #[arg(long, short = 'j', conflicts_with = "output")]
+    pub json: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -460,9 +567,58 @@ pub struct RunArgs {
 
 #[cfg(test)]
 mod tests {
+    use super::{Cli, Command, OutputFormat};
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_args(std::iter::once("fleetbook").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn connection_options_go_before_or_after_the_command() {
+        let before = parse(&["--server", "nats://a:4222", "--client-identity", "me", "req", "rpcutil", "ping"]);
+        let after = parse(&["req", "rpcutil", "ping", "--server", "nats://a:4222", "--client-identity", "me"]);
+        for c in [before, after] {
+            assert_eq!(c.connect.servers, ["nats://a:4222"]);
+            assert_eq!(c.connect.client_identity.as_deref(), Some("me"));
+        }
+        // Nested commands too, and the simulator's options.
+        let c = parse(&["election", "view", "--sim", "3", "--sim-seed", "7"]);
+        assert_eq!((c.connect.sim, c.sim.seed), (Some(3), Some(7)));
+    }
+
+    #[test]
+    fn run_json_is_output_json() {
+        for args in
+            [&["run", "x.rhai", "--json"][..], &["run", "x.rhai", "--output", "json"][..], &["run", "x.rhai", "-j"][..]]
+        {
+            let Command::Run(r) = parse(args).command else { panic!("not run") };
+            assert_eq!(r.output, OutputFormat::Json, "{args:?}");
+        }
+        let Command::Run(r) = parse(&["run", "x.rhai"]).command else { panic!("not run") };
+        assert_eq!(r.output, OutputFormat::Text);
+    }
+
+    #[test]
+    fn identity_is_refused_with_the_node_filter_it_looks_like() {
+        for args in [&["req", "rpcutil", "ping", "--identity", "n001"][..], &["--identity=n001", "discover"][..]] {
+            let e = Cli::try_parse_args(std::iter::once("fleetbook").chain(args.iter().copied())).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let text = e.to_string();
+            assert!(text.contains("did you mean -I n001?") && text.contains("--client-identity"), "{text}");
+        }
+        let e = Cli::try_parse_args(["fleetbook", "discover", "--fact", "country=mt"]).unwrap_err();
+        assert!(e.to_string().contains("did you mean -F country=mt?"), "{e}");
+        // The filters, as choria and mcollective spell them.
+        for flag in ["-I", "--wi", "--with-identity"] {
+            let Command::Req(r) = parse(&["req", "rpcutil", "ping", flag, "n001"]).command else { panic!("not req") };
+            assert_eq!(r.filter.identity, ["n001"]);
+        }
+    }
+
     #[test]
     fn clap_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::Cli::clap().debug_assert();
+        super::Cli::clap_for_completion().debug_assert();
     }
 }

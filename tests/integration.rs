@@ -12,6 +12,7 @@ mod faults;
 mod filters_sim;
 mod fuzz;
 mod governor;
+mod help;
 mod journal;
 mod metrics;
 mod protocol;

@@ -18,12 +18,29 @@ fn row<'a>(stdout: &'a str, node: &str) -> Option<&'a str> {
     stdout.lines().find(|l| l.starts_with(&format!("{node} ")))
 }
 
+/// The PIDs of the nodes a restart succeeds on (every node but the failing n002).
+fn pids(w: &World) -> Vec<u32> {
+    ["n001.example.net", "n003.example.net"].iter().map(|n| w.sim.node(n).unwrap().daemon.pid).collect()
+}
+
+/// Waits until those nodes run with other PIDs than `before`, i.e. have been restarted and
+/// are up again. (Waiting for "every node up" is not enough: right after the reply a node
+/// has not gone down yet, and would then miss the next discovery.)
+async fn restarted_since(w: &World, before: &[u32]) {
+    eventually(Duration::from_secs(10), "the restarted nodes back up", || {
+        let up = w.sim.identities().iter().all(|n| w.sim.node(n).unwrap().state == fleetbook::sim::node::State::Up);
+        up && pids(w).iter().zip(before).all(|(now, was)| now != was)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn req_shows_the_replies_the_ddl_display_or_display_asks_for() {
     let w = World::start(SimConfig { fail_nodes: vec!["n002".into()], ..sim(3) }).await;
     let restart = ["req", "choria_provision", "restart", "token=s3cret"];
     // One after the other: a restarted node is away for a moment. restart's DDL says
     // display "failed": only the failed node has a row.
+    let mut before = pids(&w);
     let quiet = w.fleetbook().args(restart).run().await;
     quiet.assert_code(1);
     assert!(row(&quiet.stdout, "n002.example.net").is_some(), "{}", quiet.stdout);
@@ -34,10 +51,8 @@ async fn req_shows_the_replies_the_ddl_display_or_display_asks_for() {
         ("ok", vec!["n001", "n003"], vec!["n002"]),
         ("none", vec![], vec!["n001", "n002", "n003"]),
     ] {
-        eventually(Duration::from_secs(10), "every node back up", || {
-            w.sim.identities().iter().all(|n| w.sim.node(n).unwrap().state == fleetbook::sim::node::State::Up)
-        })
-        .await;
+        restarted_since(&w, &before).await;
+        before = pids(&w);
         let r = w.fleetbook().args(restart).args(["--display", display]).run().await;
         r.assert_code(1);
         for n in shown {
@@ -49,6 +64,7 @@ async fn req_shows_the_replies_the_ddl_display_or_display_asks_for() {
         assert!(r.stdout.contains("Finished processing 3 / 3 hosts"), "{}", r.stdout);
     }
     // ping's DDL says "always"; a bad --display value is a usage error.
+    restarted_since(&w, &before).await;
     let (ping, bad) = tokio::join!(
         w.fleetbook().args(["req", "rpcutil", "ping"]).run(),
         w.fleetbook().args(["req", "rpcutil", "ping", "--display", "some"]).run(),

@@ -2,10 +2,13 @@
 
 use clap::Subcommand;
 
+use super::help;
+
 /// `governor add|list|view|evict|delete|run|reset`.
 #[derive(Debug, Subcommand)]
 pub enum GovernorCommand {
     /// Add or update a Governor (asks before changing an existing one unless --force).
+    #[command(after_help = help::GOVERNOR_ADD)]
     Add {
         /// The name for the Governor to manage.
         name: String,
@@ -21,19 +24,20 @@ pub enum GovernorCommand {
         force: bool,
     },
     /// List Governors.
-    #[command(alias = "ls")]
+    #[command(alias = "ls", after_help = help::GOVERNOR_LIST)]
     List {
         /// Produce JSON output.
         #[arg(long, short = 'j')]
         json: bool,
     },
     /// View the status of a Governor and its leases.
-    #[command(aliases = ["info", "show", "v", "s"])]
+    #[command(aliases = ["info", "show", "v", "s"], after_help = help::GOVERNOR_VIEW)]
     View {
         /// The name of the Governor.
         name: String,
     },
     /// Evict a specific lease (asks unless --force).
+    #[command(after_help = help::GOVERNOR_EVICT)]
     Evict {
         /// The name of the Governor.
         name: String,
@@ -44,7 +48,7 @@ pub enum GovernorCommand {
         force: bool,
     },
     /// Delete a Governor and its leases (asks unless --force).
-    #[command(alias = "rm")]
+    #[command(alias = "rm", after_help = help::GOVERNOR_DELETE)]
     Delete {
         /// The name of the Governor.
         name: String,
@@ -55,6 +59,7 @@ pub enum GovernorCommand {
     /// Run a command while holding a lease on a Governor: wait for a free slot (up to
     /// --max-wait), run it, give the slot back, and exit with the command's status.
     /// Publishes go-choria's governor lifecycle events (enter, exit, timeouts).
+    #[command(after_help = help::GOVERNOR_RUN)]
     Run {
         /// The name of the Governor.
         name: String,
@@ -70,6 +75,7 @@ pub enum GovernorCommand {
         interval: String,
     },
     /// Evict all leases (asks unless --force).
+    #[command(after_help = help::GOVERNOR_RESET)]
     Reset {
         /// The name of the Governor.
         name: String,

@@ -19,6 +19,7 @@ pub enum DisplayArg {
 
 /// How `req` reports.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Output")]
 pub struct ReqOutputArgs {
     /// Which replies to show: ok, failed, all or none. Default: the action's DDL `display`
     /// (restart and shutdown show only failures, ping every reply).

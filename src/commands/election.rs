@@ -149,13 +149,49 @@ impl ViewOptions {
     }
 }
 
-/// `election view [NAME]`: the bucket and the leaders of the matching elections.
+/// Whether a simulated fleet is asked for whose Provisioners campaign.
+fn sim_campaigns(settings: &Settings) -> bool {
+    settings.sim.as_ref().is_some_and(|s| s.provisioners > 0 && s.leader_election)
+}
+
+/// How long `--sim N election view` waits for the simulated Provisioners' first campaign:
+/// they campaign within a second of starting, but a loaded machine may take longer.
+const FIRST_CAMPAIGN: Duration = Duration::from_secs(5);
+
+/// `election view [NAME]`: the bucket and the leaders of the matching elections. Against a
+/// simulated fleet just started, whose Provisioners campaign, it first waits (bounded) for
+/// the first campaign, so that `--sim N election view` shows a leader rather than no bucket.
 pub(crate) async fn view(settings: Settings, a: ViewOptions) -> Result<(), Error> {
+    let campaigns = sim_campaigns(&settings);
     let env = FleetEnv::open(settings).await?;
-    let info = env.fleet.bucket_info(&a.bucket).await?;
+    let info =
+        if campaigns { first_campaign(&env, &a.bucket).await? } else { env.fleet.bucket_info(&a.bucket).await? };
+    if info.elections.is_empty() {
+        eprintln!("no election has happened yet in bucket {}: no candidate has campaigned", a.bucket);
+    }
     let mut out = std::io::stdout().lock();
     write!(out, "{}", render(&info, &a.filter))?;
     Ok(())
+}
+
+/// Reads the bucket until it holds an election, or [`FIRST_CAMPAIGN`] has passed; a bucket
+/// that does not exist yet is waited for too (the first candidate creates it).
+async fn first_campaign(env: &FleetEnv, bucket: &str) -> Result<BucketInfo, Error> {
+    let deadline = tokio::time::Instant::now() + FIRST_CAMPAIGN;
+    let mut told = false;
+    loop {
+        let last = tokio::time::Instant::now() >= deadline;
+        match env.fleet.bucket_info(bucket).await {
+            Ok(info) if !info.elections.is_empty() || last => return Ok(info),
+            Err(e) if last || !matches!(e, crate::fleet::FleetError::NoBucket { .. }) => return Err(e.into()),
+            _ => {}
+        }
+        if !told {
+            eprintln!("waiting up to {}s for the simulated Provisioners' first campaign...", FIRST_CAMPAIGN.as_secs());
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What `election evict` was asked for, validated.

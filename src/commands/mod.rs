@@ -3,12 +3,14 @@
 //! them; nothing below this module sees a clap type.
 
 pub(crate) mod check;
+mod completions;
 pub(crate) mod discover;
 pub(crate) mod election;
 pub(crate) mod events;
 pub(crate) mod governor;
 mod governor_run;
 pub(crate) mod inventory;
+mod man;
 pub(crate) mod metrics;
 pub(crate) mod options;
 pub(crate) mod repl;
@@ -45,8 +47,12 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             events::run(settings, a, &interrupt.soft()).await
         }
         Command::Metrics { url, json, timeout } => {
-            metrics::run(metrics::MetricsOptions::from_cli(url, json, &timeout)?).await
+            let a = metrics::MetricsOptions::from_cli(url, json, &timeout, connect.sim.is_some())?;
+            let settings = if a.needs_sim() { Some(settings()?) } else { None };
+            metrics::run(a, settings).await
         }
+        Command::Completions { shell } => completions::run(shell),
+        Command::Man { dir } => man::run(dir.as_deref()),
         Command::Election(ElectionCommand::View { name, bucket }) => {
             let settings = settings()?;
             election::view(settings, election::ViewOptions::from_cli(name.as_deref(), bucket)?).await

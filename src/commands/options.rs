@@ -35,7 +35,7 @@ fn connect_options(c: &ConnectArgs) -> ConnectOptions {
             ProtocolArg::V1 => Version::V1,
             ProtocolArg::V2 => Version::V2,
         }),
-        identity: c.identity.clone(),
+        identity: c.client_identity.clone(),
         caller_id: c.caller_id.clone(),
         config: c.config.clone(),
         tls: TlsFiles { ca: c.tls_ca.clone(), cert: c.tls_cert.clone(), key: c.tls_key.clone() },
