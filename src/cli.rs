@@ -13,9 +13,11 @@ mod misleading;
 mod names;
 mod req_output;
 mod scope;
+mod topology;
 
 pub use election::ElectionCommand;
 pub use req_output::{DisplayArg, ReqOutputArgs};
+pub use topology::TopologyArgs;
 
 /// Fleet runbooks for Choria over NATS.
 #[derive(Debug, Parser)]
@@ -487,6 +489,8 @@ pub struct ReqArgs {
     pub filter: FilterArgs,
     #[command(flatten)]
     pub output: ReqOutputArgs,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
     #[command(flatten)]
     pub journal: JournalArgs,
 }

@@ -119,3 +119,37 @@ async fn groups_go_in_order_with_their_own_budget_and_missing_facts_are_reported
     assert!(plan.stderr.contains("1 node(s) did not give their facts"), "{}", plan.stderr);
     assert!(plan.stderr.contains("1 node(s) have no site fact: they form the group (no fact)"), "{}", plan.stderr);
 }
+
+/// `req` takes the same topology as flags: spread across sites, capped, a node kept for last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn req_spreads_batches_by_flags() {
+    let w = World::start(sim(12)).await;
+    let args = [
+        "req",
+        "choria_provision",
+        "restart",
+        "token=s3cret",
+        "--batch",
+        "4",
+        "--batch-sleep",
+        "0.1",
+        "--spread-by",
+        "site",
+        "--max-per-group",
+        "1",
+        "--last",
+        "n001.example.net",
+        "--jsonl",
+    ];
+    let r = w.fleetbook().args(args).run().await;
+    r.assert_code(0);
+    let ran = batches(&r);
+    let (last, rest) = ran.split_last().unwrap();
+    assert_eq!(last.0, ["n001.example.net"], "{ran:?}");
+    for (nodes, groups) in rest {
+        assert!(groups.values().all(|c| *c == 1) && nodes.len() <= 4, "{groups:?}");
+    }
+    assert_eq!(ran.iter().map(|(n, _)| n.len()).sum::<usize>(), 12);
+    let bad = w.fleetbook().args(["req", "rpcutil", "ping", "--max-per-group", "1"]).run().await;
+    bad.assert_code(2);
+}

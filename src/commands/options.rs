@@ -212,3 +212,22 @@ pub(crate) fn resume(
     };
     Ok(Some(super::resume::ResumeOptions { id, flags }))
 }
+
+/// `req`'s topology flags as the planner takes them.
+pub(crate) fn topology(a: &crate::cli::TopologyArgs) -> Result<crate::rollout::topology::Topology, Error> {
+    use crate::rollout::policy::Amount;
+    let amount = |flag: &str, v: &Option<String>| -> Result<Option<Amount>, Error> {
+        v.as_deref()
+            .map(|s| Amount::parse(s).map_err(|e| Error::Usage { message: format!("--{flag}: {e}") }))
+            .transpose()
+    };
+    Ok(crate::rollout::topology::Topology {
+        spread_by: a.spread_by.clone(),
+        max_per_group: amount("max-per-group", &a.max_per_group)?,
+        group_by: a.group_by.clone(),
+        group_order: a.group_order.clone(),
+        max_group_failures: amount("max-group-failures", &a.max_group_failures)?,
+        last: a.last.clone(),
+        leaders_last: a.leaders_last,
+    })
+}

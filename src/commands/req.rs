@@ -51,6 +51,8 @@ pub(crate) struct ReqOptions {
     journal: Option<JournalOptions>,
     /// `--resume ID`: continue that run.
     resume: Option<super::resume::ResumeOptions>,
+    /// `--spread-by`, `--group-by`, `--leaders-last`, ...: how the batches lie over the fleet.
+    topology: crate::rollout::topology::Topology,
     /// `--sim`: its journal dies with the process, so a stop has no resume hint.
     sim: bool,
     /// How the result is written, and where.
@@ -94,6 +96,7 @@ impl ReqOptions {
             dry_run: a.dry_run,
             journal: super::options::journal(&a.journal)?,
             resume,
+            topology: super::options::topology(&a.topology)?,
             sim,
             style,
             output,
@@ -338,10 +341,27 @@ async fn direct(
     if nodes.is_empty() {
         return (Err(Error::NoNodes), Counts::default());
     }
+    // Topology: the facts and leaders the plan needs come first (read-only, also dry-run).
+    let ramp: Vec<crate::rollout::Amount> = a.batch.map(crate::rollout::Amount::Count).into_iter().collect();
+    let plan = match a.topology.is_set() {
+        true => {
+            match crate::rollout::gather::plan(fleet, &nodes, &ramp, &a.topology, &interrupt.hard(), reporter).await {
+                Ok(p) => p,
+                Err(e) => return (Err(e.into()), Counts::default()),
+            }
+        }
+        false => crate::rollout::topology::Plan {
+            batches: match a.batch {
+                Some(n) => plan_batches(&nodes, &[n]),
+                None => vec![nodes.clone()],
+            },
+            ..Default::default()
+        },
+    };
     let mut rollout = Rollout {
         call: 1,
-        groups: Vec::new(),
-        counts: Vec::new(),
+        groups: plan.groups,
+        counts: plan.counts,
         agent: a.agent.clone(),
         action: a.action.clone(),
         inputs: a.inputs.clone(),
@@ -349,12 +369,9 @@ async fn direct(
         collective: dopts.collective.clone(),
         timeout: None,
         filter: dopts.filter.clone(),
-        batches: match a.batch {
-            Some(n) => plan_batches(&nodes, &[n]),
-            None => vec![nodes.clone()],
-        },
+        batches: plan.batches,
         sleep: a.batch_sleep,
-        thresholds: Thresholds::default(),
+        thresholds: Thresholds { max_group_failures: a.topology.max_group_failures, ..Default::default() },
         wait_for: None,
         governor: None,
         plan_only: a.dry_run,

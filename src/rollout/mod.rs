@@ -9,6 +9,7 @@
 //! [`Hooks`].
 
 mod confirm;
+pub mod gather;
 pub mod governor;
 pub mod policy;
 pub mod resume;
