@@ -328,3 +328,37 @@ async fn a_run_cut_short_by_a_lost_broker_resumes_once_it_is_back() {
         assert_eq!(count, 1, "{node} restarted exactly once: {:?}", w.sim.stats().received);
     }
 }
+
+/// Two operators resume the same run at the same moment: one goes on, the other is refused
+/// (a claim on the run's journal lets only one attempt start), and no node is restarted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_resumes_at_once_only_one_goes_on() {
+    let w = World::start(sim(6)).await;
+    let (_d, rb) = runbook(
+        r#"rpc_batch("choria_provision", "restart", #{ token: secret("FLEETBOOK_PROVISION_TOKEN") }, #{
+    filter: #{}, batch: 2, sleep: "4s",
+});
+"#,
+    );
+    let mut first = Child::spawn(&w, &["run", &rb, "--output", "json"]).await;
+    first.until(|e| e["event"] == "batch_end" && e["batch"] == 1).await;
+    let id = first.kill().await;
+    interrupted(&w, &id).await;
+    let resume = || fb(&w).args(["run", &rb, "--resume", &id]).run();
+    let (a, b) = tokio::join!(resume(), resume());
+    let mut codes = [a.code, b.code];
+    codes.sort();
+    assert_eq!(codes[0], 0, "one resume finished: {a:?} {b:?}");
+    assert!(codes[1] == 2 || codes[1] == 3, "the other was refused: {a:?} {b:?}");
+    let loser = if a.code == 0 { &b } else { &a };
+    assert!(
+        loser.stderr.contains("being resumed by someone else")
+            || loser.stderr.contains("still running")
+            || loser.stderr.contains("finished ok"),
+        "{}",
+        loser.stderr
+    );
+    for (node, count) in received(&w, RESTART) {
+        assert_eq!(count, 1, "{node} restarted exactly once: {:?}", w.sim.stats().received);
+    }
+}

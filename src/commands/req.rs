@@ -252,7 +252,10 @@ async fn run_inner(
         None => None,
     };
     let id = a.resume.as_ref().map_or_else(RunId::new, |r| r.id.clone());
-    let attempt = record.as_ref().map_or(1, |r| r.attempts + 1);
+    let attempt = match &record {
+        Some(r) => super::resume::claim(fleet, r).await?,
+        None => 1,
+    };
     start(fleet, journal, a, &id, attempt, &reporter).await?;
     let resumed = record.as_ref().zip(a.resume.as_ref().map(|o| &o.flags));
     let (result, counts) = direct(fleet, a, &reporter, interrupt, printed, Some(&id), resumed).await;

@@ -28,6 +28,23 @@ pub(crate) async fn load(fleet: &Fleet, o: &ResumeOptions, command: &str) -> Res
     Ok(r)
 }
 
+/// Claims the next attempt of the run, so that two operators resuming it at once cannot both
+/// go on: the second is refused. Returns the attempt number.
+pub(crate) async fn claim(fleet: &Fleet, r: &RunRecord) -> Result<u32, Error> {
+    let attempt = r.attempts + 1;
+    let (user, host) = crate::journal::who();
+    let id = RunId::parse(&r.run_id).map_err(|message| Error::Usage { message })?;
+    match crate::journal::claim(fleet, &id, attempt, &format!("{user}@{host}"), r.last_claim).await? {
+        true => Ok(attempt),
+        false => Err(Error::Guardrail {
+            reason: format!(
+                "run {} is being resumed by someone else right now; see `fleetbook runs show {}`",
+                r.run_id, r.run_id
+            ),
+        }),
+    }
+}
+
 /// The `--arg` values of a resumed run: the journaled ones, with the secret ones given again
 /// now. A value given now that differs from the journal's (or a new name) is refused unless
 /// `--force`, so a resume cannot quietly change what the run does.

@@ -218,7 +218,11 @@ async fn run_inner(
     let dirs: Vec<PathBuf> = dir.iter().chain(rs.lib_dirs.iter()).cloned().collect();
     check_args(&engine::args::collect(&checker, &ast, &shown, &dirs), &rs.args, &shown, reporter)?;
     let (user, host_name) = crate::journal::who();
-    let attempt = resumed.as_ref().map_or(1, |r| r.record.attempts + 1);
+    // Resuming: the next attempt is claimed last, once everything else checked out.
+    let attempt = match (&resumed, env_out.as_ref()) {
+        (Some(r), Some(env)) => super::resume::claim(&env.fleet, &r.record).await?,
+        _ => 1,
+    };
     let start = RunEvent::RunStart {
         run_id: run_id.to_string(),
         command: "run".into(),

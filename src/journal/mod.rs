@@ -88,6 +88,36 @@ pub fn end_run(reporter: &crate::progress::Reporter, fleet: Option<&Fleet>, end:
     }
 }
 
+/// Claims attempt `attempt` of run `run` before a resume writes anything: one message on
+/// `fleetbook.runs.<run>.claim`, published only if that subject's last message is still the
+/// one the resume read with the run's journal (`after`, its stream sequence; 0: none). Two
+/// operators resuming the same run at once read the same journal, so only one publish can
+/// succeed. `Ok(false)`: someone else claimed it first.
+pub async fn claim(fleet: &Fleet, run: &RunId, attempt: u32, by: &str, after: u64) -> Result<bool, FleetError> {
+    let js = jetstream::new(fleet.nats().clone());
+    let subject = subject(run.as_str(), "claim");
+    let last = after;
+    let mut headers = HeaderMap::new();
+    // The server checks an expected sequence only when it is not 0; the message id covers
+    // the first claim: two claims after the same one have the same id, and the stream keeps
+    // only the first within its duplicate window.
+    if last > 0 {
+        headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, last.to_string().as_str());
+    }
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{run}-claim-after-{last}").as_str());
+    let body = serde_json::json!({"event": "claim", "attempt": attempt, "by": by}).to_string();
+    let ack = js.publish_with_headers(subject, headers, body.into()).await;
+    let acked = match ack {
+        Ok(ack) => ack.await,
+        Err(e) => Err(e),
+    };
+    match acked {
+        Ok(a) => Ok(!a.duplicate),
+        Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => Ok(false),
+        Err(e) => Err(FleetError::nats("claiming the run", e)),
+    }
+}
+
 /// How the stream is made when it does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalOptions {
@@ -144,9 +174,14 @@ pub struct Journal {
 
 impl Journal {
     /// Opens the journal of a run's `attempt` (1 for a new run; a resume appends the next
-    /// attempt under the same id): the stream exists when this returns.
+    /// attempt under the same id, after claiming it): the stream exists when this returns. A
+    /// new run claims its first attempt, so every later claim follows one.
     pub async fn open(fleet: &Fleet, run: RunId, attempt: u32, o: &JournalOptions) -> Result<Journal, FleetError> {
         stream(fleet, o).await?;
+        if attempt == 1 {
+            let (user, host) = who();
+            claim(fleet, &run, 1, &format!("{user}@{host}"), 0).await?;
+        }
         let js = jetstream::new(fleet.nats().clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let wait = fleet.options().connect_timeout * 6;

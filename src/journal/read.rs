@@ -65,8 +65,15 @@ async fn read(fleet: &Fleet, filters: Vec<String>) -> Result<Vec<(String, Value)
     // Nothing matching at all shows as silence: a short wait ends it.
     while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(2), messages.next()).await {
         let m = m.map_err(|e| FleetError::nats("reading the run journal", e))?;
-        let pending = m.info().map(|i| i.pending).unwrap_or(0);
-        let value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+        let info = m.info().ok();
+        let pending = info.as_ref().map(|i| i.pending).unwrap_or(0);
+        let mut value: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+        // A resume claims its attempt against the last claim it read: it needs its sequence.
+        if let (Some(i), Some(obj)) = (&info, value.as_object_mut()) {
+            if m.subject.ends_with(".claim") {
+                obj.insert("seq".into(), i.stream_sequence.into());
+            }
+        }
         out.push((m.subject.to_string(), value));
         if pending == 0 {
             break;

@@ -85,6 +85,8 @@ pub struct RunRecord {
     pub slept: usize,
     /// `evict()` results (who was evicted), by ordinal.
     pub evicted: Vec<Option<String>>,
+    /// The stream sequence of the last resume's claim (0: none): the next claim must follow it.
+    pub last_claim: u64,
 }
 
 fn text(v: &Value, k: &str) -> String {
@@ -199,6 +201,7 @@ pub fn record(run_id: &str, events: &[Value]) -> Option<RunRecord> {
                 first_wins(&mut r.evicted, c.evicted, v.get("evicted").and_then(Value::as_str).map(str::to_string));
                 c.evicted += 1;
             }
+            "claim" => r.last_claim = v.get("seq").and_then(Value::as_u64).unwrap_or(r.last_claim),
             "run_end" => {
                 r.ended = Some((text(v, "status"), v.get("reason").and_then(Value::as_str).map(str::to_string)))
             }
