@@ -15,6 +15,7 @@ pub(crate) mod metrics;
 pub(crate) mod options;
 pub(crate) mod repl;
 pub(crate) mod req;
+mod req_options;
 mod req_output;
 mod req_report;
 mod resume;
