@@ -111,6 +111,11 @@ pub struct ConnectArgs {
     /// Start an embedded broker and a simulated fleet of N nodes and run against them.
     #[arg(long, value_name = "N", global = true)]
     pub sim: Option<usize>,
+    /// Like --sim, with a twin of the fleet an inventory file describes (as `inventory --all
+    /// --out` or `choria tool inventory` write it): its identities, facts, classes, agents
+    /// and collectives.
+    #[arg(long = "sim-from", value_name = "FILE", global = true, conflicts_with = "sim")]
+    pub sim_from: Option<PathBuf>,
 }
 
 /// Behaviour of the simulated fleet (with `--sim N` or `sim`).
@@ -272,16 +277,28 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Show one node's inventory and server statistics, like `choria inventory`.
+    /// Show one node's inventory and server statistics, like `choria inventory`; or, with
+    /// --all --out FILE, write the inventory of every matching node to FILE.
     Inventory {
-        identity: String,
-        #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
-        target: Option<String>,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        identity: Option<String>,
         #[arg(long)]
         json: bool,
         /// Leave the facts out.
         #[arg(long = "no-facts")]
         no_facts: bool,
+        /// Ask every node the filters select (in batches) and write Choria's inventory file
+        /// format, as `choria tool inventory` does.
+        #[arg(long, requires = "out", conflicts_with_all = ["json", "no_facts"])]
+        all: bool,
+        /// The inventory file to write (with --all): YAML for .yaml/.yml, JSON for .json.
+        #[arg(long, value_name = "FILE", requires = "all")]
+        out: Option<PathBuf>,
+        /// Nodes asked at a time (with --all).
+        #[arg(long, value_name = "N", requires = "all")]
+        batch: Option<usize>,
+        #[command(flatten)]
+        filter: Box<FilterArgs>,
     },
     /// Show live lifecycle events, like `choria tool event`.
     Events {
@@ -347,6 +364,9 @@ pub enum Command {
         /// Number of simulated servers.
         #[arg(long, default_value_t = 50)]
         nodes: usize,
+        /// Simulate a twin of the fleet this inventory file describes instead.
+        #[arg(long = "from-inventory", value_name = "FILE", conflicts_with = "nodes")]
+        from_inventory: Option<PathBuf>,
     },
 }
 

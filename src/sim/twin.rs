@@ -103,6 +103,16 @@ impl Twin {
         all.dedup();
         all
     }
+
+    /// The collective most nodes serve (the first by name of those tied).
+    pub fn most_served(&self) -> Option<String> {
+        let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
+        for c in self.nodes.iter().flat_map(|n| &n.collectives) {
+            *count.entry(c).or_default() += 1;
+        }
+        let best = count.values().max().copied()?;
+        count.into_iter().find(|(_, n)| *n == best).map(|(c, _)| c.to_string())
+    }
 }
 
 impl TwinNode {
