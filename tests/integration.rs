@@ -24,3 +24,4 @@ mod security;
 mod sim_strict;
 mod sim_tokens;
 mod simulator;
+mod twin;
