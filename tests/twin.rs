@@ -229,8 +229,17 @@ async fn issue14_bad_inventory_files_are_refused_naming_the_file_and_the_problem
         assert!(r.stderr.contains(want) && r.stderr.contains(s(&out)), "{want}: {}", r.stderr);
     }
     assert_eq!(std::fs::read_to_string(dir.path().join("notes.yaml")).unwrap(), "shopping:\n  - milk\n");
+    let missing_dir = dir.path().join("no/such/dir/fleet.yaml");
+    let r = Fleetbook::new()
+        .args(["--sim", "2", "--sim-provisioners", "0", "inventory", "--all", "--out", s(&missing_dir)])
+        .run()
+        .await;
+    assert!(r.assert_code(2).stderr.contains("does not exist"), "{}", r.stderr);
     let r = Fleetbook::new().args(["--sim", "2", "--sim-from", s(&missing), "discover"]).run().await;
     r.assert_code(2);
+    // One node's inventory takes no filters: they select nodes for --all.
+    let r = Fleetbook::new().args(["--sim", "2", "inventory", "n001.example.net", "-C", "apache"]).run().await;
+    assert!(r.assert_code(2).stderr.contains("--all --out FILE"), "{}", r.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,7 +40,8 @@ impl InventoryOptions {
         let f = filter;
         let filters = [&f.fact, &f.class, &f.agent, &f.identity, &f.with, &f.compound, &f.discovery_options];
         let sources = [&f.dm, &f.nodes, &f.limit];
-        if filters.iter().any(|v| !v.is_empty()) || sources.iter().any(|o| o.is_some()) {
+        let discovery = f.discovery_timeout.is_some() || f.discovery_window;
+        if filters.iter().any(|v| !v.is_empty()) || sources.iter().any(|o| o.is_some()) || discovery {
             return Err(Error::Usage {
                 message: format!("inventory {identity}: filters and discovery flags select nodes for --all --out FILE"),
             });

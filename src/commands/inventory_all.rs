@@ -47,6 +47,9 @@ impl InventoryAllOptions {
         // As `choria tool inventory`: the nodes that run rpcutil.
         discovery.rpc_agent = Some("rpcutil".into());
         FileFormat::for_path(&out).map_err(|e| usage(format!("--out {e}")))?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+            return Err(usage(format!("--out {}: the directory {} does not exist", out.display(), dir.display())));
+        }
         Inventory::for_file(&out, Vec::new()).map_err(|e| usage(format!("--out {e}")))?;
         let batch = match batch {
             Some(0) => return Err(usage("--batch must be at least 1")),

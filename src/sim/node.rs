@@ -172,3 +172,22 @@ impl Node {
         lookup(&self.facts, path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_twin_node_serves_its_own_collectives_until_it_is_reprovisioned() {
+        let mut n = Node::described("a", Value::Null, vec![], vec![]);
+        assert!(n.serves("mcollective", "mcollective") && !n.serves("mcollective", "eu"));
+        assert_eq!(n.collectives("mcollective"), (vec!["mcollective"], "mcollective"));
+        n.collectives = vec!["eu".into(), "mcollective".into()];
+        assert!(n.serves("mcollective", "eu") && n.serves("mcollective", "mcollective"));
+        assert_eq!(n.collectives("mcollective"), (vec!["eu", "mcollective"], "mcollective"));
+        assert_eq!(n.collectives("choria"), (vec!["eu", "mcollective"], "eu"), "else its first");
+        n.mode = Mode::Provisioning;
+        assert!(n.serves("mcollective", "provisioning") && !n.serves("mcollective", "eu"));
+        assert_eq!(n.collectives("mcollective"), (vec!["provisioning"], "provisioning"));
+    }
+}
