@@ -1,7 +1,8 @@
 //! Writes an inventory file as `choria tool inventory` does (`cmd/tool_inventory.go`): the
 //! format by the file's extension (`.json` indented JSON, `.yaml`/`.yml` YAML, anything else
 //! refused), a group `all` (identities `/./`) in a new file, the groups of an existing
-//! inventory kept (as its `--update`), and the file replaced in one rename.
+//! inventory kept (as its `--update`), and the file replaced in one rename (a new file is
+//! private, 0600, as go-choria's; a replaced one keeps its permissions).
 //!
 //! The file format has no place for a node's Choria version; we keep it in the fact
 //! [`VERSION_FACT`], which a twin ([`crate::sim`]) takes back out, so the file stays one
@@ -112,6 +113,11 @@ impl Inventory {
         };
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{shown}: {e}"))?;
         std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| format!("{shown}: {e}"))?;
+        // A new file is private (0600, as go-choria's temporary file); a file we replace
+        // keeps its permissions.
+        if let Ok(meta) = std::fs::metadata(path) {
+            tmp.as_file().set_permissions(meta.permissions()).map_err(|e| format!("{shown}: {e}"))?;
+        }
         tmp.persist(path).map_err(|e| format!("{shown}: {}", e.error))?;
         Ok(())
     }
@@ -170,8 +176,14 @@ mod tests {
         let path = dir.path().join("inv.yaml");
         let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/choria/discovery/inventory/good-inventory.yaml");
         std::fs::copy(src, &path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let inv = Inventory::for_file(&path, vec![]).unwrap();
         let groups: Vec<&str> = inv.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(groups, ["malta", "germany", "acme", "all"]);
+        inv.write(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644, "kept");
+        let written = Inventory::parse("inv.yaml", &std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(written.groups.len(), 4);
     }
 }
