@@ -160,6 +160,19 @@ async fn issue14_the_go_choria_inventory_file_runs_as_a_twin() {
     assert_eq!(v["main_collective"], "mcollective");
     assert_eq!(v["facts"], serde_json::json!({"country": "de"}));
     assert_eq!(v["agents"], serde_json::json!(["other", "rpcutil"]));
+    // Fault injection applies to a twin's nodes, by identity or short name.
+    let conf = short_rpc_timeouts();
+    let r = twin()
+        .args(["--sim-silent", "dev1", "--ddl-dir", s(conf.path())])
+        .args(["req", "rpcutil", "ping", "--json", "--no-journal"])
+        .run()
+        .await;
+    let v = r.json();
+    assert_eq!(
+        (&v["ok"], &v["no_reply"]),
+        (&serde_json::json!(["dev2.example.net"]), &serde_json::json!(["dev1.example.net"])),
+        "{v}"
+    );
 }
 
 /// The batches a dry run of the rolling restart plans: one list of nodes per batch.

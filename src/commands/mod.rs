@@ -73,7 +73,9 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
         Command::Sim { nodes, from_inventory } => {
             // No batches here: the first Ctrl-C simply stops.
             interrupt.first_press_means(Some("stopping"));
-            let a = sim::ServeOptions::from_cli(nodes, from_inventory.as_deref(), &connect, &sim_args)?;
+            // `fleetbook --sim-from FILE sim` means `sim --from-inventory FILE`.
+            let from = from_inventory.as_deref().or(connect.sim_from.as_deref());
+            let a = sim::ServeOptions::from_cli(nodes, from, &connect, &sim_args)?;
             sim::run(a, &interrupt.soft()).await
         }
         Command::Discover { mut filter, json } => {
