@@ -1,8 +1,7 @@
 //! A simulated twin of a real fleet: its nodes taken from an inventory file (the format
 //! `choria tool inventory` and `fleetbook inventory --all --out` write), read by the
 //! discovery code's reader. Each node keeps its identity, facts, classes, agents and
-//! collectives, and the Choria version our writer keeps in
-//! [`VERSION_FACT`](crate::fleet::discovery::inventory_writer::VERSION_FACT); faults, the
+//! collectives, and the Choria version our writer keeps in [`VERSION_FACT`]; faults, the
 //! time scale and everything else still come from [`SimConfig`](super::SimConfig).
 
 use std::collections::HashSet;
