@@ -153,6 +153,11 @@ pub struct ConnectArgs {
     /// Start an embedded broker and a simulated fleet of N nodes and run against them.
     #[arg(long, value_name = "N", global = true)]
     pub sim: Option<usize>,
+    /// Like --sim, with a twin of the fleet an inventory file describes (as `inventory --all
+    /// --out` or `choria tool inventory` write it): its identities, facts, classes, agents
+    /// and collectives.
+    #[arg(long = "sim-from", value_name = "FILE", global = true, conflicts_with = "sim")]
+    pub sim_from: Option<PathBuf>,
 }
 
 /// Behaviour of the simulated fleet (with `--sim N` or `sim`).
@@ -327,20 +332,31 @@ pub enum Command {
         #[arg(long, default_value_t = 20, value_name = "N")]
         limit: usize,
     },
-    /// Show one node's inventory and server statistics, like `choria inventory`.
+    /// Show one node's inventory and server statistics, like `choria inventory`; or, with
+    /// --all --out FILE, write the inventory of every matching node to FILE.
     #[command(after_help = help::INVENTORY)]
     Inventory {
         /// The node's identity (exactly as it answers discovery, e.g. n001.example.net).
-        identity: String,
-        /// The collective the node is in (default: the main collective).
-        #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
-        target: Option<String>,
+        #[arg(required_unless_present = "all", conflicts_with = "all", value_name = "IDENTITY")]
+        identity: Option<String>,
         /// Print one JSON object.
         #[arg(long, short = 'j')]
         json: bool,
         /// Leave the facts out.
         #[arg(long = "no-facts")]
         no_facts: bool,
+        /// Ask every node the filters select (in batches) and write Choria's inventory file
+        /// format, as `choria tool inventory` does.
+        #[arg(long, requires = "out", conflicts_with_all = ["json", "no_facts"])]
+        all: bool,
+        /// The inventory file to write (with --all): YAML for .yaml/.yml, JSON for .json.
+        #[arg(long, value_name = "FILE", requires = "all")]
+        out: Option<PathBuf>,
+        /// Nodes asked at a time (with --all).
+        #[arg(long, value_name = "N", requires = "all")]
+        batch: Option<usize>,
+        #[command(flatten)]
+        filter: Box<FilterArgs>,
     },
     /// Show live lifecycle events, like `choria tool event`.
     #[command(after_help = help::EVENTS)]
@@ -416,6 +432,9 @@ pub enum Command {
         /// Number of simulated servers.
         #[arg(long, default_value_t = 50, value_name = "N")]
         nodes: usize,
+        /// Simulate a twin of the fleet this inventory file describes instead.
+        #[arg(long = "from-inventory", value_name = "FILE", conflicts_with = "nodes")]
+        from_inventory: Option<PathBuf>,
     },
     /// Print a shell completion script (bash, zsh or fish) for fleetbook.
     #[command(after_help = help::COMPLETIONS)]

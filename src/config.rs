@@ -18,7 +18,7 @@ use crate::sim::SimConfig;
 mod credentials;
 mod puppet;
 mod simulated;
-pub(crate) use simulated::{sim_config, SimOptions};
+pub(crate) use simulated::{sim_config, twin_config, SimOptions};
 
 /// Everything a command needs to reach a fleet.
 #[derive(Debug, Clone)]
@@ -67,6 +67,8 @@ pub(crate) struct ConnectOptions {
     pub(crate) ddl_dirs: Vec<PathBuf>,
     /// `Some(n)`: an embedded broker and a simulated fleet of `n` nodes.
     pub(crate) sim: Option<usize>,
+    /// An embedded broker and a twin of the fleet this inventory file describes.
+    pub(crate) sim_from: Option<PathBuf>,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -137,13 +139,14 @@ impl Settings {
     /// configuration file over defaults.
     pub(crate) fn resolve(c: &ConnectOptions, s: &SimOptions) -> Result<Settings, Error> {
         let mut client = ClientOptions::default();
-        let conf = match (&c.config, c.sim) {
+        let simulated = c.sim.is_some() || c.sim_from.is_some();
+        let conf = match (&c.config, simulated) {
             (Some(path), _) => Some(ChoriaConfig::load(path).map_err(|e| usage(e.to_string()))?),
-            (None, None) => ChoriaConfig::default_path()
+            (None, false) => ChoriaConfig::default_path()
                 .map(|p| ChoriaConfig::load(&p))
                 .transpose()
                 .map_err(|e| usage(e.to_string()))?,
-            (None, Some(_)) => None,
+            (None, true) => None,
         };
         if let Some(conf) = &conf {
             apply_conf(&mut client, conf)?;
@@ -186,11 +189,18 @@ impl Settings {
         for dir in &c.ddl_dirs {
             ddl.load_dir(dir).map_err(Error::Fleet)?;
         }
-        let sim = match c.sim {
-            Some(0) => return Err(usage("--sim needs at least 1 node")),
+        let sim = match (c.sim, &c.sim_from) {
+            (Some(_), Some(_)) => return Err(usage("--sim N and --sim-from FILE: give one")),
+            (Some(0), None) => return Err(usage("--sim needs at least 1 node")),
             // The simulated fleet serves the collective the client will use.
-            Some(n) => Some(sim_config(n, s, Some(&client.collective))?),
-            None => None,
+            (Some(n), None) => Some(sim_config(n, s, Some(&client.collective))?),
+            (None, Some(path)) => {
+                let given = c.collective.is_some() || conf.is_some();
+                let cfg = twin_config(path, s, &client.collective, given)?;
+                client.collective = cfg.collective.clone();
+                Some(cfg)
+            }
+            (None, None) => None,
         };
         match (&c.jwt, &c.seed) {
             (Some(jwt), Some(seed)) if !c.insecure => {

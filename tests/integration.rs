@@ -26,3 +26,4 @@ mod sim_strict;
 mod sim_tokens;
 mod simulator;
 mod topology;
+mod twin;

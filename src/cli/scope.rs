@@ -23,7 +23,7 @@ enum Group {
 fn group(a: &Arg) -> Group {
     match a.get_long().unwrap_or_default() {
         "ddl-dir" => Group::Ddl,
-        "sim" => Group::Sim,
+        "sim" | "sim-from" => Group::Sim,
         long if long.starts_with("sim-") => Group::SimTuning,
         // `sim` serves on --server and --collective: those two are the connection it uses.
         _ => Group::Connection,

@@ -6,6 +6,7 @@ use std::io::Write;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::FilterArgs;
 use crate::config::Settings;
 use crate::env::FleetEnv;
 use crate::error::Error;
@@ -25,9 +26,27 @@ pub(crate) struct InventoryOptions {
 }
 
 impl InventoryOptions {
-    /// Nothing to check: any identity may be asked.
-    pub(crate) fn from_cli(identity: String, target: Option<String>, json: bool, no_facts: bool) -> InventoryOptions {
-        InventoryOptions { identity, target, json, facts: !no_facts }
+    /// Any identity may be asked; of the filter flags only `-T` applies to one node (the
+    /// others select nodes for `--all`).
+    pub(crate) fn from_cli(
+        identity: Option<String>,
+        filter: &FilterArgs,
+        json: bool,
+        no_facts: bool,
+    ) -> Result<InventoryOptions, Error> {
+        let identity = identity.ok_or_else(|| Error::Usage {
+            message: "inventory needs an IDENTITY, or --all --out FILE for every node".into(),
+        })?;
+        let f = filter;
+        let filters = [&f.fact, &f.class, &f.agent, &f.identity, &f.with, &f.compound, &f.discovery_options];
+        let sources = [&f.dm, &f.nodes, &f.limit];
+        let discovery = f.discovery_timeout.is_some() || f.discovery_window;
+        if filters.iter().any(|v| !v.is_empty()) || sources.iter().any(|o| o.is_some()) || discovery {
+            return Err(Error::Usage {
+                message: format!("inventory {identity}: filters and discovery flags select nodes for --all --out FILE"),
+            });
+        }
+        Ok(InventoryOptions { identity, target: filter.target.clone(), json, facts: !no_facts })
     }
 }
 

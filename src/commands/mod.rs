@@ -10,6 +10,7 @@ pub(crate) mod events;
 pub(crate) mod governor;
 mod governor_run;
 pub(crate) mod inventory;
+pub(crate) mod inventory_all;
 mod man;
 pub(crate) mod metrics;
 pub(crate) mod options;
@@ -76,10 +77,13 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             check::run(check::CheckOptions::from_cli(files, &args, json, &engine, &connect.ddl_dirs)?).await
         }
         // Serving changes nothing: the first Ctrl-C stops it.
-        Command::Sim { nodes } => {
+        Command::Sim { nodes, from_inventory } => {
             // No batches here: the first Ctrl-C simply stops.
             interrupt.first_press_means(Some("stopping"));
-            sim::run(sim::ServeOptions::from_cli(nodes, &connect, &sim_args)?, &interrupt.soft()).await
+            // `fleetbook --sim-from FILE sim` means `sim --from-inventory FILE`.
+            let from = from_inventory.as_deref().or(connect.sim_from.as_deref());
+            let a = sim::ServeOptions::from_cli(nodes, from, &connect, &sim_args)?;
+            sim::run(a, &interrupt.soft()).await
         }
         Command::Discover { mut filter, json } => {
             let settings = settings()?;
@@ -101,9 +105,18 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             let settings = settings()?;
             runs::run(settings, runs::RunsOptions::from_cli(show, json, limit)?).await
         }
-        Command::Inventory { identity, target, json, no_facts } => {
+        // clap keeps IDENTITY, --json and --no-facts away from --all.
+        Command::Inventory { all: true, out: Some(out), batch, mut filter, .. } => {
             let settings = settings()?;
-            let a = inventory::InventoryOptions::from_cli(identity, target, json, no_facts);
+            filter.config_defaults = settings.client.discovery_defaults.clone();
+            let a = inventory_all::InventoryAllOptions::from_cli(&filter, out, batch)?;
+            // Asking changes nothing: the first Ctrl-C stops, and nothing is written.
+            interrupt.first_press_means(Some("stopping"));
+            inventory_all::run(settings, a, &interrupt.soft()).await
+        }
+        Command::Inventory { identity, json, no_facts, filter, .. } => {
+            let settings = settings()?;
+            let a = inventory::InventoryOptions::from_cli(identity, &filter, json, no_facts)?;
             // No batches here: the first Ctrl-C simply stops.
             interrupt.first_press_means(Some("stopping"));
             inventory::run(settings, a, &interrupt.soft()).await

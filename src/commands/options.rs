@@ -49,6 +49,7 @@ fn connect_options(c: &ConnectArgs) -> ConnectOptions {
         max_reconnects: c.max_reconnects,
         ddl_dirs: c.ddl_dirs.clone(),
         sim: c.sim,
+        sim_from: c.sim_from.clone(),
     }
 }
 

@@ -1,10 +1,11 @@
 //! The simulated fleet's settings (`--sim N` and `sim`), from the `--sim-*` options.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{parse_duration, usage};
 use crate::error::Error;
-use crate::sim::SimConfig;
+use crate::sim::{SimConfig, Twin};
 
 /// The most nodes one simulator serves: a few GiB of memory at most, and well past the
 /// 50,000 the performance targets use.
@@ -125,6 +126,23 @@ pub(crate) fn sim_config(nodes: usize, s: &SimOptions, collective: Option<&str>)
     if let Some(site) = &s.site {
         cfg.site = site.clone();
     }
+    Ok(cfg)
+}
+
+/// The configuration of a twin of the fleet the inventory file at `path` describes, with
+/// the `--sim-*` behaviour. `collective` is the client's; unless it was `given` (by
+/// `--collective` or a Choria configuration), a twin none of whose nodes serve it uses the
+/// collective most of its nodes serve, so that discovery finds them.
+pub(crate) fn twin_config(path: &Path, s: &SimOptions, collective: &str, given: bool) -> Result<SimConfig, Error> {
+    let shown = path.display().to_string();
+    let twin = Twin::read(&shown).map_err(|e| usage(format!("--sim-from: {e}")))?;
+    let collective = match twin.most_served() {
+        Some(c) if !given && twin.nodes.iter().all(|n| !n.collectives.iter().any(|x| x == collective)) => c,
+        _ => collective.to_string(),
+    };
+    let mut cfg =
+        sim_config(twin.nodes.len(), s, Some(&collective)).map_err(|e| usage(format!("--sim-from {shown}: {e}")))?;
+    cfg.twin = Some(Arc::new(twin));
     Ok(cfg)
 }
 

@@ -100,7 +100,7 @@ fn unknown(agent: &str, action: &str) -> Refusal {
 }
 
 fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>) -> Result<Answer, Refusal> {
-    let collective = node.collective(&cfg.collective).to_string();
+    let (collectives, main) = node.collectives(&cfg.collective);
     Ok(Answer::ok(match action {
         "ping" => json!({"pong": chrono::Utc::now().timestamp()}),
         "inventory" => json!({
@@ -108,8 +108,8 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
             "facts": node.facts,
             "classes": node.classes,
             "version": node.version,
-            "main_collective": collective,
-            "collectives": [collective],
+            "main_collective": main,
+            "collectives": collectives,
             "data_plugins": [],
             "machines": [],
             "upgradable": cfg.upgradable,
@@ -117,7 +117,7 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
         "agent_inventory" => {
             json!({"agents": node.agents.iter().map(|a| json!({"agent": a, "name": a})).collect::<Vec<_>>()})
         }
-        "collective_info" => json!({"main_collective": collective, "collectives": [collective]}),
+        "collective_info" => json!({"main_collective": main, "collectives": collectives}),
         "get_fact" => {
             let name = data.get("fact").and_then(Value::as_str).unwrap_or("");
             json!({"fact": name, "value": node.fact(name).cloned().unwrap_or(Value::Null)})

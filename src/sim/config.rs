@@ -66,6 +66,10 @@ pub struct SimConfig {
     pub secure_org_issuers: std::collections::BTreeMap<String, String>,
     /// TLS to the broker (CA, client certificate and key), when it requires it.
     pub tls: Option<crate::fleet::client::TlsFiles>,
+    /// A twin of a real fleet: its nodes come from an inventory file, not from the seed
+    /// (`nodes` is then their number; `domain` and `version` are not used, save as the
+    /// version of nodes whose file gives none).
+    pub twin: Option<std::sync::Arc<super::twin::Twin>>,
     /// Say on stderr when the broker connection breaks and comes back (`fleetbook sim`, where
     /// the broker is someone else's; not for the embedded broker we stop ourselves).
     pub announce_link: bool,
@@ -98,6 +102,7 @@ impl Default for SimConfig {
             secure_issuer: None,
             secure_org_issuers: Default::default(),
             tls: None,
+            twin: None,
             announce_link: false,
         }
     }

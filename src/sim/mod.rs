@@ -19,6 +19,7 @@
 //! | `refusal` | why an agent answers an action with an error |
 //! | `effect` | the state transitions after an action's splay |
 //! | `stats` | [`SimStats`] and the answer on [`STATS_SUBJECT`] |
+//! | [`twin`] | a twin of a real fleet: nodes from an inventory file |
 //! | `tasks` | the owner that stops every background task when the simulator goes |
 //! | [`provisioner`] | the simulated Choria Provisioner |
 //! | [`broker`] | the embedded `nats-server` |
@@ -41,11 +42,13 @@ mod server;
 mod simulator;
 mod stats;
 mod tasks;
+pub mod twin;
 pub mod verify;
 
 pub use config::SimConfig;
 pub use simulator::Simulator;
 pub use stats::{SimStats, STATS_SUBJECT};
+pub use twin::Twin;
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]

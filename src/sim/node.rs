@@ -66,6 +66,9 @@ pub struct Node {
     pub classes: Vec<String>,
     /// Agents it runs, sorted.
     pub agents: Vec<String>,
+    /// The collectives it serves when in service; empty: the fleet's one collective
+    /// ([`super::SimConfig::collective`]). A twin's nodes have their own (see [`super::twin`]).
+    pub collectives: Vec<String>,
     /// Normal or waiting to be provisioned.
     pub mode: Mode,
     /// Running, restarting or gone.
@@ -95,6 +98,7 @@ impl Node {
             facts,
             classes,
             agents,
+            collectives: Vec::new(),
             mode: Mode::Normal,
             state: State::Up,
             fault: Fault::None,
@@ -113,6 +117,7 @@ impl Node {
             facts,
             classes,
             agents,
+            collectives: Vec::new(),
             mode: Mode::Normal,
             state: State::Up,
             fault: Fault::None,
@@ -132,11 +137,26 @@ impl Node {
         }
     }
 
-    /// The collective it serves.
-    pub(crate) fn collective<'a>(&self, normal: &'a str) -> &'a str {
+    /// Whether it takes requests in `collective` now; `normal` is the fleet's collective.
+    pub(crate) fn serves(&self, normal: &str, collective: &str) -> bool {
         match self.mode {
-            Mode::Normal => normal,
-            Mode::Provisioning => "provisioning",
+            Mode::Provisioning => collective == "provisioning",
+            Mode::Normal if self.collectives.is_empty() => collective == normal,
+            Mode::Normal => self.collectives.iter().any(|c| c == collective),
+        }
+    }
+
+    /// Its collectives and main collective as `rpcutil` reports them: the fleet's main one
+    /// when it is among them (a twin's node keeps its own list), else its first.
+    pub(crate) fn collectives<'a>(&'a self, normal: &'a str) -> (Vec<&'a str>, &'a str) {
+        match self.mode {
+            Mode::Provisioning => (vec!["provisioning"], "provisioning"),
+            Mode::Normal if self.collectives.is_empty() => (vec![normal], normal),
+            Mode::Normal => {
+                let all: Vec<&str> = self.collectives.iter().map(String::as_str).collect();
+                let main = if all.contains(&normal) { normal } else { all[0] };
+                (all, main)
+            }
         }
     }
 
@@ -150,5 +170,24 @@ impl Node {
     /// A fact by gjson-like dotted path.
     pub(crate) fn fact(&self, path: &str) -> Option<&Value> {
         lookup(&self.facts, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_twin_node_serves_its_own_collectives_until_it_is_reprovisioned() {
+        let mut n = Node::described("a", Value::Null, vec![], vec![]);
+        assert!(n.serves("mcollective", "mcollective") && !n.serves("mcollective", "eu"));
+        assert_eq!(n.collectives("mcollective"), (vec!["mcollective"], "mcollective"));
+        n.collectives = vec!["eu".into(), "mcollective".into()];
+        assert!(n.serves("mcollective", "eu") && n.serves("mcollective", "mcollective"));
+        assert_eq!(n.collectives("mcollective"), (vec!["eu", "mcollective"], "mcollective"));
+        assert_eq!(n.collectives("choria"), (vec!["eu", "mcollective"], "eu"), "else its first");
+        n.mode = Mode::Provisioning;
+        assert!(n.serves("mcollective", "provisioning") && !n.serves("mcollective", "eu"));
+        assert_eq!(n.collectives("mcollective"), (vec!["provisioning"], "provisioning"));
     }
 }

@@ -89,7 +89,7 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
     };
     for i in targets {
         let node = &mut nodes[i];
-        if node.state != State::Up || node.collective(&cfg.collective) != req.collective {
+        if node.state != State::Up || !node.serves(&cfg.collective, &req.collective) {
             continue;
         }
         node.daemon.total += 1;

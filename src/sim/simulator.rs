@@ -53,13 +53,18 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Connects to `url` and starts answering as `cfg.nodes` servers.
+    /// Connects to `url` and starts answering as `cfg.nodes` servers (the twin's, when
+    /// `cfg.twin` is given).
     pub async fn start(url: &str, cfg: SimConfig) -> Result<Simulator, SimError> {
         let nats = connect(url, &cfg).await?;
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
-        let width = cfg.nodes.to_string().len().max(3);
-        let mut nodes: Vec<Node> =
-            (1..=cfg.nodes).map(|i| Node::generate(i, width, &cfg.domain, &cfg.version, &mut rng)).collect();
+        let mut nodes: Vec<Node> = match &cfg.twin {
+            Some(twin) => twin.nodes.iter().map(|n| n.node(&cfg.version)).collect(),
+            None => {
+                let width = cfg.nodes.to_string().len().max(3);
+                (1..=cfg.nodes).map(|i| Node::generate(i, width, &cfg.domain, &cfg.version, &mut rng)).collect()
+            }
+        };
         for n in nodes.iter_mut() {
             n.fault = cfg.fault_for(&n.identity, &mut rng);
         }
@@ -75,7 +80,12 @@ impl Simulator {
             spawner: tasks.spawner(),
         });
         let mut subs = Vec::new();
-        for c in [cfg.collective.as_str(), "provisioning"] {
+        // A twin's nodes serve their own collectives; every node can go into provisioning.
+        let mut collectives = vec![cfg.collective.clone(), "provisioning".to_string()];
+        collectives.extend(cfg.twin.iter().flat_map(|t| t.collectives()));
+        collectives.sort();
+        collectives.dedup();
+        for c in &collectives {
             for pattern in [format!("{c}.broadcast.agent.>"), format!("{c}.node.>")] {
                 subs.push(nats.subscribe(pattern).await.map_err(|e| SimError(format!("subscribe: {e}")))?);
             }

@@ -6,7 +6,7 @@
 //! matcher); `-I group:NAME` selects a group's nodes and cannot be combined with other
 //! filters. Nodes outside the collective (the main one unless `-T`) are never selected.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::super::filter::{parse_fact, Filter};
@@ -16,54 +16,61 @@ use crate::sim::node::Node;
 /// The `$schema` of an inventory file.
 pub const DATA_SCHEMA: &str = "https://choria.io/schemas/choria/discovery/v1/inventory_file.json";
 
-/// An inventory file, read and checked.
-#[derive(Debug, Clone, Deserialize)]
+/// An inventory file, read and checked. Serialised (by [`super::inventory_writer`]) in
+/// go-choria's field order and with its omissions, so `choria tool inventory --validate`
+/// takes what we write.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Inventory {
     #[serde(rename = "$schema")]
-    schema: String,
+    pub(crate) schema: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) groups: Vec<Group>,
     #[serde(default)]
-    groups: Vec<Group>,
-    #[serde(default)]
-    nodes: Vec<InventoryNode>,
+    pub(crate) nodes: Vec<InventoryNode>,
 }
 
 /// A filter saved by name.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct Group {
-    name: String,
-    #[serde(default)]
-    filter: Option<GroupFilter>,
+pub(crate) struct Group {
+    pub(crate) name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) filter: Option<GroupFilter>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct GroupFilter {
-    #[serde(default)]
-    agents: Vec<String>,
-    #[serde(default)]
-    classes: Vec<String>,
-    #[serde(default)]
-    facts: Vec<String>,
-    #[serde(default)]
-    identities: Vec<String>,
-    #[serde(default)]
-    compound: String,
+pub(crate) struct GroupFilter {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) agents: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) classes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) facts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) identities: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) compound: String,
 }
 
 /// One node of the fleet as the inventory describes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct InventoryNode {
-    name: String,
+pub struct InventoryNode {
+    /// Its identity.
+    pub name: String,
+    /// The collectives it serves.
     #[serde(default)]
-    collectives: Vec<String>,
+    pub collectives: Vec<String>,
+    /// Its facts (an object; null when the file leaves them out).
     #[serde(default)]
-    facts: Value,
+    pub facts: Value,
+    /// Its classes.
     #[serde(default)]
-    classes: Vec<String>,
+    pub classes: Vec<String>,
+    /// Its agents.
     #[serde(default)]
-    agents: Vec<String>,
+    pub agents: Vec<String>,
 }
 
 impl Inventory {
@@ -87,6 +94,11 @@ impl Inventory {
             g.filter().map_err(|e| format!("{origin}: group {:?}: {e}", g.name))?;
         }
         Ok(inv)
+    }
+
+    /// Every node the file describes, in its order.
+    pub fn nodes(&self) -> &[InventoryNode] {
+        &self.nodes
     }
 
     /// The nodes `filter` selects in `collective`, sorted. The filter's `group:NAME`

@@ -1,8 +1,10 @@
 //! Discovery: broadcast ("mc", ask the `discovery` agent and collect who answers), or a
 //! source of truth instead of the network: a node list ([`nodelist`], `--dm flatfile`) or an
-//! inventory file ([`inventory`]); then, whatever the source, an optional [`limit`].
+//! inventory file ([`inventory`], written by [`inventory_writer`]); then, whatever the
+//! source, an optional [`limit`].
 
 pub mod inventory;
+pub mod inventory_writer;
 pub mod limit;
 pub mod method;
 pub mod nodelist;
