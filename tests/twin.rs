@@ -266,3 +266,42 @@ async fn issue14_nothing_is_written_when_a_node_does_not_answer() {
     assert!(r.stderr.contains("not writing") && r.stderr.contains("n003.example.net: no reply"), "{}", r.stderr);
     assert!(!out.exists());
 }
+
+/// The topology-aware runbook against a twin: spreading by site needs the nodes' facts, which
+/// the twin answers from the file, so the offline plan is the real fleet's plan; and it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue14_rack_safe_restart_plans_on_the_twin_as_on_the_fleet() {
+    let w = World::start(sim(12)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = inventory_of(&w, dir.path(), "prod.json", &[]).await;
+    let plan = |f: Fleetbook| async move {
+        let r = f
+            .env("FLEETBOOK_PROVISION_TOKEN", "s3cret")
+            .args(["run", "runbooks/rack-safe-restart.rhai", "--dry-run", "--output", "json", "--no-journal"])
+            .args(["--arg", "batch=4", "--arg", "max_per_group=1"])
+            .run()
+            .await;
+        r.assert_code(0);
+        let events: Vec<Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        events
+            .into_iter()
+            .filter(|e| e["event"] == "batch_start")
+            .map(|e| (e["nodes"].clone(), e["groups"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let twin =
+        || Fleetbook::new().args(["--sim-from", s(&file), "--sim-provisioners", "0", "--sim-time-scale", "0.01"]);
+    let (real, offline) = tokio::join!(plan(w.fleetbook()), plan(twin()));
+    assert!(real.len() >= 3, "{real:?}");
+    assert_eq!(real, offline, "the twin plans the real fleet's batches");
+    for (_, groups) in &real {
+        assert!(groups.as_object().unwrap().values().all(|c| c == 1), "one node per site per batch: {groups}");
+    }
+    let ran = twin()
+        .env("FLEETBOOK_PROVISION_TOKEN", "s3cret")
+        .args(["run", "runbooks/rack-safe-restart.rhai", "--no-journal", "--arg", "sleep=0s"])
+        .run()
+        .await;
+    ran.assert_code(0);
+    assert!(ran.stderr.contains("restarted 12 node(s)"), "{}", ran.stderr);
+}
