@@ -153,3 +153,25 @@ async fn req_spreads_batches_by_flags() {
     let bad = w.fleetbook().args(["req", "rpcutil", "ping", "--max-per-group", "1"]).run().await;
     bad.assert_code(2);
 }
+
+/// With the nodes from an inventory file, the plan takes their facts from the file: nothing
+/// is asked of the fleet (these nodes are not even on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_come_from_the_inventory_file_when_it_is_the_source() {
+    let w = World::start(sim(1)).await;
+    let file = crate::support::choria_file("discovery/inventory/good-inventory.yaml");
+    let r = w
+        .fleetbook()
+        .args(["req", "rpcutil", "ping", "--dm", "inventory", "--do"])
+        .arg(&format!("file={}", file.display()))
+        .args(["--batch", "1", "--spread-by", "country", "--dry-run", "--jsonl"])
+        .run()
+        .await;
+    r.assert_code(0);
+    assert!(!r.stderr.contains("asking"), "no fleet request for facts: {}", r.stderr);
+    let groups: Vec<BTreeMap<String, u64>> = batches(&r).into_iter().map(|(_, g)| g).collect();
+    let mut seen: Vec<String> = groups.iter().flat_map(|g| g.keys().cloned()).collect();
+    seen.sort();
+    assert_eq!(seen, ["de", "mt"], "{groups:?}");
+    assert_eq!(w.sim.stats().requests.get("rpcutil#get_facts"), None);
+}

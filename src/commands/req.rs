@@ -198,9 +198,15 @@ async fn direct(
     }
     // Topology: the facts and leaders the plan needs come first (read-only, also dry-run).
     let ramp: Vec<crate::rollout::Amount> = a.batch.map(crate::rollout::Amount::Count).into_iter().collect();
+    // Nodes from an inventory file: the plan takes their facts from it too.
+    let inventory = match &dopts.source {
+        crate::fleet::discovery::Source::Inventory(inv) => Some(&**inv),
+        _ => None,
+    };
     let plan = match a.topology.is_set() {
         true => {
-            match crate::rollout::gather::plan(fleet, &nodes, &ramp, &a.topology, &interrupt.hard(), reporter).await {
+            let hard = interrupt.hard();
+            match crate::rollout::gather::plan(fleet, &nodes, &ramp, &a.topology, inventory, &hard, reporter).await {
                 Ok(p) => p,
                 Err(e) => return (Err(e.into()), Counts::default()),
             }

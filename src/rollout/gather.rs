@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::policy::Amount;
 use super::topology::{self, Plan, Topology};
+use crate::fleet::discovery::inventory::Inventory;
 use crate::fleet::{Fleet, FleetError};
 use crate::progress::Reporter;
 
@@ -62,19 +63,46 @@ pub async fn leaders(fleet: &Fleet, reporter: &Reporter) -> Vec<String> {
     }
 }
 
-/// Asks the fleet what the topology needs, plans, and reports the plan's notes.
+/// Each node's values of `facts` as an inventory file describes them (dotted paths allowed).
+pub fn facts_from(inventory: &Inventory, facts: &[String]) -> HashMap<String, BTreeMap<String, String>> {
+    let lookup = |v: &Value, path: &str| path.split('.').try_fold(v, |v, k| v.get(k)).cloned();
+    inventory
+        .nodes()
+        .iter()
+        .map(|n| {
+            let mut m = BTreeMap::new();
+            for f in facts {
+                match lookup(&n.facts, f) {
+                    None | Some(Value::Null) => {}
+                    Some(Value::String(s)) => {
+                        m.insert(f.clone(), s);
+                    }
+                    Some(v) => {
+                        m.insert(f.clone(), v.to_string());
+                    }
+                }
+            }
+            (n.name.clone(), m)
+        })
+        .collect()
+}
+
+/// Asks the fleet what the topology needs (the facts come from `inventory` instead when the
+/// nodes came from an inventory file), plans, and reports the plan's notes.
 pub async fn plan(
     fleet: &Fleet,
     nodes: &[String],
     ramp: &[Amount],
     t: &Topology,
+    inventory: Option<&Inventory>,
     cancel: &CancellationToken,
     reporter: &Reporter,
 ) -> Result<Plan, FleetError> {
     let wanted = t.facts();
-    let by_node = match wanted.is_empty() || nodes.is_empty() {
-        true => HashMap::new(),
-        false => facts(fleet, nodes, &wanted, cancel, reporter).await?,
+    let by_node = match (wanted.is_empty() || nodes.is_empty(), inventory) {
+        (true, _) => HashMap::new(),
+        (false, Some(inv)) => facts_from(inv, &wanted),
+        (false, None) => facts(fleet, nodes, &wanted, cancel, reporter).await?,
     };
     let leaders = if t.leaders_last { leaders(fleet, reporter).await } else { Vec::new() };
     let p = topology::plan(nodes, ramp, &by_node, &leaders, t);

@@ -110,7 +110,7 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
         }
         None => None,
     };
-    let (nodes, collective) = match (o.get("nodes"), o.get("filter")) {
+    let (nodes, collective, inventory) = match (o.get("nodes"), o.get("filter")) {
         (Some(_), Some(_)) => return Err(runtime_error("invalid", "rpc_batch: give nodes or filter, not both")),
         (None, None) => {
             return Err(runtime_error(
@@ -119,14 +119,19 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
             ))
         }
         // A node named twice is called once, in the place it was first named.
-        (Some(_), None) => (policy::dedup_keep_order(o.strings("nodes")?.unwrap_or_default()), None),
+        (Some(_), None) => (policy::dedup_keep_order(o.strings("nodes")?.unwrap_or_default()), None, None),
         (None, Some(_)) => {
             let m = o.map("filter", None)?.unwrap_or_default();
             let (nodes, config) = host.source_defaults();
             let (mut d, min) = discovery_options(&m, "rpc_batch.filter", SourceDefaults { nodes, config: &config })?;
             d.rpc_agent = Some(agent.to_string());
             let collective = d.collective.clone();
-            (run_discovery(host, &d, min)?, collective)
+            // Nodes from an inventory file: the plan takes their facts from it too.
+            let inventory = match &d.source {
+                crate::fleet::discovery::Source::Inventory(inv) => Some(inv.clone()),
+                _ => None,
+            };
+            (run_discovery(host, &d, min)?, collective, inventory)
         }
     };
     // A limit applies to the nodes given or found, as `req --limit` does.
@@ -138,7 +143,7 @@ fn plan(host: &Host, agent: &str, action: &str, opts: &Map) -> Res<(Rollout, Opt
     };
     // Topology: facts asked for (read-only, also under --dry-run), then the plan.
     let (batches, groups, counts) = if topology.is_set() {
-        let p = super::topology::plan(host, host.fleet()?, &nodes, &ramp, &topology)?;
+        let p = super::topology::plan(host, host.fleet()?, &nodes, &ramp, &topology, inventory.as_deref())?;
         (p.batches, p.groups, p.counts)
     } else {
         (policy::plan_batches(&nodes, &policy::plan_sizes(nodes.len(), &ramp)), Vec::new(), Vec::new())

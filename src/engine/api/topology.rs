@@ -3,6 +3,7 @@
 //! leaders come from [`crate::rollout::gather`], the plan from [`crate::rollout::topology`].
 
 use super::{fleet_error, Host, Options, Res};
+use crate::fleet::discovery::inventory::Inventory;
 use crate::fleet::Fleet;
 use crate::rollout::policy::Amount;
 use crate::rollout::topology::{Plan, Topology};
@@ -30,9 +31,16 @@ pub(crate) fn options(o: &Options) -> Res<Topology> {
 }
 
 /// Plans `nodes` by the topology (asking the fleet for the facts and leaders it needs).
-pub(crate) fn plan(host: &Host, fleet: &Fleet, nodes: &[String], ramp: &[Amount], t: &Topology) -> Res<Plan> {
+pub(crate) fn plan(
+    host: &Host,
+    fleet: &Fleet,
+    nodes: &[String],
+    ramp: &[Amount],
+    t: &Topology,
+    inventory: Option<&Inventory>,
+) -> Res<Plan> {
     let hard = host.interrupt.hard();
     host.rt
-        .block_on(crate::rollout::gather::plan(fleet, nodes, ramp, t, &hard, &host.reporter))
+        .block_on(crate::rollout::gather::plan(fleet, nodes, ramp, t, inventory, &hard, &host.reporter))
         .map_err(|e| fleet_error(host, e))
 }
