@@ -52,6 +52,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    fleetbook::memory::no_transparent_huge_pages();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let broker = EmbeddedBroker::start().unwrap_or_else(|e| panic!("{e}"));
     let url = broker.url().to_string();
@@ -81,11 +82,13 @@ fn main() {
             let opts = ClientOptions { servers: vec![url.clone()], ..ClientOptions::default() };
             let fleet = Fleet::connect(opts, DdlRegistry::builtin()).await.expect("client");
             let mut events = fleet.lifecycle_events().await.expect("subscribe");
-            let filter = EventFilter {
-                types: vec!["startup".into()],
-                component: Some("provision_mode_server".into()),
-                identities: Vec::new(),
-            };
+            // An identity regex, as runbooks write them: compiled once, in `EventFilter::new`.
+            let filter = EventFilter::new(
+                vec!["startup".into()],
+                Some("provision_mode_server".into()),
+                vec!["/^n0[0-4][0-9]\\.example\\.net$/".into(), "n063.example.net".into()],
+            )
+            .expect("filter");
             let cancel = CancellationToken::new();
             let started = Instant::now();
             let p = tokio::spawn({
