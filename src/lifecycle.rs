@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+mod fields;
+
 /// Subject of an event: `choria.lifecycle.event.<type>.<component>`.
 pub fn subject(kind: &str, component: &str) -> String {
     format!("choria.lifecycle.event.{kind}.{component}")
@@ -132,28 +134,96 @@ pub struct Event {
 /// Parses an event in any of the three forms (go-choria `lifecycle.NewFromJSON`, plus the
 /// legacy protocol strings, which today's Go viewer drops but older servers send).
 pub fn parse(bytes: &[u8]) -> Result<Event, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let protocol = v.get("protocol").and_then(Value::as_str).unwrap_or("");
+    // The fast reader borrows from the bytes; what it does not take goes the `Value` way.
+    match fields::Fields::read(bytes) {
+        Some(f) => parse_from(&f, |f| match &f.data {
+            fields::Data::Missing => None,
+            fields::Data::Fields(d) => Some(Ok(d.as_ref())),
+            fields::Data::NotObject => Some(Err(())),
+        }),
+        None => {
+            let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+            parse_from(&v, |v| v.get("data").map(Ok))
+        }
+    }
+}
+
+/// Event fields by name, from a `Value` or from [`fields::Fields`].
+trait Source {
+    fn str(&self, key: &str) -> Option<&str>;
+    fn i64(&self, key: &str) -> Option<i64>;
+    fn u64(&self, key: &str) -> Option<u64>;
+}
+
+impl Source for Value {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+    fn i64(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(Value::as_i64)
+    }
+    fn u64(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(Value::as_u64)
+    }
+}
+
+impl fields::Fields<'_> {
+    fn field(&self, key: &str) -> Option<&fields::Loose<'_>> {
+        Some(match key {
+            "protocol" => &self.protocol,
+            "id" => &self.id,
+            "identity" => &self.identity,
+            "component" => &self.component,
+            "timestamp" => &self.timestamp,
+            "version" => &self.version,
+            "new_version" => &self.new_version,
+            "governor" => &self.governor,
+            "sequence" => &self.sequence,
+            "event_type" => &self.event_type,
+            "specversion" => &self.specversion,
+            "source" => &self.source,
+            _ => return None,
+        })
+    }
+}
+
+impl Source for fields::Fields<'_> {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.field(key).and_then(fields::Loose::as_str)
+    }
+    fn i64(&self, key: &str) -> Option<i64> {
+        self.field(key).and_then(fields::Loose::as_i64)
+    }
+    fn u64(&self, key: &str) -> Option<u64> {
+        self.field(key).and_then(fields::Loose::as_u64)
+    }
+}
+
+/// The format decision of [`parse`]; `data` gives a CloudEvent's `data` (`Err`: not an
+/// object, so it has no fields).
+fn parse_from<S: Source>(v: &S, data: impl Fn(&S) -> Option<Result<&S, ()>>) -> Result<Event, String> {
+    let protocol = v.str("protocol").unwrap_or("");
     if protocol.starts_with("io.choria.lifecycle") {
-        return from_choria(&v, Format::Choria);
+        return from_choria(v, Format::Choria);
     }
     if protocol.starts_with("choria:lifecycle:") {
-        return from_choria(&v, Format::Legacy);
+        return from_choria(v, Format::Legacy);
     }
-    if v.get("specversion").and_then(Value::as_str) == Some("1.0")
-        && v.get("source").and_then(Value::as_str) == Some("io.choria.lifecycle")
-    {
-        let data = v.get("data").ok_or("CloudEvent without data")?;
-        let mut e = from_choria(data, Format::Choria)?;
+    if v.str("specversion") == Some("1.0") && v.str("source") == Some("io.choria.lifecycle") {
+        let mut e = match data(v).ok_or("CloudEvent without data")? {
+            Ok(d) => from_choria(d, Format::Choria)?,
+            // A `data` that is no object has no protocol, as `Value::get` sees it.
+            Err(()) => return Err("no protocol".into()),
+        };
         e.format = Format::CloudEvent;
         return Ok(e);
     }
     Err("unsupported event format".into())
 }
 
-fn from_choria(v: &Value, format: Format) -> Result<Event, String> {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let protocol = s("protocol").ok_or("no protocol")?;
+fn from_choria<S: Source>(v: &S, format: Format) -> Result<Event, String> {
+    let s = |k: &str| v.str(k).map(str::to_string);
+    let protocol = v.str("protocol").ok_or("no protocol")?;
     // Dotted: io.choria.lifecycle.v1.<type> (5 parts). Colon: choria:lifecycle:<type>:1 (4 parts).
     let dotted: Vec<&str> = protocol.split('.').collect();
     let colon: Vec<&str> = protocol.split(':').collect();
@@ -171,11 +241,11 @@ fn from_choria(v: &Value, format: Format) -> Result<Event, String> {
         id: s("id"),
         identity: s("identity").ok_or("no identity")?,
         component: s("component").unwrap_or_default(),
-        timestamp: v.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
+        timestamp: v.i64("timestamp").unwrap_or(0),
         version: s("version"),
         new_version: s("new_version"),
         governor: s("governor"),
-        sequence: v.get("sequence").and_then(Value::as_u64),
+        sequence: v.u64("sequence"),
         event_type: s("event_type"),
         format,
     };
@@ -241,6 +311,34 @@ mod tests {
         assert_eq!(gov("eviction", 2), "[governor] g: evicted from slot 2 on PUPPET");
         assert_eq!(gov("eviction", 0), "[governor] g: evicted from PUPPET");
         assert_eq!(gov("other", 0), "[governor] g: unknown stage on Governor PUPPET");
+    }
+
+    /// The borrowing reader and the `Value` path agree, whatever the bytes.
+    #[test]
+    fn both_readers_agree() {
+        let slow = |b: &[u8]| {
+            let v: Value = serde_json::from_slice(b).map_err(|e| format!("not JSON: {e}"))?;
+            parse_from(&v, |v| v.get("data").map(Ok))
+        };
+        let cases: [&[u8]; 14] = [
+            br#"{"protocol":"io.choria.lifecycle.v1.startup","identity":"n\u0031","component":"c","timestamp":-1,"version":"1"}"#,
+            br#"{"specversion":"1.0","source":"io.choria.lifecycle","data":{"protocol":"io.choria.lifecycle.v1.alive","identity":"n","timestamp":1.5}}"#,
+            br#"{"specversion":"1.0","source":"io.choria.lifecycle","data":null}"#,
+            br#"{"specversion":"1.0","source":"io.choria.lifecycle","data":[1]}"#,
+            br#"{"specversion":"1.0","source":"io.choria.lifecycle"}"#,
+            br#"{"protocol":"choria:lifecycle:shutdown:1","identity":"n","component":7,"timestamp":18446744073709551615}"#,
+            br#"{"protocol":"io.choria.lifecycle.v1.governor","identity":"g","governor":"G","sequence":-3,"extra":{"a":[1,{}]}}"#,
+            br#"{"protocol":"io.choria.lifecycle.v1.startup","identity":"a","identity":"b"}"#,
+            br#"["io.choria.lifecycle.v1.startup","n"]"#,
+            br#"{"protocol":null,"identity":true}"#,
+            br#"  {"protocol":"io.choria.lifecycle.v1.upgraded","identity":"n","new_version":"2"} "#,
+            br#"{"protocol":"io.choria.lifecycle.v1.startup""#,
+            b"42",
+            b"",
+        ];
+        for c in cases {
+            assert_eq!(parse(c), slow(c), "{}", String::from_utf8_lossy(c));
+        }
     }
 
     #[test]

@@ -33,8 +33,7 @@ impl EventsOptions {
         timeout: Option<&str>,
     ) -> Result<EventsOptions, Error> {
         let timeout = timeout.map(|t| super::options::duration("--timeout", t)).transpose()?;
-        let filter = EventFilter { types: kind.into_iter().collect(), component, identities: Vec::new() };
-        filter.validate()?;
+        let filter = EventFilter::new(kind.into_iter().collect(), component, Vec::new())?;
         Ok(EventsOptions { filter, json, count, timeout })
     }
 }

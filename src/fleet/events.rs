@@ -8,27 +8,36 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::Fleet;
 use super::error::{FleetError, Result};
-use super::filter::{compile_slashed, is_regex, matches_item};
+use super::filter::{compile_slashed, is_regex};
 use crate::lifecycle::{self, Event};
 
 /// The subject `choria tool event` subscribes to.
 pub const SUBJECT: &str = "choria.lifecycle.event.>";
 
-/// Which events to keep (client side, as go-choria's viewer filters).
+/// Which events to keep (client side, as go-choria's viewer filters). Built with
+/// [`EventFilter::new`], which checks the values and compiles the identity regexes once:
+/// compiling them per event cost more than decoding the event.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     /// Event types (`startup`, ...); empty keeps all.
-    pub types: Vec<String>,
+    types: Vec<String>,
     /// Exact component.
-    pub component: Option<String>,
-    /// Identities, exact or `/regex/`; empty keeps all.
-    pub identities: Vec<String>,
+    component: Option<String>,
+    /// Identities, exact or `/regex/`, compiled; empty keeps all.
+    identities: Vec<Identity>,
+}
+
+/// One identity entry of an [`EventFilter`].
+#[derive(Debug, Clone)]
+enum Identity {
+    Exact(String),
+    Re(regex::Regex),
 }
 
 impl EventFilter {
-    /// Checks the filter's own values before use.
-    pub fn validate(&self) -> Result<()> {
-        for t in &self.types {
+    /// Checks the filter's values (known types, valid regexes) and compiles it.
+    pub fn new(types: Vec<String>, component: Option<String>, identities: Vec<String>) -> Result<EventFilter> {
+        for t in &types {
             if !lifecycle::TYPES.contains(&t.as_str()) {
                 return Err(FleetError::Filter {
                     filter: t.clone(),
@@ -36,16 +45,22 @@ impl EventFilter {
                 });
             }
         }
-        for i in self.identities.iter().filter(|i| is_regex(i)) {
-            compile_slashed(i)?;
-        }
-        Ok(())
+        let identities = identities
+            .into_iter()
+            .map(|i| if is_regex(&i) { compile_slashed(&i).map(Identity::Re) } else { Ok(Identity::Exact(i)) })
+            .collect::<Result<_>>()?;
+        Ok(EventFilter { types, component, identities })
     }
 
+    /// True when `e` passes the filter.
     pub fn matches(&self, e: &Event) -> bool {
         (self.types.is_empty() || self.types.contains(&e.kind))
             && self.component.as_ref().is_none_or(|c| *c == e.component)
-            && (self.identities.is_empty() || self.identities.iter().any(|i| matches_item(i, &e.identity)))
+            && (self.identities.is_empty()
+                || self.identities.iter().any(|i| match i {
+                    Identity::Exact(s) => *s == e.identity,
+                    Identity::Re(r) => r.is_match(&e.identity),
+                }))
     }
 }
 

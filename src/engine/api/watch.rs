@@ -67,9 +67,7 @@ fn filter_from(o: &Options) -> Res<EventFilter> {
     types.extend(list("type")?);
     let mut identities = list("identities")?;
     identities.extend(list("identity")?);
-    let f = EventFilter { types, component: o.string("component"), identities };
-    f.validate().map_err(|e| runtime_error("invalid", e.to_string()))?;
-    Ok(f)
+    EventFilter::new(types, o.string("component"), identities).map_err(|e| runtime_error("invalid", e.to_string()))
 }
 
 /// A subscription started by `event_watch`: events are buffered from that moment, so a
