@@ -96,6 +96,16 @@ pub fn governor_event(
 /// The event types `--type` accepts, sorted as go-choria lists them.
 pub const TYPES: [&str; 6] = ["alive", "governor", "provisioned", "shutdown", "startup", "upgraded"];
 
+/// `io.choria.lifecycle.v1.<type>` for each of [`TYPES`], in the same order.
+const PROTOCOLS: [&str; 6] = [
+    "io.choria.lifecycle.v1.alive",
+    "io.choria.lifecycle.v1.governor",
+    "io.choria.lifecycle.v1.provisioned",
+    "io.choria.lifecycle.v1.shutdown",
+    "io.choria.lifecycle.v1.startup",
+    "io.choria.lifecycle.v1.upgraded",
+];
+
 /// How an event arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -225,19 +235,17 @@ fn from_choria<S: Source>(v: &S, format: Format) -> Result<Event, String> {
     let s = |k: &str| v.str(k).map(str::to_string);
     let protocol = v.str("protocol").ok_or("no protocol")?;
     // Dotted: io.choria.lifecycle.v1.<type> (5 parts). Colon: choria:lifecycle:<type>:1 (4 parts).
-    let dotted: Vec<&str> = protocol.split('.').collect();
-    let colon: Vec<&str> = protocol.split(':').collect();
-    let kind = match (dotted.len(), colon.len()) {
-        (5, _) => dotted[4],
-        (_, 4) => colon[2],
+    let kind = match (protocol.split('.').count(), protocol.split(':').count()) {
+        (5, _) => protocol.split('.').nth(4).unwrap_or(""),
+        (_, 4) => protocol.split(':').nth(2).unwrap_or(""),
         _ => "",
     };
-    if !TYPES.contains(&kind) {
+    let Some(i) = TYPES.iter().position(|t| *t == kind) else {
         return Err(format!("unknown protocol '{protocol}' received"));
-    }
+    };
     let e = Event {
         kind: kind.to_string(),
-        protocol: format!("io.choria.lifecycle.v1.{kind}"),
+        protocol: PROTOCOLS[i].to_string(),
         id: s("id"),
         identity: s("identity").ok_or("no identity")?,
         component: s("component").unwrap_or_default(),
@@ -338,6 +346,13 @@ mod tests {
         ];
         for c in cases {
             assert_eq!(parse(c), slow(c), "{}", String::from_utf8_lossy(c));
+        }
+    }
+
+    #[test]
+    fn protocols_follow_the_types() {
+        for (t, p) in TYPES.iter().zip(PROTOCOLS) {
+            assert_eq!(format!("io.choria.lifecycle.v1.{t}"), p);
         }
     }
 

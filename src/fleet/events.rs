@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +73,10 @@ pub struct Received {
     pub event: std::result::Result<Event, String>,
 }
 
+fn received(m: async_nats::Message) -> Received {
+    Received { subject: m.subject.as_str().to_owned(), event: lifecycle::parse(&m.payload), raw: m.payload }
+}
+
 /// A live subscription to lifecycle events.
 pub struct Events {
     sub: async_nats::Subscriber,
@@ -100,6 +104,16 @@ impl Events {
     /// The next message, or `None` at the deadline. A connection closed for good is an error,
     /// never a quiet end of the stream.
     pub async fn next(&mut self, deadline: Option<Instant>, cancel: &CancellationToken) -> Result<Option<Received>> {
+        // A message already queued is taken without a timer or a cancel registration (each
+        // cost as much as decoding the event); Ctrl-C and the deadline are still checked first.
+        if cancel.is_cancelled() {
+            return Err(FleetError::Cancelled);
+        }
+        if deadline.is_none_or(|d| Instant::now() < d) {
+            if let Some(Some(m)) = self.sub.next().now_or_never() {
+                return Ok(Some(received(m)));
+            }
+        }
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -111,11 +125,7 @@ impl Events {
             // A deadline reached on a dead connection is a lost broker, not a quiet watch.
             _ = sleep => if self.fleet.connected() { Ok(None) } else { Err(self.fleet.lost("watching events")) },
             m = self.sub.next() => match m {
-                Some(m) => Ok(Some(Received {
-                    subject: m.subject.to_string(),
-                    event: lifecycle::parse(&m.payload),
-                    raw: m.payload,
-                })),
+                Some(m) => Ok(Some(received(m))),
                 None => Err(self.fleet.lost("watching events")),
             },
         }
