@@ -13,6 +13,9 @@
 //!   windowed discovery ends;
 //! - the client's peak RSS; and the run journal's cost on a batched `req`.
 //!
+//! `FLEETBOOK_BENCH_BEFORE_BIN=path/to/old/fleetbook` adds that binary's client CPU to the
+//! same run, for a before/after of a change.
+//!
 //! Run: `cargo bench --bench fleet` (needs nats-server; `scripts/install-nats-server`).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,6 +38,9 @@ use fleetbook::sim::broker::EmbeddedBroker;
 const ROUNDS: usize = 5;
 /// Set to also run 50,000 nodes (about a minute more).
 const BIG_ENV: &str = "FLEETBOOK_BENCH_50K";
+/// Set to another `fleetbook` binary (e.g. a build of the previous commit) to measure its
+/// client CPU in the same run, as the "before" of a change.
+const BEFORE_ENV: &str = "FLEETBOOK_BENCH_BEFORE_BIN";
 /// Set (to the broker URL) when this binary runs as the floor's responder process.
 const RESPONDER_ENV: &str = "FLEETBOOK_BENCH_RESPONDER";
 /// Reply size for the responder process.
@@ -235,14 +241,19 @@ struct ProcCost {
 }
 
 /// Runs the real binary with `args` against the fleet and checks every node answered.
+fn run_binary(url: &str, n: usize, args: &[&str]) -> ProcCost {
+    run_program(env!("CARGO_BIN_EXE_fleetbook"), url, n, args)
+}
+
+/// Runs `program` (a fleetbook binary) with `args` and checks every node answered.
 // The child is reaped with `wait4` (for its own rusage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn run_binary(url: &str, n: usize, args: &[&str]) -> ProcCost {
+fn run_program(program: &str, url: &str, n: usize, args: &[&str]) -> ProcCost {
     let mut full = vec!["--server", url];
     full.extend_from_slice(args);
     let errf = tempfile::tempfile().expect("temp file");
     let t = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetbook"))
+    let mut child = Command::new(program)
         .args(&full)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -329,6 +340,39 @@ async fn phases(url: &str, n: usize, req_size: usize, responder: &async_nats::Cl
     }
 }
 
+/// A client seed and JWT for signed protocol v2 requests, written to `dir`. The client does
+/// not check the token's own signature (the servers do; the benchmark's fleet is not secure),
+/// so it is signed with a throwaway issuer key.
+fn v2_credentials(dir: &std::path::Path) -> (String, String) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let seed: [u8; 32] = rand::random();
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "purpose": "choria_client_id",
+        "callerid": "up=bench",
+        "public_key": hex::encode(key.verifying_key().as_bytes()),
+        "permissions": {"fleet_management": true},
+        "iat": now,
+        "exp": now + 3600,
+        "iss": "bench",
+    });
+    let issuer = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = issuer.sign(signing_input.as_bytes());
+    let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
+    let (seed_path, jwt_path) = (dir.join("bench.seed"), dir.join("bench.jwt"));
+    std::fs::write(&seed_path, hex::encode(seed)).expect("seed written");
+    std::fs::write(&jwt_path, jwt).expect("jwt written");
+    (seed_path.display().to_string(), jwt_path.display().to_string())
+}
+
 fn per_node_us(d: Duration, n: usize) -> f64 {
     d.as_secs_f64() * 1e6 / n as f64
 }
@@ -392,14 +436,26 @@ fn main() {
             ms(p.tail),
             fleetbook::fleet::discovery::WINDOW.as_millis()
         );
-        // The real binary, as an operator runs it: discovery + RPC, insecure, v1 and v2.
-        for (label, extra) in [("insecure v1", &[][..]), ("insecure v2", &["--protocol", "v2"][..])] {
+        // The real binary, as an operator runs it: discovery + RPC, insecure v1 and v2, and
+        // v2 signed with an ed25519 seed and client JWT. (Signed v1 needs a TLS broker and a
+        // secure fleet; not measured here.)
+        let creds = tempfile::tempdir().expect("temp dir");
+        let (seed, jwt) = v2_credentials(creds.path());
+        let before = std::env::var(BEFORE_ENV).ok();
+        let mut variants: Vec<(String, &str, Vec<&str>)> = vec![
+            ("insecure v1".into(), env!("CARGO_BIN_EXE_fleetbook"), vec!["--insecure"]),
+            ("insecure v2".into(), env!("CARGO_BIN_EXE_fleetbook"), vec!["--insecure", "--protocol", "v2"]),
+            ("signed v2  ".into(), env!("CARGO_BIN_EXE_fleetbook"), vec!["--seed", &seed, "--jwt", &jwt]),
+        ];
+        if let Some(b) = &before {
+            variants.insert(0, ("BEFORE insecure v1".into(), b.as_str(), vec!["--insecure"]));
+        }
+        for (label, program, extra) in &variants {
             let mut runs = Vec::new();
             for _ in 0..ROUNDS {
-                let mut args = vec!["--insecure"];
-                args.extend_from_slice(extra);
+                let mut args = extra.clone();
                 args.extend_from_slice(&PING);
-                runs.push(run_binary(&url, n, &args));
+                runs.push(run_program(program, &url, n, &args));
             }
             let cpu = median(runs.iter().map(|r| r.cpu).collect());
             let wall = median(runs.iter().map(|r| r.wall).collect());
