@@ -98,10 +98,19 @@ impl Fleet {
         let mut found = BTreeSet::new();
         let mut malformed = 0;
         let mut interrupted = false;
+        // One timer for the whole wait: a reply only moves `deadline`, and the timer, when it
+        // fires early, is set to where the window has got to (a timer per reply cost more
+        // than reading the reply).
+        let sleep = tokio::time::sleep_until(deadline);
+        let cancelled = cancel.cancelled();
+        tokio::pin!(sleep, cancelled);
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => { interrupted = true; break }
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = &mut cancelled => { interrupted = true; break }
+                _ = &mut sleep => match sleep.deadline() < deadline {
+                    true => sleep.as_mut().reset(deadline),
+                    false => break,
+                },
                 m = sub.next() => match m {
                     None => return Err(self.lost("discovery")),
                     Some(m) => {
