@@ -144,17 +144,31 @@ pub struct Event {
 /// Parses an event in any of the three forms (go-choria `lifecycle.NewFromJSON`, plus the
 /// legacy protocol strings, which today's Go viewer drops but older servers send).
 pub fn parse(bytes: &[u8]) -> Result<Event, String> {
+    parse_kept(bytes, &|_| true).unwrap_or_else(|| Err("unsupported event format".into()))
+}
+
+/// What a filter sees of an event before it is built: its type, component and identity.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    pub kind: &'a str,
+    pub component: &'a str,
+    pub identity: &'a str,
+}
+
+/// [`parse`], but an event that `keep` refuses is not built: `None`. Errors are returned as
+/// by [`parse`], kept or not. A watch that keeps one event in ten skips most of the work.
+pub fn parse_kept(bytes: &[u8], keep: &dyn Fn(&Head<'_>) -> bool) -> Option<Result<Event, String>> {
     // The fast reader borrows from the bytes; what it does not take goes the `Value` way.
     match fields::Fields::read(bytes) {
-        Some(f) => parse_from(&f, |f| match &f.data {
+        Some(f) => parse_from(&f, keep, |f| match &f.data {
             fields::Data::Missing => None,
             fields::Data::Fields(d) => Some(Ok(d.as_ref())),
             fields::Data::NotObject => Some(Err(())),
         }),
-        None => {
-            let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-            parse_from(&v, |v| v.get("data").map(Ok))
-        }
+        None => match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) => parse_from(&v, keep, |v| v.get("data").map(Ok)),
+            Err(e) => Some(Err(format!("not JSON: {e}"))),
+        },
     }
 }
 
@@ -211,29 +225,36 @@ impl Source for fields::Fields<'_> {
 
 /// The format decision of [`parse`]; `data` gives a CloudEvent's `data` (`Err`: not an
 /// object, so it has no fields).
-fn parse_from<S: Source>(v: &S, data: impl Fn(&S) -> Option<Result<&S, ()>>) -> Result<Event, String> {
+fn parse_from<S: Source>(
+    v: &S,
+    keep: &dyn Fn(&Head<'_>) -> bool,
+    data: impl Fn(&S) -> Option<Result<&S, ()>>,
+) -> Option<Result<Event, String>> {
     let protocol = v.str("protocol").unwrap_or("");
     if protocol.starts_with("io.choria.lifecycle") {
-        return from_choria(v, Format::Choria);
+        return from_choria(v, Format::Choria, keep);
     }
     if protocol.starts_with("choria:lifecycle:") {
-        return from_choria(v, Format::Legacy);
+        return from_choria(v, Format::Legacy, keep);
     }
     if v.str("specversion") == Some("1.0") && v.str("source") == Some("io.choria.lifecycle") {
-        let mut e = match data(v).ok_or("CloudEvent without data")? {
-            Ok(d) => from_choria(d, Format::Choria)?,
+        let e = match data(v) {
+            None => return Some(Err("CloudEvent without data".into())),
+            Some(Ok(d)) => from_choria(d, Format::Choria, keep)?,
             // A `data` that is no object has no protocol, as `Value::get` sees it.
-            Err(()) => return Err("no protocol".into()),
+            Some(Err(())) => return Some(Err("no protocol".into())),
         };
-        e.format = Format::CloudEvent;
-        return Ok(e);
+        return Some(e.map(|mut e| {
+            e.format = Format::CloudEvent;
+            e
+        }));
     }
-    Err("unsupported event format".into())
+    Some(Err("unsupported event format".into()))
 }
 
-fn from_choria<S: Source>(v: &S, format: Format) -> Result<Event, String> {
+fn from_choria<S: Source>(v: &S, format: Format, keep: &dyn Fn(&Head<'_>) -> bool) -> Option<Result<Event, String>> {
     let s = |k: &str| v.str(k).map(str::to_string);
-    let protocol = v.str("protocol").ok_or("no protocol")?;
+    let Some(protocol) = v.str("protocol") else { return Some(Err("no protocol".into())) };
     // Dotted: io.choria.lifecycle.v1.<type> (5 parts). Colon: choria:lifecycle:<type>:1 (4 parts).
     let kind = match (protocol.split('.').count(), protocol.split(':').count()) {
         (5, _) => protocol.split('.').nth(4).unwrap_or(""),
@@ -241,13 +262,20 @@ fn from_choria<S: Source>(v: &S, format: Format) -> Result<Event, String> {
         _ => "",
     };
     let Some(i) = TYPES.iter().position(|t| *t == kind) else {
-        return Err(format!("unknown protocol '{protocol}' received"));
+        return Some(Err(format!("unknown protocol '{protocol}' received")));
     };
-    let e = Event {
+    let Some(identity) = v.str("identity") else { return Some(Err("no identity".into())) };
+    if kind == "governor" && v.str("governor").unwrap_or("").is_empty() {
+        return Some(Err("governor event without a governor".into()));
+    }
+    if !keep(&Head { kind, component: v.str("component").unwrap_or(""), identity }) {
+        return None;
+    }
+    Some(Ok(Event {
         kind: kind.to_string(),
         protocol: PROTOCOLS[i].to_string(),
         id: s("id"),
-        identity: s("identity").ok_or("no identity")?,
+        identity: identity.to_string(),
         component: s("component").unwrap_or_default(),
         timestamp: v.i64("timestamp").unwrap_or(0),
         version: s("version"),
@@ -256,11 +284,7 @@ fn from_choria<S: Source>(v: &S, format: Format) -> Result<Event, String> {
         sequence: v.u64("sequence"),
         event_type: s("event_type"),
         format,
-    };
-    if kind == "governor" && e.governor.as_deref().unwrap_or("").is_empty() {
-        return Err("governor event without a governor".into());
-    }
-    Ok(e)
+    }))
 }
 
 impl Event {
@@ -326,7 +350,7 @@ mod tests {
     fn both_readers_agree() {
         let slow = |b: &[u8]| {
             let v: Value = serde_json::from_slice(b).map_err(|e| format!("not JSON: {e}"))?;
-            parse_from(&v, |v| v.get("data").map(Ok))
+            parse_from(&v, &|_| true, |v| v.get("data").map(Ok)).expect("kept")
         };
         let cases: [&[u8]; 14] = [
             br#"{"protocol":"io.choria.lifecycle.v1.startup","identity":"n\u0031","component":"c","timestamp":-1,"version":"1"}"#,
@@ -346,6 +370,11 @@ mod tests {
         ];
         for c in cases {
             assert_eq!(parse(c), slow(c), "{}", String::from_utf8_lossy(c));
+            // A refused event is not built, and an error is an error either way.
+            match (parse(c), parse_kept(c, &|_| false)) {
+                (Ok(_), None) | (Err(_), Some(Err(_))) => {}
+                (a, b) => panic!("{}: {a:?} vs {b:?}", String::from_utf8_lossy(c)),
+            }
         }
     }
 

@@ -54,12 +54,17 @@ impl EventFilter {
 
     /// True when `e` passes the filter.
     pub fn matches(&self, e: &Event) -> bool {
-        (self.types.is_empty() || self.types.contains(&e.kind))
-            && self.component.as_ref().is_none_or(|c| *c == e.component)
+        self.keeps(&lifecycle::Head { kind: &e.kind, component: &e.component, identity: &e.identity })
+    }
+
+    /// True when an event with this type, component and identity passes the filter.
+    pub fn keeps(&self, h: &lifecycle::Head<'_>) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| t == h.kind))
+            && self.component.as_ref().is_none_or(|c| c == h.component)
             && (self.identities.is_empty()
                 || self.identities.iter().any(|i| match i {
-                    Identity::Exact(s) => *s == e.identity,
-                    Identity::Re(r) => r.is_match(&e.identity),
+                    Identity::Exact(s) => s == h.identity,
+                    Identity::Re(r) => r.is_match(h.identity),
                 }))
     }
 }
@@ -104,6 +109,14 @@ impl Events {
     /// The next message, or `None` at the deadline. A connection closed for good is an error,
     /// never a quiet end of the stream.
     pub async fn next(&mut self, deadline: Option<Instant>, cancel: &CancellationToken) -> Result<Option<Received>> {
+        Ok(self.next_message(deadline, cancel).await?.map(received))
+    }
+
+    async fn next_message(
+        &mut self,
+        deadline: Option<Instant>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<async_nats::Message>> {
         // A message already queued is taken without a timer or a cancel registration (each
         // cost as much as decoding the event); Ctrl-C and the deadline are still checked first.
         if cancel.is_cancelled() {
@@ -111,7 +124,7 @@ impl Events {
         }
         if deadline.is_none_or(|d| Instant::now() < d) {
             if let Some(Some(m)) = self.sub.next().now_or_never() {
-                return Ok(Some(received(m)));
+                return Ok(Some(m));
             }
         }
         let sleep = async {
@@ -125,9 +138,26 @@ impl Events {
             // A deadline reached on a dead connection is a lost broker, not a quiet watch.
             _ = sleep => if self.fleet.connected() { Ok(None) } else { Err(self.fleet.lost("watching events")) },
             m = self.sub.next() => match m {
-                Some(m) => Ok(Some(received(m))),
+                Some(m) => Ok(Some(m)),
                 None => Err(self.fleet.lost("watching events")),
             },
+        }
+    }
+
+    /// The next message whose event passes `filter`, or that does not parse (`event` says
+    /// why); `None` at the deadline. Events the filter refuses are skipped without being
+    /// built, which is most of a busy subject's cost.
+    pub async fn next_matching(
+        &mut self,
+        filter: &EventFilter,
+        deadline: Option<Instant>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Received>> {
+        loop {
+            let Some(m) = self.next_message(deadline, cancel).await? else { return Ok(None) };
+            if let Some(event) = lifecycle::parse_kept(&m.payload, &|h| filter.keeps(h)) {
+                return Ok(Some(Received { subject: m.subject.as_str().to_owned(), event, raw: m.payload }));
+            }
         }
     }
 

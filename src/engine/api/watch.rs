@@ -120,8 +120,10 @@ fn collect(
     let deadline = Instant::now() + timeout;
     let mut out = Array::new();
     while want.is_none_or(|w| out.len() < w) {
-        let next =
-            host.rt.block_on(events.next(Some(deadline), &host.interrupt.hard())).map_err(|e| fleet_error(host, e))?;
+        let next = host
+            .rt
+            .block_on(events.next_matching(filter, Some(deadline), &host.interrupt.hard()))
+            .map_err(|e| fleet_error(host, e))?;
         let Some(r) = next else { break };
         let Ok(e) = r.event else { continue };
         if !filter.matches(&e) {
