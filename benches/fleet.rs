@@ -340,39 +340,6 @@ async fn phases(url: &str, n: usize, req_size: usize, responder: &async_nats::Cl
     }
 }
 
-/// A client seed and JWT for signed protocol v2 requests, written to `dir`. The client does
-/// not check the token's own signature (the servers do; the benchmark's fleet is not secure),
-/// so it is signed with a throwaway issuer key.
-fn v2_credentials(dir: &std::path::Path) -> (String, String) {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    use ed25519_dalek::Signer as _;
-    let seed: [u8; 32] = rand::random();
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let now = chrono::Utc::now().timestamp();
-    let claims = serde_json::json!({
-        "purpose": "choria_client_id",
-        "callerid": "up=bench",
-        "public_key": hex::encode(key.verifying_key().as_bytes()),
-        "permissions": {"fleet_management": true},
-        "iat": now,
-        "exp": now + 3600,
-        "iss": "bench",
-    });
-    let issuer = ed25519_dalek::SigningKey::from_bytes(&rand::random());
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let sig = issuer.sign(signing_input.as_bytes());
-    let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
-    let (seed_path, jwt_path) = (dir.join("bench.seed"), dir.join("bench.jwt"));
-    std::fs::write(&seed_path, hex::encode(seed)).expect("seed written");
-    std::fs::write(&jwt_path, jwt).expect("jwt written");
-    (seed_path.display().to_string(), jwt_path.display().to_string())
-}
-
 fn per_node_us(d: Duration, n: usize) -> f64 {
     d.as_secs_f64() * 1e6 / n as f64
 }
@@ -436,16 +403,13 @@ fn main() {
             ms(p.tail),
             fleetbook::fleet::discovery::WINDOW.as_millis()
         );
-        // The real binary, as an operator runs it: discovery + RPC, insecure v1 and v2, and
-        // v2 signed with an ed25519 seed and client JWT. (Signed v1 needs a TLS broker and a
-        // secure fleet; not measured here.)
-        let creds = tempfile::tempdir().expect("temp dir");
-        let (seed, jwt) = v2_credentials(creds.path());
+        // The real binary, as an operator runs it: discovery + RPC, insecure v1 and v2.
+        // Signed requests need a TLS broker (a JWT is refused on a plain connection) and are
+        // signed once per batch, not per node; they are not measured here.
         let before = std::env::var(BEFORE_ENV).ok();
         let mut variants: Vec<(String, &str, Vec<&str>)> = vec![
             ("insecure v1".into(), env!("CARGO_BIN_EXE_fleetbook"), vec!["--insecure"]),
             ("insecure v2".into(), env!("CARGO_BIN_EXE_fleetbook"), vec!["--insecure", "--protocol", "v2"]),
-            ("signed v2  ".into(), env!("CARGO_BIN_EXE_fleetbook"), vec!["--seed", &seed, "--jwt", &jwt]),
         ];
         if let Some(b) = &before {
             variants.insert(0, ("BEFORE insecure v1".into(), b.as_str(), vec!["--insecure"]));
