@@ -253,13 +253,36 @@ fn run_program(program: &str, url: &str, n: usize, args: &[&str]) -> ProcCost {
     full.extend_from_slice(args);
     let errf = tempfile::tempfile().expect("temp file");
     let t = Instant::now();
-    let mut child = Command::new(program)
+    let mut cmd = Command::new(program);
+    if program != env!("CARGO_BIN_EXE_fleetbook") {
+        // A "before" binary runs as it ran before: this process turned transparent huge
+        // pages off, and children inherit that.
+        // SAFETY: prctl between fork and exec touches no memory of ours.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
         .args(&full)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(errf.try_clone().expect("dup"))
         .spawn()
         .expect("fleetbook runs");
+    // Peak RSS from the child's own `VmHWM`, polled while it runs: `ru_maxrss` after a fork
+    // and exec starts from this (large) process's RSS, and reported ours at 50,000 nodes.
+    let status_path = format!("/proc/{}/status", child.id());
+    let hwm = std::thread::spawn(move || {
+        let mut peak = 0i64;
+        while let Some(kib) = std::fs::read_to_string(&status_path).ok().and_then(|s| vm_hwm_kib(&s)) {
+            peak = peak.max(kib);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        peak
+    });
     let mut out = Vec::new();
     child.stdout.take().expect("stdout").read_to_end(&mut out).expect("stdout");
     // wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix in the simulators).
@@ -277,7 +300,13 @@ fn run_program(program: &str, url: &str, n: usize, args: &[&str]) -> ProcCost {
         panic!("fleetbook {full:?}: no JSON ({e}); stderr: {err}")
     });
     assert_eq!(v["ok"].as_array().map(Vec::len), Some(n), "every node answered fleetbook {full:?}");
-    ProcCost { wall, cpu: cpu_of(&ru), peak_rss_kib: ru.ru_maxrss }
+    ProcCost { wall, cpu: cpu_of(&ru), peak_rss_kib: hwm.join().unwrap_or(0) }
+}
+
+/// `VmHWM` (peak RSS, KiB) from a `/proc/PID/status` text; `None` once the process is gone.
+fn vm_hwm_kib(status: &str) -> Option<i64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `req rpcutil ping --json` as an operator runs it: discovery (sliding window) and RPC.
