@@ -23,6 +23,7 @@
 //! | [`sim`] | the simulated fleet and the embedded `nats-server` |
 //! | [`redact`] | secrets that print as `[secret]`, and text made safe for a terminal |
 //! | [`interrupt`] | two-level Ctrl-C |
+//! | [`memory`] | process memory settings (no transparent huge pages) |
 //! | [`error`] | the top-level error and the exit codes |
 
 pub mod choria_conf;
@@ -36,6 +37,7 @@ pub mod fleet;
 pub mod interrupt;
 pub mod journal;
 pub mod lifecycle;
+pub mod memory;
 pub mod metrics;
 pub mod progress;
 pub mod prompt;

@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+mod fields;
+
 /// Subject of an event: `choria.lifecycle.event.<type>.<component>`.
 pub fn subject(kind: &str, component: &str) -> String {
     format!("choria.lifecycle.event.{kind}.{component}")
@@ -94,6 +96,16 @@ pub fn governor_event(
 /// The event types `--type` accepts, sorted as go-choria lists them.
 pub const TYPES: [&str; 6] = ["alive", "governor", "provisioned", "shutdown", "startup", "upgraded"];
 
+/// `io.choria.lifecycle.v1.<type>` for each of [`TYPES`], in the same order.
+const PROTOCOLS: [&str; 6] = [
+    "io.choria.lifecycle.v1.alive",
+    "io.choria.lifecycle.v1.governor",
+    "io.choria.lifecycle.v1.provisioned",
+    "io.choria.lifecycle.v1.shutdown",
+    "io.choria.lifecycle.v1.startup",
+    "io.choria.lifecycle.v1.upgraded",
+];
+
 /// How an event arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -132,57 +144,147 @@ pub struct Event {
 /// Parses an event in any of the three forms (go-choria `lifecycle.NewFromJSON`, plus the
 /// legacy protocol strings, which today's Go viewer drops but older servers send).
 pub fn parse(bytes: &[u8]) -> Result<Event, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let protocol = v.get("protocol").and_then(Value::as_str).unwrap_or("");
-    if protocol.starts_with("io.choria.lifecycle") {
-        return from_choria(&v, Format::Choria);
-    }
-    if protocol.starts_with("choria:lifecycle:") {
-        return from_choria(&v, Format::Legacy);
-    }
-    if v.get("specversion").and_then(Value::as_str) == Some("1.0")
-        && v.get("source").and_then(Value::as_str) == Some("io.choria.lifecycle")
-    {
-        let data = v.get("data").ok_or("CloudEvent without data")?;
-        let mut e = from_choria(data, Format::Choria)?;
-        e.format = Format::CloudEvent;
-        return Ok(e);
-    }
-    Err("unsupported event format".into())
+    parse_kept(bytes, &|_| true).unwrap_or_else(|| Err("unsupported event format".into()))
 }
 
-fn from_choria(v: &Value, format: Format) -> Result<Event, String> {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let protocol = s("protocol").ok_or("no protocol")?;
+/// What a filter sees of an event before it is built: its type, component and identity.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    pub kind: &'a str,
+    pub component: &'a str,
+    pub identity: &'a str,
+}
+
+/// [`parse`], but an event that `keep` refuses is not built: `None`. Errors are returned as
+/// by [`parse`], kept or not. A watch that keeps one event in ten skips most of the work.
+pub fn parse_kept(bytes: &[u8], keep: &dyn Fn(&Head<'_>) -> bool) -> Option<Result<Event, String>> {
+    // The fast reader borrows from the bytes; what it does not take goes the `Value` way.
+    match fields::Fields::read(bytes) {
+        Some(f) => parse_from(&f, keep, |f| match &f.data {
+            fields::Data::Missing => None,
+            fields::Data::Fields(d) => Some(Ok(d.as_ref())),
+            fields::Data::NotObject => Some(Err(())),
+        }),
+        None => match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) => parse_from(&v, keep, |v| v.get("data").map(Ok)),
+            Err(e) => Some(Err(format!("not JSON: {e}"))),
+        },
+    }
+}
+
+/// Event fields by name, from a `Value` or from [`fields::Fields`].
+trait Source {
+    fn str(&self, key: &str) -> Option<&str>;
+    fn i64(&self, key: &str) -> Option<i64>;
+    fn u64(&self, key: &str) -> Option<u64>;
+}
+
+impl Source for Value {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+    fn i64(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(Value::as_i64)
+    }
+    fn u64(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(Value::as_u64)
+    }
+}
+
+impl fields::Fields<'_> {
+    fn field(&self, key: &str) -> Option<&fields::Loose<'_>> {
+        Some(match key {
+            "protocol" => &self.protocol,
+            "id" => &self.id,
+            "identity" => &self.identity,
+            "component" => &self.component,
+            "timestamp" => &self.timestamp,
+            "version" => &self.version,
+            "new_version" => &self.new_version,
+            "governor" => &self.governor,
+            "sequence" => &self.sequence,
+            "event_type" => &self.event_type,
+            "specversion" => &self.specversion,
+            "source" => &self.source,
+            _ => return None,
+        })
+    }
+}
+
+impl Source for fields::Fields<'_> {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.field(key).and_then(fields::Loose::as_str)
+    }
+    fn i64(&self, key: &str) -> Option<i64> {
+        self.field(key).and_then(fields::Loose::as_i64)
+    }
+    fn u64(&self, key: &str) -> Option<u64> {
+        self.field(key).and_then(fields::Loose::as_u64)
+    }
+}
+
+/// The format decision of [`parse`]; `data` gives a CloudEvent's `data` (`Err`: not an
+/// object, so it has no fields).
+fn parse_from<S: Source>(
+    v: &S,
+    keep: &dyn Fn(&Head<'_>) -> bool,
+    data: impl Fn(&S) -> Option<Result<&S, ()>>,
+) -> Option<Result<Event, String>> {
+    let protocol = v.str("protocol").unwrap_or("");
+    if protocol.starts_with("io.choria.lifecycle") {
+        return from_choria(v, Format::Choria, keep);
+    }
+    if protocol.starts_with("choria:lifecycle:") {
+        return from_choria(v, Format::Legacy, keep);
+    }
+    if v.str("specversion") == Some("1.0") && v.str("source") == Some("io.choria.lifecycle") {
+        let e = match data(v) {
+            None => return Some(Err("CloudEvent without data".into())),
+            Some(Ok(d)) => from_choria(d, Format::Choria, keep)?,
+            // A `data` that is no object has no protocol, as `Value::get` sees it.
+            Some(Err(())) => return Some(Err("no protocol".into())),
+        };
+        return Some(e.map(|mut e| {
+            e.format = Format::CloudEvent;
+            e
+        }));
+    }
+    Some(Err("unsupported event format".into()))
+}
+
+fn from_choria<S: Source>(v: &S, format: Format, keep: &dyn Fn(&Head<'_>) -> bool) -> Option<Result<Event, String>> {
+    let s = |k: &str| v.str(k).map(str::to_string);
+    let Some(protocol) = v.str("protocol") else { return Some(Err("no protocol".into())) };
     // Dotted: io.choria.lifecycle.v1.<type> (5 parts). Colon: choria:lifecycle:<type>:1 (4 parts).
-    let dotted: Vec<&str> = protocol.split('.').collect();
-    let colon: Vec<&str> = protocol.split(':').collect();
-    let kind = match (dotted.len(), colon.len()) {
-        (5, _) => dotted[4],
-        (_, 4) => colon[2],
+    let kind = match (protocol.split('.').count(), protocol.split(':').count()) {
+        (5, _) => protocol.split('.').nth(4).unwrap_or(""),
+        (_, 4) => protocol.split(':').nth(2).unwrap_or(""),
         _ => "",
     };
-    if !TYPES.contains(&kind) {
-        return Err(format!("unknown protocol '{protocol}' received"));
+    let Some(i) = TYPES.iter().position(|t| *t == kind) else {
+        return Some(Err(format!("unknown protocol '{protocol}' received")));
+    };
+    let Some(identity) = v.str("identity") else { return Some(Err("no identity".into())) };
+    if kind == "governor" && v.str("governor").unwrap_or("").is_empty() {
+        return Some(Err("governor event without a governor".into()));
     }
-    let e = Event {
+    if !keep(&Head { kind, component: v.str("component").unwrap_or(""), identity }) {
+        return None;
+    }
+    Some(Ok(Event {
         kind: kind.to_string(),
-        protocol: format!("io.choria.lifecycle.v1.{kind}"),
+        protocol: PROTOCOLS[i].to_string(),
         id: s("id"),
-        identity: s("identity").ok_or("no identity")?,
+        identity: identity.to_string(),
         component: s("component").unwrap_or_default(),
-        timestamp: v.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
+        timestamp: v.i64("timestamp").unwrap_or(0),
         version: s("version"),
         new_version: s("new_version"),
         governor: s("governor"),
-        sequence: v.get("sequence").and_then(Value::as_u64),
+        sequence: v.u64("sequence"),
         event_type: s("event_type"),
         format,
-    };
-    if kind == "governor" && e.governor.as_deref().unwrap_or("").is_empty() {
-        return Err("governor event without a governor".into());
-    }
-    Ok(e)
+    }))
 }
 
 impl Event {
@@ -241,6 +343,46 @@ mod tests {
         assert_eq!(gov("eviction", 2), "[governor] g: evicted from slot 2 on PUPPET");
         assert_eq!(gov("eviction", 0), "[governor] g: evicted from PUPPET");
         assert_eq!(gov("other", 0), "[governor] g: unknown stage on Governor PUPPET");
+    }
+
+    /// The borrowing reader and the `Value` path agree, whatever the bytes.
+    #[test]
+    fn both_readers_agree() {
+        let slow = |b: &[u8]| {
+            let v: Value = serde_json::from_slice(b).map_err(|e| format!("not JSON: {e}"))?;
+            parse_from(&v, &|_| true, |v| v.get("data").map(Ok)).expect("kept")
+        };
+        let cases: [&[u8]; 14] = [
+            br#"{"protocol":"io.choria.lifecycle.v1.startup","identity":"n\u0031","component":"c","timestamp":-1,"version":"1"}"#,
+            br#"{"specversion":"1.0","source":"io.choria.lifecycle","data":{"protocol":"io.choria.lifecycle.v1.alive","identity":"n","timestamp":1.5}}"#,
+            br#"{"specversion":"1.0","source":"io.choria.lifecycle","data":null}"#,
+            br#"{"specversion":"1.0","source":"io.choria.lifecycle","data":[1]}"#,
+            br#"{"specversion":"1.0","source":"io.choria.lifecycle"}"#,
+            br#"{"protocol":"choria:lifecycle:shutdown:1","identity":"n","component":7,"timestamp":18446744073709551615}"#,
+            br#"{"protocol":"io.choria.lifecycle.v1.governor","identity":"g","governor":"G","sequence":-3,"extra":{"a":[1,{}]}}"#,
+            br#"{"protocol":"io.choria.lifecycle.v1.startup","identity":"a","identity":"b"}"#,
+            br#"["io.choria.lifecycle.v1.startup","n"]"#,
+            br#"{"protocol":null,"identity":true}"#,
+            br#"  {"protocol":"io.choria.lifecycle.v1.upgraded","identity":"n","new_version":"2"} "#,
+            br#"{"protocol":"io.choria.lifecycle.v1.startup""#,
+            b"42",
+            b"",
+        ];
+        for c in cases {
+            assert_eq!(parse(c), slow(c), "{}", String::from_utf8_lossy(c));
+            // A refused event is not built, and an error is an error either way.
+            match (parse(c), parse_kept(c, &|_| false)) {
+                (Ok(_), None) | (Err(_), Some(Err(_))) => {}
+                (a, b) => panic!("{}: {a:?} vs {b:?}", String::from_utf8_lossy(c)),
+            }
+        }
+    }
+
+    #[test]
+    fn protocols_follow_the_types() {
+        for (t, p) in TYPES.iter().zip(PROTOCOLS) {
+            assert_eq!(format!("io.choria.lifecycle.v1.{t}"), p);
+        }
     }
 
     #[test]

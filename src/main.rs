@@ -1,6 +1,7 @@
 //! The `fleetbook` binary: build the runtime, run, turn the outcome into an exit code.
 
 fn main() {
+    fleetbook::memory::no_transparent_huge_pages();
     let cli = fleetbook::cli::Cli::from_args();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

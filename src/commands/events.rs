@@ -33,8 +33,7 @@ impl EventsOptions {
         timeout: Option<&str>,
     ) -> Result<EventsOptions, Error> {
         let timeout = timeout.map(|t| super::options::duration("--timeout", t)).transpose()?;
-        let filter = EventFilter { types: kind.into_iter().collect(), component, identities: Vec::new() };
-        filter.validate()?;
+        let filter = EventFilter::new(kind.into_iter().collect(), component, Vec::new())?;
         Ok(EventsOptions { filter, json, count, timeout })
     }
 }
@@ -49,7 +48,7 @@ pub(crate) async fn run(settings: Settings, a: EventsOptions, cancel: &Cancellat
     let deadline = a.timeout.map(|t| Instant::now() + t);
     let mut printed = 0;
     while a.count.is_none_or(|c| printed < c) {
-        let received = match events.next(deadline, cancel).await {
+        let received = match events.next_matching(&a.filter, deadline, cancel).await {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(crate::fleet::FleetError::Cancelled) => break,

@@ -149,9 +149,9 @@ async fn broadcast(
         .map_err(|s| Error::Guardrail { reason: s.to_string() })?;
     let (collective, filter) = (dopts.collective.as_deref(), dopts.filter.clone());
     let mut session = fleet.rpc_session(&a.agent, &a.action, &a.inputs, collective, None, filter).await?;
-    let out = session.broadcast(&interrupt.hard(), &mut |_| {}).await?;
+    let mut out = session.broadcast(&interrupt.hard(), &mut |_| {}).await?;
     let mut tally = Tally::default();
-    tally.absorb(&out, reporter);
+    tally.absorb(&mut out, reporter);
     tally.batches = 1;
     let end = match (&out.broker_lost, out.interrupted) {
         (Some(why), _) => End::BrokerLost(why.clone()),

@@ -113,9 +113,13 @@ pub(crate) fn write_report(
     }
     if style.json {
         let (status, rid) = (status.as_str(), request_id.unwrap_or(""));
-        let mut v = json_report(t, agent, action, rid, discovered, timing, status, error);
-        v["run_id"] = json!(run_id);
-        return writeln!(w, "{v}");
+        let report = json_report(t, agent, action, rid, discovered, timing, status, error, run_id);
+        // Straight to the writer, in big writes: building a `Value` copied every reply's data
+        // first, and stdout's line buffer wrote a 10,000-node line 1 KiB at a time.
+        let mut b = std::io::BufWriter::with_capacity(1 << 16, &mut *w);
+        serde_json::to_writer(&mut b, &report).map_err(std::io::Error::from)?;
+        writeln!(b)?;
+        return b.flush();
     }
     write_text(w, t, style, discovered, timing.total)?;
     if let Some(id) = run_id {
@@ -128,41 +132,76 @@ pub(crate) fn write_report(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn json_report(
-    t: &Tally,
-    agent: &str,
-    action: &str,
-    request_id: &str,
+fn json_report<'a>(
+    t: &'a Tally,
+    agent: &'a str,
+    action: &'a str,
+    request_id: &'a str,
     discovered: usize,
     timing: Timing,
-    status: &str,
+    status: &'a str,
     error: Option<String>,
-) -> Value {
+    run_id: Option<&'a str>,
+) -> JsonReport<'a> {
     let answered = t.replies.iter().chain(&t.late);
     let failed: Map<String, Value> = answered
         .filter(|x| !x.ok())
         .map(|x| (x.sender.clone(), json!({"statuscode": x.statuscode, "statusmsg": x.statusmsg})))
         .collect();
-    json!({
-        "request_id": request_id,
-        "agent": agent,
-        "action": action,
-        "status": status,
-        "error": error,
-        "discovered": discovered,
-        "replies": t.replies,
-        "ok": t.ok_nodes(),
-        "failed": failed,
-        "no_reply": t.no_reply,
-        "unknown": t.unknown,
-        "not_sent": t.not_sent,
-        "late": t.late.iter().map(|x| x.sender.as_str()).collect::<Vec<_>>(),
-        "malformed": t.malformed,
-        "unexpected": t.unexpected,
-        "stray": t.stray,
-        "batches": t.batches,
-        "timing": {"discovery_ms": timing.discovery.as_millis() as u64, "total_ms": timing.total.as_millis() as u64},
-    })
+    JsonReport {
+        request_id,
+        agent,
+        action,
+        status,
+        error,
+        discovered,
+        replies: &t.replies,
+        ok: t.ok_nodes(),
+        failed,
+        no_reply: &t.no_reply,
+        unknown: &t.unknown,
+        not_sent: &t.not_sent,
+        late: t.late.iter().map(|x| x.sender.as_str()).collect(),
+        malformed: &t.malformed,
+        unexpected: &t.unexpected,
+        stray: t.stray,
+        batches: t.batches,
+        timing: TimingMs {
+            discovery_ms: timing.discovery.as_millis() as u64,
+            total_ms: timing.total.as_millis() as u64,
+        },
+        run_id,
+    }
+}
+
+/// The `--json` report, keys in the order scripts have always seen them.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    request_id: &'a str,
+    agent: &'a str,
+    action: &'a str,
+    status: &'a str,
+    error: Option<String>,
+    discovered: usize,
+    replies: &'a [crate::fleet::rpc::NodeReply],
+    ok: Vec<String>,
+    failed: Map<String, Value>,
+    no_reply: &'a [String],
+    unknown: &'a [String],
+    not_sent: &'a [String],
+    late: Vec<&'a str>,
+    malformed: &'a BTreeMap<String, String>,
+    unexpected: &'a [String],
+    stray: usize,
+    batches: usize,
+    timing: TimingMs,
+    run_id: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct TimingMs {
+    discovery_ms: u64,
+    total_ms: u64,
 }
 
 /// `--senders`: the identities that answered OK, sorted, one a line or a JSON array.

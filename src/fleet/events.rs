@@ -2,33 +2,42 @@
 
 use std::collections::HashSet;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client::Fleet;
 use super::error::{FleetError, Result};
-use super::filter::{compile_slashed, is_regex, matches_item};
+use super::filter::{compile_slashed, is_regex};
 use crate::lifecycle::{self, Event};
 
 /// The subject `choria tool event` subscribes to.
 pub const SUBJECT: &str = "choria.lifecycle.event.>";
 
-/// Which events to keep (client side, as go-choria's viewer filters).
+/// Which events to keep (client side, as go-choria's viewer filters). Built with
+/// [`EventFilter::new`], which checks the values and compiles the identity regexes once:
+/// compiling them per event cost more than decoding the event.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     /// Event types (`startup`, ...); empty keeps all.
-    pub types: Vec<String>,
+    types: Vec<String>,
     /// Exact component.
-    pub component: Option<String>,
-    /// Identities, exact or `/regex/`; empty keeps all.
-    pub identities: Vec<String>,
+    component: Option<String>,
+    /// Identities, exact or `/regex/`, compiled; empty keeps all.
+    identities: Vec<Identity>,
+}
+
+/// One identity entry of an [`EventFilter`].
+#[derive(Debug, Clone)]
+enum Identity {
+    Exact(String),
+    Re(regex::Regex),
 }
 
 impl EventFilter {
-    /// Checks the filter's own values before use.
-    pub fn validate(&self) -> Result<()> {
-        for t in &self.types {
+    /// Checks the filter's values (known types, valid regexes) and compiles it.
+    pub fn new(types: Vec<String>, component: Option<String>, identities: Vec<String>) -> Result<EventFilter> {
+        for t in &types {
             if !lifecycle::TYPES.contains(&t.as_str()) {
                 return Err(FleetError::Filter {
                     filter: t.clone(),
@@ -36,16 +45,27 @@ impl EventFilter {
                 });
             }
         }
-        for i in self.identities.iter().filter(|i| is_regex(i)) {
-            compile_slashed(i)?;
-        }
-        Ok(())
+        let identities = identities
+            .into_iter()
+            .map(|i| if is_regex(&i) { compile_slashed(&i).map(Identity::Re) } else { Ok(Identity::Exact(i)) })
+            .collect::<Result<_>>()?;
+        Ok(EventFilter { types, component, identities })
     }
 
+    /// True when `e` passes the filter.
     pub fn matches(&self, e: &Event) -> bool {
-        (self.types.is_empty() || self.types.contains(&e.kind))
-            && self.component.as_ref().is_none_or(|c| *c == e.component)
-            && (self.identities.is_empty() || self.identities.iter().any(|i| matches_item(i, &e.identity)))
+        self.keeps(&lifecycle::Head { kind: &e.kind, component: &e.component, identity: &e.identity })
+    }
+
+    /// True when an event with this type, component and identity passes the filter.
+    pub fn keeps(&self, h: &lifecycle::Head<'_>) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| t == h.kind))
+            && self.component.as_ref().is_none_or(|c| c == h.component)
+            && (self.identities.is_empty()
+                || self.identities.iter().any(|i| match i {
+                    Identity::Exact(s) => s == h.identity,
+                    Identity::Re(r) => r.is_match(h.identity),
+                }))
     }
 }
 
@@ -56,6 +76,10 @@ pub struct Received {
     pub raw: bytes::Bytes,
     /// The parsed event, or why it did not parse.
     pub event: std::result::Result<Event, String>,
+}
+
+fn received(m: async_nats::Message) -> Received {
+    Received { subject: m.subject.as_str().to_owned(), event: lifecycle::parse(&m.payload), raw: m.payload }
 }
 
 /// A live subscription to lifecycle events.
@@ -85,6 +109,24 @@ impl Events {
     /// The next message, or `None` at the deadline. A connection closed for good is an error,
     /// never a quiet end of the stream.
     pub async fn next(&mut self, deadline: Option<Instant>, cancel: &CancellationToken) -> Result<Option<Received>> {
+        Ok(self.next_message(deadline, cancel).await?.map(received))
+    }
+
+    async fn next_message(
+        &mut self,
+        deadline: Option<Instant>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<async_nats::Message>> {
+        // A message already queued is taken without a timer or a cancel registration (each
+        // cost as much as decoding the event); Ctrl-C and the deadline are still checked first.
+        if cancel.is_cancelled() {
+            return Err(FleetError::Cancelled);
+        }
+        if deadline.is_none_or(|d| Instant::now() < d) {
+            if let Some(Some(m)) = self.sub.next().now_or_never() {
+                return Ok(Some(m));
+            }
+        }
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -96,13 +138,26 @@ impl Events {
             // A deadline reached on a dead connection is a lost broker, not a quiet watch.
             _ = sleep => if self.fleet.connected() { Ok(None) } else { Err(self.fleet.lost("watching events")) },
             m = self.sub.next() => match m {
-                Some(m) => Ok(Some(Received {
-                    subject: m.subject.to_string(),
-                    event: lifecycle::parse(&m.payload),
-                    raw: m.payload,
-                })),
+                Some(m) => Ok(Some(m)),
                 None => Err(self.fleet.lost("watching events")),
             },
+        }
+    }
+
+    /// The next message whose event passes `filter`, or that does not parse (`event` says
+    /// why); `None` at the deadline. Events the filter refuses are skipped without being
+    /// built, which is most of a busy subject's cost.
+    pub async fn next_matching(
+        &mut self,
+        filter: &EventFilter,
+        deadline: Option<Instant>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Received>> {
+        loop {
+            let Some(m) = self.next_message(deadline, cancel).await? else { return Ok(None) };
+            if let Some(event) = lifecycle::parse_kept(&m.payload, &|h| filter.keeps(h)) {
+                return Ok(Some(Received { subject: m.subject.as_str().to_owned(), event, raw: m.payload }));
+            }
         }
     }
 

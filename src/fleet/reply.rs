@@ -84,17 +84,47 @@ pub enum Arrival<'a> {
 
 /// Parses a SimpleRPC reply body `{"action","statuscode","statusmsg","data"}`.
 pub(crate) fn parse_body(sender: &str, body: &[u8]) -> Result<NodeReply> {
+    // Straight into the three fields we keep: no map for the outer object and no copy of
+    // `data`. What this reader refuses (a non-object, duplicate keys) goes the `Value` way,
+    // which decides exactly as before.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        if let Ok(b) = serde_json::from_slice::<BodyIn>(body) {
+            return node_reply(sender, b.statuscode.as_ref(), b.statusmsg, b.data);
+        }
+    }
     let v: Value = serde_json::from_slice(body).map_err(|e| FleetError::decode("reply body", e))?;
-    let code = v
-        .get("statuscode")
+    node_reply(sender, v.get("statuscode"), v.get("statusmsg").cloned(), v.get("data").cloned())
+}
+
+/// The fields of a reply body; `data` is `Some(Null)` for `"data": null`, `None` when absent.
+#[derive(Deserialize)]
+struct BodyIn {
+    #[serde(default)]
+    statuscode: Option<Value>,
+    #[serde(default)]
+    statusmsg: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+fn node_reply(sender: &str, code: Option<&Value>, msg: Option<Value>, data: Option<Value>) -> Result<NodeReply> {
+    let code = code
         .and_then(Value::as_u64)
         .filter(|c| *c <= 5)
         .ok_or_else(|| FleetError::malformed("reply body", "statuscode missing or not 0-5"))?;
+    let statusmsg = match msg {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
     Ok(NodeReply {
         sender: sender.to_string(),
         statuscode: code as u8,
-        statusmsg: v.get("statusmsg").and_then(Value::as_str).unwrap_or("").to_string(),
-        data: v.get("data").cloned().unwrap_or_else(|| Value::Object(Map::new())),
+        statusmsg,
+        data: data.unwrap_or_else(|| Value::Object(Map::new())),
     })
 }
 
@@ -120,5 +150,35 @@ mod tests {
         assert!(parse_body("n", br#"{"statusmsg":"OK"}"#).is_err());
         assert!(parse_body("n", b"pong").is_err());
         assert_eq!(parse_body("n", br#"{"statuscode":1,"statusmsg":"no"}"#).unwrap().statuscode, 1);
+    }
+
+    /// The typed reader and the `Value` reader give the same reply (or both refuse).
+    #[test]
+    fn both_body_readers_agree() {
+        let slow = |b: &[u8]| {
+            let v: Value = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+            node_reply("n", v.get("statuscode"), v.get("statusmsg").cloned(), v.get("data").cloned())
+                .map_err(|e| e.to_string())
+        };
+        let cases: [&[u8]; 10] = [
+            br#"{"action":"ping","statuscode":0,"statusmsg":"OK","data":{"pong":1}}"#,
+            br#"{"statuscode":0,"data":null}"#,
+            br#"{"statuscode":0}"#,
+            br#"{"statuscode":0.0,"data":{}}"#,
+            br#"{"statuscode":6}"#,
+            br#"{"statuscode":2,"statusmsg":7,"data":[1,2]}"#,
+            br#"{"statuscode":1,"statuscode":0,"data":{"a":"\u00e9"}}"#,
+            br#" {"statuscode":3,"statusmsg":"caf\u00e9"} "#,
+            br#"[0]"#,
+            br#"{"statuscode":0"#,
+        ];
+        for c in cases {
+            let fast = parse_body("n", c).map_err(|e| e.to_string());
+            match (&fast, slow(c)) {
+                (Ok(a), Ok(b)) => assert_eq!(*a, b, "{}", String::from_utf8_lossy(c)),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("{}: {a:?} vs {b:?}", String::from_utf8_lossy(c)),
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -134,18 +134,21 @@ impl RpcSession {
         let msg = self.transport();
         let disconnects = fleet.link().disconnects();
         let mut sent = 0;
-        let mut failure = None;
-        for node in nodes {
-            let subject = protocol::node_subject(&self.collective, node);
-            if let Err(e) = fleet.publish_by(subject, msg.clone(), deadline, cancel, "sending a batch").await {
-                failure = Some(e);
-                break;
+        // One deadline and one cancel for the whole batch: a timer per publish cost more than
+        // the publish. The same encoded request goes to every node.
+        let publish_all = async {
+            for node in nodes {
+                let subject = protocol::node_subject(&self.collective, node);
+                fleet.nats().publish(subject, msg.clone()).await.map_err(|e| FleetError::nats("publish", e))?;
+                sent += 1;
             }
-            sent += 1;
-        }
-        if failure.is_none() {
-            failure = fleet.flush_by(deadline, cancel, "sending a batch").await.err();
-        }
+            fleet.nats().flush().await.map_err(|e| FleetError::nats("flush", e))
+        };
+        let failure = tokio::select! {
+            _ = cancel.cancelled() => Some(FleetError::Cancelled),
+            _ = tokio::time::sleep_until(deadline) => Some(fleet.lost("sending a batch")),
+            r = publish_all => r.err(),
+        };
         match failure {
             None => self.collect(nodes, false, start, disconnects, cancel, on).await,
             Some(e) if sent == 0 => Err(e),
@@ -204,17 +207,40 @@ impl RpcSession {
         let wanted: HashSet<&str> = nodes.iter().map(String::as_str).collect();
         let mut pending: HashSet<&str> = wanted.clone();
         let deadline = start + self.timeout;
-        while broadcast || !pending.is_empty() {
+        // One timer and one cancel future for the whole wait, not one per message.
+        let sleep = tokio::time::sleep_until(deadline);
+        let cancelled = cancel.cancelled();
+        tokio::pin!(sleep, cancelled);
+        'wait: while broadcast || !pending.is_empty() {
             let m = tokio::select! {
-                _ = cancel.cancelled() => { out.interrupted = true; break }
-                _ = tokio::time::sleep_until(deadline) => break,
+                biased;
                 m = self.sub.next() => match m {
                     Some(m) => m,
                     // The client closed: the broker is gone for good.
                     None => { out.broker_lost = Some(self.fleet.lost("the wait for replies").to_string()); break }
                 },
+                _ = &mut cancelled => { out.interrupted = true; break }
+                _ = &mut sleep => break,
             };
             self.take(&m.payload, &wanted, &mut pending, broadcast, &mut out, on);
+            // Take what is already queued without going through the select again; a long
+            // queue still yields to the deadline and Ctrl-C every few hundred messages.
+            for _ in 0..256 {
+                if !broadcast && pending.is_empty() {
+                    break 'wait;
+                }
+                match self.sub.next().now_or_never() {
+                    Some(Some(m)) => self.take(&m.payload, &wanted, &mut pending, broadcast, &mut out, on),
+                    _ => break,
+                }
+            }
+            if cancel.is_cancelled() {
+                out.interrupted = true;
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
         }
         // A node whose only message was malformed: that is its result.
         let mut rest: Vec<String> =

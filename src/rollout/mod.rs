@@ -341,12 +341,14 @@ fn batches<H: Hooks>(
             None => None,
         };
         sent_any = true;
-        let out = match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, a))) {
+        let mut out = match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, a))) {
             Ok(out) => out,
             // Nothing of this batch went out.
             Err(e) => return (End::from_fleet(e, i, total), i),
         };
-        let mut failed = tally.absorb(&out, reporter);
+        // Taken before the replies move into the tally.
+        let ok_nodes = if events.is_some() { out.ok_nodes() } else { Vec::new() };
+        let mut failed = tally.absorb(&mut out, reporter);
         let during = |tally: &Tally| Stop::InterruptedDuring {
             batch: i + 1,
             batches: total,
@@ -362,7 +364,7 @@ fn batches<H: Hooks>(
             return (End::Stopped(during(tally)), i + 1);
         }
         if let (Some(w), Some(ev)) = (&r.wait_for, events.as_mut()) {
-            match rt.block_on(await_events(w, ev, &out.ok_nodes(), tally, reporter, &hard)) {
+            match rt.block_on(await_events(w, ev, &ok_nodes, tally, reporter, &hard)) {
                 Ok(missing) => failed += missing,
                 Err(crate::fleet::FleetError::Cancelled) => return (End::Stopped(during(tally)), i + 1),
                 Err(e) => return (End::from_fleet(e, i + 1, total), i + 1),

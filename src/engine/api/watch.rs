@@ -67,9 +67,7 @@ fn filter_from(o: &Options) -> Res<EventFilter> {
     types.extend(list("type")?);
     let mut identities = list("identities")?;
     identities.extend(list("identity")?);
-    let f = EventFilter { types, component: o.string("component"), identities };
-    f.validate().map_err(|e| runtime_error("invalid", e.to_string()))?;
-    Ok(f)
+    EventFilter::new(types, o.string("component"), identities).map_err(|e| runtime_error("invalid", e.to_string()))
 }
 
 /// A subscription started by `event_watch`: events are buffered from that moment, so a
@@ -122,8 +120,10 @@ fn collect(
     let deadline = Instant::now() + timeout;
     let mut out = Array::new();
     while want.is_none_or(|w| out.len() < w) {
-        let next =
-            host.rt.block_on(events.next(Some(deadline), &host.interrupt.hard())).map_err(|e| fleet_error(host, e))?;
+        let next = host
+            .rt
+            .block_on(events.next_matching(filter, Some(deadline), &host.interrupt.hard()))
+            .map_err(|e| fleet_error(host, e))?;
         let Some(r) = next else { break };
         let Ok(e) = r.event else { continue };
         if !filter.matches(&e) {

@@ -56,12 +56,21 @@ impl AgentDdl {
     /// Parses and checks a DDL: the timeout is in range, every input has a known type and
     /// every validation regex compiles. `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<AgentDdl> {
+        AgentDdl::parse_with(text, origin, true)
+    }
+
+    /// A built-in DDL: its regexes compile on first use (a test compiles every one).
+    pub(crate) fn parse_builtin(text: &str, origin: &str) -> Result<AgentDdl> {
+        AgentDdl::parse_with(text, origin, false)
+    }
+
+    fn parse_with(text: &str, origin: &str, compile: bool) -> Result<AgentDdl> {
         let file: DdlFile = serde_json::from_str(text).map_err(|e| ddl_error(origin, e.into()))?;
         let max = crate::config::MAX_DURATION.as_secs();
         if file.metadata.timeout > max {
             return Err(ddl_error(origin, DdlError::Timeout { timeout: file.metadata.timeout, max }));
         }
-        let actions = file.actions.into_iter().map(Action::from_file).collect::<Result<_, _>>();
+        let actions = file.actions.into_iter().map(|a| Action::from_file(a, compile)).collect::<Result<_, _>>();
         let actions = actions.map_err(|e| ddl_error(origin, e))?;
         Ok(AgentDdl { metadata: file.metadata, actions })
     }
@@ -88,10 +97,10 @@ pub(super) fn ddl_error(path: &str, source: DdlError) -> FleetError {
 
 impl Action {
     /// Checks an action as written, input by input.
-    fn from_file(a: ActionFile) -> Result<Action, DdlError> {
+    fn from_file(a: ActionFile, compile: bool) -> Result<Action, DdlError> {
         let mut input = BTreeMap::new();
         for (name, i) in a.input {
-            let checked = Input::from_file(i, &a.action, &name)?;
+            let checked = Input::from_file(i, &a.action, &name, compile)?;
             input.insert(name, checked);
         }
         Ok(Action { action: a.action, description: a.description, input, output: a.output, display: a.display })
@@ -100,7 +109,7 @@ impl Action {
 
 impl Input {
     /// Checks an input as written: a known type, a validation that compiles.
-    fn from_file(i: InputFile, action: &str, name: &str) -> Result<Input, DdlError> {
+    fn from_file(i: InputFile, action: &str, name: &str, compile: bool) -> Result<Input, DdlError> {
         let kind = match i.kind {
             TypeName::Known(kind) => kind,
             TypeName::Unknown(found) => {
@@ -108,12 +117,15 @@ impl Input {
             }
         };
         let pattern = i.validation.unwrap_or_default();
-        let validation = Validation::parse(&pattern).map_err(|source| DdlError::Regex {
-            action: action.to_string(),
-            input: name.to_string(),
-            pattern: pattern.clone(),
-            source,
-        })?;
+        let validation = match compile {
+            true => Validation::parse(&pattern).map_err(|source| DdlError::Regex {
+                action: action.to_string(),
+                input: name.to_string(),
+                pattern: pattern.clone(),
+                source,
+            })?,
+            false => Validation::parse_unchecked(&pattern),
+        };
         Ok(Input {
             kind,
             optional: i.optional,

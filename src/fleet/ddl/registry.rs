@@ -35,7 +35,7 @@ impl DdlRegistry {
         let mut agents = BTreeMap::new();
         for (name, text) in BUILTIN {
             // These are compiled in and covered by a test, so a parse failure is impossible.
-            if let Ok(ddl) = AgentDdl::parse(text, name) {
+            if let Ok(ddl) = AgentDdl::parse_builtin(text, name) {
                 agents.insert(name.to_string(), ddl);
             }
         }
@@ -155,6 +155,24 @@ fn load_file(path: &Path) -> Result<AgentDdl> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The built-in DDLs compile their regexes on first use; every one must compile.
+    #[test]
+    fn builtin_validations_compile() {
+        let mut regexes = 0;
+        for (name, text) in BUILTIN {
+            for action in AgentDdl::parse(text, name).expect("parses, regexes compiled").actions {
+                for input in action.input.values() {
+                    if let Some(v @ super::super::Validation::Regex { .. }) = &input.validation {
+                        // A value either matches or not; an uncompilable regex says so instead.
+                        assert!(!v.check("x").is_err_and(|e| e.contains("does not compile")), "{name}");
+                        regexes += 1;
+                    }
+                }
+            }
+        }
+        assert!(regexes > 40, "{regexes}");
+    }
 
     #[test]
     fn builtins_load() {

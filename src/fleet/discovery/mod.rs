@@ -174,10 +174,19 @@ impl Fleet {
         let mut found = BTreeSet::new();
         let mut malformed = 0;
         let mut interrupted = false;
+        // One timer for the whole wait: the first reply brings it forward to the window's
+        // end; later replies only move `deadline`, and the timer, when it fires early, is set
+        // to where the window has got to (a timer per reply cost more than reading the reply).
+        let sleep = tokio::time::sleep_until(deadline);
+        let cancelled = cancel.cancelled();
+        tokio::pin!(sleep, cancelled);
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => { interrupted = true; break }
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = &mut cancelled => { interrupted = true; break }
+                _ = &mut sleep => match sleep.deadline() < deadline {
+                    true => sleep.as_mut().reset(deadline),
+                    false => break,
+                },
                 m = sub.next() => match m {
                     None => return Err(self.lost("discovery")),
                     Some(m) => {
@@ -187,6 +196,9 @@ impl Fleet {
                         }
                         if opts.window {
                             deadline = (Instant::now() + WINDOW).min(hard_deadline);
+                            if deadline < sleep.deadline() {
+                                sleep.as_mut().reset(deadline);
+                            }
                         }
                     }
                 },

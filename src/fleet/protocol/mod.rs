@@ -7,6 +7,8 @@ mod v1;
 mod v2;
 
 use base64::Engine as _;
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use sha2::Sha256;
@@ -189,12 +191,12 @@ pub fn encode_reply(req: &DecodedRequest, identity: &str, body: &[u8], now: chro
 /// discovery does: `mc_sender` in v1, `sender` in v2).
 pub fn transport_sender(payload: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
-    struct Only {
-        #[serde(default)]
-        headers: HeadersIn,
+    struct Only<'a> {
+        #[serde(borrow, default)]
+        headers: HeadersIn<'a>,
     }
     let t: Only = serde_json::from_slice(payload).ok()?;
-    t.headers.mc_sender.or(t.headers.sender).filter(|s| !s.is_empty())
+    t.headers.mc_sender.or(t.headers.sender).filter(|s| !s.is_empty()).map(std::borrow::Cow::into_owned)
 }
 
 /// A transport of either version, read with typed fields (no `Value` tree).
@@ -205,18 +207,21 @@ pub(crate) struct TransportIn<'a> {
     /// Base64 has nothing to unescape, so this borrows from the payload in practice.
     #[serde(borrow)]
     pub(crate) data: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    pub(crate) headers: HeadersIn,
+    #[serde(borrow, default)]
+    pub(crate) headers: HeadersIn<'a>,
 }
 
-/// Transport headers of both versions.
+/// Transport headers of both versions, borrowed from the payload when nothing is escaped.
 #[derive(Debug, Default, serde::Deserialize)]
-pub(crate) struct HeadersIn {
-    #[serde(rename = "reply-to")]
-    pub(crate) reply_to: Option<String>,
-    pub(crate) mc_sender: Option<String>,
-    pub(crate) reply: Option<String>,
-    pub(crate) sender: Option<String>,
+pub(crate) struct HeadersIn<'a> {
+    #[serde(rename = "reply-to", borrow)]
+    pub(crate) reply_to: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) mc_sender: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) reply: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) sender: Option<Cow<'a, str>>,
 }
 
 /// Reads the transport and decides its version from its `protocol`.
@@ -230,11 +235,14 @@ fn detect(payload: &[u8]) -> Result<(Version, TransportIn<'_>)> {
     Ok((version, t))
 }
 
-/// Decodes `data` of a transport (base64) and parses it as `T`.
-pub(crate) fn open_data<T: serde::de::DeserializeOwned>(data: &str, what: &'static str) -> Result<(Vec<u8>, T)> {
-    let raw = B64.decode(data).map_err(|e| FleetError::decode(what, e))?;
-    let v = serde_json::from_slice(&raw).map_err(|e| FleetError::decode(what, e))?;
-    Ok((raw, v))
+/// Decodes base64 text (a transport's `data`, v2's byte fields).
+pub(crate) fn b64(data: &str, what: &'static str) -> Result<Vec<u8>> {
+    B64.decode(data).map_err(|e| FleetError::decode(what, e))
+}
+
+/// Parses JSON that borrows from `raw` where nothing is escaped.
+pub(crate) fn json<'a, T: serde::Deserialize<'a>>(raw: &'a [u8], what: &'static str) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|e| FleetError::decode(what, e))
 }
 
 /// Fails unless `got` is the protocol string `want`.
@@ -249,6 +257,16 @@ pub(crate) fn expect_protocol(got: &str, what: &'static str, want: &str) -> Resu
 /// base64(sha256(bytes)), the reply hash of both versions.
 pub(crate) fn sha256_b64(bytes: &[u8]) -> String {
     B64.encode(Sha256::digest(bytes))
+}
+
+/// True when `hash` is exactly base64(sha256(bytes)), compared as text like
+/// [`sha256_b64`]`(bytes) == hash`, without building the string.
+pub(crate) fn hash_matches(bytes: &[u8], hash: &str) -> bool {
+    let mut text = [0u8; 44];
+    match B64.encode_slice(Sha256::digest(bytes), &mut text) {
+        Ok(n) => text[..n] == *hash.as_bytes(),
+        Err(_) => false,
+    }
 }
 
 /// The server-side "try base64" step: decode if it decodes, else keep the raw bytes.
@@ -320,5 +338,10 @@ mod tests {
         // choria-protocol.md §10.2: the hash of the example reply.
         let reply = r#"{"protocol":"choria:reply:1","message":"{\"action\":\"restart\",\"statuscode\":0,\"statusmsg\":\"OK\",\"data\":{\"message\":\"Restarting Choria Server after 7s\"}}","envelope":{"requestid":"9f2c7e0d1b3a4c5d8e6f7a8b9c0d1e2f","senderid":"n1.choria.local","agent":"choria_provision","time":1732200001}}"#;
         assert_eq!(sha256_b64(reply.as_bytes()), "UeXpp0Qn2YuWWlET/nDCpF5Enzpd5zVbLCKxikk574s=");
+        assert!(hash_matches(reply.as_bytes(), "UeXpp0Qn2YuWWlET/nDCpF5Enzpd5zVbLCKxikk574s="));
+        for wrong in ["UeXpp0Qn2YuWWlET/nDCpF5Enzpd5zVbLCKxikk574s", "UeXpp0Qn2YuWWlET/nDCpF5Enzpd5zVbLCKxikk574t=", ""]
+        {
+            assert!(!hash_matches(reply.as_bytes(), wrong), "{wrong}");
+        }
     }
 }

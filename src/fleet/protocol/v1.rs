@@ -3,13 +3,15 @@
 //! The secure request's `message` and the secure reply's `message` carry the inner JSON as
 //! plain strings (not base64, whatever the schema descriptions say; choria-protocol.md §2.3).
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_protocol, open_data, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload, RequestSpec, Security,
-    TransportIn, Version, B64, DISCOVERY_PING,
+    b64, expect_protocol, hash_matches, json, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload,
+    RequestSpec, Security, TransportIn, Version, B64, DISCOVERY_PING,
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
@@ -127,30 +129,40 @@ pub(super) fn encode_request(spec: &RequestSpec<'_>, now: chrono::DateTime<chron
     Bytes::from(to_json(&transport))
 }
 
+/// The secure layer of either direction; every field borrows from the decoded base64.
 #[derive(Deserialize)]
-struct SecureIn {
-    protocol: String,
-    message: String,
-    #[serde(default)]
-    hash: String,
-    #[serde(default)]
-    signature: String,
-    #[serde(default)]
-    pubcert: String,
+struct SecureIn<'a> {
+    #[serde(borrow)]
+    protocol: Cow<'a, str>,
+    /// The inner JSON as a string: escaped in the outer JSON, so owned in practice.
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow, default)]
+    hash: Cow<'a, str>,
+    #[serde(borrow, default)]
+    signature: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pubcert: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
-struct ReplyIn {
-    protocol: String,
-    message: String,
-    envelope: ReplyEnvelopeIn,
+struct ReplyIn<'a> {
+    #[serde(borrow)]
+    protocol: Cow<'a, str>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow)]
+    envelope: ReplyEnvelopeIn<'a>,
 }
 
 #[derive(Deserialize)]
-struct ReplyEnvelopeIn {
-    requestid: String,
-    senderid: String,
-    agent: String,
+struct ReplyEnvelopeIn<'a> {
+    #[serde(borrow)]
+    requestid: Cow<'a, str>,
+    #[serde(borrow)]
+    senderid: Cow<'a, str>,
+    #[serde(borrow)]
+    agent: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -173,25 +185,27 @@ struct RequestEnvelopeIn {
 }
 
 pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
-    let (_, secure): (_, SecureIn) = open_data(&t.data, "secure reply")?;
+    let raw = b64(&t.data, "secure reply")?;
+    let secure: SecureIn = json(&raw, "secure reply")?;
     expect_protocol(&secure.protocol, "secure reply", SECURE_REPLY)?;
-    if sha256_b64(secure.message.as_bytes()) != secure.hash {
+    if !hash_matches(secure.message.as_bytes(), &secure.hash) {
         return Err(FleetError::malformed("secure reply", "hash does not match the message"));
     }
-    let reply: ReplyIn = serde_json::from_str(&secure.message).map_err(|e| FleetError::decode("reply", e))?;
+    let reply: ReplyIn = json(secure.message.as_bytes(), "reply")?;
     expect_protocol(&reply.protocol, "reply", REPLY)?;
     Ok(DecodedReply {
         version: Version::V1,
-        sender: reply.envelope.senderid,
-        request_id: reply.envelope.requestid,
-        agent: reply.envelope.agent,
-        body: reply.message.into_bytes(),
+        sender: reply.envelope.senderid.into_owned(),
+        request_id: reply.envelope.requestid.into_owned(),
+        agent: reply.envelope.agent.into_owned(),
+        body: reply.message.into_owned().into_bytes(),
     })
 }
 
 pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
     let reply_to = t.headers.reply_to.ok_or_else(|| FleetError::malformed("transport", "no reply-to header"))?;
-    let (_, secure): (_, SecureIn) = open_data(&t.data, "secure request")?;
+    let raw = b64(&t.data, "secure request")?;
+    let secure: SecureIn = json(&raw, "secure request")?;
     expect_protocol(&secure.protocol, "secure request", SECURE_REQUEST)?;
     let req: RequestIn = serde_json::from_str(&secure.message).map_err(|e| FleetError::decode("request", e))?;
     expect_protocol(&req.protocol, "request", REQUEST)?;
@@ -206,11 +220,11 @@ pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
         ttl: e.ttl.max(0) as u64,
         time_secs: e.time,
         filter: e.filter,
-        reply_to,
+        reply_to: reply_to.into_owned(),
         payload: try_base64(req.message.as_bytes()),
-        signed: secure.message,
-        signature: secure.signature,
-        credential: secure.pubcert,
+        signed: secure.message.into_owned(),
+        signature: secure.signature.into_owned(),
+        credential: secure.pubcert.into_owned(),
     })
 }
 

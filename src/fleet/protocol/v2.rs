@@ -3,13 +3,15 @@
 //! Byte fields are Go `[]byte`, so they travel as standard base64; the secure request's
 //! `request` and the secure reply's `reply` hold base64 of the inner JSON.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_protocol, open_data, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload, RequestSpec, Security,
-    TransportIn, Version, B64, DISCOVERY_PING,
+    b64, expect_protocol, hash_matches, json, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload,
+    RequestSpec, Security, TransportIn, Version, B64, DISCOVERY_PING,
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
@@ -118,24 +120,33 @@ pub(super) fn encode_request(spec: &RequestSpec<'_>, now: chrono::DateTime<chron
     Bytes::from(to_json(&transport))
 }
 
+/// Every field borrows from the decoded base64 (base64 and JWTs have nothing to escape).
 #[derive(Deserialize)]
-struct SecureReplyIn {
-    protocol: String,
-    reply: String,
-    hash: String,
-    #[serde(default)]
-    signature: String,
-    #[serde(default)]
-    sender: String,
+struct SecureReplyIn<'a> {
+    #[serde(borrow)]
+    protocol: Cow<'a, str>,
+    #[serde(borrow)]
+    reply: Cow<'a, str>,
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+    #[serde(borrow, default)]
+    signature: Cow<'a, str>,
+    #[serde(borrow, default)]
+    sender: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
-struct ReplyIn {
-    protocol: String,
-    message: String,
-    request: String,
-    sender: String,
-    agent: String,
+struct ReplyIn<'a> {
+    #[serde(borrow)]
+    protocol: Cow<'a, str>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow)]
+    request: Cow<'a, str>,
+    #[serde(borrow)]
+    sender: Cow<'a, str>,
+    #[serde(borrow)]
+    agent: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -163,35 +174,33 @@ struct RequestIn {
     filter: Option<Filter>,
 }
 
-fn b64(s: &str, what: &'static str) -> Result<Vec<u8>> {
-    B64.decode(s).map_err(|e| FleetError::decode(what, e))
-}
-
 pub(super) fn decode_reply(t: TransportIn<'_>) -> Result<DecodedReply> {
-    let (_, secure): (_, SecureReplyIn) = open_data(&t.data, "secure reply")?;
+    let outer = b64(&t.data, "secure reply")?;
+    let secure: SecureReplyIn = json(&outer, "secure reply")?;
     expect_protocol(&secure.protocol, "secure reply", SECURE_REPLY)?;
     let raw = b64(&secure.reply, "secure reply")?;
-    if sha256_b64(&raw) != secure.hash {
+    if !hash_matches(&raw, &secure.hash) {
         return Err(FleetError::malformed("secure reply", "hash does not match the reply"));
     }
     // Servers sign replies by default (plugin.security.choria.sign_replies); when they did,
     // the signature must verify with the key their JWT names.
     crate::fleet::security::verify_reply_signature(&raw, &secure.signature, &secure.sender)
         .map_err(|e| FleetError::malformed("secure reply", e))?;
-    let reply: ReplyIn = serde_json::from_slice(&raw).map_err(|e| FleetError::decode("reply", e))?;
+    let reply: ReplyIn = json(&raw, "reply")?;
     expect_protocol(&reply.protocol, "reply", REPLY)?;
     Ok(DecodedReply {
         version: Version::V2,
         body: b64(&reply.message, "reply message")?,
-        sender: reply.sender,
-        request_id: reply.request,
-        agent: reply.agent,
+        sender: reply.sender.into_owned(),
+        request_id: reply.request.into_owned(),
+        agent: reply.agent.into_owned(),
     })
 }
 
 pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
     let reply_to = t.headers.reply.ok_or_else(|| FleetError::malformed("transport", "no reply header"))?;
-    let (_, secure): (_, SecureRequestIn) = open_data(&t.data, "secure request")?;
+    let outer = b64(&t.data, "secure request")?;
+    let secure: SecureRequestIn = json(&outer, "secure request")?;
     expect_protocol(&secure.protocol, "secure request", SECURE_REQUEST)?;
     let raw = b64(&secure.request, "secure request")?;
     let req: RequestIn = serde_json::from_slice(&raw).map_err(|e| FleetError::decode("request", e))?;
@@ -207,7 +216,7 @@ pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
         ttl: req.ttl.max(0) as u64,
         time_secs: req.time / 1_000_000_000,
         filter: req.filter.unwrap_or_default(),
-        reply_to,
+        reply_to: reply_to.into_owned(),
         payload: try_base64(&message),
         signed: String::from_utf8_lossy(&raw).into_owned(),
         signature: secure.signature,
