@@ -519,6 +519,8 @@ async fn req_guards_shutdown_and_explains_failures() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
+    let startups = |w: &World| w.sim.stats().events.get("startup").copied().unwrap_or(0);
+    let started = startups(&w);
     let r = w
         .fleetbook()
         .args(["req", "choria_provision", "restart", "splay=1", "--token-file", token.to_str().unwrap(), "--json"])
@@ -526,6 +528,11 @@ async fn req_guards_shutdown_and_explains_failures() {
         .await;
     r.assert_code(0);
     assert_eq!(strings(&r.json()["ok"]).len(), 3);
+    // The restarted nodes are back (a node still restarting would not answer the shutdown).
+    crate::support::eventually(Duration::from_secs(30), "the restarted nodes to start again", || {
+        startups(&w) >= started + 3 && w.sim.stats().states.get("up") == Some(&3)
+    })
+    .await;
     let r = w
         .fleetbook()
         .env("FLEETBOOK_PROVISION_TOKEN", "s3cret")
