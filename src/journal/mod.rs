@@ -105,7 +105,10 @@ pub async fn claim(fleet: &Fleet, run: &RunId, attempt: u32, by: &str, after: u6
         headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, last.to_string().as_str());
     }
     headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{run}-claim-after-{last}").as_str());
-    let body = serde_json::json!({"event": "claim", "attempt": attempt, "by": by}).to_string();
+    // Timed like every event: a fresh claim is a word from a run that is starting again, so
+    // a resume that reads it after it was made sees that run as running.
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let body = serde_json::json!({"event": "claim", "time": time, "attempt": attempt, "by": by}).to_string();
     let ack = js.publish_with_headers(subject, headers, body.into()).await;
     let acked = match ack {
         Ok(ack) => ack.await,
