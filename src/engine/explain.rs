@@ -2,6 +2,8 @@
 //! person: which function, what it was given, what it takes, and, for an unknown name, the
 //! closest known one; for a method called on `()`, the map field that does not exist.
 
+use std::collections::BTreeSet;
+
 use rhai::{Engine, AST};
 
 /// What Rhai calls a type, as a runbook author would.
@@ -43,6 +45,40 @@ fn params(line: &str) -> Vec<String> {
         return Vec::new();
     }
     inner.split(", ").map(|p| plain_type(p.rsplit(": ").next().unwrap_or(p))).collect()
+}
+
+/// Functions the parser and evaluator handle themselves, without a registered signature.
+const KEYWORDS: [&str; 10] =
+    ["print", "debug", "type_of", "Fn", "call", "curry", "is_def_fn", "is_def_var", "is_shared", "eval"];
+
+/// Every signature the engine has: fleetbook's functions and Rhai's packages.
+fn signatures(engine: &Engine) -> Vec<String> {
+    let mut all = engine.gen_fn_signatures(true);
+    all.extend(engine.gen_fn_signatures(false));
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The function names the engine knows, with the script's own `fn`s (given its AST) and
+/// Rhai's keyword functions. `check` and the runtime message judge names by the same set.
+pub(super) fn known_functions(engine: &Engine, ast: Option<&AST>) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = signatures(engine)
+        .iter()
+        .filter_map(|s| s.split('(').next())
+        .map(|n| n.trim().rsplit("::").next().unwrap_or(n).trim().to_string())
+        .collect();
+    names.extend(ast.into_iter().flat_map(|a| a.iter_functions().map(|f| f.name.to_string())));
+    names.extend(KEYWORDS.iter().map(|k| k.to_string()));
+    names
+}
+
+/// "unknown function NAME()", with the closest known name when one is near.
+pub(super) fn unknown_function(name: &str, known: &BTreeSet<String>) -> String {
+    match known.iter().map(|k| (distance(name, k), k)).filter(|(d, _)| *d <= 2).min() {
+        Some((_, k)) => format!("unknown function {name}(); did you mean {k}()?"),
+        None => format!("unknown function {name}()"),
+    }
 }
 
 /// The edit distance between two short names.
@@ -134,27 +170,12 @@ pub(super) fn function_not_found(
             );
         }
     }
-    let sigs: Vec<String> = engine
-        .gen_fn_signatures(false)
-        .into_iter()
-        .filter(|s| s.split('(').next().map(str::trim) == Some(name.as_str()))
-        .collect();
-    let script: Vec<String> = ast.map(|a| a.iter_functions().map(|f| f.name.to_string()).collect()).unwrap_or_default();
-    if sigs.is_empty() && !script.contains(&name) {
-        let mut names: Vec<String> = engine
-            .gen_fn_signatures(false)
-            .iter()
-            .filter_map(|s| s.split('(').next().map(|n| n.trim().to_string()))
-            .chain(script)
-            .collect();
-        names.sort();
-        names.dedup();
-        let best = names.iter().map(|n| (distance(&name, n), n)).filter(|(d, _)| *d <= 2).min();
-        return match best {
-            Some((_, n)) => format!("unknown function {name}(); did you mean {n}()?"),
-            None => format!("unknown function {name}()"),
-        };
+    let known = known_functions(engine, ast);
+    if !known.contains(&name) {
+        return unknown_function(&name, &known);
     }
+    let sigs: Vec<String> =
+        signatures(engine).into_iter().filter(|s| s.split('(').next().map(str::trim) == Some(name.as_str())).collect();
     let mut takes: Vec<String> = sigs.iter().map(|s| s.split(" ->").next().unwrap_or(s).trim().to_string()).collect();
     takes.sort();
     takes.dedup();
@@ -193,6 +214,12 @@ mod tests {
             "{m}"
         );
         assert!(m.ends_with("it takes: discover() or discover(_: map)"), "{m}");
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(distance("discver", "discover"), 1);
+        assert_eq!(distance("abc", "abc"), 0);
     }
 
     #[test]

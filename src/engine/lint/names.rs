@@ -10,24 +10,6 @@ use rhai::{ASTNode, Engine, Expr, Stmt, AST};
 
 use super::Finding;
 
-/// Functions the parser and evaluator handle themselves, without a registered signature.
-const KEYWORDS: [&str; 10] =
-    ["print", "debug", "type_of", "Fn", "call", "curry", "is_def_fn", "is_def_var", "is_shared", "eval"];
-
-/// The function names the engine and the script know.
-fn known(engine: &Engine, ast: &AST) -> BTreeSet<String> {
-    let mut all = engine.gen_fn_signatures(true);
-    all.extend(engine.gen_fn_signatures(false));
-    let mut names: BTreeSet<String> = all
-        .iter()
-        .filter_map(|s| s.split('(').next())
-        .map(|n| n.trim().rsplit("::").next().unwrap_or(n).trim().to_string())
-        .collect();
-    names.extend(ast.iter_functions().map(|f| f.name.to_string()));
-    names.extend(KEYWORDS.iter().map(|k| k.to_string()));
-    names
-}
-
 /// Every name bound as a variable or parameter anywhere in the script.
 fn bound(ast: &AST) -> BTreeSet<String> {
     let mut vars = BTreeSet::new();
@@ -42,46 +24,6 @@ fn bound(ast: &AST) -> BTreeSet<String> {
     }
     vars
 }
-
-/// The edit distance between two short names.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-/// fleetbook's own functions: calls of these with literal arguments of the wrong types are
-/// reported (Rhai's own functions are left alone: their forms are many).
-const API: [&str; 19] = [
-    "discover",
-    "nodes_from",
-    "rpc_batch",
-    "watch_events",
-    "event_watch",
-    "confirm",
-    "abort",
-    "sleep",
-    "arg",
-    "secret",
-    "metrics",
-    "metric_value",
-    "metric_sum",
-    "metric_select",
-    "election_leader",
-    "election_info",
-    "evict",
-    "inventory",
-    "governor",
-];
 
 /// A literal argument's type as a runbook author says it, or `None` when not a literal.
 fn literal_type(e: &Expr) -> Option<&'static str> {
@@ -130,7 +72,7 @@ fn wrong_arguments(ast: &AST, engine: &Engine, out: &mut Vec<Finding>) {
             return true;
         };
         let name = call.name.as_str();
-        if !API.contains(&name) || !call.namespace.is_empty() {
+        if !crate::engine::API.contains(&name) || !call.namespace.is_empty() {
             return true;
         }
         let Some(got) = call.args.iter().map(literal_type).collect::<Option<Vec<_>>>() else { return true };
@@ -169,7 +111,7 @@ pub(super) fn check_calls(ast: &AST, engine: &Engine, out: &mut Vec<Finding>) {
 
 /// Finds calls of unknown functions.
 fn unknown_functions(ast: &AST, engine: &Engine, out: &mut Vec<Finding>) {
-    let known = known(engine, ast);
+    let known = crate::engine::explain::known_functions(engine, Some(ast));
     let vars = bound(ast);
     ast.walk(&mut |path: &[ASTNode]| {
         let Some(ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos))) = path.last() else {
@@ -181,23 +123,9 @@ fn unknown_functions(ast: &AST, engine: &Engine, out: &mut Vec<Finding>) {
         if !plain || !ident || known.contains(name) || vars.contains(name) {
             return true;
         }
-        let best = known.iter().map(|k| (distance(name, k), k)).filter(|(d, _)| *d <= 2).min();
-        let message = match best {
-            Some((_, k)) => format!("unknown function {name}(); did you mean {k}()?"),
-            None => format!("unknown function {name}()"),
-        };
-        out.push(Finding { pos: *pos, message });
+        out.push(Finding { pos: *pos, message: crate::engine::explain::unknown_function(name, &known) });
         true
     });
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn distances() {
-        assert_eq!(super::distance("discver", "discover"), 1);
-        assert_eq!(super::distance("abc", "abc"), 0);
-    }
 }
 
 #[cfg(test)]
