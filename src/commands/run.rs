@@ -268,10 +268,8 @@ async fn run_inner(
     for l in leases {
         let (name, seq) = (l.governor().to_string(), l.seq());
         let _ = l.release().await;
-        let (fleet, me) = (&env.fleet, &env.fleet.options().identity);
-        let component = crate::fleet::governor::RUNBOOK_COMPONENT;
-        crate::fleet::governor::announce(fleet, me, component, &name, seq, crate::fleet::governor::GovernorEvent::Exit)
-            .await;
+        use crate::fleet::governor::{announce_runbook, GovernorEvent};
+        announce_runbook(&env.fleet, &name, seq, GovernorEvent::Exit).await;
     }
     let totals = h.totals();
     out.totals = totals;

@@ -375,6 +375,12 @@ pub async fn announce(fleet: &Fleet, identity: &str, component: &str, name: &str
     let _ = tokio::time::timeout(fleet.options().connect_timeout, fleet.nats().flush()).await;
 }
 
+/// Announces a runbook's lease on governor `name` as this client's identity, component
+/// [`RUNBOOK_COMPONENT`].
+pub async fn announce_runbook(fleet: &Fleet, name: &str, seq: u64, kind: GovernorEvent) {
+    announce(fleet, &fleet.options().identity, RUNBOOK_COMPONENT, name, seq, kind).await;
+}
+
 /// Removes every lease of governor `name` (a purge, go-choria `Reset`); returns how many.
 pub async fn reset(fleet: &Fleet, name: &str) -> Result<u64> {
     within(fleet, "resetting the governor", async {

@@ -106,6 +106,18 @@ impl Rollout {
     pub fn nodes(&self) -> usize {
         self.batches.iter().map(Vec::len).sum()
     }
+
+    /// `batch_start` for batch `i` (from 0) sending `nodes`, with its topology counts.
+    fn batch_start(&self, i: usize, nodes: &[String], dry_run: bool) -> RunEvent {
+        RunEvent::BatchStart {
+            call: self.call,
+            batch: i + 1,
+            batches: self.batches.len(),
+            nodes: nodes.to_vec(),
+            groups: self.counts.get(i).filter(|c| !c.is_empty()).cloned(),
+            dry_run,
+        }
+    }
 }
 
 /// What a runbook's gate sees after a batch.
@@ -169,15 +181,7 @@ pub fn drive<H: Hooks>(
     }
     if r.plan_only {
         for (i, b) in r.batches.iter().enumerate() {
-            let start = RunEvent::BatchStart {
-                call: r.call,
-                batch: i + 1,
-                batches: total,
-                nodes: b.clone(),
-                groups: r.counts.get(i).filter(|c| !c.is_empty()).cloned(),
-                dry_run: true,
-            };
-            reporter.emit(start);
+            reporter.emit(r.batch_start(i, b, true));
         }
         o.planned = true;
         return o;
@@ -315,14 +319,7 @@ fn batches<H: Hooks>(
             None => None,
         };
         // Write-ahead: the journal holds the batch before any of it goes out (fail closed).
-        let start = RunEvent::BatchStart {
-            call: r.call,
-            batch: i + 1,
-            batches: total,
-            nodes: nodes.clone(),
-            groups: r.counts.get(i).filter(|c| !c.is_empty()).cloned(),
-            dry_run: false,
-        };
+        let start = r.batch_start(i, nodes, false);
         if let Err(e) = reporter.emit_durable(start) {
             return match e.lost {
                 true => {
@@ -420,8 +417,8 @@ fn group_verdict(r: &Rollout, i: usize, tally: &Tally) -> Verdict {
     };
     let members: std::collections::HashSet<&String> =
         r.batches.iter().zip(&r.groups).filter(|(_, g)| g.as_ref() == Some(group)).flat_map(|(b, _)| b).collect();
-    let failed =
-        tally.failed_lines().iter().filter(|l| members.iter().any(|m| l.starts_with(&format!("{m}: ")))).count();
+    // The nodes failure_count counts, in this group: failures (unknown included), the silent.
+    let failed = tally.failures().keys().chain(&tally.no_reply).filter(|n| members.contains(n)).count();
     let allowed = max.allowed(members.len());
     if failed > allowed {
         return Verdict::Stop(format!(

@@ -51,15 +51,7 @@ fn take(host: &Host, name: &str, opts: &Map) -> Res<()> {
     match lease {
         Ok(l) => {
             let waited_ms = started.elapsed().as_millis() as u64;
-            let me = &fleet.options().identity;
-            host.rt.block_on(governor::announce(
-                fleet,
-                me,
-                governor::RUNBOOK_COMPONENT,
-                name,
-                l.seq(),
-                GovernorEvent::Enter,
-            ));
+            host.rt.block_on(governor::announce_runbook(fleet, name, l.seq(), GovernorEvent::Enter));
             host.reporter.emit(RunEvent::Governor { governor: name.to_string(), batch: None, leases: 1, waited_ms });
             crate::lock(&host.leases).push(l);
             Ok(())
@@ -68,15 +60,7 @@ fn take(host: &Host, name: &str, opts: &Map) -> Res<()> {
             Err(host.guardrail("interrupted (Ctrl-C) waiting for a governor lease"))
         }
         Err(e @ GovernorError::WaitExpired { .. }) => {
-            let me = &fleet.options().identity;
-            host.rt.block_on(governor::announce(
-                fleet,
-                me,
-                governor::RUNBOOK_COMPONENT,
-                name,
-                0,
-                GovernorEvent::Timeout,
-            ));
+            host.rt.block_on(governor::announce_runbook(fleet, name, 0, GovernorEvent::Timeout));
             Err(host.guardrail(e.to_string()))
         }
         Err(GovernorError::Fleet(e)) => Err(super::fleet_error(host, e)),
