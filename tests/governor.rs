@@ -255,11 +255,7 @@ async fn acquiring_an_unknown_governor_fails_at_once() {
 
 /// A runbook file in a temp dir.
 fn book(body: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gov.rhai");
-    std::fs::write(&path, body).unwrap();
-    let p = path.to_str().unwrap().to_string();
-    (dir, p)
+    crate::support::runbook_file("gov.rhai", body)
 }
 
 fn events(r: &Run) -> Vec<serde_json::Value> {

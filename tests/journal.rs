@@ -33,11 +33,7 @@ async fn journal(w: &World) -> Vec<(String, String)> {
 }
 
 fn runbook(body: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journaled.rhai");
-    std::fs::write(&path, body).unwrap();
-    let p = path.to_str().unwrap().to_string();
-    (dir, p)
+    crate::support::runbook_file("journaled.rhai", body)
 }
 
 /// The journal holds the run's events, in the order the run made them, under its run id;

@@ -94,11 +94,7 @@ fn received(w: &World, action: &str) -> Vec<(String, usize)> {
 }
 
 fn runbook(body: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("resumable.rhai");
-    std::fs::write(&path, body).unwrap();
-    let p = path.to_str().unwrap().to_string();
-    (dir, p)
+    crate::support::runbook_file("resumable.rhai", body)
 }
 
 /// A fleetbook command against the world, with the provisioning token in its environment.

@@ -11,11 +11,7 @@ use serde_json::Value;
 use crate::support::{sim, Run, World};
 
 fn runbook(body: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("topology.rhai");
-    std::fs::write(&path, body).unwrap();
-    let p = path.to_str().unwrap().to_string();
-    (dir, p)
+    crate::support::runbook_file("topology.rhai", body)
 }
 
 fn events(r: &Run) -> Vec<Value> {

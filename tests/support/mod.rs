@@ -174,6 +174,16 @@ impl World {
     }
 }
 
+/// A runbook file `name` holding `body`, in a temporary directory that lives as long as the
+/// returned guard; and its path as text.
+pub(crate) fn runbook_file(name: &str, body: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join(name);
+    std::fs::write(&path, body).expect("write the runbook");
+    let p = path.to_str().expect("test paths are UTF-8").to_string();
+    (dir, p)
+}
+
 /// A simulator config for tests: small, fast splays, no Provisioner (tests that need one
 /// ask for it).
 pub(crate) fn sim(nodes: usize) -> SimConfig {
