@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 mod fields;
+mod scan;
 
 /// Subject of an event: `choria.lifecycle.event.<type>.<component>`.
 pub fn subject(kind: &str, component: &str) -> String {
@@ -256,9 +257,10 @@ fn from_choria<S: Source>(v: &S, format: Format, keep: &dyn Fn(&Head<'_>) -> boo
     let s = |k: &str| v.str(k).map(str::to_string);
     let Some(protocol) = v.str("protocol") else { return Some(Err("no protocol".into())) };
     // Dotted: io.choria.lifecycle.v1.<type> (5 parts). Colon: choria:lifecycle:<type>:1 (4 parts).
-    let kind = match (protocol.split('.').count(), protocol.split(':').count()) {
-        (5, _) => protocol.split('.').nth(4).unwrap_or(""),
-        (_, 4) => protocol.split(':').nth(2).unwrap_or(""),
+    let count = |c: u8| protocol.bytes().filter(|&b| b == c).count();
+    let kind = match (count(b'.'), count(b':')) {
+        (4, _) => protocol.rsplit('.').next().unwrap_or(""),
+        (_, 3) => protocol.split(':').nth(2).unwrap_or(""),
         _ => "",
     };
     let Some(i) = TYPES.iter().position(|t| *t == kind) else {

@@ -253,3 +253,61 @@ async fn watch_events_collects_until_the_closure_says_stop() {
     );
     assert!(r.stderr.contains("upgraded 0"), "{}", r.stderr);
 }
+
+/// A busy subject never holds a watch past its deadline or Ctrl-C: events the filter refuses
+/// (by subject, or once read) keep arriving the whole time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_events_flooding_in_do_not_hold_a_watch_past_its_deadline() {
+    use fleetbook::fleet::ddl::DdlRegistry;
+    use fleetbook::fleet::events::EventFilter;
+    use fleetbook::fleet::{ClientOptions, Fleet, FleetError};
+    use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
+
+    let broker = crate::support::broker();
+    let opts = ClientOptions { servers: vec![broker.url().to_string()], ..ClientOptions::default() };
+    let fleet = Fleet::connect(opts, DdlRegistry::builtin()).await.unwrap();
+    let mut events = fleet.lifecycle_events().await.unwrap();
+    let flood = tokio::spawn({
+        let url = broker.url().to_string();
+        async move {
+            let nats = async_nats::connect(url).await.unwrap();
+            let body = lifecycle::choria_event("alive", "n1.example.net", "server", Some("1"), chrono::Utc::now());
+            let body = bytes::Bytes::from(body.to_string());
+            loop {
+                for _ in 0..100 {
+                    nats.publish(lifecycle::subject("alive", "server"), body.clone()).await.unwrap();
+                }
+                nats.flush().await.unwrap();
+            }
+        }
+    });
+    let never = CancellationToken::new();
+    let by_subject = EventFilter::new(vec!["upgraded".into()], None, Vec::new()).unwrap();
+    let by_identity = EventFilter::new(Vec::new(), None, vec!["other.example.net".into()]).unwrap();
+    for filter in [&by_subject, &by_identity] {
+        let started = Instant::now();
+        let deadline = Some(started + Duration::from_millis(300));
+        let r = tokio::time::timeout(Duration::from_secs(5), events.next_matching(filter, deadline, &never))
+            .await
+            .unwrap_or_else(|_| panic!("{filter:?}: still watching 5 s after a 300 ms deadline"))
+            .unwrap();
+        assert!(r.is_none(), "{filter:?} kept {r:?}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{filter:?}: the 300 ms deadline ended the watch after {took:?}");
+    }
+    // Ctrl-C during the flood, with no deadline at all.
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+    });
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(5), events.next_matching(&by_identity, None, &cancel))
+        .await
+        .expect("Ctrl-C ends the watch");
+    assert!(matches!(r, Err(FleetError::Cancelled)), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "Ctrl-C took {:?}", started.elapsed());
+    flood.abort();
+}

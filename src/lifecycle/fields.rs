@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// One field's value: a string, an integer, or anything else (ignored, as `as_str` does).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) enum Loose<'a> {
     Str(Cow<'a, str>),
     Int(i64),
@@ -97,7 +97,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
 }
 
 /// A CloudEvent's `data`: absent, an object of event fields, or some other value.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) enum Data<'a> {
     #[default]
     Missing,
@@ -150,7 +150,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Data<'a> {
 }
 
 /// The keys an event (or its CloudEvent envelope) is read by; other keys are skipped.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub(super) struct Fields<'a> {
     #[serde(borrow, default)]
     pub(super) protocol: Loose<'a>,
@@ -183,6 +183,11 @@ pub(super) struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// The fields of a JSON object; `None` when the bytes are not one this reader takes.
     pub(super) fn read(bytes: &'a [u8]) -> Option<Fields<'a>> {
+        super::scan::read(bytes).or_else(|| Fields::read_serde(bytes))
+    }
+
+    /// [`Fields::read`] by serde alone: the reference the fast path is held to.
+    pub(super) fn read_serde(bytes: &'a [u8]) -> Option<Fields<'a>> {
         // A struct also deserializes from an array; only objects are events.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return None;
