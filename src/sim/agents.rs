@@ -100,10 +100,13 @@ fn unknown(agent: &str, action: &str) -> Refusal {
 }
 
 fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>) -> Result<Answer, Refusal> {
-    let (collectives, main) = node.collectives(&cfg.collective);
+    // Built only for the actions that show them: ping, the common case, needs none.
+    let collectives = || node.collectives(&cfg.collective);
     Ok(Answer::ok(match action {
         "ping" => json!({"pong": chrono::Utc::now().timestamp()}),
-        "inventory" => json!({
+        "inventory" => {
+            let (collectives, main) = collectives();
+            json!({
             "agents": node.agents,
             "facts": node.facts,
             "classes": node.classes,
@@ -113,11 +116,15 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
             "data_plugins": [],
             "machines": [],
             "upgradable": cfg.upgradable,
-        }),
+            })
+        }
         "agent_inventory" => {
             json!({"agents": node.agents.iter().map(|a| json!({"agent": a, "name": a})).collect::<Vec<_>>()})
         }
-        "collective_info" => json!({"main_collective": main, "collectives": collectives}),
+        "collective_info" => {
+            let (collectives, main) = collectives();
+            json!({"main_collective": main, "collectives": collectives})
+        }
         "get_fact" => {
             let name = data.get("fact").and_then(Value::as_str).unwrap_or("");
             json!({"fact": name, "value": node.fact(name).cloned().unwrap_or(Value::Null)})

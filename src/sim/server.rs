@@ -75,7 +75,7 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &Bytes, cache: &mut Req
 /// Every node's answer to `p`, and the effects to run after it, decided under the locks.
 fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize, u64, Effect)>) {
     let (req, body, key) = (&p.req, &p.body, &p.key);
-    let direct = subject.strip_prefix(&format!("{}.node.", req.collective));
+    let direct = subject.strip_prefix(req.collective.as_str()).and_then(|r| r.strip_prefix(".node."));
     let is_discovery = p.is_discovery();
     let mut out = Vec::new();
     let mut effects = Vec::new();
@@ -105,7 +105,14 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
                 continue;
             }
         }
-        *stats.requests.entry(key.clone()).or_default() += 1;
+        // Per request and node, so without cloning keys that are there already (a BTreeMap's
+        // `entry` wants an owned key).
+        match stats.requests.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                stats.requests.insert(key.clone(), 1);
+            }
+        }
         let answer = if is_discovery {
             // The discovery agent answers `pong` to anything containing `ping`.
             if !req.payload.windows(4).any(|w| w == b"ping") {
@@ -119,7 +126,12 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
             });
             continue;
         } else {
-            stats.received.entry(node.identity.clone()).or_default().push(key.clone());
+            match stats.received.get_mut(&node.identity) {
+                Some(seen) => seen.push(key.clone()),
+                None => {
+                    stats.received.insert(node.identity.clone(), vec![key.clone()]);
+                }
+            }
             match body {
                 Some(b) => agents::dispatch(node, cfg, &mut rng, &req.agent, &b.action, &b.data),
                 None if node.fault == Fault::Silent => None,
