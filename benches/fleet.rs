@@ -35,6 +35,14 @@ use fleetbook::fleet::filter::Filter;
 use fleetbook::fleet::{ClientOptions, Fleet};
 use fleetbook::sim::broker::EmbeddedBroker;
 
+// The tests' throwaway PKI and Choria tokens, for the signed rows.
+#[allow(dead_code)]
+#[path = "../tests/support/pki.rs"]
+mod pki;
+#[allow(dead_code)]
+#[path = "../tests/support/tokens.rs"]
+mod tokens;
+
 const ROUNDS: usize = 5;
 /// Set to also run 50,000 nodes (about a minute more).
 const BIG_ENV: &str = "FLEETBOOK_BENCH_50K";
@@ -82,10 +90,12 @@ impl Drop for Proc {
     }
 }
 
-/// `fleetbook sim --nodes n --server url` in its own process; returns once it serves.
-fn start_sim(url: &str, n: usize) -> Proc {
+/// `fleetbook sim --nodes n --server url` (and `extra`) in its own process; returns once it
+/// serves.
+fn start_sim(url: &str, n: usize, extra: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetbook"))
         .args(["sim", "--nodes", &n.to_string(), "--server", url])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -392,7 +402,7 @@ fn main() {
         println!("(50,000 nodes: set {BIG_ENV}=1)");
     }
     for n in sizes {
-        let sim = start_sim(&url, n);
+        let sim = start_sim(&url, n, &[]);
         let (req_size, reply_size, p, responder) = rt.block_on(async {
             let probe = client(&url).await;
             // The simulator is up once every node answers discovery.
@@ -432,9 +442,8 @@ fn main() {
             ms(p.tail),
             fleetbook::fleet::discovery::WINDOW.as_millis()
         );
-        // The real binary, as an operator runs it: discovery + RPC, insecure v1 and v2.
-        // Signed requests need a TLS broker (a JWT is refused on a plain connection) and are
-        // signed once per batch, not per node; they are not measured here.
+        // The real binary, as an operator runs it: discovery + RPC, insecure v1 and v2 (signed
+        // requests over TLS at 10,000 nodes, below).
         let before = std::env::var(BEFORE_ENV).ok();
         let mut variants: Vec<(String, &str, Vec<&str>)> = vec![
             ("insecure v1".into(), env!("CARGO_BIN_EXE_fleetbook"), vec!["--insecure"]),
@@ -484,5 +493,67 @@ fn main() {
             );
         }
         drop(sim);
+        if n == 10_000 {
+            signed(n, p.floor_cpu);
+        }
+    }
+}
+
+/// The real binary's CPU per node over TLS, insecure and signed (v1 with an RSA certificate,
+/// v2 with an ed25519 seed and client JWT), against a simulated fleet that checks every
+/// signature: a broker with TLS that also takes plain connections (the simulator's), a
+/// throwaway CA for the broker's and the client's certificates, and an issuer for the JWT.
+fn signed(n: usize, floor_cpu: Duration) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let d = dir.path();
+    let path = |p: &std::path::Path| p.to_str().expect("UTF-8 temporary paths").to_string();
+    let ca = pki::ca("fleetbook bench CA");
+    let ca_path = d.join("ca.pem");
+    std::fs::write(&ca_path, &ca.pem).expect("write the CA");
+    let (bcert, bkey) = pki::leaf(d, &ca, "broker", &["localhost", "127.0.0.1"], false);
+    let (ccert, ckey) = pki::leaf(d, &ca, "bench.mcollective", &[], false);
+    let conf = d.join("broker.conf");
+    let text =
+        format!("tls {{\n  cert_file: {:?}\n  key_file: {:?}\n}}\nallow_non_tls: true\n", path(&bcert), path(&bkey));
+    std::fs::write(&conf, text).expect("write the broker configuration");
+    let broker = EmbeddedBroker::start_with(&["-c", &path(&conf)]).unwrap_or_else(|e| panic!("{e}"));
+    let url = broker.url().to_string();
+    let issuer = pki::ed_key();
+    let client = pki::ed_key();
+    let claims =
+        tokens::client_claims(&issuer.verifying_key(), &client.verifying_key(), "up=bench", serde_json::json!({}));
+    let (jwt, seed) = pki::write_creds(d, "bench", &pki::sign_jwt(&issuer, &claims), &client);
+    let issuer_hex = hex::encode(issuer.verifying_key().as_bytes());
+    let (ca_s, ccert_s, ckey_s, jwt_s, seed_s) = (path(&ca_path), path(&ccert), path(&ckey), path(&jwt), path(&seed));
+    let rows: [(&str, Vec<&str>, Vec<&str>); 3] = [
+        ("TLS, insecure v1", vec![], vec!["--tls-ca", &ca_s, "--insecure"]),
+        (
+            "TLS, signed v1 (RSA certificate)",
+            vec!["--sim-ca", &ca_s],
+            vec!["--tls-ca", &ca_s, "--tls-cert", &ccert_s, "--tls-key", &ckey_s],
+        ),
+        (
+            "TLS, signed v2 (ed25519, JWT)",
+            vec!["--sim-issuer", &issuer_hex],
+            vec!["--tls-ca", &ca_s, "--jwt", &jwt_s, "--seed", &seed_s],
+        ),
+    ];
+    for (label, sim_args, client_args) in rows {
+        let sim = start_sim(&url, n, &sim_args);
+        let mut runs = Vec::new();
+        for _ in 0..ROUNDS {
+            let mut args = client_args.clone();
+            args.extend_from_slice(&PING);
+            runs.push(run_binary(&url, n, &args));
+        }
+        drop(sim);
+        let cpu = median(runs.iter().map(|r| r.cpu).collect());
+        println!(
+            "  binary {label}: CPU {:>6.2} us/node (floor client {:.2} us/exchange on a plain connection, {:.2}x)  wall {:.0} ms",
+            per_node_us(cpu, n),
+            per_node_us(floor_cpu, n),
+            cpu.as_secs_f64() / floor_cpu.as_secs_f64(),
+            ms(median(runs.iter().map(|r| r.wall).collect()))
+        );
     }
 }

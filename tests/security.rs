@@ -4,38 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{CertificateParams, DnType, KeyPair, SanType, PKCS_RSA_SHA256};
-
 use crate::support::{request, short_rpc_timeouts, sim, Fleetbook};
 use fleetbook::fleet::client::TlsFiles;
 use fleetbook::sim::broker::EmbeddedBroker;
 use fleetbook::sim::{SimConfig, Simulator};
 
-use crate::support::pki::{ca, ed_key, rsa_pem, sign_jwt, write_creds, Ca};
+use crate::support::pki::{ca, ed_key, leaf, sign_jwt, write_creds, Ca};
 use crate::support::tokens::client_claims;
-
-/// Writes a certificate for `cn` (with DNS/IP SANs) signed by `ca`; returns (cert, key) paths.
-fn leaf(dir: &Path, ca: &Ca, cn: &str, sans: &[&str], expired: bool) -> (PathBuf, PathBuf) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    for s in sans {
-        p.subject_alt_names.push(match s.parse::<std::net::IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName((*s).try_into().unwrap()),
-        });
-    }
-    if expired {
-        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    }
-    let key_pem = rsa_pem();
-    let key = KeyPair::from_pem_and_sign_algo(&key_pem, &PKCS_RSA_SHA256).unwrap();
-    let cert = p.signed_by(&key, &ca.issuer).unwrap();
-    let (c, k) = (dir.join(format!("{cn}.pem")), dir.join(format!("{cn}.key")));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key_pem).unwrap();
-    (c, k)
-}
 
 struct Pki {
     dir: tempfile::TempDir,

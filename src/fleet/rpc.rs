@@ -3,7 +3,9 @@
 //! As go-choria's batched mode does, one request id and one reply subject serve every batch;
 //! each batch gets a fresh transport (new `time`) and waits for its own nodes only.
 
-use std::collections::HashSet;
+// Each reply is looked up in four or five sets of identities; SipHash was a measurable part
+// of the client's CPU per node (issue 15). foldhash is seeded per process.
+use foldhash::{HashSet, HashSetExt};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};

@@ -1,6 +1,8 @@
 //! Throwaway PKIs for the security tests: RSA keys and CAs made with rcgen.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_RSA_SHA256};
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, PKCS_RSA_SHA256};
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
 /// Test key sizes: real enough for RSA PKCS#1 v1.5 SHA-256, quick to generate.
@@ -34,6 +36,29 @@ pub(crate) fn ca_under(name: &str, parent: Option<&Ca>) -> Ca {
         None => p.self_signed(&key).unwrap(),
     };
     Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
+}
+
+/// Writes a certificate for `cn` (with DNS/IP SANs) signed by `ca`; returns (cert, key) paths.
+pub(crate) fn leaf(dir: &Path, ca: &Ca, cn: &str, sans: &[&str], expired: bool) -> (PathBuf, PathBuf) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    for s in sans {
+        p.subject_alt_names.push(match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName((*s).try_into().unwrap()),
+        });
+    }
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let key_pem = rsa_pem();
+    let key = KeyPair::from_pem_and_sign_algo(&key_pem, &PKCS_RSA_SHA256).unwrap();
+    let cert = p.signed_by(&key, &ca.issuer).unwrap();
+    let (c, k) = (dir.join(format!("{cn}.pem")), dir.join(format!("{cn}.key")));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key_pem).unwrap();
+    (c, k)
 }
 
 /// A new ed25519 key (v2 identities and JWT issuers).
