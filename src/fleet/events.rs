@@ -63,21 +63,21 @@ impl EventFilter {
     /// `Target`; its tally subscribes by component the same way), so an event on another type's
     /// or component's subject is not parsed at all. Subjects of any other shape say nothing.
     pub fn may_keep_subject(&self, subject: &str) -> bool {
-        let Some((kind, component)) = subject.strip_prefix("choria.lifecycle.event.").and_then(|r| r.split_once('.'))
-        else {
-            return true;
-        };
-        if component.contains('.') {
-            return true;
+        match subject.strip_prefix("choria.lifecycle.event.").and_then(|r| r.split_once('.')) {
+            Some((kind, component)) if !component.contains('.') => self.keeps_kind(kind, component),
+            _ => true,
         }
+    }
+
+    /// True when the filter's types and component take an event of this type and component.
+    fn keeps_kind(&self, kind: &str, component: &str) -> bool {
         (self.types.is_empty() || self.types.iter().any(|t| t == kind))
             && self.component.as_ref().is_none_or(|c| c == component)
     }
 
     /// True when an event with this type, component and identity passes the filter.
     pub fn keeps(&self, h: &lifecycle::Head<'_>) -> bool {
-        (self.types.is_empty() || self.types.iter().any(|t| t == h.kind))
-            && self.component.as_ref().is_none_or(|c| c == h.component)
+        self.keeps_kind(h.kind, h.component)
             && (self.identities.is_empty()
                 || self.identities.iter().any(|i| match i {
                     Identity::Exact(s) => s == h.identity,

@@ -169,48 +169,52 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn skip_object(&mut self, depth: usize) -> Option<()> {
+    /// The items of an object or an array, the opening bracket next: `item` reads each one;
+    /// the commas, the closing bracket and the depth are checked here.
+    fn items(
+        &mut self,
+        open: u8,
+        close: u8,
+        depth: usize,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.eat(b'{')?;
+        self.eat(open)?;
         self.ws();
-        if self.eat(b'}').is_some() {
+        if self.eat(close).is_some() {
             return Some(());
         }
         loop {
             self.ws();
-            self.string()?;
+            item(self)?;
             self.ws();
-            self.eat(b':')?;
-            self.ws();
-            self.skip(depth)?;
-            self.ws();
-            if self.eat(b'}').is_some() {
+            if self.eat(close).is_some() {
                 return Some(());
             }
             self.eat(b',')?;
         }
     }
 
-    fn skip_array(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.eat(b'[')?;
+    /// An object member's key and the colon after it.
+    fn key(&mut self) -> Option<&'a str> {
+        let key = self.string()?;
         self.ws();
-        if self.eat(b']').is_some() {
-            return Some(());
-        }
-        loop {
-            self.ws();
-            self.skip(depth)?;
-            self.ws();
-            if self.eat(b']').is_some() {
-                return Some(());
-            }
-            self.eat(b',')?;
-        }
+        self.eat(b':')?;
+        self.ws();
+        Some(key)
+    }
+
+    fn skip_object(&mut self, depth: usize) -> Option<()> {
+        self.items(b'{', b'}', depth, |s| {
+            s.key()?;
+            s.skip(depth)
+        })
+    }
+
+    fn skip_array(&mut self, depth: usize) -> Option<()> {
+        self.items(b'[', b']', depth, |s| s.skip(depth))
     }
 
     /// A field's value as [`Loose`] takes it.
@@ -234,41 +238,20 @@ impl<'a> Scan<'a> {
 
     /// An object's fields into `f` (all defaults); the opening brace is next.
     fn object(&mut self, f: &mut Fields<'a>, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.eat(b'{')?;
         // serde refuses a field given twice; so does this reader (and the caller decides).
         let mut seen = 0u16;
-        self.ws();
-        if self.eat(b'}').is_some() {
-            return Some(());
-        }
-        loop {
-            self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            match slot(key) {
-                Some(n) => {
-                    if seen & (1 << n) != 0 {
-                        return None;
-                    }
-                    seen |= 1 << n;
-                    match field(f, n) {
-                        Some(place) => *place = self.loose(depth)?,
-                        None => f.data = self.data(depth)?,
-                    }
-                }
-                None => self.skip(depth)?,
+        self.items(b'{', b'}', depth, |s| {
+            let Some(n) = slot(s.key()?) else { return s.skip(depth) };
+            if seen & (1 << n) != 0 {
+                return None;
             }
-            self.ws();
-            if self.eat(b'}').is_some() {
-                return Some(());
+            seen |= 1 << n;
+            match field(f, n) {
+                Some(place) => *place = s.loose(depth)?,
+                None => f.data = s.data(depth)?,
             }
-            self.eat(b',')?;
-        }
+            Some(())
+        })
     }
 }
 

@@ -92,22 +92,11 @@ impl Node {
     pub fn generate(index: usize, width: usize, domain: &str, version: &str, rng: &mut SmallRng) -> Node {
         let identity = format!("n{index:0width$}.{domain}");
         let Profile { facts, classes, agents } = Profile::generate(&identity, rng);
-        let daemon = Daemon::for_identity(&identity, chrono::Utc::now().timestamp());
-        Node {
-            identity,
-            facts,
-            classes,
-            agents,
-            collectives: Vec::new(),
-            mode: Mode::Normal,
-            state: State::Up,
-            fault: Fault::None,
-            configured: false,
-            version: version.to_string(),
-            checks: ScoutCheck::defaults(),
-            epoch: 0,
-            daemon,
-        }
+        let mut node = Node::described(&identity, facts, classes, agents);
+        node.version = version.to_string();
+        node.checks = ScoutCheck::defaults();
+        node.daemon = Daemon::for_identity(&identity, chrono::Utc::now().timestamp());
+        node
     }
 
     /// A node as an inventory file describes it, for matching filters against it.

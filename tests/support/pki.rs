@@ -95,18 +95,10 @@ pub(crate) fn write_creds(
 
 /// A broker's TLS files under `dir`: a throwaway CA and a server certificate for `localhost`
 /// and `127.0.0.1` signed by it; returns (CA, certificate, key) paths.
-pub(crate) fn broker_tls(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::SanType;
+pub(crate) fn broker_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let root = ca("fleetbook test broker CA");
-    let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    p.distinguished_name.push(DnType::CommonName, "broker");
-    let key_pem = rsa_pem();
-    let key = KeyPair::from_pem_and_sign_algo(&key_pem, &PKCS_RSA_SHA256).unwrap();
-    let cert = p.signed_by(&key, &root.issuer).unwrap();
-    let paths = (dir.join("broker-ca.pem"), dir.join("broker.pem"), dir.join("broker.key"));
-    std::fs::write(&paths.0, &root.pem).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key_pem).unwrap();
-    paths
+    let ca_path = dir.join("broker-ca.pem");
+    std::fs::write(&ca_path, &root.pem).unwrap();
+    let (cert, key) = leaf(dir, &root, "broker", &["localhost", "127.0.0.1"], false);
+    (ca_path, cert, key)
 }
