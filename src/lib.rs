@@ -23,6 +23,7 @@
 //! | [`sim`] | the simulated fleet and the embedded `nats-server` |
 //! | [`redact`] | secrets that print as `[secret]`, and text made safe for a terminal |
 //! | [`interrupt`] | two-level Ctrl-C |
+//! | `json` | hand-written JSON reading and escaping for the hot paths (serde is the reference) |
 //! | [`memory`] | process memory settings (no transparent huge pages) |
 //! | [`error`] | the top-level error and the exit codes |
 
@@ -36,6 +37,7 @@ pub mod error;
 pub mod fleet;
 pub mod interrupt;
 pub mod journal;
+pub(crate) mod json;
 pub mod lifecycle;
 pub mod memory;
 pub mod metrics;

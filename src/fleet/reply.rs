@@ -84,6 +84,58 @@ pub enum Arrival<'a> {
 
 /// Parses a SimpleRPC reply body `{"action","statuscode","statusmsg","data"}`.
 pub(crate) fn parse_body(sender: &str, body: &[u8]) -> Result<NodeReply> {
+    match scan_body(sender, body) {
+        Some(r) => Ok(r),
+        None => parse_body_serde(sender, body),
+    }
+}
+
+/// The fast path of [`parse_body`] (the client reads one body per node, issue 15): one pass
+/// with [`crate::json::Scan`] for plain bodies, `None` for anything else (duplicate or escaped
+/// keys, floats, a status code that is not a small integer, deep nesting), which the serde
+/// readers decide.
+fn scan_body(sender: &str, body: &[u8]) -> Option<NodeReply> {
+    let mut s = crate::json::Scan::new(body)?;
+    let (mut code, mut msg, mut data, mut seen) = (None, String::new(), None, 0);
+    s.ws();
+    s.object(0, |s, key| {
+        match key {
+            "statuscode" => {
+                crate::json::once(&mut seen, 0)?;
+                code = match s.integer()? {
+                    crate::json::Int::U(c) if c <= 5 => Some(c as u8),
+                    _ => return None,
+                };
+            }
+            "statusmsg" => {
+                crate::json::once(&mut seen, 1)?;
+                // Anything but a string reads as no message, as on the serde path.
+                match s.peek()? {
+                    b'"' => msg = s.unescaped()?.into_owned(),
+                    _ => s.skip(0)?,
+                }
+            }
+            "data" => {
+                crate::json::once(&mut seen, 2)?;
+                data = Some(s.value(0)?);
+            }
+            _ => s.skip(0)?,
+        }
+        Some(())
+    })?;
+    if !s.at_end() {
+        return None;
+    }
+    Some(NodeReply {
+        sender: sender.to_string(),
+        statuscode: code?,
+        statusmsg: msg,
+        data: data.unwrap_or_else(|| Value::Object(Map::new())),
+    })
+}
+
+/// [`parse_body`] the serde way: the reference.
+fn parse_body_serde(sender: &str, body: &[u8]) -> Result<NodeReply> {
     // Straight into the three fields we keep: no map for the outer object and no copy of
     // `data`. What this reader refuses (a non-object, duplicate keys) goes the `Value` way,
     // which decides exactly as before.
@@ -180,5 +232,63 @@ mod tests {
                 (a, b) => panic!("{}: {a:?} vs {b:?}", String::from_utf8_lossy(c)),
             }
         }
+    }
+
+    /// The serde readers, the reference for the one-pass one. (Not the `Value` reader alone:
+    /// the typed one ignores unknown fields unread, so it takes an out-of-range number there
+    /// that a `Value` refuses, and so does the one-pass reader.)
+    fn reference(b: &[u8]) -> Option<NodeReply> {
+        parse_body_serde("n", b).ok()
+    }
+
+    /// Whenever the one-pass reader answers, it answers as the serde readers do; and it
+    /// answers for the bodies servers send (the shared go-choria replies among them).
+    #[test]
+    fn the_scanning_reader_agrees_on_mutated_bodies() {
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+        let mut seeds: Vec<Vec<u8>> = [
+            r#"{"action":"ping","statuscode":0,"statusmsg":"OK","data":{"pong":1}}"#,
+            r#"{"statuscode":1,"statusmsg":"quote \" and \u00e9","data":{"a":[true,false,null,-3,"x"],"b":{}}}"#,
+            r#" {"statuscode":5, "data":[[],[{}]], "statusmsg":null} "#,
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/choria/rpc-replies");
+        for f in ["choria.json", "package_replies.json"] {
+            let all: Value =
+                serde_json::from_slice(&std::fs::read(format!("{dir}/{f}")).expect("shared replies")).expect("JSON");
+            let replies = all.get("replies").unwrap_or(&all).as_array().expect("replies").clone();
+            seeds.extend(replies.iter().map(|r| r.to_string().into_bytes()));
+        }
+        for s in &seeds {
+            let fast = scan_body("n", s);
+            assert!(fast.is_some(), "{}", String::from_utf8_lossy(s));
+            assert_eq!(fast, reference(s), "{}", String::from_utf8_lossy(s));
+        }
+        let alphabet = b"{}[]\":,\\ \t\n-+.0123456789eEtrufalsnu\x01\xc3\xa9";
+        let mut rng = SmallRng::seed_from_u64(15);
+        let (mut fast, mut total) = (0, 0);
+        for _ in 0..100_000 {
+            let mut b = seeds[rng.gen_range(0..seeds.len())].clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..=b.len());
+                let c = alphabet[rng.gen_range(0..alphabet.len())];
+                match rng.gen_range(0..3) {
+                    0 if at < b.len() => b[at] = c,
+                    1 if at < b.len() => {
+                        b.remove(at);
+                    }
+                    _ => b.insert(at, c),
+                }
+            }
+            total += 1;
+            if let Some(r) = scan_body("n", &b) {
+                fast += 1;
+                assert_eq!(Some(r), reference(&b), "{}", String::from_utf8_lossy(&b));
+            }
+        }
+        assert!(fast > total / 20, "only {fast} of {total} mutations took the fast path");
     }
 }

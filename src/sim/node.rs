@@ -1,5 +1,7 @@
 //! One simulated Choria server: its identity, mode, state and injected fault.
 
+use std::sync::Arc;
+
 use rand::rngs::SmallRng;
 use serde_json::Value;
 
@@ -85,6 +87,9 @@ pub struct Node {
     pub epoch: u64,
     /// Its server process: PID, start time, message counters.
     pub daemon: Daemon,
+    /// The RPC actions it received, in order (discovery excluded), as `agent#action`: kept
+    /// here rather than in a map by identity, looked up per reply (issue 15).
+    pub received: Vec<Arc<str>>,
 }
 
 impl Node {
@@ -115,6 +120,7 @@ impl Node {
             checks: Vec::new(),
             epoch: 0,
             daemon: Daemon::for_identity(identity, 0),
+            received: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! for all the nodes it reaches.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -29,7 +30,7 @@ pub(crate) struct Request {
     /// The RPC body; `None` for discovery and for a body that does not parse.
     pub(crate) body: Option<RpcBody>,
     /// What the stats count it under: `agent#action`, `agent#<invalid>` or `discovery`.
-    pub(crate) key: String,
+    pub(crate) key: Arc<str>,
     /// The request's filter, compiled.
     pub(crate) matcher: Matcher,
     /// Secure mode's verdict on the request's credentials.
@@ -69,9 +70,9 @@ impl Request {
         };
         let body = if req.agent == "discovery" { None } else { RpcBody::parse(&req.payload) };
         let key = match &body {
-            _ if req.agent == "discovery" => "discovery".to_string(),
-            Some(b) => format!("{}#{}", req.agent, b.action),
-            None => format!("{}#<invalid>", req.agent),
+            _ if req.agent == "discovery" => "discovery".into(),
+            Some(b) => format!("{}#{}", req.agent, b.action).into(),
+            None => format!("{}#<invalid>", req.agent).into(),
         };
         let matcher = Matcher::new(&req.filter);
         Some(Request { req, body, key, matcher, verdict })

@@ -48,11 +48,14 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &Bytes, cache: &mut Req
         lock(&s.stats).malformed += 1;
         return;
     };
-    if p.expired(chrono::Utc::now().timestamp()) {
+    // One clock read per request: the TTL check and every reply's `time` (a broadcast's
+    // replies all go out within this call).
+    let now = chrono::Utc::now();
+    if p.expired(now.timestamp()) {
         lock(&s.stats).ttl_expired += 1;
         return;
     }
-    let (out, effects) = answer(s, subject, p);
+    let (out, effects) = answer(s, subject, p, now);
     for o in out {
         match o.delay {
             None => {
@@ -73,7 +76,12 @@ async fn handle(s: &Arc<Shared>, subject: &str, payload: &Bytes, cache: &mut Req
 }
 
 /// Every node's answer to `p`, and the effects to run after it, decided under the locks.
-fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize, u64, Effect)>) {
+fn answer(
+    s: &Shared,
+    subject: &str,
+    p: &Request,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Vec<Outgoing>, Vec<(usize, u64, Effect)>) {
     let (req, body, key) = (&p.req, &p.body, &p.key);
     let direct = subject.strip_prefix(req.collective.as_str()).and_then(|r| r.strip_prefix(".node."));
     let is_discovery = p.is_discovery();
@@ -107,10 +115,10 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
         }
         // Per request and node, so without cloning keys that are there already (a BTreeMap's
         // `entry` wants an owned key).
-        match stats.requests.get_mut(key) {
+        match stats.requests.get_mut(&**key) {
             Some(n) => *n += 1,
             None => {
-                stats.requests.insert(key.clone(), 1);
+                stats.requests.insert(key.to_string(), 1);
             }
         }
         let answer = if is_discovery {
@@ -121,17 +129,12 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
             node.daemon.replies += 1;
             out.push(Outgoing {
                 reply_to: req.reply_to.clone(),
-                payload: protocol::encode_reply(req, &node.identity, b"pong", chrono::Utc::now()),
+                payload: protocol::encode_reply(req, &node.identity, b"pong", now),
                 delay: None,
             });
             continue;
         } else {
-            match stats.received.get_mut(&node.identity) {
-                Some(seen) => seen.push(key.clone()),
-                None => {
-                    stats.received.insert(node.identity.clone(), vec![key.clone()]);
-                }
-            }
+            node.received.push(key.clone());
             match body {
                 Some(b) => agents::dispatch(node, cfg, &mut rng, &req.agent, &b.action, &b.data),
                 None if node.fault == Fault::Silent => None,
@@ -148,7 +151,7 @@ fn answer(s: &Shared, subject: &str, p: &Request) -> (Vec<Outgoing>, Vec<(usize,
         let delay = (node.fault == Fault::Slow).then_some(cfg.slow_delay);
         out.push(Outgoing {
             reply_to: req.reply_to.clone(),
-            payload: protocol::encode_reply(req, &node.identity, &answer.body(action), chrono::Utc::now()),
+            payload: protocol::encode_reply(req, &node.identity, &answer.body(action), now),
             delay,
         });
     }

@@ -36,9 +36,12 @@ pub struct SimStats {
 }
 
 impl SimStats {
-    /// These counters with the nodes' faults and states added.
+    /// These counters with the nodes' faults, states and the requests each received added.
     pub(crate) fn with_nodes(mut self, nodes: &[Node]) -> SimStats {
         for n in nodes {
+            if !n.received.is_empty() {
+                self.received.insert(n.identity.clone(), n.received.iter().map(|k| k.to_string()).collect());
+            }
             if n.fault != Fault::None {
                 self.faults.insert(n.identity.clone(), n.fault.name().to_string());
             }

@@ -3,6 +3,7 @@
 //! Version 1 (`choria:*:1`, x509) and version 2 (`io.choria.protocol.v2.*`, ed25519/JWT) have
 //! one module each behind the same functions here, so callers never branch on the version.
 
+mod fast;
 mod v1;
 mod v2;
 
@@ -81,7 +82,7 @@ pub struct RequestSpec<'a> {
 }
 
 /// A reply opened and checked, as the client sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DecodedReply {
     pub version: Version,
     pub sender: String,
@@ -165,6 +166,15 @@ pub fn encode_request(version: Version, spec: &RequestSpec<'_>, now: chrono::Dat
 
 /// Opens a reply transport, checks its hash and returns the agent body.
 pub fn decode_reply(payload: &[u8]) -> Result<DecodedReply> {
+    match fast::decode_reply(payload) {
+        Some(r) => Ok(r),
+        None => decode_reply_serde(payload),
+    }
+}
+
+/// [`decode_reply`] with serde at every layer: the reference, and the way for anything the
+/// fast reader does not take on (it words every error).
+fn decode_reply_serde(payload: &[u8]) -> Result<DecodedReply> {
     match detect(payload)? {
         (Version::V1, t) => v1::decode_reply(t),
         (Version::V2, t) => v2::decode_reply(t),

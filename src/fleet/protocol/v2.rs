@@ -4,6 +4,7 @@
 //! `request` and the secure reply's `reply` hold base64 of the inner JSON.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -15,12 +16,13 @@ use super::{
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
+use crate::json::string_into;
 
 pub(super) const TRANSPORT: &str = "io.choria.protocol.v2.transport";
 const SECURE_REQUEST: &str = "io.choria.protocol.v2.secure_request";
 const REQUEST: &str = "io.choria.protocol.v2.request";
-const SECURE_REPLY: &str = "io.choria.protocol.v2.secure_reply";
-const REPLY: &str = "io.choria.protocol.v2.reply";
+pub(super) const SECURE_REPLY: &str = "io.choria.protocol.v2.secure_reply";
+pub(super) const REPLY: &str = "io.choria.protocol.v2.reply";
 
 #[derive(Serialize)]
 struct Transport<'a> {
@@ -56,23 +58,6 @@ struct Request<'a> {
     ttl: u64,
     time: i64,
     filter: &'a Filter,
-}
-
-#[derive(Serialize)]
-struct SecureReply {
-    protocol: &'static str,
-    reply: String,
-    hash: String,
-}
-
-#[derive(Serialize)]
-struct Reply<'a> {
-    protocol: &'static str,
-    message: String,
-    request: &'a str,
-    sender: &'a str,
-    agent: &'a str,
-    time: i64,
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {
@@ -224,23 +209,119 @@ pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
     })
 }
 
+/// The reply, its secure wrapper and the transport, written by hand as in v1 (the simulator
+/// builds one per node): the same bytes as serialising [`Reply`], [`SecureReply`] and
+/// [`Transport`] with serde_json (unit-tested).
 pub(super) fn encode_reply(
     req: &DecodedRequest,
     identity: &str,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Bytes {
-    let reply = to_json(&Reply {
-        protocol: REPLY,
-        message: B64.encode(body),
-        request: &req.request_id,
-        sender: identity,
-        agent: &req.agent,
-        time: nanos(now),
-    });
-    let secure =
-        to_json(&SecureReply { protocol: SECURE_REPLY, hash: sha256_b64(reply.as_bytes()), reply: B64.encode(&reply) });
-    let transport =
-        Transport { protocol: TRANSPORT, data: B64.encode(secure), headers: Headers { reply: None, sender: identity } };
-    Bytes::from(to_json(&transport))
+    let mut reply = String::with_capacity(body.len() * 4 / 3 + 256);
+    reply.push_str("{\"protocol\":\"io.choria.protocol.v2.reply\",\"message\":\"");
+    B64.encode_string(body, &mut reply);
+    reply.push_str("\",\"request\":");
+    string_into(&mut reply, &req.request_id);
+    reply.push_str(",\"sender\":");
+    string_into(&mut reply, identity);
+    reply.push_str(",\"agent\":");
+    string_into(&mut reply, &req.agent);
+    let _ = write!(reply, ",\"time\":{}}}", nanos(now));
+    let mut secure = String::with_capacity(reply.len() * 4 / 3 + 128);
+    secure.push_str("{\"protocol\":\"io.choria.protocol.v2.secure_reply\",\"reply\":\"");
+    B64.encode_string(&reply, &mut secure);
+    secure.push_str("\",\"hash\":\"");
+    secure.push_str(&sha256_b64(reply.as_bytes()));
+    secure.push_str("\"}");
+    let mut transport = String::with_capacity(secure.len() * 4 / 3 + identity.len() + 128);
+    transport.push_str("{\"protocol\":\"io.choria.protocol.v2.transport\",\"data\":\"");
+    B64.encode_string(&secure, &mut transport);
+    transport.push_str("\",\"headers\":{\"sender\":");
+    string_into(&mut transport, identity);
+    transport.push_str("}}");
+    Bytes::from(transport)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct SecureReply {
+        protocol: &'static str,
+        reply: String,
+        hash: String,
+    }
+
+    #[derive(Serialize)]
+    struct Reply<'a> {
+        protocol: &'static str,
+        message: String,
+        request: &'a str,
+        sender: &'a str,
+        agent: &'a str,
+        time: i64,
+    }
+
+    /// The reply as serde writes it from the wire structs: the reference for [`encode_reply`].
+    fn encode_reply_serde(
+        req: &DecodedRequest,
+        identity: &str,
+        body: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Bytes {
+        let reply = to_json(&Reply {
+            protocol: REPLY,
+            message: B64.encode(body),
+            request: &req.request_id,
+            sender: identity,
+            agent: &req.agent,
+            time: nanos(now),
+        });
+        let secure = to_json(&SecureReply {
+            protocol: SECURE_REPLY,
+            hash: sha256_b64(reply.as_bytes()),
+            reply: B64.encode(&reply),
+        });
+        Bytes::from(to_json(&Transport {
+            protocol: TRANSPORT,
+            data: B64.encode(secure),
+            headers: Headers { reply: None, sender: identity },
+        }))
+    }
+
+    #[test]
+    fn replies_are_written_as_serde_writes_them() {
+        let filter = Filter::default();
+        let spec = RequestSpec {
+            request_id: "2XbGlS0Ukx3ltbAk1sYbqQ2AqEJ",
+            sender: "client",
+            caller: "choria=client.mcollective",
+            collective: "mcollective",
+            agent: "rpc\"util\u{1}",
+            ttl: 60,
+            filter: &filter,
+            reply_to: "r",
+            payload: Payload::Rpc("{}"),
+            security: Security::Insecure,
+        };
+        let req =
+            decode_request(super::super::detect(&encode_request(&spec, chrono::Utc::now())).expect("our transport").1)
+                .expect("our request");
+        let now = chrono::Utc::now();
+        for (identity, body) in [
+            ("n1.example.net", &b"{\"statuscode\":0,\"statusmsg\":\"OK\",\"data\":{\"pong\":1}}"[..]),
+            ("n\"2\\", b"pong"),
+            ("", b""),
+            ("\u{e9}\u{7f}\n", "tab\t \u{8}\u{c}\r \u{1f} \u{2028} \u{1F600} <&>".as_bytes()),
+            ("n", b"\xff not UTF-8 \xc3"),
+        ] {
+            assert_eq!(
+                encode_reply(&req, identity, body, now),
+                encode_reply_serde(&req, identity, body, now),
+                "{identity}"
+            );
+        }
+    }
 }

@@ -1,0 +1,458 @@
+//! The fast path of [`super::decode_reply`]: every layer of a reply read in one pass each,
+//! for the plain replies servers send.
+//!
+//! The client opens one reply per node, and serde's derived map visitors plus its
+//! byte-at-a-time unescaping of v1's JSON inside JSON were about half of its CPU per node
+//! (issue 15). This reader gives up (`None`) on anything it does not take on itself: a layer
+//! that is not an object, a key it reads given twice or with an escape, a field of the wrong
+//! type, deep nesting, bytes after a layer, and every failure (bad protocol, bad base64, a
+//! hash or signature that does not match). The caller then goes the serde way, which is the
+//! reference and words the error: when this returns `Some`, it is what the serde path
+//! returns (a unit test compares both on mutated replies of each version). Nothing is
+//! skipped to go faster: the hash is checked over the unescaped message (v1) or the decoded
+//! reply (v2), and v2 reply signatures are verified, as on the serde path.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+
+use super::{hash_matches, v1, v2, DecodedReply, Version, B64};
+use crate::json::{once, Scan};
+
+/// The reply in `payload`, or `None` to let the serde path decide.
+pub(super) fn decode_reply(payload: &[u8]) -> Option<DecodedReply> {
+    let mut s = Scan::new(payload)?;
+    let (mut protocol, mut data, mut seen) = (None, None, 0);
+    s.ws();
+    s.object(0, |s, key| {
+        match key {
+            "protocol" => {
+                once(&mut seen, 0)?;
+                protocol = Some(s.string()?);
+            }
+            "data" => {
+                once(&mut seen, 1)?;
+                data = Some(s.string()?);
+            }
+            "headers" => {
+                once(&mut seen, 2)?;
+                headers(s)?;
+            }
+            _ => s.skip(0)?,
+        }
+        Some(())
+    })?;
+    if !s.at_end() {
+        return None;
+    }
+    let data = B64.decode(data?).ok()?;
+    match protocol? {
+        v1::TRANSPORT => reply_v1(&data),
+        v2::TRANSPORT => reply_v2(&data),
+        _ => None,
+    }
+}
+
+/// Checks the transport headers as the serde path reads them: an object whose known fields
+/// are each a string or null, once.
+fn headers(s: &mut Scan<'_>) -> Option<()> {
+    if s.peek()? != b'{' {
+        return None;
+    }
+    let mut seen = 0;
+    s.object(1, |s, key| {
+        let n = match key {
+            "reply-to" => 0,
+            "mc_sender" => 1,
+            "reply" => 2,
+            "sender" => 3,
+            _ => return s.skip(1),
+        };
+        once(&mut seen, n)?;
+        if s.peek()? == b'n' {
+            s.literal(b"null")
+        } else {
+            s.unescaped().map(drop)
+        }
+    })
+}
+
+/// v1: the secure reply's `message` is the reply JSON as a string, hashed unescaped; the
+/// reply's `message` is the agent body as a string.
+fn reply_v1(secure: &[u8]) -> Option<DecodedReply> {
+    let mut s = Scan::new(secure)?;
+    let (mut protocol, mut message, mut hash, mut seen) = (None, None, "", 0);
+    s.ws();
+    s.object(0, |s, key| {
+        match key {
+            "protocol" => {
+                once(&mut seen, 0)?;
+                protocol = Some(s.string()?);
+            }
+            "message" => {
+                once(&mut seen, 1)?;
+                message = Some(s.unescaped()?);
+            }
+            "hash" => {
+                once(&mut seen, 2)?;
+                hash = s.string()?;
+            }
+            // Read as strings on the serde path, so they must be strings.
+            "signature" | "pubcert" => {
+                once(&mut seen, if key == "signature" { 3 } else { 4 })?;
+                s.unescaped()?;
+            }
+            _ => s.skip(0)?,
+        }
+        Some(())
+    })?;
+    if !s.at_end() || protocol? != v1::SECURE_REPLY {
+        return None;
+    }
+    let message = message?;
+    if !hash_matches(message.as_bytes(), hash) {
+        return None;
+    }
+    let mut s = Scan::of(&message);
+    let (mut protocol, mut body, mut envelope, mut seen) = (None, None, None, 0);
+    s.ws();
+    s.object(0, |s, key| {
+        match key {
+            "protocol" => {
+                once(&mut seen, 0)?;
+                protocol = Some(s.string()?);
+            }
+            "message" => {
+                once(&mut seen, 1)?;
+                body = Some(s.unescaped()?);
+            }
+            "envelope" => {
+                once(&mut seen, 2)?;
+                envelope = Some(envelope_v1(s)?);
+            }
+            _ => s.skip(0)?,
+        }
+        Some(())
+    })?;
+    if !s.at_end() || protocol? != v1::REPLY {
+        return None;
+    }
+    let [request_id, sender, agent] = envelope?;
+    Some(DecodedReply { version: Version::V1, sender, request_id, agent, body: body?.into_owned().into_bytes() })
+}
+
+/// The v1 reply envelope's `requestid`, `senderid` and `agent`, all required.
+fn envelope_v1(s: &mut Scan<'_>) -> Option<[String; 3]> {
+    if s.peek()? != b'{' {
+        return None;
+    }
+    let mut got: [Option<Cow<'_, str>>; 3] = [None, None, None];
+    let mut seen = 0;
+    s.object(1, |s, key| {
+        let n = match key {
+            "requestid" => 0,
+            "senderid" => 1,
+            "agent" => 2,
+            _ => return s.skip(1),
+        };
+        once(&mut seen, n as u32)?;
+        got[n] = Some(s.unescaped()?);
+        Some(())
+    })?;
+    let [a, b, c] = got;
+    Some([a?.into_owned(), b?.into_owned(), c?.into_owned()])
+}
+
+/// v2: byte fields are base64; the hash covers the decoded reply, and a signed reply must
+/// verify with the key its sender's JWT names.
+fn reply_v2(secure: &[u8]) -> Option<DecodedReply> {
+    let mut s = Scan::new(secure)?;
+    let (mut protocol, mut reply, mut hash) = (None, None, None);
+    let (mut signature, mut sender, mut seen): (Cow<'_, str>, Cow<'_, str>, _) =
+        (Cow::Borrowed(""), Cow::Borrowed(""), 0);
+    s.ws();
+    s.object(0, |s, key| {
+        match key {
+            "protocol" => {
+                once(&mut seen, 0)?;
+                protocol = Some(s.string()?);
+            }
+            "reply" => {
+                once(&mut seen, 1)?;
+                reply = Some(s.string()?);
+            }
+            "hash" => {
+                once(&mut seen, 2)?;
+                hash = Some(s.string()?);
+            }
+            "signature" => {
+                once(&mut seen, 3)?;
+                signature = s.unescaped()?;
+            }
+            "sender" => {
+                once(&mut seen, 4)?;
+                sender = s.unescaped()?;
+            }
+            _ => s.skip(0)?,
+        }
+        Some(())
+    })?;
+    if !s.at_end() || protocol? != v2::SECURE_REPLY {
+        return None;
+    }
+    let raw = B64.decode(reply?).ok()?;
+    if !hash_matches(&raw, hash?) {
+        return None;
+    }
+    crate::fleet::security::verify_reply_signature(&raw, &signature, &sender).ok()?;
+    let mut s = Scan::new(&raw)?;
+    let (mut protocol, mut message, mut seen) = (None, None, 0);
+    let mut got: [Option<Cow<'_, str>>; 3] = [None, None, None];
+    s.ws();
+    s.object(0, |s, key| {
+        match key {
+            "protocol" => {
+                once(&mut seen, 0)?;
+                protocol = Some(s.string()?);
+            }
+            "message" => {
+                once(&mut seen, 1)?;
+                message = Some(s.string()?);
+            }
+            "request" | "sender" | "agent" => {
+                let n = match key {
+                    "request" => 0,
+                    "sender" => 1,
+                    _ => 2,
+                };
+                once(&mut seen, 2 + n as u32)?;
+                got[n] = Some(s.unescaped()?);
+            }
+            _ => s.skip(0)?,
+        }
+        Some(())
+    })?;
+    if !s.at_end() || protocol? != v2::REPLY {
+        return None;
+    }
+    let body = B64.decode(message?).ok()?;
+    let [request, sender, agent] = got;
+    Some(DecodedReply {
+        version: Version::V2,
+        sender: sender?.into_owned(),
+        request_id: request?.into_owned(),
+        agent: agent?.into_owned(),
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::super::{decode_reply_serde, sha256_b64};
+    use super::*;
+
+    /// A transport around `data`'s base64, headers as Go writes them (more than we read).
+    fn transport(protocol: &str, data: &str, sender_key: &str) -> String {
+        format!(
+            r#"{{"protocol":"{protocol}","data":"{}","headers":{{"{sender_key}":"n1.example.net","seen-by":[["a","b"]],"federation":null}}}}"#,
+            B64.encode(data)
+        )
+    }
+
+    /// A v1 secure reply around `reply` (hashed as given) inside a transport.
+    fn wrap_v1_secure(secure: &str) -> String {
+        transport(v1::TRANSPORT, secure, "mc_sender")
+    }
+
+    fn wrap_v1_reply(reply: &str) -> String {
+        let message = serde_json::to_string(reply).expect("a string");
+        wrap_v1_secure(&format!(
+            r#"{{"protocol":"choria:secure:reply:1","message":{message},"hash":"{}"}}"#,
+            sha256_b64(reply.as_bytes())
+        ))
+    }
+
+    fn wrap_v2_secure(secure: &str) -> String {
+        transport(v2::TRANSPORT, secure, "sender")
+    }
+
+    fn wrap_v2_reply(reply: &str) -> String {
+        wrap_v2_secure(&format!(
+            r#"{{"protocol":"io.choria.protocol.v2.secure_reply","reply":"{}","hash":"{}","signature":"","sender":""}}"#,
+            B64.encode(reply),
+            sha256_b64(reply.as_bytes())
+        ))
+    }
+
+    /// Agent bodies: the shared go-choria replies, and the odd shapes.
+    fn bodies() -> Vec<String> {
+        let mut v: Vec<String> = [
+            r#"{"statuscode":0,"statusmsg":"OK","data":{"pong":1611245602}}"#,
+            r#"{"statuscode":1,"statusmsg":"quote \" backslash \\ tab \t \u003cb\u003e é","data":null}"#,
+            "pong",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/choria/rpc-replies");
+        for f in ["choria.json", "package_replies.json"] {
+            let text = std::fs::read_to_string(format!("{dir}/{f}")).expect("the shared replies");
+            let all: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            let replies = all.get("replies").unwrap_or(&all).as_array().expect("replies").clone();
+            v.extend(replies.iter().take(3).map(|r| r.to_string()));
+        }
+        v
+    }
+
+    /// Inner layers as text, each to be mutated and then wrapped (outer hashes recomputed), so
+    /// the mutations reach every layer instead of only breaking the outer hash.
+    enum Layer {
+        V1Reply(String),
+        V1Secure(String),
+        V2Reply(String),
+        V2Secure(String),
+        Transport(String),
+    }
+
+    fn seeds() -> Vec<Layer> {
+        let mut v = Vec::new();
+        for (n, body) in bodies().into_iter().enumerate() {
+            let v1_reply = format!(
+                r#"{{"protocol":"choria:reply:1","message":{},"envelope":{{"requestid":"9f2c7e0d1b3a4c5d8e6f7a8b9c0d1e2f","senderid":"n{n}.example.net","agent":"rpcutil","time":1732200001}}}}"#,
+                serde_json::to_string(&body).expect("a string")
+            );
+            let v2_reply = format!(
+                r#"{{"protocol":"io.choria.protocol.v2.reply","message":"{}","request":"2XbGlS0Ukx3ltbAk1sYbqQ2AqEJ","sender":"n{n}.example.net","agent":"rpcutil","time":1732200001000000000}}"#,
+                B64.encode(&body)
+            );
+            v.push(Layer::Transport(wrap_v1_reply(&v1_reply)));
+            v.push(Layer::Transport(wrap_v2_reply(&v2_reply)));
+            v.push(Layer::V1Reply(v1_reply));
+            v.push(Layer::V2Reply(v2_reply));
+        }
+        // Our own encoder's replies, and Go's escapes of the inner JSON.
+        let filter = crate::fleet::filter::Filter::default();
+        for version in [Version::V1, Version::V2] {
+            let spec = super::super::RequestSpec {
+                request_id: "9f2c7e0d1b3a4c5d8e6f7a8b9c0d1e2f",
+                sender: "client",
+                caller: "choria=client.mcollective",
+                collective: "mcollective",
+                agent: "rpcutil",
+                ttl: 60,
+                filter: &filter,
+                reply_to: "mcollective.reply.x.y",
+                payload: super::super::Payload::Rpc(r#"{"agent":"rpcutil","action":"ping","data":{}}"#),
+                security: super::super::Security::Insecure,
+            };
+            let req = super::super::encode_request(version, &spec, chrono::Utc::now());
+            let req = super::super::decode_request(&req).expect("our request decodes");
+            let reply = super::super::encode_reply(&req, "n1.example.net", b"{\"a\":\"<b>\"}", chrono::Utc::now());
+            v.push(Layer::Transport(String::from_utf8(reply.to_vec()).expect("UTF-8")));
+        }
+        let go = r#"{"protocol":"choria:reply:1","message":"{\"statusmsg\":\"\u003cok\u003e\",\"statuscode\":0,\"data\":{}}","envelope":{"requestid":"r","senderid":"n","agent":"a"}}"#;
+        v.push(Layer::V1Secure(format!(
+            r#"{{"protocol":"choria:secure:reply:1","message":{},"hash":"{}","signature":"x","pubcert":"y"}}"#,
+            serde_json::to_string(go).expect("a string"),
+            sha256_b64(go.as_bytes())
+        )));
+        v.push(Layer::V2Secure(format!(
+            r#"{{"protocol":"io.choria.protocol.v2.secure_reply","reply":"{}","hash":"{}"}}"#,
+            B64.encode(go),
+            sha256_b64(go.as_bytes())
+        )));
+        v
+    }
+
+    fn payload(layer: &Layer, mutate: impl Fn(&str) -> String) -> Vec<u8> {
+        match layer {
+            Layer::V1Reply(r) => wrap_v1_reply(&mutate(r)),
+            Layer::V1Secure(s) => wrap_v1_secure(&mutate(s)),
+            Layer::V2Reply(r) => wrap_v2_reply(&mutate(r)),
+            Layer::V2Secure(s) => wrap_v2_secure(&mutate(s)),
+            Layer::Transport(t) => mutate(t),
+        }
+        .into_bytes()
+    }
+
+    /// Whenever the fast path answers, it answers as serde does; and it answers for the
+    /// replies servers really send (else it would be no fast path).
+    #[test]
+    fn agrees_with_serde_on_mutated_replies() {
+        let seeds = seeds();
+        for layer in &seeds {
+            let b = payload(layer, str::to_string);
+            let fast = decode_reply(&b);
+            let text = String::from_utf8_lossy(&b);
+            // The V2Secure seed's reply is v1's text: serde refuses it too.
+            if matches!(layer, Layer::V2Secure(_)) {
+                assert!(fast.is_none() && decode_reply_serde(&b).is_err(), "{text}");
+                continue;
+            }
+            assert_eq!(Some(fast.expect("a plain reply takes the fast path")), decode_reply_serde(&b).ok(), "{text}");
+        }
+        let alphabet = b"{}[]\":,\\/ \t\n-+.0123456789eEtrufalsnu\x01\xc3\xa9";
+        let mut rng = SmallRng::seed_from_u64(15);
+        let (mut fast, mut total) = (0, 0);
+        for _ in 0..60_000 {
+            let layer = &seeds[rng.gen_range(0..seeds.len())];
+            let edits: Vec<(usize, u8, u8)> = (0..rng.gen_range(1..4))
+                .map(|_| (rng.gen(), alphabet[rng.gen_range(0..alphabet.len())], rng.gen_range(0..3)))
+                .collect();
+            let b = payload(layer, |text| {
+                let mut b = text.as_bytes().to_vec();
+                for &(at, c, how) in &edits {
+                    let at = at % (b.len() + 1);
+                    match how {
+                        0 if at < b.len() => b[at] = c,
+                        1 if at < b.len() => {
+                            b.remove(at);
+                        }
+                        _ => b.insert(at, c),
+                    }
+                }
+                // Wrapping needs text; the bytes that are not UTF-8 stay visible as U+FFFD.
+                String::from_utf8_lossy(&b).into_owned()
+            });
+            total += 1;
+            if let Some(r) = decode_reply(&b) {
+                fast += 1;
+                assert_eq!(Some(r), decode_reply_serde(&b).ok(), "{}", String::from_utf8_lossy(&b));
+            }
+        }
+        assert!(fast > total / 20, "only {fast} of {total} mutations took the fast path");
+    }
+
+    #[test]
+    fn gives_up_where_serde_decides() {
+        let reply =
+            r#"{"protocol":"choria:reply:1","message":"pong","envelope":{"requestid":"r","senderid":"n","agent":"a"}}"#;
+        let good = wrap_v1_reply(reply);
+        assert!(decode_reply(good.as_bytes()).is_some());
+        for bad in [
+            good.replace("\"headers\":{", "\"headers\":null,\"x\":{"),
+            good.replace("mc_sender\":\"n1.example.net\"", "mc_sender\":5"),
+            good.replace("mc_sender\":\"n1.example.net\"", "mc_sender\":[]"),
+            good.replacen("\"protocol\"", "\"protocol\":\"x\",\"protocol\"", 1),
+            format!("{good} x"),
+            wrap_v1_reply(&reply.replace("\"agent\":\"a\"", "\"agent\":\"a\",\"agent\":\"b\"")),
+            wrap_v1_reply(&reply.replace("\"requestid\":\"r\",", "")),
+            wrap_v1_reply(&reply.replace("choria:reply:1", "choria:reply:2")),
+        ] {
+            assert!(decode_reply(bad.as_bytes()).is_none(), "{bad}");
+        }
+        // A hash that does not match: the serde path words the error.
+        let secure = format!(
+            r#"{{"protocol":"choria:secure:reply:1","message":{},"hash":"{}"}}"#,
+            serde_json::to_string(reply).expect("a string"),
+            sha256_b64(b"other")
+        );
+        let b = wrap_v1_secure(&secure);
+        assert!(decode_reply(b.as_bytes()).is_none());
+        assert!(decode_reply_serde(b.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,420 @@
+//! Hand-written JSON for the hot paths: a one-pass reader ([`Scan`]) and string escaping
+//! ([`escape_into`]).
+//!
+//! serde_json stays the reference everywhere. Readers built on [`Scan`] give up (`None`) on
+//! anything they do not take on themselves and the caller then goes the serde way, which
+//! decides; each reader has a unit test comparing both on mutated input. Used by lifecycle
+//! events (`watch_events` decodes every event on the subject) and by the reply layers the
+//! client opens per node (issue 15: serde's map visitors and its byte-at-a-time unescaping of
+//! v1's JSON inside JSON were most of the client's CPU per reply).
+
+use std::borrow::Cow;
+
+/// Deeper than this goes the serde way (its own limit is 128).
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Where the first quote, backslash or control character of `rest` is: eight bytes at a time
+/// (a string's end is found without looking at each byte on its own). These are exactly the
+/// bytes a JSON string cannot hold unescaped.
+pub(crate) fn special(rest: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let mut at = 0;
+    for chunk in rest.chunks_exact(8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // The classic "has a zero byte" test, on the word xor'ed with each byte sought, and
+        // "has a byte below 0x20". Flags above the lowest one may be false; the lowest is not.
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let flags = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        let flags = flags & HIGH;
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    rest[at..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| at + p)
+}
+
+/// Appends `s` to `out` as the inside of a JSON string, escaped exactly as serde_json
+/// escapes it (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, other control characters as
+/// `\u00XX`): runs without such characters are copied whole.
+pub(crate) fn escape_into(out: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(at) = special(rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        let c = rest.as_bytes()[at];
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(c >> 4)]));
+                out.push(char::from(HEX[usize::from(c & 0xf)]));
+            }
+        }
+        // Every byte `special` finds is ASCII, so the next one starts a character.
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// Appends `s` to `out` as a JSON string, quotes included.
+pub(crate) fn string_into(out: &mut String, s: &str) {
+    out.push('"');
+    escape_into(out, s);
+    out.push('"');
+}
+
+/// An integer as serde_json reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Int {
+    /// Not negative.
+    U(u64),
+    /// Negative.
+    I(i64),
+}
+
+/// A cursor over JSON text, checked once as UTF-8: every string is cut at ASCII quotes, so
+/// each slice taken from it is valid UTF-8 too.
+pub(crate) struct Scan<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// A cursor at the start of `bytes`, or `None` when they are not UTF-8.
+    pub(crate) fn new(bytes: &'a [u8]) -> Option<Self> {
+        std::str::from_utf8(bytes).ok().map(Self::of)
+    }
+
+    /// A cursor at the start of `text`.
+    pub(crate) fn of(text: &'a str) -> Self {
+        Scan { text, b: text.as_bytes(), i: 0 }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    pub(crate) fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// True when only whitespace is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.ws();
+        self.i == self.b.len()
+    }
+
+    pub(crate) fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek() == Some(c)).then(|| self.i += 1)
+    }
+
+    pub(crate) fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end) == Some(word)).then(|| self.i = end)
+    }
+
+    /// A string without escapes or control characters; the opening quote is next.
+    pub(crate) fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let rest = self.b.get(start..)?;
+        let len = special(rest)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        Some(&self.text[start..start + len])
+    }
+
+    /// A string with its escapes undone, borrowed when it has none; the opening quote is
+    /// next. `\u` escapes of UTF-16 surrogates (pairs and lone ones alike) give up: serde
+    /// decides those.
+    pub(crate) fn unescaped(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut at = start + special(self.b.get(start..)?)?;
+        if self.b[at] == b'"' {
+            self.i = at + 1;
+            return Some(Cow::Borrowed(&self.text[start..at]));
+        }
+        let mut out = String::with_capacity(self.b.len() - start);
+        out.push_str(&self.text[start..at]);
+        loop {
+            match self.b[at] {
+                b'"' => {
+                    self.i = at + 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => {
+                    let (c, used) = self.escape(at + 1)?;
+                    out.push(c);
+                    at += 1 + used;
+                }
+                // A raw control character: not JSON.
+                _ => return None,
+            }
+            let run = special(self.b.get(at..)?)?;
+            out.push_str(&self.text[at..at + run]);
+            at += run;
+        }
+    }
+
+    /// The character of the escape whose letter is at `at`, and the bytes it used.
+    fn escape(&self, at: usize) -> Option<(char, usize)> {
+        Some(match *self.b.get(at)? {
+            b'"' => ('"', 1),
+            b'\\' => ('\\', 1),
+            b'/' => ('/', 1),
+            b'b' => ('\u{8}', 1),
+            b'f' => ('\u{c}', 1),
+            b'n' => ('\n', 1),
+            b'r' => ('\r', 1),
+            b't' => ('\t', 1),
+            b'u' => {
+                let hex = self.text.get(at + 1..at + 5)?;
+                if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    return None;
+                }
+                // Surrogates fail here: they are no `char`.
+                (char::from_u32(u32::from_str_radix(hex, 16).ok()?)?, 5)
+            }
+            _ => return None,
+        })
+    }
+
+    /// An integer as serde_json reports it; `None` for a fraction, an exponent, `-0` or an
+    /// overflow (serde_json makes those floats).
+    pub(crate) fn integer(&mut self) -> Option<Int> {
+        let negative = self.eat(b'-').is_some();
+        let digits = self.digits()?;
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let n: u64 = digits.parse().ok()?;
+        if !negative {
+            return Some(Int::U(n));
+        }
+        if n == 0 {
+            return None;
+        }
+        // i64::MIN's magnitude fits no i64; the rest negate.
+        i64::try_from(n).ok().map(|n| Int::I(-n)).or((n == 1 << 63).then_some(Int::I(i64::MIN)))
+    }
+
+    /// JSON's integer part: `0` or a digit 1-9 followed by digits.
+    fn digits(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.i += 1;
+                }
+            }
+            _ => return None,
+        }
+        if let Some(b'0'..=b'9') = self.peek() {
+            return None;
+        }
+        Some(&self.text[start..self.i])
+    }
+
+    /// Any JSON number, checked and skipped.
+    fn skip_number(&mut self) -> Option<()> {
+        self.eat(b'-');
+        self.digits()?;
+        if self.eat(b'.').is_some() {
+            self.more_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.more_digits()?;
+        }
+        Some(())
+    }
+
+    fn more_digits(&mut self) -> Option<()> {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        (self.i > start).then_some(())
+    }
+
+    /// A JSON value as serde_json's `Value` reader builds it; gives up on floats and on
+    /// integers it would make floats, on a key given twice (serde keeps the last) and on keys
+    /// with escapes.
+    pub(crate) fn value(&mut self, depth: usize) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        Some(match self.peek()? {
+            b'"' => Value::String(self.unescaped()?.into_owned()),
+            b'{' => {
+                let mut map = serde_json::Map::new();
+                self.object(depth + 1, |s, key| {
+                    let v = s.value(depth + 1)?;
+                    map.insert(key.to_string(), v).is_none().then_some(())
+                })?;
+                Value::Object(map)
+            }
+            b'[' => {
+                let mut items = Vec::new();
+                self.items(b'[', b']', depth + 1, |s| {
+                    items.push(s.value(depth + 1)?);
+                    Some(())
+                })?;
+                Value::Array(items)
+            }
+            b't' => self.literal(b"true").map(|()| Value::Bool(true))?,
+            b'f' => self.literal(b"false").map(|()| Value::Bool(false))?,
+            b'n' => self.literal(b"null").map(|()| Value::Null)?,
+            _ => match self.integer()? {
+                Int::U(n) => Value::from(n),
+                Int::I(n) => Value::from(n),
+            },
+        })
+    }
+
+    /// Any JSON value, checked and skipped. Strings with escapes give up.
+    pub(crate) fn skip(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.items(b'{', b'}', depth + 1, |s| {
+                s.key()?;
+                s.skip(depth + 1)
+            }),
+            b'[' => self.items(b'[', b']', depth + 1, |s| s.skip(depth + 1)),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => None,
+        }
+    }
+
+    /// The items of an object or an array, the opening bracket next: `item` reads each one;
+    /// the commas, the closing bracket and the depth are checked here.
+    pub(crate) fn items(
+        &mut self,
+        open: u8,
+        close: u8,
+        depth: usize,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.eat(open)?;
+        self.ws();
+        if self.eat(close).is_some() {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            item(self)?;
+            self.ws();
+            if self.eat(close).is_some() {
+                return Some(());
+            }
+            self.eat(b',')?;
+        }
+    }
+
+    /// An object member's key (without escapes) and the colon after it.
+    pub(crate) fn key(&mut self) -> Option<&'a str> {
+        let key = self.string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(key)
+    }
+
+    /// The members of an object, the opening brace next: `member` gets each key with the
+    /// cursor on its value, and must read or skip that value.
+    pub(crate) fn object(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
+        self.items(b'{', b'}', depth, |s| {
+            let k = s.key()?;
+            member(s, k)
+        })
+    }
+}
+
+/// Marks a field read once; `None` (give up) the second time, as serde refuses a struct's
+/// field given twice.
+pub(crate) fn once(seen: &mut u32, n: u32) -> Option<()> {
+    if *seen & (1 << n) != 0 {
+        return None;
+    }
+    *seen |= 1 << n;
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_is_serde_jsons() {
+        let mut all = String::new();
+        for c in (0u8..0x80).map(char::from).chain(['é', '€', '😀', '\u{2028}']) {
+            all.push(c);
+        }
+        for s in [all.as_str(), "", "plain", "\"", "a\\b", "{\"a\":\"b\\\"c\"}", "\u{7f}\u{1f}"] {
+            let mut ours = String::new();
+            string_into(&mut ours, s);
+            assert_eq!(ours, serde_json::to_string(s).expect("a string"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn unescaping_is_serde_jsons_or_gives_up() {
+        let cases = [
+            r#""""#,
+            r#""plain""#,
+            r#""a\"b\\c\/d\b\f\n\r\t""#,
+            r#""\u0041\u00e9\u20ac\uFFFF\u0000x""#,
+            r#""é€ and more after an escape \" é""#,
+            r#""\ud83d\ude00""#,
+            r#""\ud83d""#,
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\u12g4""#,
+            "\"raw\ncontrol\"",
+            r#""unterminated"#,
+            r#""ends in an escape\"#,
+        ];
+        for c in cases {
+            let ours = Scan::of(c).unescaped();
+            let serde: Option<String> = serde_json::from_str(c).ok();
+            match ours {
+                Some(s) => assert_eq!(Some(s.into_owned()), serde, "{c}"),
+                // Only surrogates are left to serde when it takes them.
+                None => assert!(serde.is_none() || c.contains("\\ud8"), "{c}"),
+            }
+        }
+        let mut s = Scan::of(r#""a\"b" , 1"#);
+        assert_eq!(s.unescaped().as_deref(), Some("a\"b"));
+        s.ws();
+        assert_eq!(s.eat(b','), Some(()));
+    }
+}
