@@ -3,6 +3,8 @@
 //! (choria-ops.md §4, choria-protocol.md §7). The other go-choria built-ins (`executor`,
 //! `aaa_signer`, `choria_registry`) answer "not simulated".
 
+use std::fmt::Write as _;
+
 use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -37,23 +39,23 @@ impl Answer {
         Answer { outcome: Err(r), effect: None }
     }
 
-    /// The SimpleRPC reply body.
+    /// The SimpleRPC reply body `{"action","statuscode","statusmsg","data"}`, written by hand
+    /// (one per node per request; serde's struct serialiser showed in the simulator's profile,
+    /// issue 15): the same bytes as serde writes (unit-tested).
     pub(crate) fn body(&self, action: &str) -> Vec<u8> {
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            action: &'a str,
-            statuscode: u8,
-            statusmsg: &'a str,
-            data: &'a Value,
-        }
         let empty = json!({});
         let (statuscode, statusmsg, data) = match &self.outcome {
-            Ok(data) => (0, "OK".to_string(), data),
-            Err(r) => (r.statuscode(), r.to_string(), r.data().unwrap_or(&empty)),
+            Ok(data) => (0, std::borrow::Cow::Borrowed("OK"), data),
+            Err(r) => (r.statuscode(), std::borrow::Cow::Owned(r.to_string()), r.data().unwrap_or(&empty)),
         };
-        let body = Body { action, statuscode, statusmsg: &statusmsg, data };
-        // Serialising a struct of strings and a Value cannot fail.
-        serde_json::to_vec(&body).unwrap_or_default()
+        let mut out = String::with_capacity(128);
+        out.push_str("{\"action\":");
+        crate::json::string_into(&mut out, action);
+        let _ = write!(out, ",\"statuscode\":{statuscode},\"statusmsg\":");
+        crate::json::string_into(&mut out, &statusmsg);
+        // A Value displays as its JSON text.
+        let _ = write!(out, ",\"data\":{data}}}");
+        out.into_bytes()
     }
 }
 
@@ -214,5 +216,52 @@ fn provision(
         "gen25519" | "gencsr" | "jwt" | "release_update" if !provisioning => Err(Refusal::NotProvisioning),
         "gen25519" | "gencsr" | "jwt" | "release_update" => Err(Refusal::NotSimulated { action: action.to_string() }),
         _ => Err(unknown("choria_provision", action)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body as serde writes it from a struct: the reference for [`Answer::body`].
+    fn serde_body(answer: &Answer, action: &str) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            action: &'a str,
+            statuscode: u8,
+            statusmsg: &'a str,
+            data: &'a Value,
+        }
+        let empty = json!({});
+        let (statuscode, statusmsg, data) = match &answer.outcome {
+            Ok(data) => (0, "OK".to_string(), data),
+            Err(r) => (r.statuscode(), r.to_string(), r.data().unwrap_or(&empty)),
+        };
+        serde_json::to_vec(&Body { action, statuscode, statusmsg: &statusmsg, data }).expect("serialises")
+    }
+
+    #[test]
+    fn bodies_are_written_as_serde_writes_them() {
+        let answers = [
+            Answer::ok(json!({"pong": 1732200001})),
+            Answer::ok(json!({"message": "quote \" backslash \\ newline \n é \u{1} <&>", "n": [1.5, -2, null, true], "o": {}})),
+            Answer::ok(Value::Null),
+            Answer::refused(Refusal::InvalidBody),
+            Answer::refused(Refusal::Injected {
+                code: 5,
+                agent: "choria_provision".into(),
+                action: "restart".into(),
+                identity: "n\"1".into(),
+            }),
+            Answer::refused(Refusal::NotSimulated { action: "jwt".into() }),
+        ];
+        for a in &answers {
+            for action in ["ping", "re\"start", ""] {
+                assert_eq!(
+                    String::from_utf8(a.body(action)).expect("UTF-8"),
+                    String::from_utf8(serde_body(a, action)).expect("UTF-8")
+                );
+            }
+        }
     }
 }

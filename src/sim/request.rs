@@ -31,6 +31,8 @@ pub(crate) struct Request {
     pub(crate) body: Option<RpcBody>,
     /// What the stats count it under: `agent#action`, `agent#<invalid>` or `discovery`.
     pub(crate) key: Arc<str>,
+    /// Where replies go, made once: a subject clones without copying, per reply.
+    pub(crate) reply_to: async_nats::Subject,
     /// The request's filter, compiled.
     pub(crate) matcher: Matcher,
     /// Secure mode's verdict on the request's credentials.
@@ -75,7 +77,8 @@ impl Request {
             None => format!("{}#<invalid>", req.agent).into(),
         };
         let matcher = Matcher::new(&req.filter);
-        Some(Request { req, body, key, matcher, verdict })
+        let reply_to = async_nats::Subject::from(req.reply_to.as_str());
+        Some(Request { req, body, key, reply_to, matcher, verdict })
     }
 
     /// True for a discovery request.

@@ -18,7 +18,7 @@ use crate::lock;
 
 /// One reply to send, possibly later.
 struct Outgoing {
-    reply_to: String,
+    reply_to: async_nats::Subject,
     payload: Bytes,
     delay: Option<Duration>,
 }
@@ -128,7 +128,7 @@ fn answer(
             }
             node.daemon.replies += 1;
             out.push(Outgoing {
-                reply_to: req.reply_to.clone(),
+                reply_to: p.reply_to.clone(),
                 payload: protocol::encode_reply(req, &node.identity, b"pong", now),
                 delay: None,
             });
@@ -150,7 +150,7 @@ fn answer(
         let action = body.as_ref().map(|b| b.action.as_str()).unwrap_or("");
         let delay = (node.fault == Fault::Slow).then_some(cfg.slow_delay);
         out.push(Outgoing {
-            reply_to: req.reply_to.clone(),
+            reply_to: p.reply_to.clone(),
             payload: protocol::encode_reply(req, &node.identity, &answer.body(action), now),
             delay,
         });

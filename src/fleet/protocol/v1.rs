@@ -9,7 +9,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use std::fmt::Write as _;
 
 use super::{
     b64, expect_protocol, hash_matches, json, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload,
@@ -17,7 +16,7 @@ use super::{
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
-use crate::json::string_into;
+use crate::json::{escape_into, string_into};
 
 pub(super) const TRANSPORT: &str = "choria:transport:1";
 const SECURE_REQUEST: &str = "choria:secure:request:1";
@@ -231,22 +230,28 @@ pub(super) fn encode_reply(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Bytes {
     let body = String::from_utf8_lossy(body);
+    // The secure layer embeds the reply as a string: it is written escaped beside the plain
+    // text (hashed), our own constant pieces escaped in the source, so only the values are
+    // scanned for escaping, not the whole reply a second time.
     // Escaping a JSON text in a string adds about one byte in ten; the envelope ~200.
-    let mut reply = String::with_capacity(body.len() * 5 / 4 + 256);
-    reply.push_str("{\"protocol\":\"choria:reply:1\",\"message\":");
-    string_into(&mut reply, &body);
-    reply.push_str(",\"envelope\":{\"requestid\":");
-    string_into(&mut reply, &req.request_id);
-    reply.push_str(",\"senderid\":");
-    string_into(&mut reply, identity);
-    reply.push_str(",\"agent\":");
-    string_into(&mut reply, &req.agent);
-    let _ = write!(reply, ",\"time\":{}}}}}", now.timestamp());
-    let mut secure = String::with_capacity(reply.len() * 5 / 4 + 128);
-    secure.push_str("{\"protocol\":\"choria:secure:reply:1\",\"message\":");
-    string_into(&mut secure, &reply);
-    secure.push_str(",\"hash\":\"");
-    secure.push_str(&sha256_b64(reply.as_bytes()));
+    let mut r = Twice::with_capacity(body.len() * 5 / 4 + 256);
+    r.piece(r#"{"protocol":"choria:reply:1","message":"#, r#"{\"protocol\":\"choria:reply:1\",\"message\":"#);
+    r.string(&body);
+    r.piece(r#","envelope":{"requestid":"#, r#",\"envelope\":{\"requestid\":"#);
+    r.string(&req.request_id);
+    r.piece(r#","senderid":"#, r#",\"senderid\":"#);
+    r.string(identity);
+    r.piece(r#","agent":"#, r#",\"agent\":"#);
+    r.string(&req.agent);
+    let time = now.timestamp().to_string();
+    r.piece(r#","time":"#, r#",\"time\":"#);
+    r.piece(&time, &time);
+    r.piece("}}", "}}");
+    let mut secure = String::with_capacity(r.escaped.len() + 128);
+    secure.push_str("{\"protocol\":\"choria:secure:reply:1\",\"message\":\"");
+    secure.push_str(&r.escaped);
+    secure.push_str("\",\"hash\":\"");
+    secure.push_str(&sha256_b64(r.plain.as_bytes()));
     secure.push_str("\"}");
     let mut transport = String::with_capacity(secure.len() * 4 / 3 + identity.len() + 128);
     transport.push_str("{\"protocol\":\"choria:transport:1\",\"data\":\"");
@@ -255,6 +260,31 @@ pub(super) fn encode_reply(
     string_into(&mut transport, identity);
     transport.push_str("}}");
     Bytes::from(transport)
+}
+
+/// A JSON text and the same text escaped as the inside of a JSON string, written together.
+struct Twice {
+    plain: String,
+    escaped: String,
+}
+
+impl Twice {
+    fn with_capacity(n: usize) -> Twice {
+        Twice { plain: String::with_capacity(n), escaped: String::with_capacity(n + n / 4) }
+    }
+
+    /// A constant piece of JSON and its escaped form (written out in the source).
+    fn piece(&mut self, plain: &str, escaped: &str) {
+        self.plain.push_str(plain);
+        self.escaped.push_str(escaped);
+    }
+
+    /// A JSON string: `"s"` escaped once in the plain text, twice in the escaped one.
+    fn string(&mut self, s: &str) {
+        let start = self.plain.len();
+        string_into(&mut self.plain, s);
+        escape_into(&mut self.escaped, &self.plain[start..]);
+    }
 }
 
 #[cfg(test)]
