@@ -244,7 +244,9 @@ mod tests {
     fn bodies_are_written_as_serde_writes_them() {
         let answers = [
             Answer::ok(json!({"pong": 1732200001})),
-            Answer::ok(json!({"message": "quote \" backslash \\ newline \n é \u{1} <&>", "n": [1.5, -2, null, true], "o": {}})),
+            Answer::ok(
+                json!({"message": "quote \" backslash \\ newline \n é \u{1} <&>", "n": [1.5, -2, null, true], "o": {}}),
+            ),
             Answer::ok(Value::Null),
             Answer::refused(Refusal::InvalidBody),
             Answer::refused(Refusal::Injected {

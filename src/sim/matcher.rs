@@ -69,6 +69,15 @@ impl Matcher {
         }
     }
 
+    /// Without the filter's exact `agent` entries naming `agent`: a server checks that it runs
+    /// the request's agent before the filter (`server::answer`), and a direct request names
+    /// its agent in its filter, so matching it again was a second scan of each node's agents
+    /// per reply.
+    pub(crate) fn assuming_agent(mut self, agent: &str) -> Matcher {
+        self.agent.retain(|p| !matches!(p, Some(Pattern::Exact(a)) if a == agent));
+        self
+    }
+
     /// True when node `n` is selected by the filter.
     pub(crate) fn matches(&self, n: &Node) -> bool {
         let any = |p: &Option<Pattern>, v: &[String]| p.as_ref().is_some_and(|p| v.iter().any(|x| p.matches(x)));
@@ -130,6 +139,11 @@ mod tests {
         assert!(n.matches(&i));
         let a = Filter { agent: vec!["rpcutil".into(), "nope".into()], ..Default::default() };
         assert!(!n.matches(&a));
+        // What the server checked itself is dropped; the rest still counts.
+        assert!(!Matcher::new(&a).assuming_agent("rpcutil").matches(&n));
+        assert!(Matcher::new(&a).assuming_agent("nope").matches(&n));
+        let r = Filter { agent: vec!["/^rpc/".into()], ..Default::default() };
+        assert_eq!(Matcher::new(&r).assuming_agent("rpcutil").agent.len(), 1, "a regex is kept");
         assert!(compare(&json!(true), "==", "true"));
         assert!(compare(&json!("10"), ">", "9"));
     }

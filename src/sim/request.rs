@@ -76,7 +76,11 @@ impl Request {
             Some(b) => format!("{}#{}", req.agent, b.action).into(),
             None => format!("{}#<invalid>", req.agent).into(),
         };
-        let matcher = Matcher::new(&req.filter);
+        let matcher = match req.agent.as_str() {
+            // Discovery checks no agent of its own: its filter is matched whole.
+            "discovery" => Matcher::new(&req.filter),
+            agent => Matcher::new(&req.filter).assuming_agent(agent),
+        };
         let reply_to = async_nats::Subject::from(req.reply_to.as_str());
         Some(Request { req, body, key, reply_to, matcher, verdict })
     }

@@ -9,7 +9,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-
 use super::{
     b64, expect_protocol, hash_matches, json, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload,
     RequestSpec, Security, TransportIn, Version, B64, DISCOVERY_PING,
