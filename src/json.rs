@@ -151,12 +151,17 @@ impl<'a> Scan<'a> {
             self.i = at + 1;
             return Some(Cow::Borrowed(&self.text[start..at]));
         }
+        // Sized for the rest of the text: v1's secure message, the common case, is nearly all
+        // of it. A short string in a long text gives the excess back below.
         let mut out = String::with_capacity(self.b.len() - start);
         out.push_str(&self.text[start..at]);
         loop {
             match self.b[at] {
                 b'"' => {
                     self.i = at + 1;
+                    if out.capacity() > 2 * out.len() + 64 {
+                        out.shrink_to_fit();
+                    }
                     return Some(Cow::Owned(out));
                 }
                 b'\\' => {
@@ -414,6 +419,10 @@ mod tests {
         }
         let mut s = Scan::of(r#""a\"b" , 1"#);
         assert_eq!(s.unescaped().as_deref(), Some("a\"b"));
+        // A short string in a long text keeps no more room than it needs.
+        let long = format!(r#""a\nb" {}"#, " ".repeat(100_000));
+        assert!(Scan::of(&long).unescaped().expect("a string").into_owned().capacity() < 1000);
+        assert!(Scan::of(r#""\ud83d\ude00""#).unescaped().is_none(), "surrogates are serde's");
         s.ws();
         assert_eq!(s.eat(b','), Some(()));
     }

@@ -279,6 +279,22 @@ mod tests {
         transport(v2::TRANSPORT, secure, "sender")
     }
 
+    /// A v2 reply signed by a server key, with the server's JWT naming that key as the sender
+    /// (only its `public_key` claim is read to check a reply).
+    fn wrap_v2_signed(reply: &str) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use ed25519_dalek::Signer;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let claims = format!(r#"{{"public_key":"{}"}}"#, hex::encode(key.verifying_key().as_bytes()));
+        let jwt = format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(claims));
+        wrap_v2_secure(&format!(
+            r#"{{"protocol":"io.choria.protocol.v2.secure_reply","reply":"{}","hash":"{}","signature":"{}","sender":"{jwt}"}}"#,
+            B64.encode(reply),
+            sha256_b64(reply.as_bytes()),
+            B64.encode(key.sign(reply.as_bytes()).to_bytes())
+        ))
+    }
+
     fn wrap_v2_reply(reply: &str) -> String {
         wrap_v2_secure(&format!(
             r#"{{"protocol":"io.choria.protocol.v2.secure_reply","reply":"{}","hash":"{}","signature":"","sender":""}}"#,
@@ -312,6 +328,8 @@ mod tests {
     /// the mutations reach every layer instead of only breaking the outer hash.
     enum Layer {
         V1Reply(String),
+        /// A v2 reply, signed after mutation.
+        V2Signed(String),
         V1Secure(String),
         V2Reply(String),
         V2Secure(String),
@@ -332,6 +350,10 @@ mod tests {
             v.push(Layer::Transport(wrap_v1_reply(&v1_reply)));
             v.push(Layer::Transport(wrap_v2_reply(&v2_reply)));
             v.push(Layer::V1Reply(v1_reply));
+            if n == 0 {
+                v.push(Layer::Transport(wrap_v2_signed(&v2_reply)));
+                v.push(Layer::V2Signed(v2_reply.clone()));
+            }
             v.push(Layer::V2Reply(v2_reply));
         }
         // Our own encoder's replies, and Go's escapes of the inner JSON.
@@ -372,6 +394,7 @@ mod tests {
         match layer {
             Layer::V1Reply(r) => wrap_v1_reply(&mutate(r)),
             Layer::V1Secure(s) => wrap_v1_secure(&mutate(s)),
+            Layer::V2Signed(r) => wrap_v2_signed(&mutate(r)),
             Layer::V2Reply(r) => wrap_v2_reply(&mutate(r)),
             Layer::V2Secure(s) => wrap_v2_secure(&mutate(s)),
             Layer::Transport(t) => mutate(t),
@@ -388,12 +411,11 @@ mod tests {
             let b = payload(layer, str::to_string);
             let fast = decode_reply(&b);
             let text = String::from_utf8_lossy(&b);
-            // The V2Secure seed's reply is v1's text: serde refuses it too.
-            if matches!(layer, Layer::V2Secure(_)) {
-                assert!(fast.is_none() && decode_reply_serde(&b).is_err(), "{text}");
-                continue;
+            match decode_reply_serde(&b) {
+                // The V2Secure seed's reply is v1's text: refused either way.
+                Err(_) => assert!(fast.is_none() && matches!(layer, Layer::V2Secure(_)), "{text}"),
+                Ok(r) => assert_eq!(fast.expect("a plain reply takes the fast path"), r, "{text}"),
             }
-            assert_eq!(Some(fast.expect("a plain reply takes the fast path")), decode_reply_serde(&b).ok(), "{text}");
         }
         let alphabet = b"{}[]\":,\\/ \t\n-+.0123456789eEtrufalsnu\x01\xc3\xa9";
         let mut rng = SmallRng::seed_from_u64(15);
@@ -425,6 +447,30 @@ mod tests {
             }
         }
         assert!(fast > total / 20, "only {fast} of {total} mutations took the fast path");
+    }
+
+    /// A signed v2 reply is checked on the fast path: one whose signature does not verify is
+    /// left to the serde path, which refuses it.
+    #[test]
+    fn v2_signatures_are_checked() {
+        let reply =
+            r#"{"protocol":"io.choria.protocol.v2.reply","message":"cG9uZw==","request":"r","sender":"n","agent":"a"}"#;
+        let good = wrap_v2_signed(reply);
+        assert!(decode_reply(good.as_bytes()).is_some());
+        let secure = String::from_utf8(
+            B64.decode(serde_json::from_str::<serde_json::Value>(&good).expect("JSON")["data"].as_str().expect("data"))
+                .expect("base64"),
+        )
+        .expect("UTF-8");
+        let signature = serde_json::from_str::<serde_json::Value>(&secure).expect("JSON")["signature"]
+            .as_str()
+            .expect("a signature")
+            .to_string();
+        let mut wrong = B64.decode(&signature).expect("base64");
+        wrong[0] ^= 1;
+        let bad = wrap_v2_secure(&secure.replace(&signature, &B64.encode(wrong)));
+        assert!(decode_reply(bad.as_bytes()).is_none());
+        assert!(decode_reply_serde(bad.as_bytes()).is_err());
     }
 
     #[test]
