@@ -1,7 +1,6 @@
 //! The running simulated fleet: its nodes, counters and connection, and the tasks that serve
 //! them.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +23,8 @@ pub(crate) struct Shared {
     /// Every node, in identity order.
     pub(crate) nodes: Mutex<Vec<Node>>,
     /// Identity to position in `nodes`.
-    pub(crate) index: HashMap<String, usize>,
+    /// Looked up once per direct request: foldhash, not SipHash (issue 15).
+    pub(crate) index: foldhash::HashMap<String, usize>,
     /// Splays and other draws after start-up, from the same seed as the fleet.
     pub(crate) rng: Mutex<SmallRng>,
     /// The counters so far (faults and states are filled in by [`Shared::snapshot`]).
