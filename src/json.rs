@@ -364,6 +364,44 @@ impl<'a> Scan<'a> {
     }
 }
 
+impl<'a> Scan<'a> {
+    /// The object at the cursor, its members named in `keys` read as strings (escapes undone),
+    /// each in its place in the result (`None` when absent): what a serde struct of string
+    /// fields takes. A key given twice gives up, as serde refuses it; a member not named goes
+    /// to `other`, which reads or skips its value.
+    pub(crate) fn strings<const N: usize>(
+        &mut self,
+        depth: usize,
+        keys: [&str; N],
+        mut other: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<[Option<Cow<'a, str>>; N]> {
+        if self.peek()? != b'{' {
+            return None;
+        }
+        let mut got: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
+        self.object(depth, |s, key| match keys.iter().position(|k| *k == key) {
+            Some(n) if got[n].is_none() => {
+                got[n] = Some(s.unescaped()?);
+                Some(())
+            }
+            Some(_) => None,
+            None => other(s, key),
+        })?;
+        Some(got)
+    }
+
+    /// [`Scan::strings`] over the whole text: nothing but whitespace around the object.
+    pub(crate) fn whole_strings<const N: usize>(
+        mut self,
+        keys: [&str; N],
+        other: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<[Option<Cow<'a, str>>; N]> {
+        self.ws();
+        let got = self.strings(0, keys, other)?;
+        self.at_end().then_some(got)
+    }
+}
+
 /// Marks a field read once; `None` (give up) the second time, as serde refuses a struct's
 /// field given twice.
 pub(crate) fn once(seen: &mut u32, n: u32) -> Option<()> {
@@ -372,6 +410,25 @@ pub(crate) fn once(seen: &mut u32, n: u32) -> Option<()> {
     }
     *seen |= 1 << n;
     Some(())
+}
+
+/// For the fast readers' tests, which compare them with serde on mutated input: one to three
+/// bytes of `b` replaced, inserted or removed, taken from the edges of JSON's grammar.
+#[cfg(test)]
+pub(crate) fn mutate(rng: &mut rand::rngs::SmallRng, b: &mut Vec<u8>) {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"{}[]\":,\\/ \t\n-+.0123456789eEtrufalsnu\x01\xc3\xa9";
+    for _ in 0..rng.gen_range(1..4) {
+        let at = rng.gen_range(0..=b.len());
+        let c = ALPHABET[rng.gen_range(0..ALPHABET.len())];
+        match rng.gen_range(0..3) {
+            0 if at < b.len() => b[at] = c,
+            1 if at < b.len() => {
+                b.remove(at);
+            }
+            _ => b.insert(at, c),
+        }
+    }
 }
 
 #[cfg(test)]
