@@ -226,7 +226,7 @@ fn go_choria_inventory(node: &fleetbook::sim::node::Node, show_facts: bool) -> V
     }
     let mut p = |s: String| l.extend(s.split('\n').map(|x| Want::Exact(x.to_string())));
     p("\n  Agents:\n".into());
-    let mut agents = node.agents.clone();
+    let mut agents = node.agents.to_vec();
     while !agents.len().is_multiple_of(3) {
         agents.push(String::new());
     }

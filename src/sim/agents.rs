@@ -109,7 +109,7 @@ fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>
         "inventory" => {
             let (collectives, main) = collectives();
             json!({
-            "agents": node.agents,
+            "agents": &node.agents[..],
             "facts": node.facts,
             "classes": node.classes,
             "version": node.version,

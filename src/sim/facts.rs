@@ -1,6 +1,8 @@
 //! What a simulated server says about itself: facts, classes and agents drawn from the seed,
 //! facts read by dotted path and compared as go-choria's `filter/facts` does.
 
+use std::sync::Arc;
+
 use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -18,7 +20,7 @@ pub(crate) struct Profile {
     /// Puppet-style classes.
     pub(crate) classes: Vec<String>,
     /// Agents it runs, sorted.
-    pub(crate) agents: Vec<String>,
+    pub(crate) agents: Arc<[String]>,
 }
 
 impl Profile {
@@ -47,14 +49,15 @@ impl Profile {
             "cache" => classes.push("redis".into()),
             _ => {}
         }
-        let mut agents: Vec<String> = ["choria_provision", "choria_util", "discovery", "executor", "rpcutil", "scout"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        if rng.gen_bool(0.5) {
-            agents.push("package".into());
-            agents.sort();
-        }
+        // Two lists, each made once and shared by every node that has it.
+        static AGENTS: std::sync::LazyLock<[Arc<[String]>; 2]> = std::sync::LazyLock::new(|| {
+            let base = ["choria_provision", "choria_util", "discovery", "executor", "rpcutil", "scout"];
+            let mut with_package: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            with_package.push("package".into());
+            with_package.sort();
+            [base.iter().map(|s| s.to_string()).collect(), with_package.into()]
+        });
+        let agents = AGENTS[usize::from(rng.gen_bool(0.5))].clone();
         Profile { facts, classes, agents }
     }
 }
