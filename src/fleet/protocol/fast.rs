@@ -231,22 +231,8 @@ mod tests {
             v.push(Layer::V2Reply(v2_reply));
         }
         // Our own encoder's replies, and Go's escapes of the inner JSON.
-        let filter = crate::fleet::filter::Filter::default();
         for version in [Version::V1, Version::V2] {
-            let spec = super::super::RequestSpec {
-                request_id: "9f2c7e0d1b3a4c5d8e6f7a8b9c0d1e2f",
-                sender: "client",
-                caller: "choria=client.mcollective",
-                collective: "mcollective",
-                agent: "rpcutil",
-                ttl: 60,
-                filter: &filter,
-                reply_to: "mcollective.reply.x.y",
-                payload: super::super::Payload::Rpc(r#"{"agent":"rpcutil","action":"ping","data":{}}"#),
-                security: super::super::Security::Insecure,
-            };
-            let req = super::super::encode_request(version, &spec, chrono::Utc::now());
-            let req = super::super::decode_request(&req).expect("our request decodes");
+            let req = super::super::tests::decoded_request(version, "rpcutil");
             let reply = super::super::encode_reply(&req, "n1.example.net", b"{\"a\":\"<b>\"}", chrono::Utc::now());
             v.push(Layer::Transport(String::from_utf8(reply.to_vec()).expect("UTF-8")));
         }

@@ -245,6 +245,29 @@ fn detect(payload: &[u8]) -> Result<(Version, TransportIn<'_>)> {
     Ok((version, t))
 }
 
+/// A wire struct as JSON text. Serialising these plain structs cannot fail: no maps with
+/// non-string keys, no I/O.
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A reply's transport (both versions): base64 of the secure reply as `data`, the replying
+/// server under `sender_key` in the headers. Written by hand as the reply layers are; the
+/// same bytes as serde writes from each version's `Transport` (tested in each).
+fn reply_transport(protocol: &str, sender_key: &str, secure: &str, identity: &str) -> Bytes {
+    let mut t = String::with_capacity(secure.len() * 4 / 3 + protocol.len() + identity.len() + 64);
+    t.push_str("{\"protocol\":");
+    crate::json::string_into(&mut t, protocol);
+    t.push_str(",\"data\":\"");
+    B64.encode_string(secure, &mut t);
+    t.push_str("\",\"headers\":{");
+    crate::json::string_into(&mut t, sender_key);
+    t.push(':');
+    crate::json::string_into(&mut t, identity);
+    t.push_str("}}");
+    Bytes::from(t)
+}
+
 /// Decodes base64 text (a transport's `data`, v2's byte fields).
 pub(crate) fn b64(data: &str, what: &'static str) -> Result<Vec<u8>> {
     B64.decode(data).map_err(|e| FleetError::decode(what, e))
@@ -309,8 +332,39 @@ fn ksuid() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A request as our client sends it, opened as a server opens it: what the reply
+    /// encoders' tests answer.
+    pub(in crate::fleet::protocol) fn decoded_request(version: Version, agent: &str) -> DecodedRequest {
+        let filter = Filter::default();
+        let spec = RequestSpec {
+            request_id: match version {
+                Version::V1 => "9f2c7e0d1b3a4c5d8e6f7a8b9c0d1e2f",
+                Version::V2 => "2XbGlS0Ukx3ltbAk1sYbqQ2AqEJ",
+            },
+            sender: "client",
+            caller: "choria=client.mcollective",
+            collective: "mcollective",
+            agent,
+            ttl: 60,
+            filter: &filter,
+            reply_to: "mcollective.reply.x.y",
+            payload: Payload::Rpc(r#"{"agent":"rpcutil","action":"ping","data":{}}"#),
+            security: Security::Insecure,
+        };
+        decode_request(&encode_request(version, &spec, chrono::Utc::now())).expect("our request decodes")
+    }
+
+    /// Identities and reply bodies at the edges of escaping and UTF-8.
+    pub(in crate::fleet::protocol) const REPLY_CASES: [(&str, &[u8]); 5] = [
+        ("n1.example.net", b"{\"statuscode\":0,\"statusmsg\":\"OK\",\"data\":{\"pong\":1}}"),
+        ("n\"2\\", b"pong"),
+        ("", b""),
+        ("\u{e9}\u{7f}\n", "tab\t \u{8}\u{c}\r \u{1f} \u{2028} \u{1F600} <&>".as_bytes()),
+        ("n", b"\xff not UTF-8 \xc3"),
+    ];
 
     const FIPS_RIP: &str = "a8d26d6b19525a023b576468d70dd050cdace101bf8d438a58f071913d559a95";
 

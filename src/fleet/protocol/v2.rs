@@ -11,8 +11,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    b64, expect_protocol, hash_matches, json, sha256_b64, try_base64, DecodedReply, DecodedRequest, Payload,
-    RequestSpec, Security, TransportIn, Version, B64, DISCOVERY_PING,
+    b64, expect_protocol, hash_matches, json, reply_transport, sha256_b64, to_json, try_base64, DecodedReply,
+    DecodedRequest, Payload, RequestSpec, Security, TransportIn, Version, B64, DISCOVERY_PING,
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
@@ -58,11 +58,6 @@ struct Request<'a> {
     ttl: u64,
     time: i64,
     filter: &'a Filter,
-}
-
-fn to_json<T: Serialize>(v: &T) -> String {
-    // Serialising these plain structs cannot fail: no maps with non-string keys, no I/O.
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 fn nanos(now: chrono::DateTime<chrono::Utc>) -> i64 {
@@ -210,8 +205,8 @@ pub(super) fn decode_request(t: TransportIn<'_>) -> Result<DecodedRequest> {
 }
 
 /// The reply, its secure wrapper and the transport, written by hand as in v1 (the simulator
-/// builds one per node): the same bytes as serialising [`Reply`], [`SecureReply`] and
-/// [`Transport`] with serde_json (unit-tested).
+/// builds one per node): the same bytes as serialising the wire structs (`Reply`,
+/// `SecureReply`, `Transport`) with serde_json: the tests below keep those as the reference.
 pub(super) fn encode_reply(
     req: &DecodedRequest,
     identity: &str,
@@ -234,13 +229,7 @@ pub(super) fn encode_reply(
     secure.push_str("\",\"hash\":\"");
     secure.push_str(&sha256_b64(reply.as_bytes()));
     secure.push_str("\"}");
-    let mut transport = String::with_capacity(secure.len() * 4 / 3 + identity.len() + 128);
-    transport.push_str("{\"protocol\":\"io.choria.protocol.v2.transport\",\"data\":\"");
-    B64.encode_string(&secure, &mut transport);
-    transport.push_str("\",\"headers\":{\"sender\":");
-    string_into(&mut transport, identity);
-    transport.push_str("}}");
-    Bytes::from(transport)
+    reply_transport(TRANSPORT, "sender", &secure, identity)
 }
 
 #[cfg(test)]
@@ -293,30 +282,9 @@ mod tests {
 
     #[test]
     fn replies_are_written_as_serde_writes_them() {
-        let filter = Filter::default();
-        let spec = RequestSpec {
-            request_id: "2XbGlS0Ukx3ltbAk1sYbqQ2AqEJ",
-            sender: "client",
-            caller: "choria=client.mcollective",
-            collective: "mcollective",
-            agent: "rpc\"util\u{1}",
-            ttl: 60,
-            filter: &filter,
-            reply_to: "r",
-            payload: Payload::Rpc("{}"),
-            security: Security::Insecure,
-        };
-        let req =
-            decode_request(super::super::detect(&encode_request(&spec, chrono::Utc::now())).expect("our transport").1)
-                .expect("our request");
+        let req = super::super::tests::decoded_request(Version::V2, "rpc\"util\u{1}");
         let now = chrono::Utc::now();
-        for (identity, body) in [
-            ("n1.example.net", &b"{\"statuscode\":0,\"statusmsg\":\"OK\",\"data\":{\"pong\":1}}"[..]),
-            ("n\"2\\", b"pong"),
-            ("", b""),
-            ("\u{e9}\u{7f}\n", "tab\t \u{8}\u{c}\r \u{1f} \u{2028} \u{1F600} <&>".as_bytes()),
-            ("n", b"\xff not UTF-8 \xc3"),
-        ] {
+        for (identity, body) in super::super::tests::REPLY_CASES {
             assert_eq!(
                 encode_reply(&req, identity, body, now),
                 encode_reply_serde(&req, identity, body, now),
