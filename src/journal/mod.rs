@@ -160,7 +160,7 @@ pub async fn stream(fleet: &Fleet, o: &JournalOptions) -> Result<stream::Stream,
 /// One message for the writer.
 struct Msg {
     kind: String,
-    payload: Vec<u8>,
+    payload: bytes::Bytes,
     rollup: bool,
     ack: Option<std::sync::mpsc::Sender<Result<(), SinkError>>>,
 }
@@ -202,7 +202,7 @@ impl Journal {
 
     fn send(&self, e: &RunEvent, ack: Option<std::sync::mpsc::Sender<Result<(), SinkError>>>) -> bool {
         let Some((kind, line)) = crate::progress::jsonl::line(e) else { return false };
-        self.tx.send(Msg { kind, payload: line.into_bytes(), rollup: false, ack }).is_ok()
+        self.tx.send(Msg { kind, payload: line.into(), rollup: false, ack }).is_ok()
     }
 }
 
@@ -272,26 +272,24 @@ async fn write(
         let mut sent = Vec::with_capacity(window.len());
         for m in window {
             seq += 1;
-            let mut headers = HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{ids}-{seq}").as_str());
-            if m.rollup {
-                headers.insert("Nats-Rollup", "sub");
-            }
-            let subject = subject(run.as_str(), &m.kind);
+            // Subject and payload are shared buffers: a retry reuses them without a copy.
+            let subject = async_nats::Subject::from(subject(run.as_str(), &m.kind));
             let ack = match fleet.link().closed() {
-                None => js.publish_with_headers(subject.clone(), headers.clone(), m.payload.clone().into()).await.ok(),
+                None => {
+                    js.publish_with_headers(subject.clone(), headers(&ids, seq, m.rollup), m.payload.clone()).await.ok()
+                }
                 Some(_) => None,
             };
-            sent.push((m, subject, headers, ack));
+            sent.push((m, subject, seq, ack));
         }
-        for (m, subject, headers, ack) in sent {
+        for (m, subject, seq, ack) in sent {
             let acked = match ack {
                 Some(ack) => matches!(tokio::time::timeout(wait, ack).await, Ok(Ok(_))),
                 None => false,
             };
             let outcome = match acked {
                 true => Ok(()),
-                false => publish(&js, &fleet, &subject, &headers, &m.payload, wait).await,
+                false => publish(&js, &fleet, &subject, &headers(&ids, seq, m.rollup), &m.payload, wait).await,
             };
             let result = match outcome {
                 Ok(()) => match &failed {
@@ -315,15 +313,26 @@ async fn write(
     }
 }
 
+/// A journal message's headers: its id (`<run>-<attempt>-<seq>`, so a retry is deduplicated) and,
+/// for a heartbeat, the roll-up that replaces the run's previous one.
+fn headers(ids: &str, seq: u64, rollup: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{ids}-{seq}").as_str());
+    if rollup {
+        headers.insert("Nats-Rollup", "sub");
+    }
+    headers
+}
+
 /// Publishes one message until the broker acknowledges it: a refusal (a full stream, a limit)
 /// ends at once, a lost connection or a missing acknowledgement is retried until `wait`
 /// passes or the client gives up reconnecting. The error says why.
 async fn publish(
     js: &jetstream::Context,
     fleet: &Fleet,
-    subject: &str,
+    subject: &async_nats::Subject,
     headers: &HeaderMap,
-    payload: &[u8],
+    payload: &bytes::Bytes,
     wait: Duration,
 ) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + wait;
@@ -333,7 +342,7 @@ async fn publish(
             return Err(why);
         }
         let attempt = async {
-            let ack = js.publish_with_headers(subject.to_string(), headers.clone(), payload.to_vec().into()).await?;
+            let ack = js.publish_with_headers(subject.clone(), headers.clone(), payload.clone()).await?;
             ack.await.map(|_| ())
         };
         match tokio::time::timeout_at(deadline, attempt).await {
@@ -366,7 +375,7 @@ async fn heartbeat(tx: mpsc::UnboundedSender<Msg>) {
         tick.tick().await;
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let body = serde_json::json!({"event": "heartbeat", "time": time, "period_s": period.as_secs_f64()});
-        let msg = Msg { kind: "heartbeat".into(), payload: body.to_string().into_bytes(), rollup: true, ack: None };
+        let msg = Msg { kind: "heartbeat".into(), payload: body.to_string().into(), rollup: true, ack: None };
         if tx.send(msg).is_err() {
             return;
         }

@@ -203,6 +203,83 @@ impl RunEvent {
     }
 }
 
+/// One event of each kind, for tests: every public kind once, then an event with strings
+/// that need escaping and the display-only kinds.
+#[cfg(test)]
+pub(crate) fn samples() -> Vec<RunEvent> {
+    use serde_json::json;
+    vec![
+        RunEvent::RunStart {
+            run_id: "i".into(),
+            command: "run".into(),
+            runbook: "r".into(),
+            sha256: Some("s".into()),
+            dry_run: false,
+            args: serde_json::Map::new(),
+            user: "u".into(),
+            host: "h".into(),
+            attempt: 1,
+        },
+        RunEvent::Discovered { count: 0, nodes: Vec::new() },
+        RunEvent::RolloutStart {
+            call: 1,
+            agent: "a".into(),
+            action: "b".into(),
+            inputs: json!({}),
+            nodes: 1,
+            batches: 1,
+            dry_run: false,
+        },
+        RunEvent::BatchStart {
+            call: 1,
+            batch: 1,
+            batches: 1,
+            nodes: Vec::new(),
+            groups: Some(std::collections::BTreeMap::new()),
+            dry_run: true,
+        },
+        RunEvent::NodeResult {
+            node: "n".into(),
+            status: NodeStatus::Ok,
+            statuscode: Some(0),
+            statusmsg: Some("OK".into()),
+            data: Some(json!({})),
+            resumed: true,
+        },
+        RunEvent::BatchEnd { batch: 1, batches: 1, ok: 1, failed: 0, no_reply: 0, unknown: 0 },
+        RunEvent::Gate { batch: 1, decision: GateVerdict::Continue },
+        RunEvent::RolloutStopped { reason: "r".into(), ok: 0, failed: Vec::new(), unknown: Vec::new(), not_sent: 0 },
+        RunEvent::Event { event_type: "t".into(), identity: "i".into(), component: "c".into(), subject: "s".into() },
+        RunEvent::GovernorWait { governor: "g".into(), batch: Some(1), leases: 2 },
+        RunEvent::Governor { governor: "g".into(), batch: Some(1), leases: 2, waited_ms: 5 },
+        RunEvent::Evict { election: "e".into(), bucket: "b".into(), evicted: None, resumed: true },
+        RunEvent::Confirmed { question: "q".into(), by: "operator".into() },
+        RunEvent::Slept { ms: 1, resumed: true },
+        RunEvent::RunEnd {
+            run_id: "i".into(),
+            status: RunStatus::Ok,
+            exit_code: 0,
+            reason: None,
+            ok: 0,
+            failed: 0,
+            no_reply: 0,
+            unknown: 0,
+        },
+        // Strings that need escaping, and the kinds that never reach JSONL.
+        RunEvent::NodeResult {
+            node: "quote\"back\\slash\ttab\u{1}ctl".into(),
+            status: NodeStatus::Failed,
+            statuscode: Some(1),
+            statusmsg: Some("line\nbreak é 🦀".into()),
+            data: Some(json!({"x": [1, 2.5, -3, null, true, "\u{7f}"], "nested": {"k": "v"}})),
+            resumed: false,
+        },
+        RunEvent::RolloutEnd,
+        RunEvent::DiscoveryFailed,
+        RunEvent::Discovering { what: "all".into() },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,77 +345,15 @@ mod tests {
             .collect()
     }
 
+    /// The escaping sample repeats a kind.
+    fn tricky(e: &RunEvent) -> bool {
+        matches!(e, RunEvent::NodeResult { node, .. } if node.contains('"'))
+    }
+
     #[test]
     fn every_public_kind_is_documented_with_exactly_its_fields() {
-        let samples = vec![
-            RunEvent::RunStart {
-                run_id: "i".into(),
-                command: "run".into(),
-                runbook: "r".into(),
-                sha256: Some("s".into()),
-                dry_run: false,
-                args: serde_json::Map::new(),
-                user: "u".into(),
-                host: "h".into(),
-                attempt: 1,
-            },
-            RunEvent::Discovered { count: 0, nodes: Vec::new() },
-            RunEvent::RolloutStart {
-                call: 1,
-                agent: "a".into(),
-                action: "b".into(),
-                inputs: json!({}),
-                nodes: 1,
-                batches: 1,
-                dry_run: false,
-            },
-            RunEvent::BatchStart {
-                call: 1,
-                batch: 1,
-                batches: 1,
-                nodes: Vec::new(),
-                groups: Some(std::collections::BTreeMap::new()),
-                dry_run: true,
-            },
-            RunEvent::NodeResult {
-                node: "n".into(),
-                status: NodeStatus::Ok,
-                statuscode: Some(0),
-                statusmsg: Some("OK".into()),
-                data: Some(json!({})),
-                resumed: true,
-            },
-            RunEvent::BatchEnd { batch: 1, batches: 1, ok: 1, failed: 0, no_reply: 0, unknown: 0 },
-            RunEvent::Gate { batch: 1, decision: GateVerdict::Continue },
-            RunEvent::RolloutStopped {
-                reason: "r".into(),
-                ok: 0,
-                failed: Vec::new(),
-                unknown: Vec::new(),
-                not_sent: 0,
-            },
-            RunEvent::Event {
-                event_type: "t".into(),
-                identity: "i".into(),
-                component: "c".into(),
-                subject: "s".into(),
-            },
-            RunEvent::GovernorWait { governor: "g".into(), batch: Some(1), leases: 2 },
-            RunEvent::Governor { governor: "g".into(), batch: Some(1), leases: 2, waited_ms: 5 },
-            RunEvent::Evict { election: "e".into(), bucket: "b".into(), evicted: None, resumed: true },
-            RunEvent::Confirmed { question: "q".into(), by: "operator".into() },
-            RunEvent::Slept { ms: 1, resumed: true },
-            RunEvent::RunEnd {
-                run_id: "i".into(),
-                status: RunStatus::Ok,
-                exit_code: 0,
-                reason: None,
-                ok: 0,
-                failed: 0,
-                no_reply: 0,
-                unknown: 0,
-            },
-        ];
+        let samples: Vec<RunEvent> =
+            super::samples().into_iter().filter(RunEvent::is_public).filter(|e| !tricky(e)).collect();
         let docs = documented();
         assert_eq!(docs.len(), samples.len(), "one documented row per public kind: {docs:?}");
         for e in samples {
