@@ -45,26 +45,30 @@ pub(crate) fn escape_into(out: &mut String, s: &str) {
     let mut rest = s;
     while let Some(at) = special(rest.as_bytes()) {
         out.push_str(&rest[..at]);
-        let c = rest.as_bytes()[at];
-        match c {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(c >> 4)]));
-                out.push(char::from(HEX[usize::from(c & 0xf)]));
-            }
-        }
+        escape_byte(out, rest.as_bytes()[at]);
         // Every byte `special` finds is ASCII, so the next one starts a character.
         rest = &rest[at + 1..];
     }
     out.push_str(rest);
+}
+
+/// Appends the escape of one byte [`special`] found, as serde_json writes it.
+pub(crate) fn escape_byte(out: &mut String, c: u8) {
+    match c {
+        b'"' => out.push_str("\\\""),
+        b'\\' => out.push_str("\\\\"),
+        b'\n' => out.push_str("\\n"),
+        b'\r' => out.push_str("\\r"),
+        b'\t' => out.push_str("\\t"),
+        0x08 => out.push_str("\\b"),
+        0x0c => out.push_str("\\f"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(c >> 4)]));
+            out.push(char::from(HEX[usize::from(c & 0xf)]));
+        }
+    }
 }
 
 /// Appends `s` to `out` as a JSON string, quotes included.

@@ -59,7 +59,8 @@ impl Answer {
     }
 }
 
-/// Runs `agent#action` on `node`. `None` means the node stays silent.
+/// Runs `agent#action` on `node` at `now_secs` (the request's clock read: one per request).
+/// `None` means the node stays silent.
 pub(crate) fn dispatch(
     node: &mut Node,
     cfg: &SimConfig,
@@ -67,6 +68,7 @@ pub(crate) fn dispatch(
     agent: &str,
     action: &str,
     data: &Map<String, Value>,
+    now_secs: i64,
 ) -> Option<Answer> {
     if node.fault == Fault::Silent {
         return None;
@@ -82,7 +84,7 @@ pub(crate) fn dispatch(
         }
     }
     let answer = match agent {
-        "rpcutil" => rpcutil(node, cfg, action, data),
+        "rpcutil" => rpcutil(node, cfg, action, data, now_secs),
         "choria_provision" => provision(node, cfg, rng, action, data),
         "choria_util" if action == "info" => Ok(Answer::ok(json!({
             "security": "file", "secure_protocol": false, "connector": "nats", "connector_tls": false,
@@ -101,11 +103,17 @@ fn unknown(agent: &str, action: &str) -> Refusal {
     Refusal::UnknownAction { agent: agent.to_string(), action: action.to_string() }
 }
 
-fn rpcutil(node: &Node, cfg: &SimConfig, action: &str, data: &Map<String, Value>) -> Result<Answer, Refusal> {
+fn rpcutil(
+    node: &Node,
+    cfg: &SimConfig,
+    action: &str,
+    data: &Map<String, Value>,
+    now_secs: i64,
+) -> Result<Answer, Refusal> {
     // Built only for the actions that show them: ping, the common case, needs none.
     let collectives = || node.collectives(&cfg.collective);
     Ok(Answer::ok(match action {
-        "ping" => json!({"pong": chrono::Utc::now().timestamp()}),
+        "ping" => json!({"pong": now_secs}),
         "inventory" => {
             let (collectives, main) = collectives();
             json!({

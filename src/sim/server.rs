@@ -23,14 +23,41 @@ struct Outgoing {
     delay: Option<Duration>,
 }
 
-/// Answers requests on `subs` until they end.
+/// Answers requests on `subs` until they end. The requests already waiting are answered
+/// together and their replies published back to back: the connection then writes them in a
+/// few large writes instead of one small write per reply, which costs the broker as much as
+/// the simulator (issue 15).
 pub(crate) async fn serve_requests(s: Arc<Shared>, subs: Vec<async_nats::Subscriber>) {
-    let mut all = futures::stream::select_all(subs);
+    let mut all = futures::stream::select_all(subs).ready_chunks(CHUNK);
     let mut cache = RequestCache::new();
-    while let Some(m) = all.next().await {
-        handle(&s, &m.subject, &m.payload, &mut cache).await;
+    let (mut out, mut effects) = (Vec::with_capacity(CHUNK), Vec::new());
+    while let Some(ms) = all.next().await {
+        for m in &ms {
+            handle(&s, &m.subject, &m.payload, &mut cache, &mut out, &mut effects);
+        }
+        for o in out.drain(..) {
+            match o.delay {
+                None => {
+                    let _ = s.nats.publish(o.reply_to, o.payload).await;
+                }
+                Some(d) => {
+                    let nats = s.nats.clone();
+                    s.spawner.spawn(async move {
+                        tokio::time::sleep(d).await;
+                        let _ = nats.publish(o.reply_to, o.payload).await;
+                    });
+                }
+            }
+        }
+        // After the replies, as a real server acts after it answered.
+        for (i, epoch, effect) in effects.drain(..) {
+            effect::schedule(s.clone(), i, epoch, effect);
+        }
     }
 }
+
+/// How many waiting requests are answered before their replies are published.
+const CHUNK: usize = 64;
 
 /// Answers stats requests on `sub` until it ends.
 pub(crate) async fn serve_stats(s: Arc<Shared>, mut sub: async_nats::Subscriber) {
@@ -43,57 +70,49 @@ pub(crate) async fn serve_stats(s: Arc<Shared>, mut sub: async_nats::Subscriber)
     }
 }
 
-async fn handle(s: &Arc<Shared>, subject: &str, payload: &Bytes, cache: &mut RequestCache) {
+/// Decides every node's answer to one request: the replies go to `out`, the effects to run
+/// after them to `effects`.
+fn handle(
+    s: &Shared,
+    subject: &str,
+    payload: &Bytes,
+    cache: &mut RequestCache,
+    out: &mut Vec<Outgoing>,
+    effects: &mut Vec<(usize, u64, Effect)>,
+) {
     let Some(p) = cache.get(payload, &s.cfg) else {
         lock(&s.stats).malformed += 1;
         return;
     };
-    // One clock read per request: the TTL check and every reply's `time` (a broadcast's
+    // One clock read per request: the TTL check, every reply's `time` and ping's `pong` (a broadcast's
     // replies all go out within this call).
     let now = chrono::Utc::now();
     if p.expired(now.timestamp()) {
         lock(&s.stats).ttl_expired += 1;
         return;
     }
-    let (out, effects) = answer(s, subject, p, now);
-    for o in out {
-        match o.delay {
-            None => {
-                let _ = s.nats.publish(o.reply_to, o.payload).await;
-            }
-            Some(d) => {
-                let nats = s.nats.clone();
-                s.spawner.spawn(async move {
-                    tokio::time::sleep(d).await;
-                    let _ = nats.publish(o.reply_to, o.payload).await;
-                });
-            }
-        }
-    }
-    for (i, epoch, effect) in effects {
-        effect::schedule(s.clone(), i, epoch, effect);
-    }
+    answer(s, subject, p, now, out, effects);
 }
 
-/// Every node's answer to `p`, and the effects to run after it, decided under the locks.
+/// Every node's answer to `p` (to `out`) and the effects to run after it, decided under the locks.
 fn answer(
     s: &Shared,
     subject: &str,
     p: &Request,
     now: chrono::DateTime<chrono::Utc>,
-) -> (Vec<Outgoing>, Vec<(usize, u64, Effect)>) {
+    out: &mut Vec<Outgoing>,
+    effects: &mut Vec<(usize, u64, Effect)>,
+) {
     let (req, body, key) = (&p.req, &p.body, &p.key);
     let direct = subject.strip_prefix(req.collective.as_str()).and_then(|r| r.strip_prefix(".node."));
     let is_discovery = p.is_discovery();
-    let mut out = Vec::new();
-    let mut effects = Vec::new();
     let cfg = &s.cfg;
     let mut nodes = lock(&s.nodes);
     let mut rng = lock(&s.rng);
     let mut stats = lock(&s.stats);
-    let targets: Vec<usize> = match direct {
-        Some(id) => s.index.get(id).copied().into_iter().collect(),
-        None => (0..nodes.len()).collect(),
+    let targets = match direct {
+        Some(id) => s.index.find(&nodes, id).map_or(0..0, |i| i..i + 1),
+        None => 0..nodes.len(),
     };
     for i in targets {
         let node = &mut nodes[i];
@@ -136,7 +155,7 @@ fn answer(
         } else {
             node.received.push(key.clone());
             match body {
-                Some(b) => agents::dispatch(node, cfg, &mut rng, &req.agent, &b.action, &b.data),
+                Some(b) => agents::dispatch(node, cfg, &mut rng, &req.agent, &b.action, &b.data, now.timestamp()),
                 None if node.fault == Fault::Silent => None,
                 None => Some(Answer::refused(Refusal::InvalidBody)),
             }
@@ -155,5 +174,4 @@ fn answer(
             delay,
         });
     }
-    (out, effects)
 }

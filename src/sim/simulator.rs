@@ -1,6 +1,7 @@
 //! The running simulated fleet: its nodes, counters and connection, and the tasks that serve
 //! them.
 
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +24,7 @@ pub(crate) struct Shared {
     /// Every node, in identity order.
     pub(crate) nodes: Mutex<Vec<Node>>,
     /// Identity to position in `nodes`.
-    /// Looked up once per direct request: foldhash, not SipHash (issue 15).
-    pub(crate) index: foldhash::HashMap<String, usize>,
+    pub(crate) index: Index,
     /// Splays and other draws after start-up, from the same seed as the fleet.
     pub(crate) rng: Mutex<SmallRng>,
     /// The counters so far (faults and states are filled in by [`Shared::snapshot`]).
@@ -33,6 +33,33 @@ pub(crate) struct Shared {
     pub(crate) nats: async_nats::Client,
     /// Spawns delayed replies and transitions into the [`Simulator`]'s task group.
     pub(crate) spawner: Spawner,
+}
+
+/// Positions in `nodes` by identity, looked up once per direct request (issue 15): the table
+/// holds only positions, compared against the node's own identity, so a lookup reads the node
+/// (which the reply reads next anyway) instead of a key of its own elsewhere in memory; foldhash,
+/// not SipHash. The nodes never change identity, nor their number.
+pub(crate) struct Index {
+    table: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Index {
+    fn new(nodes: &[Node]) -> Index {
+        let hasher = foldhash::fast::RandomState::default();
+        let mut table = hashbrown::HashTable::with_capacity(nodes.len());
+        for (i, n) in nodes.iter().enumerate() {
+            let hash = hasher.hash_one(n.identity.as_str());
+            table.insert_unique(hash, i, |&j| hasher.hash_one(nodes[j].identity.as_str()));
+        }
+        Index { table, hasher }
+    }
+
+    /// The position of the node named `identity`.
+    pub(crate) fn find(&self, nodes: &[Node], identity: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(identity);
+        self.table.find(hash, |&i| nodes[i].identity == identity).copied()
+    }
 }
 
 impl Shared {
@@ -69,7 +96,7 @@ impl Simulator {
             n.fault = cfg.fault_for(&n.identity, &mut rng);
         }
         let tasks = TaskOwner::new();
-        let index = nodes.iter().enumerate().map(|(i, n)| (n.identity.clone(), i)).collect();
+        let index = Index::new(&nodes);
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             nodes: Mutex::new(nodes),
@@ -134,8 +161,8 @@ impl Simulator {
 
     /// A copy of one node.
     pub fn node(&self, identity: &str) -> Option<Node> {
-        let i = *self.shared.index.get(identity)?;
-        lock(&self.shared.nodes).get(i).cloned()
+        let nodes = lock(&self.shared.nodes);
+        nodes.get(self.shared.index.find(&nodes, identity)?).cloned()
     }
 
     /// The URL of the Provisioner's metrics (the current leader's), when it runs.

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
-use crate::json::{escape_into, string_into};
+use crate::json::{escape_byte, special};
 
 pub(super) const TRANSPORT: &str = "choria:transport:1";
 const SECURE_REQUEST: &str = "choria:secure:request:1";
@@ -212,7 +212,8 @@ pub(super) fn encode_reply(
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Bytes {
-    let body = String::from_utf8_lossy(body);
+    // Checked first: a valid body (all of the simulator's) is borrowed without the lossy scan.
+    let body = std::str::from_utf8(body).map_or_else(|_| String::from_utf8_lossy(body), Cow::Borrowed);
     // The secure layer embeds the reply as a string: it is written escaped beside the plain
     // text (hashed), our own constant pieces escaped in the source, so only the values are
     // scanned for escaping, not the whole reply a second time.
@@ -256,11 +257,32 @@ impl Twice {
         self.escaped.push_str(escaped);
     }
 
-    /// A JSON string: `"s"` escaped once in the plain text, twice in the escaped one.
+    /// A JSON string: `"s"` escaped once in the plain text, twice in the escaped one, in one
+    /// pass: runs without escapes go to both as they are, and each escape written to the plain
+    /// text is escaped again for the other (a reply body is dense with quotes).
     fn string(&mut self, s: &str) {
-        let start = self.plain.len();
-        string_into(&mut self.plain, s);
-        escape_into(&mut self.escaped, &self.plain[start..]);
+        self.piece("\"", "\\\"");
+        let mut rest = s;
+        while let Some(at) = special(rest.as_bytes()) {
+            self.plain.push_str(&rest[..at]);
+            self.escaped.push_str(&rest[..at]);
+            let c = rest.as_bytes()[at];
+            let start = self.plain.len();
+            escape_byte(&mut self.plain, c);
+            // The escape is a backslash and ASCII letters or digits, or `\"` or `\\`.
+            self.escaped.push_str(match c {
+                b'"' => "\\\\\\\"",
+                b'\\' => "\\\\\\\\",
+                _ => "\\\\",
+            });
+            if !matches!(c, b'"' | b'\\') {
+                self.escaped.push_str(&self.plain[start + 1..]);
+            }
+            // `special` finds only ASCII bytes: the next one starts a character.
+            rest = &rest[at + 1..];
+        }
+        self.piece(rest, rest);
+        self.piece("\"", "\\\"");
     }
 }
 
