@@ -157,52 +157,61 @@ impl<'a> Scan<'a> {
         }
         // Sized for the rest of the text: v1's secure message, the common case, is nearly all
         // of it. A short string in a long text gives the excess back below.
-        let mut out = String::with_capacity(self.b.len() - start);
-        out.push_str(&self.text[start..at]);
+        let mut out: Vec<u8> = Vec::with_capacity(self.b.len() - start);
+        out.extend_from_slice(&self.b[start..at]);
+        // Byte by byte from the first escape on: v1's JSON inside JSON has one every few
+        // bytes, too dense for copying runs found eight bytes at a time to pay.
         loop {
-            match self.b[at] {
-                b'"' => {
-                    self.i = at + 1;
-                    if out.capacity() > 2 * out.len() + 64 {
-                        out.shrink_to_fit();
-                    }
-                    return Some(Cow::Owned(out));
-                }
+            match *self.b.get(at)? {
+                b'"' => break,
                 b'\\' => {
-                    let (c, used) = self.escape(at + 1)?;
-                    out.push(c);
-                    at += 1 + used;
+                    let simple = match *self.b.get(at + 1)? {
+                        b'"' => b'"',
+                        b'\\' => b'\\',
+                        b'/' => b'/',
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        b'r' => b'\r',
+                        b'b' => 0x08,
+                        b'f' => 0x0c,
+                        _ => {
+                            let c = self.unicode_escape(at + 1)?;
+                            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                            at += 6;
+                            continue;
+                        }
+                    };
+                    out.push(simple);
+                    at += 2;
                 }
                 // A raw control character: not JSON.
-                _ => return None,
+                0..0x20 => return None,
+                c => {
+                    out.push(c);
+                    at += 1;
+                }
             }
-            let run = special(self.b.get(at..)?)?;
-            out.push_str(&self.text[at..at + run]);
-            at += run;
         }
+        self.i = at + 1;
+        if out.capacity() > 2 * out.len() + 64 {
+            out.shrink_to_fit();
+        }
+        // Whole characters of the text and the encodings of escapes: valid UTF-8, checked
+        // anyway (a failure goes the serde way).
+        String::from_utf8(out).ok().map(Cow::Owned)
     }
 
-    /// The character of the escape whose letter is at `at`, and the bytes it used.
-    fn escape(&self, at: usize) -> Option<(char, usize)> {
-        Some(match *self.b.get(at)? {
-            b'"' => ('"', 1),
-            b'\\' => ('\\', 1),
-            b'/' => ('/', 1),
-            b'b' => ('\u{8}', 1),
-            b'f' => ('\u{c}', 1),
-            b'n' => ('\n', 1),
-            b'r' => ('\r', 1),
-            b't' => ('\t', 1),
-            b'u' => {
-                let hex = self.text.get(at + 1..at + 5)?;
-                if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                    return None;
-                }
-                // Surrogates fail here: they are no `char`.
-                (char::from_u32(u32::from_str_radix(hex, 16).ok()?)?, 5)
-            }
-            _ => return None,
-        })
+    /// The character of a `\uXXXX` escape whose `u` is at `at`. Surrogates fail: they are
+    /// no `char`.
+    fn unicode_escape(&self, at: usize) -> Option<char> {
+        if self.b.get(at) != Some(&b'u') {
+            return None;
+        }
+        let hex = self.text.get(at + 1..at + 5)?;
+        if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        char::from_u32(u32::from_str_radix(hex, 16).ok()?)
     }
 
     /// An integer as serde_json reports it; `None` for a fraction, an exponent, `-0` or an

@@ -298,21 +298,34 @@ impl RpcSession {
                 return;
             }
         };
-        let sender = reply.sender.clone();
+        let sender = reply.sender.as_str();
         // (Usually empty: no need to hash the sender for it.)
-        if !self.silent.is_empty() && self.silent.remove(&sender) {
-            self.answered.insert(sender);
+        if !self.silent.is_empty() && self.silent.remove(sender) {
+            self.answered.insert(reply.sender.clone());
             out.late.push(reply);
             return;
         }
-        let addressed = broadcast || wanted.contains(sender.as_str());
-        if !addressed || self.answered.contains(&sender) {
-            out.unexpected.push(sender);
+        // A reply counts when it was addressed (a node of this batch, or any for a broadcast)
+        // and is its node's first. The common case, a node of this batch still pending, takes
+        // one lookup to leave `pending` and one to enter `answered`.
+        let first = match pending.take(sender) {
+            Some(node) => {
+                let first = self.answered.insert(reply.sender.clone());
+                if !first {
+                    // Answered in an earlier batch of this session: this one is unexpected.
+                    pending.insert(node);
+                }
+                first
+            }
+            None => (broadcast || wanted.contains(sender)) && self.answered.insert(reply.sender.clone()),
+        };
+        if !first {
+            out.unexpected.push(reply.sender);
             return;
         }
-        pending.remove(sender.as_str());
-        out.malformed.remove(&sender);
-        self.answered.insert(sender);
+        if !out.malformed.is_empty() {
+            out.malformed.remove(sender);
+        }
         on(Arrival::Reply(&reply));
         out.replies.push(reply);
     }
