@@ -236,3 +236,28 @@ async fn requests_breaking_the_schema_are_dropped() {
     .await;
     assert!(w.sim.stats().requests.is_empty(), "nothing was served");
 }
+
+/// A session counts each node's reply once: a node addressed again in a later batch of the
+/// same session (its second answer) is unexpected, and its place in that batch stays open
+/// (no reply), so every addressed node still has exactly one outcome per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_second_answer_in_a_session_is_unexpected_and_its_batch_place_stays_open() {
+    use fleetbook::fleet::{ddl::DdlRegistry, filter::Filter, ClientOptions, Fleet};
+    let w = World::start(sim(3)).await;
+    let opts = ClientOptions { servers: vec![w.url().to_string()], ..ClientOptions::default() };
+    let fleet = Fleet::connect(opts, DdlRegistry::builtin()).await.expect("connects");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut s = fleet
+        .rpc_session("rpcutil", "ping", &serde_json::Map::new(), None, Some(Duration::from_secs(2)), Filter::default())
+        .await
+        .expect("a session");
+    let (a, b) = ("n001.example.net".to_string(), "n002.example.net".to_string());
+    let first = s.send_batch(std::slice::from_ref(&a), &cancel, &mut |_| {}).await.expect("batch 1");
+    assert_eq!(first.ok_nodes(), vec![a.clone()]);
+    let second = s.send_batch(&[a.clone(), b.clone()], &cancel, &mut |_| {}).await.expect("batch 2");
+    let senders: Vec<&str> = second.replies.iter().map(|r| r.sender.as_str()).collect();
+    assert_eq!(senders, vec![b.as_str()], "{second:?}");
+    assert_eq!(second.unexpected, vec![a.clone()], "{second:?}");
+    assert_eq!(second.no_reply, vec![a], "{second:?}");
+    assert!(second.unknown.is_empty() && second.malformed.is_empty() && second.stray == 0, "{second:?}");
+}
