@@ -12,9 +12,7 @@
 //! skipped to go faster: the hash is checked over the unescaped message (v1) or the decoded
 //! reply (v2), and v2 reply signatures are verified, as on the serde path.
 
-use base64::Engine as _;
-
-use super::{hash_matches, v1, v2, DecodedReply, Version, B64};
+use super::{b64_fast, hash_matches, v1, v2, DecodedReply, Version};
 use crate::json::{once, Scan};
 
 /// The reply in `payload`, or `None` to let the serde path decide.
@@ -25,7 +23,7 @@ pub(super) fn decode_reply(payload: &[u8]) -> Option<DecodedReply> {
         "headers" => None,
         _ => s.skip(0),
     })?;
-    let data = B64.decode(data?.as_bytes()).ok()?;
+    let data = b64_fast(data?.as_bytes())?;
     match protocol?.as_ref() {
         v1::TRANSPORT => reply_v1(&data),
         v2::TRANSPORT => reply_v2(&data),
@@ -100,7 +98,7 @@ fn reply_v2(secure: &[u8]) -> Option<DecodedReply> {
     if protocol? != v2::SECURE_REPLY {
         return None;
     }
-    let raw = B64.decode(reply?.as_bytes()).ok()?;
+    let raw = b64_fast(reply?.as_bytes())?;
     if !hash_matches(&raw, &hash?) {
         return None;
     }
@@ -113,7 +111,7 @@ fn reply_v2(secure: &[u8]) -> Option<DecodedReply> {
     }
     Some(DecodedReply {
         version: Version::V2,
-        body: B64.decode(message?.as_bytes()).ok()?,
+        body: b64_fast(message?.as_bytes())?,
         sender: sender?.into_owned(),
         request_id: request?.into_owned(),
         agent: agent?.into_owned(),
@@ -125,8 +123,9 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
-    use super::super::{decode_reply_serde, sha256_b64};
+    use super::super::{decode_reply_serde, sha256_b64, B64};
     use super::*;
+    use base64::Engine as _;
 
     /// A transport around `data`'s base64, headers as Go writes them (more than we read).
     fn transport(protocol: &str, data: &str, sender_key: &str) -> String {

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    b64, expect_protocol, hash_matches, json, reply_transport, sha256_b64, to_json, try_base64, DecodedReply,
-    DecodedRequest, Payload, RequestSpec, Security, TransportIn, Version, B64, DISCOVERY_PING,
+    b64, b64_encode_into, expect_protocol, hash_matches, json, reply_transport, sha256_b64, to_json, try_base64,
+    DecodedReply, DecodedRequest, Payload, RequestSpec, Security, TransportIn, Version, B64, DISCOVERY_PING,
 };
 use crate::fleet::error::{FleetError, Result};
 use crate::fleet::filter::Filter;
@@ -215,7 +215,7 @@ pub(super) fn encode_reply(
 ) -> Bytes {
     let mut reply = String::with_capacity(body.len() * 4 / 3 + 256);
     reply.push_str("{\"protocol\":\"io.choria.protocol.v2.reply\",\"message\":\"");
-    B64.encode_string(body, &mut reply);
+    b64_encode_into(body, &mut reply);
     reply.push_str("\",\"request\":");
     string_into(&mut reply, &req.request_id);
     reply.push_str(",\"sender\":");
@@ -225,7 +225,7 @@ pub(super) fn encode_reply(
     let _ = write!(reply, ",\"time\":{}}}", nanos(now));
     let mut secure = String::with_capacity(reply.len() * 4 / 3 + 128);
     secure.push_str("{\"protocol\":\"io.choria.protocol.v2.secure_reply\",\"reply\":\"");
-    B64.encode_string(&reply, &mut secure);
+    b64_encode_into(reply.as_bytes(), &mut secure);
     secure.push_str("\",\"hash\":\"");
     secure.push_str(&sha256_b64(reply.as_bytes()));
     secure.push_str("\"}");
