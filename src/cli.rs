@@ -435,6 +435,11 @@ pub enum Command {
         /// Simulate a twin of the fleet this inventory file describes instead.
         #[arg(long = "from-inventory", value_name = "FILE", conflicts_with = "nodes")]
         from_inventory: Option<PathBuf>,
+        /// Runtime threads. Every request is answered on one task; a second thread only moves
+        /// the connection's reading and writing beside it, at the price of more, smaller
+        /// writes (more CPU for the broker and the simulator alike).
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
     },
     /// Print a shell completion script (bash, zsh or fish) for fleetbook.
     #[command(after_help = help::COMPLETIONS)]

@@ -3,7 +3,13 @@
 fn main() {
     fleetbook::memory::no_transparent_huge_pages();
     let cli = fleetbook::cli::Cli::from_args();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // `sim` chooses its threads (`--threads`, 1 unless told): it answers on one task, and on
+    // one thread its replies go out in fewer, larger writes (issue 15).
+    if let fleetbook::cli::Command::Sim { threads, .. } = &cli.command {
+        builder.worker_threads(usize::from(*threads));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fleetbook: cannot start the async runtime: {e}");

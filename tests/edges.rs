@@ -37,6 +37,10 @@ async fn issue9_extreme_durations_are_usage_errors() {
     }
     let run = Fleetbook::new().args(["--sim", "1", "--sim-time-scale", "1e300", "discover"]).run().await;
     refused(&run, 2, &["--sim-time-scale", "between 0 and 1000"]);
+    for threads in ["0", "257", "1.5", "many"] {
+        let run = Fleetbook::new().args(["sim", "--nodes", "1", "--threads", threads]).run().await;
+        refused(&run, 2, &["--threads"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,7 +77,7 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<(), Error> {
             check::run(check::CheckOptions::from_cli(files, &args, json, &engine, &connect.ddl_dirs)?).await
         }
         // Serving changes nothing: the first Ctrl-C stops it.
-        Command::Sim { nodes, from_inventory } => {
+        Command::Sim { nodes, from_inventory, threads: _ } => {
             // No batches here: the first Ctrl-C simply stops.
             interrupt.first_press_means(Some("stopping"));
             // `fleetbook --sim-from FILE sim` means `sim --from-inventory FILE`.
