@@ -135,7 +135,7 @@ mod tests {
 
     fn run(n: &mut Node, action: &str, data: Value) -> Result<Value, Refusal> {
         let data = data.as_object().cloned().unwrap_or_default();
-        scout(n, action, &data).map(|a| a.outcome.unwrap())
+        scout(n, action, &data).map(|a| a.outcome.unwrap().to_value())
     }
 
     fn states(n: &Node) -> Vec<(&str, &str)> {
