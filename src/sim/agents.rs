@@ -140,11 +140,11 @@ fn rpcutil(
     data: &Map<String, Value>,
     now_secs: i64,
 ) -> Result<Answer, Refusal> {
-    // Built only for the actions that show them: ping, the common case, needs none.
-    let collectives = || node.collectives(&cfg.collective);
     if action == "ping" {
         return Ok(Answer { outcome: Ok(Data::Pong(now_secs)), effect: None });
     }
+    // Built only for the actions that show them.
+    let collectives = || node.collectives(&cfg.collective);
     Ok(Answer::ok(match action {
         "inventory" => {
             let (collectives, main) = collectives();

@@ -84,8 +84,8 @@ fn handle(
         lock(&s.stats).malformed += 1;
         return;
     };
-    // One clock read per request: the TTL check, every reply's `time` and ping's `pong` (a broadcast's
-    // replies all go out within this call).
+    // One clock read per request: the TTL check, every reply's `time` and ping's `pong` (a
+    // broadcast's replies are all decided within this call).
     let now = chrono::Utc::now();
     if p.expired(now.timestamp()) {
         lock(&s.stats).ttl_expired += 1;

@@ -269,14 +269,14 @@ impl Twice {
             let c = rest.as_bytes()[at];
             let start = self.plain.len();
             escape_byte(&mut self.plain, c);
-            // The escape is a backslash and ASCII letters or digits, or `\"` or `\\`.
-            self.escaped.push_str(match c {
-                b'"' => "\\\\\\\"",
-                b'\\' => "\\\\\\\\",
-                _ => "\\\\",
-            });
-            if !matches!(c, b'"' | b'\\') {
-                self.escaped.push_str(&self.plain[start + 1..]);
+            // The escape is `\"`, `\\`, or a backslash and ASCII letters or digits.
+            match c {
+                b'"' => self.escaped.push_str("\\\\\\\""),
+                b'\\' => self.escaped.push_str("\\\\\\\\"),
+                _ => {
+                    self.escaped.push_str("\\\\");
+                    self.escaped.push_str(&self.plain[start + 1..]);
+                }
             }
             // `special` finds only ASCII bytes: the next one starts a character.
             rest = &rest[at + 1..];
