@@ -406,6 +406,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn special_finds_the_first_byte_a_string_cannot_hold() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(20);
+        for _ in 0..100_000 {
+            let len = rng.gen_range(0..80);
+            // Mostly bytes a string holds (UTF-8 bytes above 0x7f too), a few that it cannot.
+            let b: Vec<u8> = (0..len)
+                .map(|_| match rng.gen_range(0..40) {
+                    0 => b'"',
+                    1 => b'\\',
+                    2 => rng.gen_range(0..0x20),
+                    _ => rng.gen_range(0x20..=0xff),
+                })
+                .collect();
+            let first = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            assert_eq!(special(&b), first, "{b:?}");
+        }
+    }
+
+    #[test]
     fn escaping_is_serde_jsons() {
         let mut all = String::new();
         for c in (0u8..0x80).map(char::from).chain(['é', '€', '😀', '\u{2028}']) {
