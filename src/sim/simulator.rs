@@ -2,6 +2,7 @@
 //! them.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,10 @@ pub(crate) struct Shared {
 pub(crate) struct Index {
     table: hashbrown::HashTable<usize>,
     hasher: foldhash::fast::RandomState,
+    /// The position found last. A client sends a batch in its discovery's sorted order, which
+    /// is the fleet's own, so the node after it is tried first: at 50,000 nodes the table's
+    /// random probe missed the processor's caches on nearly every request.
+    last: AtomicUsize,
 }
 
 impl Index {
@@ -52,13 +57,22 @@ impl Index {
             let hash = hasher.hash_one(n.identity.as_str());
             table.insert_unique(hash, i, |&j| hasher.hash_one(nodes[j].identity.as_str()));
         }
-        Index { table, hasher }
+        Index { table, hasher, last: AtomicUsize::new(usize::MAX) }
     }
 
     /// The position of the node named `identity`.
     pub(crate) fn find(&self, nodes: &[Node], identity: &str) -> Option<usize> {
+        let next = self.last.load(Ordering::Relaxed).wrapping_add(1);
+        if nodes.get(next).is_some_and(|n| n.identity == identity) {
+            self.last.store(next, Ordering::Relaxed);
+            return Some(next);
+        }
         let hash = self.hasher.hash_one(identity);
-        self.table.find(hash, |&i| nodes[i].identity == identity).copied()
+        let found = self.table.find(hash, |&i| nodes[i].identity == identity).copied();
+        if let Some(i) = found {
+            self.last.store(i, Ordering::Relaxed);
+        }
+        found
     }
 }
 
@@ -195,4 +209,35 @@ async fn connect(url: &str, cfg: &SimConfig) -> Result<async_nats::Client, SimEr
         });
     }
     co.connect(url).await.map_err(|e| SimError(format!("cannot connect to {url}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    /// In the fleet's order, backwards, at random, and for names it does not hold: the index
+    /// finds exactly the node of that name, whatever it tried first.
+    #[test]
+    fn the_index_finds_each_node_in_any_order() {
+        let mut rng = SmallRng::seed_from_u64(42);
+        let nodes: Vec<Node> = (1..=500).map(|i| Node::generate(i, 3, "example.net", "0.29.4", &mut rng)).collect();
+        let index = Index::new(&nodes);
+        let check = |i: usize| assert_eq!(index.find(&nodes, &nodes[i].identity), Some(i), "{}", nodes[i].identity);
+        (0..nodes.len()).for_each(check);
+        (0..nodes.len()).rev().for_each(check);
+        for _ in 0..2_000 {
+            check(rng.gen_range(0..nodes.len()));
+            if rng.gen_bool(0.1) {
+                assert_eq!(index.find(&nodes, "n999.example.net"), None);
+            }
+        }
+        // After the last node, and after a miss, the next lookup still starts right.
+        check(nodes.len() - 1);
+        assert_eq!(index.find(&nodes, "n001.example.ne"), None);
+        check(0);
+        check(1);
+    }
 }
