@@ -28,11 +28,19 @@ pub(super) fn unescape_from(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Optio
         if out.len() < w + SLACK {
             out.resize(w + SLACK, 0);
         }
-        // The block and a lane past it. Bytes past the text read as NUL, a control
-        // character, so a string without its closing quote fails.
-        let mut blk = [0u8; BLOCK + LANE];
-        let n = b.len().checked_sub(at)?.min(BLOCK);
-        blk[..n].copy_from_slice(&b[at..at + n]);
+        // The block and a lane past it, read in place. Near the end of the text, a copy in
+        // which bytes past the text read as NUL, a control character, so a string without its
+        // closing quote fails. (Always copying cost more than the rest: the lanes read back
+        // straddled the copy's stores, which the processor cannot forward.)
+        let mut padded = [0u8; BLOCK + LANE];
+        let blk: &[u8; BLOCK + LANE] = match b.get(at..at + BLOCK + LANE) {
+            Some(whole) => whole.try_into().expect("a block and a lane"),
+            None => {
+                let n = b.len().checked_sub(at)?.min(BLOCK);
+                padded[..n].copy_from_slice(&b[at..at + n]);
+                &padded
+            }
+        };
         let m = Masks::of(blk[..BLOCK].try_into().expect("a block"));
         let mut starts = escape_starts(m.backslash);
         // An escape started by the block's last byte ends in the next block: it starts there.
