@@ -282,7 +282,7 @@ impl RpcSession {
             if r.request_id != self.request_id {
                 return Err(FleetError::malformed("reply", format!("request id {} is not ours", r.request_id)));
             }
-            parse_body(&r.sender, &r.body)
+            parse_body(r.sender, &r.body)
         });
         let reply = match reply {
             Ok(r) => r,
