@@ -153,7 +153,7 @@ fn answer(
             });
             continue;
         } else {
-            node.received.push(key.clone());
+            node.received.push(key);
             match body {
                 Some(b) => agents::dispatch(node, cfg, &mut rng, &req.agent, &b.action, &b.data, now.timestamp()),
                 None if node.fault == Fault::Silent => None,

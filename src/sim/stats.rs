@@ -40,7 +40,7 @@ impl SimStats {
     pub(crate) fn with_nodes(mut self, nodes: &[Node]) -> SimStats {
         for n in nodes {
             if !n.received.is_empty() {
-                self.received.insert(n.identity.clone(), n.received.iter().map(|k| k.to_string()).collect());
+                self.received.insert(n.identity.clone(), n.received.iter().map(str::to_string).collect());
             }
             if n.fault != Fault::None {
                 self.faults.insert(n.identity.clone(), n.fault.name().to_string());
