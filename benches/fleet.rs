@@ -46,6 +46,8 @@ mod tokens;
 const ROUNDS: usize = 5;
 /// Set to also run 50,000 nodes (about a minute more).
 const BIG_ENV: &str = "FLEETBOOK_BENCH_50K";
+/// Set to a comma-separated list of node counts to run only those.
+const ONLY_ENV: &str = "FLEETBOOK_BENCH_ONLY";
 /// Set to another `fleetbook` binary (e.g. a build of the previous commit) to measure its
 /// client CPU in the same run, as the "before" of a change.
 const BEFORE_ENV: &str = "FLEETBOOK_BENCH_BEFORE_BIN";
@@ -395,6 +397,12 @@ fn main() {
     let mut sizes = vec![1_000usize, 10_000];
     if std::env::var_os(BIG_ENV).is_some() {
         sizes.push(50_000);
+    }
+    // Only some of them, to look at one size again without the others (e.g. `50000`).
+    if let Ok(only) = std::env::var(ONLY_ENV) {
+        let only: Vec<usize> =
+            only.split(',').map(|n| n.trim().parse().expect("FLEETBOOK_BENCH_ONLY: node counts")).collect();
+        sizes = only;
     }
     println!("fleetbook benchmark (issue 15): median of {ROUNDS} rounds; one 2-core machine runs the broker,");
     println!("the simulator (its own process), the floor's responder (its own process) and the client.");
