@@ -261,3 +261,43 @@ async fn a_nodes_second_answer_in_a_session_is_unexpected_and_its_batch_place_st
     assert_eq!(second.no_reply, vec![a], "{second:?}");
     assert!(second.unknown.is_empty() && second.malformed.is_empty() && second.stray == 0, "{second:?}");
 }
+
+/// A session's reply subscription ends with the session (replies are opened by a task of its
+/// own, which goes too): a REPL or runbook making call after call keeps no subscription, and
+/// no task, per finished call. Read from the broker's own list of subscriptions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_reply_subscription_ends_with_the_session() {
+    use fleetbook::fleet::{ddl::DdlRegistry, filter::Filter, protocol, ClientOptions, Fleet};
+    let monitor = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let broker =
+        fleetbook::sim::broker::EmbeddedBroker::start_with(&["-m", &monitor]).unwrap_or_else(|e| panic!("{e}"));
+    let _sim = fleetbook::sim::Simulator::start(broker.url(), sim(2)).await.expect("simulator starts");
+    let subscriptions = || async {
+        let url = format!("http://127.0.0.1:{monitor}/subsz?subs=1&limit=10000");
+        fleetbook::metrics::http::get(&url, Duration::from_secs(5)).await.expect("the broker's subscription list")
+    };
+    let opts = ClientOptions { servers: vec![broker.url().to_string()], ..ClientOptions::default() };
+    let fleet = Fleet::connect(opts, DdlRegistry::builtin()).await.expect("connects");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut s = fleet
+        .rpc_session("rpcutil", "ping", &serde_json::Map::new(), None, Some(Duration::from_secs(2)), Filter::default())
+        .await
+        .expect("a session");
+    let node = "n001.example.net".to_string();
+    let out = s.send_batch(std::slice::from_ref(&node), &cancel, &mut |_| {}).await.expect("a batch");
+    assert_eq!(out.ok_nodes(), vec![node]);
+    let subject = protocol::reply_subject(&s.collective, &fleet.options().caller_id, &s.request_id);
+    let quoted = format!("\"{subject}\"");
+    let list = subscriptions().await;
+    assert!(list.contains(&quoted), "the live session's subscription is listed: {list}");
+    drop(s);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let list = subscriptions().await;
+        if !list.contains(&quoted) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still subscribed 5 s after the drop: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -6,6 +6,7 @@
 // Each reply is looked up in four or five sets of identities; SipHash was a measurable part
 // of the client's CPU per node (issue 15). foldhash is seeded per process.
 use foldhash::{HashSet, HashSetExt};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -31,11 +32,66 @@ pub struct RpcSession {
     body: String,
     filter: Filter,
     timeout: Duration,
-    sub: async_nats::Subscriber,
+    /// Replies as the opener task opened them, in arrival order, a few hundred at a time.
+    opened: tokio::sync::mpsc::Receiver<Vec<Opened>>,
+    opener: tokio::task::JoinHandle<()>,
     /// Nodes whose reply was taken (or reported), so a second reply is never counted.
     answered: HashSet<String>,
     /// Nodes reported `no_reply` by an earlier batch; a reply from one is late, not stray.
     silent: HashSet<String>,
+    /// The rest of the chunk being sorted: the head of the reply queue (a batch that is done
+    /// leaves the rest for the next batch or [`RpcSession::drain_late`], as before).
+    ahead: VecDeque<Opened>,
+}
+
+impl Drop for RpcSession {
+    fn drop(&mut self) {
+        // Its subscription goes with it.
+        self.opener.abort();
+    }
+}
+
+/// The opener hands over at most this many replies at once (what is already queued).
+const CHUNK: usize = 256;
+/// Chunks the opener may be ahead of the sorting; then it stops taking messages and the
+/// subscription's own limit applies, as it did before there was an opener.
+const CHUNKS_AHEAD: usize = 1024;
+
+/// One message from the reply subject, opened: what it says, or why it cannot be read (and
+/// the message, whose sender header then counts). A reply that opens lets its message go at
+/// once: a long queue of opened replies does not hold every raw message too.
+type Opened = std::result::Result<NodeReply, Box<(FleetError, bytes::Bytes)>>;
+
+/// Opens one reply: the transport (hash or signature checked), our request id, the body.
+/// Depends on nothing but the message and the request id, so any thread can do it.
+fn open(payload: bytes::Bytes, request_id: &str) -> Opened {
+    let reply = protocol::decode_reply(&payload).and_then(|r| {
+        if r.request_id != request_id {
+            return Err(FleetError::malformed("reply", format!("request id {} is not ours", r.request_id)));
+        }
+        parse_body(r.sender, &r.body)
+    });
+    reply.map_err(|e| Box::new((e, payload)))
+}
+
+/// The opener: takes every message off the reply subscription and opens it, on a runtime
+/// worker, while the session publishes or sorts (issue 15: at 50,000 nodes opening ran on
+/// one thread after publishing ended, ~140 ms alone on one core with the other idle). It
+/// keeps the order, and ends when the subscription ends (the client closed) or the session
+/// is dropped.
+async fn open_replies(mut sub: async_nats::Subscriber, request_id: String, to: tokio::sync::mpsc::Sender<Vec<Opened>>) {
+    while let Some(m) = sub.next().await {
+        let mut chunk = vec![open(m.payload, &request_id)];
+        while chunk.len() < CHUNK {
+            match sub.next().now_or_never() {
+                Some(Some(m)) => chunk.push(open(m.payload, &request_id)),
+                _ => break,
+            }
+        }
+        if to.send(chunk).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// How long to wait for a batch: discovery timeout + the agent's DDL timeout.
@@ -73,6 +129,8 @@ impl Fleet {
         let sub = self.nats().subscribe(reply_to.clone()).await.map_err(|e| FleetError::nats("subscribe", e))?;
         let deadline = Instant::now() + self.options().connect_timeout;
         self.flush_by(deadline, &CancellationToken::new(), "the reply subscription").await?;
+        let (to, opened) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+        let opener = tokio::spawn(open_replies(sub, request_id.clone(), to));
         Ok(RpcSession {
             fleet: self.clone(),
             agent: agent.to_string(),
@@ -83,9 +141,11 @@ impl Fleet {
             body,
             filter,
             timeout,
-            sub,
+            opened,
+            opener,
             answered: HashSet::new(),
             silent: HashSet::new(),
+            ahead: VecDeque::new(),
         })
     }
 }
@@ -187,11 +247,17 @@ impl RpcSession {
     /// from silent nodes are recorded, everything else is stray.
     pub fn drain_late(&mut self) -> BatchOutcome {
         let mut out = BatchOutcome::default();
-        let waker = futures::task::noop_waker();
-        let mut cx = std::task::Context::from_waker(&waker);
-        while let std::task::Poll::Ready(Some(m)) = self.sub.poll_next_unpin(&mut cx) {
-            // Nothing is addressed now: only late replies count, the rest is stray.
-            self.take(&m.payload, &HashSet::new(), &mut HashSet::new(), false, &mut out, &mut |_| {});
+        loop {
+            if self.ahead.is_empty() {
+                match self.opened.try_recv() {
+                    Ok(chunk) => self.ahead.extend(chunk),
+                    Err(_) => break,
+                }
+            }
+            while let Some(opened) = self.ahead.pop_front() {
+                // Nothing is addressed now: only late replies count, the rest is stray.
+                self.take(opened, &HashSet::new(), &mut HashSet::new(), false, &mut out, &mut |_| {});
+            }
         }
         out
     }
@@ -214,26 +280,34 @@ impl RpcSession {
         let cancelled = cancel.cancelled();
         tokio::pin!(sleep, cancelled);
         'wait: while broadcast || !pending.is_empty() {
-            let m = tokio::select! {
-                biased;
-                m = self.sub.next() => match m {
-                    Some(m) => m,
-                    // The client closed: the broker is gone for good.
-                    None => { out.broker_lost = Some(self.fleet.lost("the wait for replies").to_string()); break }
-                },
-                _ = &mut cancelled => { out.interrupted = true; break }
-                _ = &mut sleep => break,
-            };
-            self.take(&m.payload, &wanted, &mut pending, broadcast, &mut out, on);
-            // Take what is already queued without going through the select again; a long
-            // queue still yields to the deadline and Ctrl-C every few hundred messages.
-            for _ in 0..256 {
+            if self.ahead.is_empty() {
+                let chunk = tokio::select! {
+                    biased;
+                    c = self.opened.recv() => match c {
+                        Some(c) => c,
+                        // The client closed (the broker is gone for good), unless the opener
+                        // panicked: that is a bug, and it goes on as one.
+                        None => {
+                            if let Some(Err(e)) = (&mut self.opener).now_or_never() {
+                                if e.is_panic() {
+                                    std::panic::resume_unwind(e.into_panic());
+                                }
+                            }
+                            out.broker_lost = Some(self.fleet.lost("the wait for replies").to_string());
+                            break;
+                        }
+                    },
+                    _ = &mut cancelled => { out.interrupted = true; break }
+                    _ = &mut sleep => break,
+                };
+                // A chunk is what was queued (a few hundred at most): a long queue still
+                // yields to the deadline and Ctrl-C between chunks.
+                self.ahead.extend(chunk);
+            }
+            while let Some(opened) = self.ahead.pop_front() {
+                self.take(opened, &wanted, &mut pending, broadcast, &mut out, on);
                 if !broadcast && pending.is_empty() {
                     break 'wait;
-                }
-                match self.sub.next().now_or_never() {
-                    Some(Some(m)) => self.take(&m.payload, &wanted, &mut pending, broadcast, &mut out, on),
-                    _ => break,
                 }
             }
             if cancel.is_cancelled() {
@@ -268,28 +342,23 @@ impl RpcSession {
         Ok(out)
     }
 
-    /// Sorts one message from the reply subject into `out`.
+    /// Sorts one opened message from the reply subject into `out`.
     fn take(
         &mut self,
-        payload: &[u8],
+        opened: Opened,
         wanted: &HashSet<&str>,
         pending: &mut HashSet<&str>,
         broadcast: bool,
         out: &mut BatchOutcome,
         on: &mut (dyn FnMut(Arrival<'_>) + Send),
     ) {
-        let reply = protocol::decode_reply(payload).and_then(|r| {
-            if r.request_id != self.request_id {
-                return Err(FleetError::malformed("reply", format!("request id {} is not ours", r.request_id)));
-            }
-            parse_body(r.sender, &r.body)
-        });
-        let reply = match reply {
+        let reply = match opened {
             Ok(r) => r,
-            Err(e) => {
+            Err(unopened) => {
+                let (e, payload) = *unopened;
                 // A message that does not open names its sender only in a header anyone can
                 // write: it never decides a node's fate while a real reply may still come.
-                match protocol::transport_sender(payload).filter(|s| wanted.contains(s.as_str()) || broadcast) {
+                match protocol::transport_sender(&payload).filter(|s| wanted.contains(s.as_str()) || broadcast) {
                     Some(s) if !self.answered.contains(&s) => {
                         out.malformed.entry(s).or_insert_with(|| e.to_string());
                     }
