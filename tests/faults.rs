@@ -301,6 +301,39 @@ async fn broker_restarted_on_the_same_port_between_batches() {
     assert!(pings.values().all(|n| *n == 1), "no node was called twice: {pings:?}");
 }
 
+/// A broker restarted between batches while the fleet is still away (the simulator, its own
+/// process, stopped from before the restart until after the client reconnected): the next
+/// batch waits until its nodes answer again instead of going out to servers that are not
+/// back (its nodes would have been "no reply", and the run exit 1, for nodes that are fine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_after_a_reconnect_waits_for_its_nodes_to_be_back() {
+    let mut broker = crate::support::broker();
+    let url = broker.url().to_string();
+    let fleet = Live::spawn(&["sim", "--nodes", "6", "--sim-provisioners", "0", "--server", &url]);
+    fleet.on_stderr("simulating 6", Duration::from_secs(30)).await;
+    let conf = crate::support::client_conf().to_str().expect("UTF-8").to_string();
+    let args = ["--server", &url, "--insecure", "--config", &conf];
+    let live =
+        Live::spawn(&[&args[..], &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "1", "--json"]].concat());
+    live.on_stderr("batch 1/3: 2 ok", Duration::from_secs(30)).await;
+    let signal = |sig| {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(fleet.child.id().expect("running") as libc::pid_t, sig) };
+    };
+    signal(libc::SIGSTOP);
+    broker.restart().expect("restart on the same port");
+    live.on_stderr("reconnected to the broker", Duration::from_secs(30)).await;
+    // A timed wait, on purpose: the fleet stays away for longer than the pause between
+    // batches, which is what is under test.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal(libc::SIGCONT);
+    let r = live.finish(Duration::from_secs(90)).await;
+    assert!(r.stderr.contains("waiting up to 20s for batch 2/3's 2 node(s)"), "{}", r.stderr);
+    assert!(r.stderr.contains("batch 2/3: all 2 node(s) are back"), "{}", r.stderr);
+    r.assert_code(0);
+    assert_eq!(strings(&r.json()["ok"]).len(), 6, "{}", r.stdout);
+}
+
 /// Stops the broker (`kill -STOP`) for `pause` as soon as the recorder sees a request go
 /// through it, then continues it.
 async fn pause_after_next_request(

@@ -281,6 +281,8 @@ fn batches<H: Hooks>(
     let total = r.batches.len();
     let hard = interrupt.hard();
     let mut sent_any = false;
+    // The connection's breaks counted when the last batch went out.
+    let mut breaks_at_send = session.fleet().link().disconnects();
     for (i, nodes) in plan.send.iter().enumerate() {
         if !plan.blocked[i].is_empty() {
             let stop = Stop::Unknown { batch: i + 1, batches: total, label: r.label(), nodes: plan.blocked[i].clone() };
@@ -306,6 +308,15 @@ fn batches<H: Hooks>(
             });
             // Replies that came in during the sleep: nodes that answered after their wait.
             tally.take_late(session.drain_late().late, reporter);
+        }
+        if sent_any && session.fleet().link().disconnects() != breaks_at_send {
+            // A broker that is not back within a batch's wait is reported as before.
+            let back_by = tokio::time::Instant::now() + session.timeout();
+            let soft = interrupt.soft();
+            if let Err(e) = rt.block_on(session.fleet().await_connected(back_by, &soft, "sending a batch")) {
+                return (End::from_fleet(e, i, total), i);
+            }
+            await_fleet_back(rt, session, nodes, i + 1, total, reporter, interrupt);
         }
         if interrupt.requested() {
             return (End::Stopped(Stop::Interrupted { after: i, batches: total }), i);
@@ -338,6 +349,7 @@ fn batches<H: Hooks>(
             None => None,
         };
         sent_any = true;
+        breaks_at_send = session.fleet().link().disconnects();
         let mut out = match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, a))) {
             Ok(out) => out,
             // Nothing of this batch went out.
@@ -475,4 +487,52 @@ async fn await_events(
     let missing = ev.wait_for(&w.event, w.component.as_deref(), ok, deadline, hard).await?;
     let why = format!("no {} event within {secs:.0}s", w.event);
     Ok(tally.missed_event(missing, &why, reporter))
+}
+
+/// How long a batch waits for its nodes to be back after the broker connection broke.
+pub const FLEET_BACK_WAIT: Duration = Duration::from_secs(20);
+
+/// The connection to the broker broke (and came back) since the last batch went out: the
+/// servers reconnect at their own pace, and a request sent before one is back is lost on it
+/// (it would count as no reply, against the failure budget, for a node that is fine). So the
+/// batch waits, up to [`FLEET_BACK_WAIT`], until each of its nodes answers a discovery ping;
+/// then it is sent, also to the nodes that did not answer (their results say what happened).
+/// Ctrl-C ends the wait (the run stops before the batch, as in the pause).
+fn await_fleet_back(
+    rt: &tokio::runtime::Handle,
+    session: &RpcSession,
+    nodes: &[String],
+    batch: usize,
+    batches: usize,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) {
+    let n = nodes.len();
+    reporter.say(&format!(
+        "the broker connection broke since the last batch: waiting up to {}s for batch {batch}/{batches}'s {n} node(s) to be back before sending it",
+        FLEET_BACK_WAIT.as_secs()
+    ));
+    let start = std::time::Instant::now();
+    let soft = interrupt.soft();
+    let missing = rt.block_on(session.fleet().await_present(nodes, &session.collective, FLEET_BACK_WAIT, &soft));
+    if interrupt.requested() {
+        return;
+    }
+    let took = start.elapsed().as_secs_f64();
+    if missing.is_empty() {
+        reporter.say(&format!("batch {batch}/{batches}: all {n} node(s) are back ({took:.1}s)"));
+    } else {
+        let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+        let more = if missing.len() > shown.len() {
+            format!(" and {} more", missing.len() - shown.len())
+        } else {
+            String::new()
+        };
+        reporter.say(&format!(
+            "batch {batch}/{batches}: {} of {n} node(s) did not answer within {}s; sending anyway: {}{more}",
+            missing.len(),
+            FLEET_BACK_WAIT.as_secs(),
+            shown.join(", ")
+        ));
+    }
 }

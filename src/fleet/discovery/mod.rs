@@ -153,19 +153,7 @@ impl Fleet {
         let mut sub = nats.subscribe(reply_to.clone()).await.map_err(|e| FleetError::nats("subscribe", e))?;
         // Subscribe first, then publish: otherwise the fastest replies are lost.
         self.flush_by(hard_deadline, cancel, "discovery").await?;
-        let spec = RequestSpec {
-            request_id: &request_id,
-            sender: &o.identity,
-            caller: &o.caller_id,
-            collective,
-            agent: "discovery",
-            ttl: o.ttl,
-            filter: &filter,
-            reply_to: &reply_to,
-            payload: Payload::Discovery,
-            security: o.security.clone(),
-        };
-        let msg = protocol::encode_request(o.protocol, &spec, chrono::Utc::now());
+        let msg = self.discovery_request(collective, &filter, &request_id, &reply_to);
         let subject = protocol::broadcast_subject(collective, "discovery");
         self.publish_by(subject, msg, hard_deadline, cancel, "discovery").await?;
         self.flush_by(hard_deadline, cancel, "discovery").await?;
@@ -217,6 +205,93 @@ impl Fleet {
         Ok(Discovered { nodes: found.into_iter().collect(), malformed, interrupted, ..Default::default() })
     }
 }
+
+impl Fleet {
+    /// A broadcast request to the `discovery` agent, sent now.
+    fn discovery_request(&self, collective: &str, filter: &Filter, request_id: &str, reply_to: &str) -> bytes::Bytes {
+        let o = self.options();
+        let spec = RequestSpec {
+            request_id,
+            sender: &o.identity,
+            caller: &o.caller_id,
+            collective,
+            agent: "discovery",
+            ttl: o.ttl,
+            filter,
+            reply_to,
+            payload: Payload::Discovery,
+            security: o.security.clone(),
+        };
+        protocol::encode_request(o.protocol, &spec, chrono::Utc::now())
+    }
+
+    /// Waits until every one of `nodes` answers a discovery ping in `collective`, or `limit`
+    /// passes, or `cancel`; returns the nodes that did not answer. After the client
+    /// reconnected to a broker, the servers reconnect at their own pace: a batch sent before
+    /// they are back is lost on them. The ping is asked again every [`PRESENCE_REASK`], as
+    /// a server that was still away missed the earlier one. It never fails: a broker that
+    /// is gone again shows as nodes that did not answer, and sending the batch reports it.
+    pub async fn await_present(
+        &self,
+        nodes: &[String],
+        collective: &str,
+        limit: Duration,
+        cancel: &CancellationToken,
+    ) -> Vec<String> {
+        let mut missing: BTreeSet<&str> = nodes.iter().map(String::as_str).collect();
+        let deadline = Instant::now() + limit;
+        let o = self.options();
+        let request_id = o.protocol.new_request_id();
+        let reply_to = protocol::reply_subject(collective, &o.caller_id, &request_id);
+        // Only these nodes answer (an exact identity filter), so a large fleet is not asked.
+        let filter = Filter { identity: nodes.to_vec(), ..Filter::default() };
+        let subject = protocol::broadcast_subject(collective, "discovery");
+        let mut sub = None;
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
+        while !missing.is_empty() && Instant::now() < deadline && self.link().closed().is_none() {
+            let next_ask = (Instant::now() + PRESENCE_REASK).min(deadline);
+            if self.connected() {
+                if sub.is_none() {
+                    sub = self.nats().subscribe(reply_to.clone()).await.ok();
+                    // Subscribed before asking, or the first answers are lost.
+                    let _ = self.flush_by(next_ask, cancel, "the presence check").await;
+                }
+                let msg = self.discovery_request(collective, &filter, &request_id, &reply_to);
+                let _ = self.publish_by(subject.clone(), msg, next_ask, cancel, "the presence check").await;
+            }
+            loop {
+                let m = async {
+                    match sub.as_mut() {
+                        Some(s) => s.next().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = &mut cancelled => return missing.into_iter().map(str::to_string).collect(),
+                    _ = tokio::time::sleep_until(next_ask) => break,
+                    m = m => match m {
+                        Some(m) => {
+                            if let Some(id) = protocol::transport_sender(&m.payload) {
+                                missing.remove(id.as_str());
+                            }
+                            if missing.is_empty() {
+                                break;
+                            }
+                        }
+                        // The client closed: nothing more will answer.
+                        None => return missing.into_iter().map(str::to_string).collect(),
+                    },
+                }
+            }
+        }
+        // (The subscription ends with `sub`.)
+        missing.into_iter().map(str::to_string).collect()
+    }
+}
+
+/// How often [`Fleet::await_present`] asks again.
+pub const PRESENCE_REASK: Duration = Duration::from_secs(1);
 
 /// Discovery that needs no network, from a node list or an inventory file (searched in the
 /// client's main collective unless `opts` names one), with the limit applied; `None` for
