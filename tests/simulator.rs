@@ -237,20 +237,26 @@ async fn requests_breaking_the_schema_are_dropped() {
     assert!(w.sim.stats().requests.is_empty(), "nothing was served");
 }
 
+/// A client of the broker at `url` and an `rpcutil ping` session on it (2 s wait per batch).
+async fn ping_session(url: &str) -> (fleetbook::fleet::Fleet, fleetbook::fleet::rpc::RpcSession) {
+    use fleetbook::fleet::{ddl::DdlRegistry, filter::Filter, ClientOptions, Fleet};
+    let opts = ClientOptions { servers: vec![url.to_string()], ..ClientOptions::default() };
+    let fleet = Fleet::connect(opts, DdlRegistry::builtin()).await.expect("connects");
+    let s = fleet
+        .rpc_session("rpcutil", "ping", &serde_json::Map::new(), None, Some(Duration::from_secs(2)), Filter::default())
+        .await
+        .expect("a session");
+    (fleet, s)
+}
+
 /// A session counts each node's reply once: a node addressed again in a later batch of the
 /// same session (its second answer) is unexpected, and its place in that batch stays open
 /// (no reply), so every addressed node still has exactly one outcome per batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nodes_second_answer_in_a_session_is_unexpected_and_its_batch_place_stays_open() {
-    use fleetbook::fleet::{ddl::DdlRegistry, filter::Filter, ClientOptions, Fleet};
     let w = World::start(sim(3)).await;
-    let opts = ClientOptions { servers: vec![w.url().to_string()], ..ClientOptions::default() };
-    let fleet = Fleet::connect(opts, DdlRegistry::builtin()).await.expect("connects");
+    let (_fleet, mut s) = ping_session(w.url()).await;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let mut s = fleet
-        .rpc_session("rpcutil", "ping", &serde_json::Map::new(), None, Some(Duration::from_secs(2)), Filter::default())
-        .await
-        .expect("a session");
     let (a, b) = ("n001.example.net".to_string(), "n002.example.net".to_string());
     let first = s.send_batch(std::slice::from_ref(&a), &cancel, &mut |_| {}).await.expect("batch 1");
     assert_eq!(first.ok_nodes(), vec![a.clone()]);
@@ -267,7 +273,7 @@ async fn a_nodes_second_answer_in_a_session_is_unexpected_and_its_batch_place_st
 /// no task, per finished call. Read from the broker's own list of subscriptions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sessions_reply_subscription_ends_with_the_session() {
-    use fleetbook::fleet::{ddl::DdlRegistry, filter::Filter, protocol, ClientOptions, Fleet};
+    use fleetbook::fleet::protocol;
     let monitor = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let broker =
         fleetbook::sim::broker::EmbeddedBroker::start_with(&["-m", &monitor]).unwrap_or_else(|e| panic!("{e}"));
@@ -276,13 +282,8 @@ async fn a_sessions_reply_subscription_ends_with_the_session() {
         let url = format!("http://127.0.0.1:{monitor}/subsz?subs=1&limit=10000");
         fleetbook::metrics::http::get(&url, Duration::from_secs(5)).await.expect("the broker's subscription list")
     };
-    let opts = ClientOptions { servers: vec![broker.url().to_string()], ..ClientOptions::default() };
-    let fleet = Fleet::connect(opts, DdlRegistry::builtin()).await.expect("connects");
+    let (fleet, mut s) = ping_session(broker.url()).await;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let mut s = fleet
-        .rpc_session("rpcutil", "ping", &serde_json::Map::new(), None, Some(Duration::from_secs(2)), Filter::default())
-        .await
-        .expect("a session");
     let node = "n001.example.net".to_string();
     let out = s.send_batch(std::slice::from_ref(&node), &cancel, &mut |_| {}).await.expect("a batch");
     assert_eq!(out.ok_nodes(), vec![node]);
