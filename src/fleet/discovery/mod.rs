@@ -243,8 +243,6 @@ impl Fleet {
         let o = self.options();
         let request_id = o.protocol.new_request_id();
         let reply_to = protocol::reply_subject(collective, &o.caller_id, &request_id);
-        // Only these nodes answer (an exact identity filter), so a large fleet is not asked.
-        let filter = Filter { identity: nodes.to_vec(), ..Filter::default() };
         let subject = protocol::broadcast_subject(collective, "discovery");
         let mut sub = None;
         let cancelled = cancel.cancelled();
@@ -257,8 +255,17 @@ impl Fleet {
                     // Subscribed before asking, or the first answers are lost.
                     let _ = self.flush_by(next_ask, cancel, "the presence check").await;
                 }
-                let msg = self.discovery_request(collective, &filter, &request_id, &reply_to);
-                let _ = self.publish_by(subject.clone(), msg, next_ask, cancel, "the presence check").await;
+                // Only the nodes still missing are asked (exact identity filters, a few hundred
+                // to a request so that none nears the broker's payload limit): the rest of a
+                // large fleet is not.
+                let ask: Vec<String> = missing.iter().map(|n| n.to_string()).collect();
+                for part in ask.chunks(PRESENCE_CHUNK) {
+                    let filter = Filter { identity: part.to_vec(), ..Filter::default() };
+                    let msg = self.discovery_request(collective, &filter, &request_id, &reply_to);
+                    if self.publish_by(subject.clone(), msg, next_ask, cancel, "the presence check").await.is_err() {
+                        break;
+                    }
+                }
             }
             loop {
                 let m = async {
@@ -292,6 +299,8 @@ impl Fleet {
 
 /// How often [`Fleet::await_present`] asks again.
 pub const PRESENCE_REASK: Duration = Duration::from_secs(1);
+/// At most this many identities in one of [`Fleet::await_present`]'s requests.
+const PRESENCE_CHUNK: usize = 500;
 
 /// Discovery that needs no network, from a node list or an inventory file (searched in the
 /// client's main collective unless `opts` names one), with the limit applied; `None` for
