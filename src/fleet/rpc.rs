@@ -34,7 +34,8 @@ pub struct RpcSession {
     timeout: Duration,
     /// Replies as the opener task opened them, in arrival order, a few hundred at a time.
     opened: tokio::sync::mpsc::Receiver<Vec<Opened>>,
-    opener: tokio::task::JoinHandle<()>,
+    /// Taken when it has ended (the reply queue closed), to see whether it panicked.
+    opener: Option<tokio::task::JoinHandle<()>>,
     /// Nodes whose reply was taken (or reported), so a second reply is never counted.
     answered: HashSet<String>,
     /// Nodes reported `no_reply` by an earlier batch; a reply from one is late, not stray.
@@ -47,7 +48,9 @@ pub struct RpcSession {
 impl Drop for RpcSession {
     fn drop(&mut self) {
         // Its subscription goes with it.
-        self.opener.abort();
+        if let Some(opener) = &self.opener {
+            opener.abort();
+        }
     }
 }
 
@@ -142,7 +145,7 @@ impl Fleet {
             filter,
             timeout,
             opened,
-            opener,
+            opener: Some(opener),
             answered: HashSet::new(),
             silent: HashSet::new(),
             ahead: VecDeque::new(),
@@ -288,9 +291,12 @@ impl RpcSession {
                         // The client closed (the broker is gone for good), unless the opener
                         // panicked: that is a bug, and it goes on as one.
                         None => {
-                            if let Some(Err(e)) = (&mut self.opener).now_or_never() {
-                                if e.is_panic() {
-                                    std::panic::resume_unwind(e.into_panic());
+                            // Its sender goes before a panic is stored: wait for the end.
+                            if let Some(opener) = self.opener.take() {
+                                if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(1), opener).await {
+                                    if e.is_panic() {
+                                        std::panic::resume_unwind(e.into_panic());
+                                    }
                                 }
                             }
                             out.broker_lost = Some(self.fleet.lost("the wait for replies").to_string());

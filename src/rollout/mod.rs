@@ -507,6 +507,9 @@ fn await_fleet_back(
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) {
+    if interrupt.requested() {
+        return;
+    }
     let n = nodes.len();
     reporter.say(&format!(
         "the broker connection broke since the last batch: waiting up to {}s for batch {batch}/{batches}'s {n} node(s) to be back before sending it",
@@ -521,6 +524,9 @@ fn await_fleet_back(
     let took = start.elapsed().as_secs_f64();
     if missing.is_empty() {
         reporter.say(&format!("batch {batch}/{batches}: all {n} node(s) are back ({took:.1}s)"));
+    } else if !session.fleet().connected() {
+        // Sending the batch reports the broker.
+        reporter.say(&format!("batch {batch}/{batches}: the broker connection is down again ({took:.1}s)"));
     } else {
         let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
         let more = if missing.len() > shown.len() {
