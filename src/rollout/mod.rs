@@ -528,17 +528,11 @@ fn await_fleet_back(
         // Sending the batch reports the broker.
         reporter.say(&format!("batch {batch}/{batches}: the broker connection is down again ({took:.1}s)"));
     } else {
-        let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
-        let more = if missing.len() > shown.len() {
-            format!(" and {} more", missing.len() - shown.len())
-        } else {
-            String::new()
-        };
         reporter.say(&format!(
-            "batch {batch}/{batches}: {} of {n} node(s) did not answer within {}s; sending anyway: {}{more}",
+            "batch {batch}/{batches}: {} of {n} node(s) did not answer within {}s; sending anyway: {}",
             missing.len(),
             FLEET_BACK_WAIT.as_secs(),
-            shown.join(", ")
+            stop::some_of(&missing)
         ));
     }
 }

@@ -68,14 +68,18 @@ fn failed_nodes(failed: &[String]) -> String {
     }
     let mut out = format!("failed nodes ({}):", failed.len());
     for (why, nodes) in groups {
-        let shown: Vec<&str> = nodes.iter().take(10).copied().collect();
-        let more = match nodes.len().saturating_sub(10) {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
-        out.push_str(&format!("\n  {why} ({}): {}{more}", nodes.len(), shown.join(", ")));
+        out.push_str(&format!("\n  {why} ({}): {}", nodes.len(), some_of(&nodes)));
     }
     out
+}
+
+/// The first ten of `nodes`, comma-separated, and how many more there are.
+pub(crate) fn some_of<S: AsRef<str>>(nodes: &[S]) -> String {
+    let shown: Vec<&str> = nodes.iter().take(10).map(AsRef::as_ref).collect();
+    match nodes.len().saturating_sub(10) {
+        0 => shown.join(", "),
+        n => format!("{} and {n} more", shown.join(", ")),
+    }
 }
 
 impl fmt::Display for Stop {

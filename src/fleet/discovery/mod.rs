@@ -247,7 +247,7 @@ impl Fleet {
         let mut sub = None;
         let cancelled = cancel.cancelled();
         tokio::pin!(cancelled);
-        while !missing.is_empty() && Instant::now() < deadline && self.link().closed().is_none() {
+        'ask: while !missing.is_empty() && Instant::now() < deadline && self.link().closed().is_none() {
             let next_ask = (Instant::now() + PRESENCE_REASK).min(deadline);
             if self.connected() {
                 if sub.is_none() {
@@ -258,9 +258,9 @@ impl Fleet {
                 // Only the nodes still missing are asked (exact identity filters, a few hundred
                 // to a request so that none nears the broker's payload limit): the rest of a
                 // large fleet is not.
-                let ask: Vec<String> = missing.iter().map(|n| n.to_string()).collect();
+                let ask: Vec<&str> = missing.iter().copied().collect();
                 for part in ask.chunks(PRESENCE_CHUNK) {
-                    let filter = Filter { identity: part.to_vec(), ..Filter::default() };
+                    let filter = Filter { identity: part.iter().map(|n| n.to_string()).collect(), ..Filter::default() };
                     let msg = self.discovery_request(collective, &filter, &request_id, &reply_to);
                     if self.publish_by(subject.clone(), msg, next_ask, cancel, "the presence check").await.is_err() {
                         break;
@@ -275,7 +275,7 @@ impl Fleet {
                     }
                 };
                 tokio::select! {
-                    _ = &mut cancelled => return missing.into_iter().map(str::to_string).collect(),
+                    _ = &mut cancelled => break 'ask,
                     _ = tokio::time::sleep_until(next_ask) => break,
                     m = m => match m {
                         Some(m) => {
@@ -287,7 +287,7 @@ impl Fleet {
                             }
                         }
                         // The client closed: nothing more will answer.
-                        None => return missing.into_iter().map(str::to_string).collect(),
+                        None => break 'ask,
                     },
                 }
             }
