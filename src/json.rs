@@ -15,6 +15,10 @@ mod unescape;
 /// Deeper than this goes the serde way (its own limit is 128).
 pub(crate) const MAX_DEPTH: usize = 64;
 
+/// An object with more keys than this is not taken as [`Scan::canonical`] (its check for a
+/// key given twice compares each key with those before it).
+pub(crate) const CANONICAL_KEYS: usize = 64;
+
 /// Where the first quote, backslash or control character of `rest` is: eight bytes at a time
 /// (a string's end is found without looking at each byte on its own). These are exactly the
 /// bytes a JSON string cannot hold unescaped.
@@ -266,6 +270,71 @@ impl<'a> Scan<'a> {
         })
     }
 
+    /// The text of the value at the cursor, when it is exactly what serde_json writes for the
+    /// `Value` it reads as (compact; strings without escapes or control characters; integers
+    /// only, `-0` aside; no key twice in an object, at most [`CANONICAL_KEYS`] keys), and the
+    /// cursor past it. `None` for anything else, the cursor where it was: the caller builds the
+    /// `Value`. Such a text can be kept as it is and written out later unchanged (issue 15:
+    /// building each reply's `data` as a `Value` the caller may never read was the largest
+    /// single cost left per reply).
+    pub(crate) fn canonical(&mut self, depth: usize) -> Option<&'a str> {
+        let start = self.i;
+        match self.canonical_value(depth) {
+            Some(()) => Some(&self.text[start..self.i]),
+            None => {
+                self.i = start;
+                None
+            }
+        }
+    }
+
+    fn canonical_value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => {
+                let mut keys: Vec<&str> = Vec::new();
+                self.canonical_items(b'}', depth, |s| {
+                    let key = s.string()?;
+                    if keys.len() == CANONICAL_KEYS || keys.contains(&key) {
+                        return None;
+                    }
+                    keys.push(key);
+                    s.eat(b':')?;
+                    s.canonical_value(depth + 1)
+                })
+            }
+            b'[' => self.canonical_items(b']', depth, |s| s.canonical_value(depth + 1)),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            // What `integer` takes serde_json writes back digit for digit.
+            _ => self.integer().map(drop),
+        }
+    }
+
+    /// The items of an array or object, compact, the opening bracket next: `item` reads each.
+    fn canonical_items(
+        &mut self,
+        close: u8,
+        depth: usize,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.i += 1;
+        if self.eat(close).is_some() {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            if self.eat(close).is_some() {
+                return Some(());
+            }
+            self.eat(b',')?;
+        }
+    }
+
     /// Any JSON value, checked and skipped. Strings with escapes give up.
     pub(crate) fn skip(&mut self, depth: usize) -> Option<()> {
         match self.peek()? {
@@ -515,5 +584,88 @@ mod tests {
                 (None, None) => {}
             }
         }
+    }
+
+    /// A random JSON value of the kinds replies carry, some of them not canonical (floats,
+    /// escapes, a key twice), written compact or with spaces.
+    fn random_json(rng: &mut rand::rngs::SmallRng, depth: usize, out: &mut String) {
+        use rand::Rng;
+        let leaf = depth > 3 || rng.gen_bool(0.4);
+        match rng.gen_range(0..if leaf { 7 } else { 9 }) {
+            0 => out.push_str(["true", "false", "null"][rng.gen_range(0..3)]),
+            1 => out.push_str(&rng.gen::<u64>().to_string()),
+            2 => out.push_str(&rng.gen_range(-1000i64..1000).to_string()),
+            3 => out.push_str(
+                ["-0", "1.5", "2e3", "1E400", "18446744073709551616", "-9223372036854775809", "0.0"]
+                    [rng.gen_range(0..7)],
+            ),
+            4 => out.push_str(["\"plain\"", "\"é € 😀\"", "\"\"", "\"a b\""][rng.gen_range(0..4)]),
+            5 => out.push_str(["\"a\\\"b\"", "\"\\u0041\"", "\"\\/\"", "\"tab\\t\""][rng.gen_range(0..4)]),
+            6 => out.push_str(&rng.gen_range(0u32..100).to_string()),
+            7 => {
+                out.push('[');
+                for k in 0..rng.gen_range(0..4) {
+                    if k > 0 {
+                        out.push_str(if rng.gen_bool(0.9) { "," } else { " , " });
+                    }
+                    random_json(rng, depth + 1, out);
+                }
+                out.push(']');
+            }
+            _ => {
+                out.push('{');
+                let n = rng.gen_range(0..5);
+                for k in 0..n {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    // Few names, so some objects name a key twice.
+                    out.push_str(&format!("\"k{}\"", rng.gen_range(0..6)));
+                    out.push_str(if rng.gen_bool(0.9) { ":" } else { ": " });
+                    random_json(rng, depth + 1, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// What `canonical` takes is exactly what serde_json writes back for the `Value` it reads
+    /// as, byte for byte, and the cursor ends right after it; everything else leaves the
+    /// cursor where it was. Plain compact values (what Go writes for a ping) are taken.
+    #[test]
+    fn canonical_text_is_what_serde_json_writes_back() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(2026);
+        let mut taken = 0;
+        for round in 0..200_000 {
+            let mut text = String::new();
+            random_json(&mut rng, 0, &mut text);
+            let mut bytes = text.clone().into_bytes();
+            if round % 3 == 0 {
+                mutate(&mut rng, &mut bytes);
+            }
+            let Ok(text) = String::from_utf8(bytes) else { continue };
+            let whole = format!("{text},\"next\":1");
+            let mut s = Scan::of(&whole);
+            match s.canonical(0) {
+                Some(t) => {
+                    taken += 1;
+                    assert_eq!(s.i, t.len(), "{whole}");
+                    let v: serde_json::Value = serde_json::from_str(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+                    assert_eq!(serde_json::to_string(&v).unwrap(), t, "written back the same");
+                }
+                None => assert_eq!(s.i, 0, "{whole}: the cursor stays"),
+            }
+        }
+        assert!(taken > 50_000, "only {taken} taken");
+        for plain in [r#"{"pong":1732200001}"#, r#"{"a":[1,-2,true,null,"x y"],"b":{}}"#, "[]", r#""é""#] {
+            assert_eq!(Scan::of(plain).canonical(0), Some(plain));
+        }
+        for not in [r#"{"a": 1}"#, r#"{"a":1,"a":2}"#, "1.0", "-0", r#""a\/b""#, "[1 ]", "01"] {
+            let mut s = Scan::of(not);
+            assert!(s.canonical(0).is_none_or(|_| !s.at_end()), "{not}");
+        }
+        let many: String = (0..=CANONICAL_KEYS).map(|k| format!("\"k{k}\":{k}")).collect::<Vec<_>>().join(",");
+        assert_eq!(Scan::of(&format!("{{{many}}}")).canonical(0), None, "too many keys to check");
     }
 }

@@ -184,7 +184,7 @@ fn sample_rpc_replies_from_go_choria_decode() {
     let replies: Vec<NodeReply> = serde_json::from_value(doc["replies"].clone()).expect("choria.json replies decode");
     assert_eq!(replies.len(), 3);
     assert!(replies.iter().all(NodeReply::ok));
-    assert_eq!(replies[0].data["pong"], 1611245602);
+    assert_eq!(replies[0].data.value()["pong"], 1611245602);
     let pkgs: Vec<NodeReply> =
         serde_json::from_value(choria_json("rpc-replies/package_replies.json")).expect("package replies decode");
     assert_eq!(pkgs.len(), 6);
@@ -206,7 +206,7 @@ fn sample_rpc_replies_from_go_choria_decode() {
         let back = protocol::decode_reply(&bytes).unwrap();
         assert_eq!(back.sender, r.sender);
         let v: Value = serde_json::from_slice(&back.body).unwrap();
-        assert_eq!(v["data"], r.data);
+        assert_eq!(v["data"], *r.data.value());
     }
 }
 

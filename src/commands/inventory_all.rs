@@ -151,7 +151,8 @@ async fn walk(
         let out = session.send_batch(chunk, cancel, &mut on).await?;
         let (mut ok, mut failed) = (0, 0);
         for r in &out.replies {
-            let node = match (&r.data, r.ok()) {
+            let data = r.data.value();
+            let node = match (&*data, r.ok()) {
                 (Value::Object(m), true) => InventoryNode::from_reply(&r.sender, m),
                 (_, true) => Err(format!("the inventory is not an object: {}", r.data)),
                 (_, false) => Err(r.statusmsg.clone()),

@@ -230,7 +230,7 @@ fn write_text(
         if !style.display.shows(x.ok()) {
             continue;
         }
-        let msg = if x.ok() { table::summarize(&x.data) } else { x.statusmsg.clone() };
+        let msg = if x.ok() { table::summarize(&x.data.value()) } else { x.statusmsg.clone() };
         let status = status_name(x.statuscode);
         rows.push(Row::new(&x.sender, if late { format!("{status} (late)") } else { status.to_string() }, &msg));
     }

@@ -73,7 +73,7 @@ async fn ask(
     if !reply.ok() {
         return Ok(Err(InventoryOutcome::Refused { statuscode: reply.statuscode, statusmsg: reply.statusmsg }));
     }
-    match reply.data {
+    match reply.data.into_value() {
         Value::Object(m) => Ok(Ok(m)),
         other => {
             Err(FleetError::Malformed { what: "rpcutil reply", reason: format!("data is not an object: {other}") })

@@ -14,7 +14,103 @@ pub struct NodeReply {
     pub sender: String,
     pub statuscode: u8,
     pub statusmsg: String,
-    pub data: Value,
+    pub data: Data,
+}
+
+/// A reply's `data`. Most replies' data is kept as the JSON text the node sent, when that
+/// text is exactly what serde_json would write for it (compact, integers only, plain strings:
+/// what Go's encoder writes for most agents), and read into a [`Value`] only where something
+/// looks inside; written out (`--json`, JSONL, the journal) it is copied as it is. Anything
+/// else is read into a `Value` at once. Either way it reads, compares and writes as the same
+/// `Value` (issue 15: building every reply's data as a `Value`, which a rollout mostly never
+/// reads, was the largest single cost per reply left in the client).
+#[derive(Clone)]
+pub struct Data(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// Checked canonical ([`crate::json::Scan::canonical`]).
+    Text(Box<serde_json::value::RawValue>),
+    Value(Value),
+}
+
+impl Data {
+    /// Data kept as its text, which must be canonical JSON (see [`crate::json::Scan::canonical`]).
+    fn canonical(text: &str) -> Option<Data> {
+        serde_json::value::RawValue::from_string(text.to_string()).ok().map(|t| Data(Repr::Text(t)))
+    }
+
+    /// The data as a `Value` (read from its text if it was kept as text).
+    pub fn value(&self) -> std::borrow::Cow<'_, Value> {
+        match &self.0 {
+            // Checked canonical when it was kept: it reads.
+            Repr::Text(t) => std::borrow::Cow::Owned(serde_json::from_str(t.get()).unwrap_or(Value::Null)),
+            Repr::Value(v) => std::borrow::Cow::Borrowed(v),
+        }
+    }
+
+    /// The data as a `Value`, taken.
+    pub fn into_value(self) -> Value {
+        match self.0 {
+            Repr::Text(t) => serde_json::from_str(t.get()).unwrap_or(Value::Null),
+            Repr::Value(v) => v,
+        }
+    }
+}
+
+impl From<Value> for Data {
+    fn from(v: Value) -> Data {
+        Data(Repr::Value(v))
+    }
+}
+
+impl Default for Data {
+    /// An empty object: a reply without `data`.
+    fn default() -> Data {
+        Data(Repr::Value(Value::Object(Map::new())))
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Data) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl PartialEq<Value> for Data {
+    fn eq(&self, other: &Value) -> bool {
+        *self.value() == *other
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Repr::Text(t) => write!(f, "{}", t.get()),
+            Repr::Value(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.0 {
+            Repr::Text(t) => t.serialize(s),
+            Repr::Value(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Data, D::Error> {
+        Value::deserialize(d).map(Data::from)
+    }
 }
 
 impl NodeReply {
@@ -121,7 +217,10 @@ fn scan_body(body: &[u8]) -> Option<NodeReply> {
             }
             "data" => {
                 crate::json::once(&mut seen, 2)?;
-                data = Some(s.value(0)?);
+                data = Some(match s.canonical(0).and_then(Data::canonical) {
+                    Some(d) => d,
+                    None => s.value(0)?.into(),
+                });
             }
             _ => s.skip(0)?,
         }
@@ -130,12 +229,7 @@ fn scan_body(body: &[u8]) -> Option<NodeReply> {
     if !s.at_end() {
         return None;
     }
-    Some(NodeReply {
-        sender: String::new(),
-        statuscode: code?,
-        statusmsg: msg,
-        data: data.unwrap_or_else(|| Value::Object(Map::new())),
-    })
+    Some(NodeReply { sender: String::new(), statuscode: code?, statusmsg: msg, data: data.unwrap_or_default() })
 }
 
 /// [`parse_body`] the serde way: the reference. (The sender is left empty.)
@@ -180,7 +274,7 @@ fn node_reply(code: Option<&Value>, msg: Option<Value>, data: Option<Value>) -> 
         sender: String::new(),
         statuscode: code as u8,
         statusmsg,
-        data: data.unwrap_or_else(|| Value::Object(Map::new())),
+        data: data.map(Data::from).unwrap_or_default(),
     })
 }
 
@@ -245,6 +339,15 @@ mod tests {
         parse_body_serde(b).ok()
     }
 
+    /// Written out (`--json`, JSONL, the journal), a reply whose data was kept as text reads
+    /// exactly as one whose data is a `Value`: same bytes.
+    fn written_alike(a: &NodeReply, b: &NodeReply) {
+        let as_value = |r: &NodeReply| NodeReply { data: r.data.value().into_owned().into(), ..r.clone() };
+        let text = |r: &NodeReply| serde_json::to_string(r).expect("a reply writes");
+        assert_eq!(text(a), text(&as_value(b)), "{a:?}");
+        assert_eq!(text(b), text(&as_value(a)), "{b:?}");
+    }
+
     /// Whenever the one-pass reader answers, it answers as the serde readers do; and it
     /// answers for the bodies servers send (the shared go-choria replies among them).
     #[test]
@@ -274,10 +377,15 @@ mod tests {
             // A status message that is no string (nor null) is the serde path's to judge:
             // `1e400` is out of range for it.
             assert_eq!(fast.is_none(), text.contains("\"statusmsg\":1e400") || text.contains("[1]}"), "{text}");
-            if fast.is_some() {
+            if let Some(f) = &fast {
                 assert_eq!(fast, reference(s), "{text}");
+                written_alike(f, &reference(s).expect("the reference reads it"));
             }
         }
+        // A plain reply's data is kept as its text.
+        let ping = scan_body(seeds[0].as_slice()).expect("a ping reply");
+        assert!(matches!(ping.data.0, Repr::Text(_)), "{:?}", ping.data);
+        assert_eq!(serde_json::to_string(&ping.data).unwrap(), r#"{"pong":1}"#);
         assert!(reference(br#"{"statuscode":0,"statusmsg":1e400}"#).is_none(), "serde refuses it");
         let mut rng = SmallRng::seed_from_u64(15);
         let (mut fast, mut total) = (0, 0);
@@ -287,7 +395,9 @@ mod tests {
             total += 1;
             if let Some(r) = scan_body(&b) {
                 fast += 1;
-                assert_eq!(Some(r), reference(&b), "{}", String::from_utf8_lossy(&b));
+                let slow = reference(&b);
+                assert_eq!(Some(&r), slow.as_ref(), "{}", String::from_utf8_lossy(&b));
+                written_alike(&r, &slow.expect("the reference reads it"));
             }
         }
         assert!(fast > total / 20, "only {fast} of {total} mutations took the fast path");

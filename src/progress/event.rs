@@ -130,7 +130,7 @@ pub enum RunEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         statusmsg: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        data: Option<Value>,
+        data: Option<crate::fleet::rpc::Data>,
         /// The result comes from the journal of an earlier attempt of this run (`--resume`):
         /// the node was not called again.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -243,7 +243,7 @@ pub(crate) fn samples() -> Vec<RunEvent> {
             status: NodeStatus::Ok,
             statuscode: Some(0),
             statusmsg: Some("OK".into()),
-            data: Some(json!({})),
+            data: Some(json!({}).into()),
             resumed: true,
         },
         RunEvent::BatchEnd { batch: 1, batches: 1, ok: 1, failed: 0, no_reply: 0, unknown: 0 },
@@ -271,7 +271,7 @@ pub(crate) fn samples() -> Vec<RunEvent> {
             status: NodeStatus::Failed,
             statuscode: Some(1),
             statusmsg: Some("line\nbreak é 🦀".into()),
-            data: Some(json!({"x": [1, 2.5, -3, null, true, "\u{7f}"], "nested": {"k": "v"}})),
+            data: Some(json!({"x": [1, 2.5, -3, null, true, "\u{7f}"], "nested": {"k": "v"}}).into()),
             resumed: false,
         },
         RunEvent::RolloutEnd,

@@ -29,7 +29,8 @@ pub async fn facts(
     let out = s.send_batch(nodes, cancel, &mut |_| {}).await?;
     let mut by_node = HashMap::new();
     for r in out.replies.iter().filter(|r| r.ok()) {
-        let values = r.data.get("values").and_then(Value::as_object);
+        let data = r.data.value();
+        let values = data.get("values").and_then(Value::as_object);
         let mut m = BTreeMap::new();
         for f in facts {
             match values.and_then(|v| v.get(f)) {

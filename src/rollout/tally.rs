@@ -129,7 +129,7 @@ impl Tally {
             sender: node.to_string(),
             statuscode: rec.statuscode.unwrap_or(code),
             statusmsg: msg.clone(),
-            data: rec.data.clone().unwrap_or(serde_json::Value::Null),
+            data: rec.data.clone().unwrap_or(serde_json::Value::Null).into(),
         };
         match rec.status {
             NodeStatus::Ok | NodeStatus::LateOk => self.replies.push(reply(0)),
@@ -149,7 +149,7 @@ impl Tally {
             status: rec.status,
             statuscode: rec.statuscode,
             statusmsg: rec.statusmsg.clone(),
-            data: rec.data.clone(),
+            data: rec.data.clone().map(Into::into),
             resumed: true,
         });
     }
@@ -247,7 +247,7 @@ mod tests {
     use serde_json::json;
 
     fn reply(n: &str, code: u8) -> NodeReply {
-        NodeReply { sender: n.into(), statuscode: code, statusmsg: "m".into(), data: json!({}) }
+        NodeReply { sender: n.into(), statuscode: code, statusmsg: "m".into(), data: json!({}).into() }
     }
 
     #[test]
