@@ -17,8 +17,8 @@ fn lines(r: &Run) -> Vec<Value> {
 }
 
 /// Every message of the journal stream, in order: (subject, payload).
-async fn journal(w: &World) -> Vec<(String, String)> {
-    let js = jetstream::new(w.nats().await);
+async fn messages(nats: async_nats::Client) -> Vec<(String, String)> {
+    let js = jetstream::new(nats);
     let mut s = js.get_stream(fleetbook::journal::STREAM).await.expect("the journal stream exists");
     let total = s.info().await.unwrap().state.messages;
     let c = s.create_consumer(OrderedConfig::default()).await.unwrap();
@@ -30,6 +30,13 @@ async fn journal(w: &World) -> Vec<(String, String)> {
         out.push((m.subject.to_string(), String::from_utf8_lossy(&m.payload).into_owned()));
     }
     out
+}
+
+/// Every event of the journal stream, in order: (subject, its JSON line). Events of one kind
+/// written together share a message, a line each.
+async fn journal(w: &World) -> Vec<(String, String)> {
+    let kept = messages(w.nats().await).await;
+    kept.iter().flat_map(|(s, p)| p.split('\n').map(|line| (s.clone(), line.to_string()))).collect()
 }
 
 fn runbook(body: &str) -> (tempfile::TempDir, String) {
@@ -80,6 +87,120 @@ rpc_batch("choria_provision", "restart", #{{ token: "{TOKEN}" }}, #{{ nodes: ["n
     let end: Value =
         serde_json::from_str(&kept.iter().rev().find(|(s, _)| s.ends_with(".run_end")).unwrap().1).unwrap();
     assert_eq!((end["status"].as_str(), end["ok"].as_u64()), (Some("ok"), Some(6)), "{end}");
+}
+
+/// Node results that wait for the journal's writer together share messages, a JSON line
+/// each, none over the size limit; `runs` counts and `runs show` reads every one, in order
+/// (issue 15: a message per node result was most of the journal's cost).
+#[test]
+fn node_results_written_together_share_messages_and_read_back_in_order() {
+    results_share_messages(None, fleetbook::journal::GROUP_BYTES, 2000 / 50);
+}
+
+/// The same in a journal stream made beforehand with a small message size limit: the groups
+/// stay under it (the broker would refuse a bigger message, and the run would stop).
+#[test]
+fn grouped_results_stay_under_the_streams_message_size_limit() {
+    results_share_messages(Some(4096), 4096, 2000 / 5);
+}
+
+/// Writes 2,000 node results to a new run's journal (in a stream made beforehand with
+/// `max_message_size`, if given) and checks them: at most `cap` bytes and fewer than
+/// `fewer_than` messages. The events are queued on this test's only runtime thread before the
+/// writer can run, so it finds them all waiting.
+fn results_share_messages(max_message_size: Option<i32>, cap: usize, fewer_than: usize) {
+    use fleetbook::journal::{Journal, JournalOptions, RunId};
+    use fleetbook::progress::{NodeStatus, RunEvent, RunStatus, Sink};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let broker = crate::support::broker();
+        if let Some(max) = max_message_size {
+            let js = jetstream::new(async_nats::connect(broker.url()).await.unwrap());
+            js.create_stream(stream::Config {
+                name: fleetbook::journal::STREAM.into(),
+                subjects: vec!["fleetbook.runs.>".into()],
+                max_message_size: max,
+                allow_rollup: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let opts = fleetbook::fleet::ClientOptions { servers: vec![broker.url().into()], ..Default::default() };
+        let fleet =
+            fleetbook::fleet::Fleet::connect(opts, fleetbook::fleet::ddl::DdlRegistry::builtin()).await.unwrap();
+        let id = RunId::new();
+        let journal = Journal::open(&fleet, id.clone(), 1, &JournalOptions::default()).await.unwrap();
+        const N: usize = 2000;
+        let start = RunEvent::RunStart {
+            run_id: id.to_string(),
+            command: "req".into(),
+            runbook: String::new(),
+            sha256: None,
+            dry_run: false,
+            args: Default::default(),
+            user: "tester".into(),
+            host: "here".into(),
+            attempt: 1,
+        };
+        journal.event(&start);
+        for i in 0..N {
+            journal.event(&RunEvent::NodeResult {
+                node: format!("n{i:04}.example.net"),
+                status: if i % 7 == 0 { NodeStatus::Failed } else { NodeStatus::Ok },
+                statuscode: Some(0),
+                statusmsg: Some("OK".into()),
+                data: Some(serde_json::json!({"pong": i, "text": "line\nbreak"}).into()),
+                resumed: false,
+            });
+        }
+        let end = RunEvent::RunEnd {
+            run_id: id.to_string(),
+            status: RunStatus::Failed,
+            exit_code: 1,
+            reason: None,
+            ok: N - N.div_ceil(7),
+            failed: N.div_ceil(7),
+            no_reply: 0,
+            unknown: 0,
+        };
+        let journal = std::sync::Arc::new(journal);
+        let j = journal.clone();
+        tokio::task::spawn_blocking(move || j.event_durable(&end)).await.unwrap().expect("the journal took the run");
+
+        let nats = async_nats::connect(broker.url()).await.unwrap();
+        let kept = messages(nats).await;
+        let results: Vec<&String> = kept.iter().filter(|(s, _)| s.ends_with(".node_result")).map(|(_, p)| p).collect();
+        let lines: Vec<Value> =
+            results.iter().flat_map(|p| p.split('\n')).map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), N, "every result is in the journal");
+        assert!(results.len() > 1 && results.len() < fewer_than, "{} messages for {N} results", results.len());
+        assert!(results.iter().all(|p| p.len() <= cap), "each message within the limit");
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(l["node"], format!("n{i:04}.example.net"), "in order: {l}");
+            assert_eq!(l["data"]["text"], "line\nbreak", "a newline inside a value stays escaped: {l}");
+        }
+
+        let fb = |args: &[&str]| {
+            crate::support::Fleetbook::new().args(["--server", broker.url(), "--insecure"]).args(args.to_vec())
+        };
+        let runs = fb(&["runs", "--json"]).run().await.json();
+        assert_eq!(
+            (runs[0]["done"].as_u64(), runs[0]["failed"].as_u64()),
+            (Some(N as u64), Some(N.div_ceil(7) as u64)),
+            "{runs}"
+        );
+        let shown = fb(&["runs", "show", id.as_str(), "--json"]).run().await;
+        shown.assert_code(0);
+        let nodes: Vec<String> = shown
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["event"] == "node_result")
+            .map(|e| e["node"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(nodes, (0..N).map(|i| format!("n{i:04}.example.net")).collect::<Vec<_>>());
+    });
 }
 
 /// `runs` lists ok, failed, stopped and interrupted runs; `runs show` gives one run's

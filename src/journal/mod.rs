@@ -157,12 +157,32 @@ pub async fn stream(fleet: &Fleet, o: &JournalOptions) -> Result<stream::Stream,
         .await
 }
 
-/// One message for the writer.
+/// One message for the writer: one event's JSON line, or (once the writer grouped them)
+/// several events of one kind, a line each.
 struct Msg {
     kind: String,
-    payload: bytes::Bytes,
+    payload: Vec<u8>,
     rollup: bool,
     ack: Option<std::sync::mpsc::Sender<Result<(), SinkError>>>,
+}
+
+impl Msg {
+    /// Takes `next` into this message when both are plain events of the same kind and the
+    /// lines fit in `limit` bytes; gives it back otherwise. A durable event, one that waits
+    /// for its acknowledgement, or a heartbeat (rolled up) always travels alone.
+    fn group(&mut self, next: Msg, limit: usize) -> Option<Msg> {
+        let plain = |m: &Msg| m.ack.is_none() && !m.rollup;
+        if !plain(self)
+            || !plain(&next)
+            || self.kind != next.kind
+            || self.payload.len() + 1 + next.payload.len() > limit
+        {
+            return Some(next);
+        }
+        self.payload.push(b'\n');
+        self.payload.extend_from_slice(&next.payload);
+        None
+    }
 }
 
 /// The journal as a sink of run events.
@@ -180,7 +200,9 @@ impl Journal {
     /// attempt under the same id, after claiming it): the stream exists when this returns. A
     /// new run claims its first attempt, so every later claim follows one.
     pub async fn open(fleet: &Fleet, run: RunId, attempt: u32, o: &JournalOptions) -> Result<Journal, FleetError> {
-        stream(fleet, o).await?;
+        let bound = stream(fleet, o).await?;
+        // A stream made beforehand may cap each message's size: grouped events stay under it.
+        let max_message = bound.cached_info().config.max_message_size;
         if attempt == 1 {
             let (user, host) = who();
             claim(fleet, &run, 1, &format!("{user}@{host}"), 0).await?;
@@ -190,7 +212,14 @@ impl Journal {
         let wait = fleet.options().connect_timeout * 6;
         // Message ids are unique per attempt, so a resume within the duplicate window is kept.
         let ids = format!("{run}-{attempt}");
-        let writer = tokio::spawn(write(js, fleet.clone(), run.clone(), ids, rx, wait));
+        // Headers, subject and the protocol line take a little of the broker's limit and the
+        // stream's.
+        let mut limit = GROUP_BYTES.min(fleet.nats().server_info().max_payload.saturating_sub(4096));
+        if let Ok(max @ 1..) = usize::try_from(max_message) {
+            limit = limit.min(max.saturating_sub(1024));
+        }
+        let limit = limit.max(1);
+        let writer = tokio::spawn(write(js, fleet.clone(), run.clone(), ids, rx, wait, limit));
         let beat = tokio::spawn(heartbeat(tx.clone()));
         Ok(Journal { run, tx, fleet: fleet.clone(), wait, tasks: vec![writer, beat] })
     }
@@ -202,7 +231,7 @@ impl Journal {
 
     fn send(&self, e: &RunEvent, ack: Option<std::sync::mpsc::Sender<Result<(), SinkError>>>) -> bool {
         let Some((kind, line)) = crate::progress::jsonl::line(e) else { return false };
-        self.tx.send(Msg { kind, payload: line.into(), rollup: false, ack }).is_ok()
+        self.tx.send(Msg { kind, payload: line.into_bytes(), rollup: false, ack }).is_ok()
     }
 }
 
@@ -241,15 +270,23 @@ impl Sink for Journal {
     }
 }
 
-/// How many events are published before their acknowledgements are awaited.
+/// How many messages are published before their acknowledgements are awaited.
 const WINDOW: usize = 256;
 
-/// Publishes every message in order, each acknowledged. Up to [`WINDOW`] waiting messages are
+/// At most this many bytes of events share one message (less when the broker's payload
+/// limit is lower).
+pub const GROUP_BYTES: usize = 64 * 1024;
+
+/// Publishes every event in order, each acknowledged. Events of one kind that wait for the
+/// writer together (a batch's node results as they arrive) share a message, one JSON line
+/// each, up to [`GROUP_BYTES`]: the broker stores and acknowledges one message per group, not
+/// per node (issue 15: one file-stored, acknowledged message per node result was most of the
+/// journal's cost, in the broker and in the client). Up to [`WINDOW`] waiting messages are
 /// published back to back and their acknowledgements awaited in order afterwards (one round
-/// trip per window, not per event); a durable message is always the last of its window, so its
-/// answer covers everything before it. A message whose acknowledgement fails is published
-/// again (deduplicated by its message id) until the broker answers or `wait` passes; only then
-/// can it land after messages published later.
+/// trip per window, not per message); a durable event is always the last of its window and
+/// alone in its message, so its answer covers everything before it. A message whose
+/// acknowledgement fails is published again (deduplicated by its message id) until the
+/// broker answers or `wait` passes; only then can it land after messages published later.
 async fn write(
     js: jetstream::Context,
     fleet: Fleet,
@@ -257,6 +294,7 @@ async fn write(
     ids: String,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     wait: Duration,
+    limit: usize,
 ) {
     let mut seq: u64 = 0;
     // The first write that failed: the journal has a gap, so no batch may be sent after it.
@@ -265,31 +303,37 @@ async fn write(
         let mut window = vec![first];
         while window.len() < WINDOW && window.last().is_some_and(|m| m.ack.is_none()) {
             match rx.try_recv() {
-                Ok(m) => window.push(m),
+                Ok(m) => {
+                    let last = window.last_mut().expect("the window holds its first message");
+                    if let Some(apart) = last.group(m, limit) {
+                        window.push(apart);
+                    }
+                }
                 Err(_) => break,
             }
         }
         let mut sent = Vec::with_capacity(window.len());
-        for m in window {
+        for mut m in window {
             seq += 1;
             // Subject and payload are shared buffers: a retry reuses them without a copy.
             let subject = async_nats::Subject::from(subject(run.as_str(), &m.kind));
+            let payload = bytes::Bytes::from(std::mem::take(&mut m.payload));
             let ack = match fleet.link().closed() {
                 None => {
-                    js.publish_with_headers(subject.clone(), headers(&ids, seq, m.rollup), m.payload.clone()).await.ok()
+                    js.publish_with_headers(subject.clone(), headers(&ids, seq, m.rollup), payload.clone()).await.ok()
                 }
                 Some(_) => None,
             };
-            sent.push((m, subject, seq, ack));
+            sent.push((m, subject, payload, seq, ack));
         }
-        for (m, subject, seq, ack) in sent {
+        for (m, subject, payload, seq, ack) in sent {
             let acked = match ack {
                 Some(ack) => matches!(tokio::time::timeout(wait, ack).await, Ok(Ok(_))),
                 None => false,
             };
             let outcome = match acked {
                 true => Ok(()),
-                false => publish(&js, &fleet, &subject, &headers(&ids, seq, m.rollup), &m.payload, wait).await,
+                false => publish(&js, &fleet, &subject, &headers(&ids, seq, m.rollup), &payload, wait).await,
             };
             let result = match outcome {
                 Ok(()) => match &failed {
@@ -375,7 +419,7 @@ async fn heartbeat(tx: mpsc::UnboundedSender<Msg>) {
         tick.tick().await;
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let body = serde_json::json!({"event": "heartbeat", "time": time, "period_s": period.as_secs_f64()});
-        let msg = Msg { kind: "heartbeat".into(), payload: body.to_string().into(), rollup: true, ack: None };
+        let msg = Msg { kind: "heartbeat".into(), payload: body.to_string().into_bytes(), rollup: true, ack: None };
         if tx.send(msg).is_err() {
             return;
         }
