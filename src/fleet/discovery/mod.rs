@@ -228,9 +228,13 @@ impl Fleet {
     /// Waits until every one of `nodes` answers a discovery ping in `collective`, or `limit`
     /// passes, or `cancel`; returns the nodes that did not answer. After the client
     /// reconnected to a broker, the servers reconnect at their own pace: a batch sent before
-    /// they are back is lost on them. The ping is asked again every [`PRESENCE_REASK`], as
-    /// a server that was still away missed the earlier one. It never fails: a broker that
-    /// is gone again shows as nodes that did not answer, and sending the batch reports it.
+    /// they are back is lost on them. Each missing node is pinged on its own subject, the one
+    /// a batch's direct requests use (a server takes a request there for any agent, the
+    /// discovery agent too: go-choria `server/processor.go`), so only those servers are asked,
+    /// not the whole collective. The ping is asked again every [`PRESENCE_REASK`] of the
+    /// nodes still missing, as a server that was still away missed the earlier one. It never
+    /// fails: a broker that is gone again shows as nodes that did not answer, and sending the
+    /// batch reports it.
     pub async fn await_present(
         &self,
         nodes: &[String],
@@ -243,7 +247,6 @@ impl Fleet {
         let o = self.options();
         let request_id = o.protocol.new_request_id();
         let reply_to = protocol::reply_subject(collective, &o.caller_id, &request_id);
-        let subject = protocol::broadcast_subject(collective, "discovery");
         let mut sub = None;
         let cancelled = cancel.cancelled();
         tokio::pin!(cancelled);
@@ -255,14 +258,11 @@ impl Fleet {
                     // Subscribed before asking, or the first answers are lost.
                     let _ = self.flush_by(next_ask, cancel, "the presence check").await;
                 }
-                // Only the nodes still missing are asked (exact identity filters, a few hundred
-                // to a request so that none nears the broker's payload limit): the rest of a
-                // large fleet is not.
-                let ask: Vec<&str> = missing.iter().copied().collect();
-                for part in ask.chunks(PRESENCE_CHUNK) {
-                    let filter = Filter { identity: part.iter().map(|n| n.to_string()).collect(), ..Filter::default() };
-                    let msg = self.discovery_request(collective, &filter, &request_id, &reply_to);
-                    if self.publish_by(subject.clone(), msg, next_ask, cancel, "the presence check").await.is_err() {
+                // One request, fresh each round, to each node still missing.
+                let msg = self.discovery_request(collective, &Filter::default(), &request_id, &reply_to);
+                for node in &missing {
+                    let subject = protocol::node_subject(collective, node);
+                    if self.publish_by(subject, msg.clone(), next_ask, cancel, "the presence check").await.is_err() {
                         break;
                     }
                 }
@@ -299,8 +299,6 @@ impl Fleet {
 
 /// How often [`Fleet::await_present`] asks again.
 pub const PRESENCE_REASK: Duration = Duration::from_secs(1);
-/// At most this many identities in one of [`Fleet::await_present`]'s requests.
-const PRESENCE_CHUNK: usize = 500;
 
 /// Discovery that needs no network, from a node list or an inventory file (searched in the
 /// client's main collective unless `opts` names one), with the limit applied; `None` for
