@@ -76,11 +76,13 @@ impl Live {
     }
 
     fn interrupt(&self) {
-        let pid = self.child.id().expect("running") as libc::pid_t;
+        self.signal(libc::SIGINT);
+    }
+
+    /// Sends `sig` to the process (SIGSTOP and SIGCONT stop and continue it).
+    fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGINT);
-        }
+        unsafe { libc::kill(self.child.id().expect("running") as libc::pid_t, sig) };
     }
 
     /// Waits for the exit, at most `limit`; a process still running then is a hang.
@@ -301,37 +303,122 @@ async fn broker_restarted_on_the_same_port_between_batches() {
     assert!(pings.values().all(|n| *n == 1), "no node was called twice: {pings:?}");
 }
 
+/// A broker of its own and a simulated fleet of `nodes` in a `fleetbook sim` process (which a
+/// test can stop and continue); returns once the fleet serves.
+async fn fleet_process(nodes: usize) -> (fleetbook::sim::broker::EmbeddedBroker, Live) {
+    let broker = crate::support::broker();
+    let n = nodes.to_string();
+    let fleet = Live::spawn(&["sim", "--nodes", &n, "--sim-provisioners", "0", "--server", broker.url()]);
+    fleet.on_stderr(&format!("simulating {n}"), Duration::from_secs(30)).await;
+    (broker, fleet)
+}
+
+/// Stops the fleet's process, restarts the broker on the same port and returns once `client`
+/// says it reconnected: the fleet is still away (continue it with SIGCONT).
+async fn restart_with_the_fleet_away(broker: &mut fleetbook::sim::broker::EmbeddedBroker, fleet: &Live, client: &Live) {
+    fleet.signal(libc::SIGSTOP);
+    broker.restart().expect("restart on the same port");
+    client.on_stderr("reconnected to the broker", Duration::from_secs(30)).await;
+}
+
 /// A broker restarted between batches while the fleet is still away (the simulator, its own
 /// process, stopped from before the restart until after the client reconnected): the next
 /// batch waits until its nodes answer again instead of going out to servers that are not
 /// back (its nodes would have been "no reply", and the run exit 1, for nodes that are fine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_after_a_reconnect_waits_for_its_nodes_to_be_back() {
-    let mut broker = crate::support::broker();
+    let (mut broker, fleet) = fleet_process(6).await;
     let url = broker.url().to_string();
-    let fleet = Live::spawn(&["sim", "--nodes", "6", "--sim-provisioners", "0", "--server", &url]);
-    fleet.on_stderr("simulating 6", Duration::from_secs(30)).await;
     let conf = crate::support::client_conf().to_str().expect("UTF-8").to_string();
     let args = ["--server", &url, "--insecure", "--config", &conf];
     let live =
         Live::spawn(&[&args[..], &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "1", "--json"]].concat());
     live.on_stderr("batch 1/3: 2 ok", Duration::from_secs(30)).await;
-    let signal = |sig| {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(fleet.child.id().expect("running") as libc::pid_t, sig) };
-    };
-    signal(libc::SIGSTOP);
-    broker.restart().expect("restart on the same port");
-    live.on_stderr("reconnected to the broker", Duration::from_secs(30)).await;
+    restart_with_the_fleet_away(&mut broker, &fleet, &live).await;
     // A timed wait, on purpose: the fleet stays away for longer than the pause between
     // batches, which is what is under test.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    signal(libc::SIGCONT);
+    fleet.signal(libc::SIGCONT);
     let r = live.finish(Duration::from_secs(90)).await;
     assert!(r.stderr.contains("waiting up to 20s for batch 2/3's 2 node(s)"), "{}", r.stderr);
     assert!(r.stderr.contains("batch 2/3: all 2 node(s) are back"), "{}", r.stderr);
     r.assert_code(0);
     assert_eq!(strings(&r.json()["ok"]).len(), 6, "{}", r.stdout);
+}
+
+/// The presence check a batch makes after a reconnect asks each missing node on its own
+/// subject (the one the batch's requests use), never the whole collective, and asks again,
+/// every second, only the nodes still missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_presence_check_asks_each_missing_node_on_its_own_subject() {
+    let w = World::start(sim(4)).await;
+    let nats = w.nats().await;
+    let mut seen = record(&nats, "mcollective.>").await;
+    let opts = fleetbook::fleet::ClientOptions { servers: vec![w.url().into()], ..Default::default() };
+    let f = fleetbook::fleet::Fleet::connect(opts, fleetbook::fleet::ddl::DdlRegistry::builtin()).await.unwrap();
+    let nodes: Vec<String> =
+        ["n001.example.net", "n002.example.net", "gone.example.net"].iter().map(|n| n.to_string()).collect();
+    let never = tokio_util::sync::CancellationToken::new();
+    let missing = f.await_present(&nodes, "mcollective", Duration::from_millis(2500), &never).await;
+    assert_eq!(missing, ["gone.example.net"]);
+    let asked: Vec<String> = crate::support::drain(&mut seen)
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .filter(|s| !s.starts_with("mcollective.reply."))
+        .collect();
+    let times = |node: &str| asked.iter().filter(|s| *s == &format!("mcollective.node.{node}")).count();
+    assert_eq!(times("n001.example.net"), 1, "{asked:?}");
+    assert_eq!(times("n002.example.net"), 1, "{asked:?}");
+    assert!(times("gone.example.net") >= 2, "asked again while missing: {asked:?}");
+    assert_eq!(asked.len(), 2 + times("gone.example.net"), "nothing else was asked: {asked:?}");
+}
+
+/// The same while a batch waits for its governor leases: the wait can take minutes, and the
+/// connection may break and come back during it. Once the leases come, the batch still waits
+/// for its nodes (here: the simulator, stopped from before the restart until after the client
+/// reconnected and the lease it waited for was given back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_lease_wait_saw_a_reconnect_waits_for_its_nodes_to_be_back() {
+    use fleetbook::fleet::governor::{self, Limits};
+    let (mut broker, fleet) = fleet_process(3).await;
+    let url = broker.url().to_string();
+    // A governor with room for the batch, one slot of it held here: the batch waits.
+    let opts = fleetbook::fleet::ClientOptions { servers: vec![url.clone()], ..Default::default() };
+    let f = fleetbook::fleet::Fleet::connect(opts, fleetbook::fleet::ddl::DdlRegistry::builtin()).await.unwrap();
+    let limits = Limits { capacity: 3, expire: Duration::from_secs(300), replicas: 1 };
+    governor::load_or_create(&f, "G", limits).await.unwrap();
+    let never = tokio_util::sync::CancellationToken::new();
+    let held = governor::acquire(&f, "G", "the test", Duration::from_secs(10), &never).await.unwrap();
+    let (_d, rb) = crate::support::runbook_file(
+        "leased.rhai",
+        r#"rpc_batch("rpcutil", "ping", #{}, #{ filter: #{}, batch: 3, sleep: 0, governor: "G", governor_wait: "90s" });"#,
+    );
+    let conf = crate::support::client_conf().to_str().expect("UTF-8").to_string();
+    let live = Live::spawn(&["--server", &url, "--insecure", "--config", &conf, "run", &rb]);
+    live.on_stderr("waiting for 3 lease(s) on governor G", Duration::from_secs(30)).await;
+    restart_with_the_fleet_away(&mut broker, &fleet, &live).await;
+    // The test's own client reconnects too; then the slot goes back and the batch has its
+    // leases while the fleet is still away.
+    let released = tokio::time::timeout(Duration::from_secs(30), async {
+        while !f.connected() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        held.release().await
+    });
+    assert!(matches!(released.await, Ok(Ok(true))), "the test's lease was given back");
+    // A timed wait, on purpose: the fleet stays away after the leases came.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    fleet.signal(libc::SIGCONT);
+    let r = live.finish(Duration::from_secs(90)).await;
+    assert!(
+        r.stderr.contains(
+            "broke while the batch waited for its governor leases: waiting up to 20s for batch 1/1's 3 node(s)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("batch 1/1: all 3 node(s) are back"), "{}", r.stderr);
+    r.assert_code(0);
 }
 
 /// Stops the broker (`kill -STOP`) for `pause` as soon as the recorder sees a request go

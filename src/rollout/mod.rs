@@ -309,19 +309,19 @@ fn batches<H: Hooks>(
             // Replies that came in during the sleep: nodes that answered after their wait.
             tally.take_late(session.drain_late().late, reporter);
         }
-        if sent_any && session.fleet().link().disconnects() != breaks_at_send {
-            // A broker that is not back within a batch's wait is reported as before.
-            let back_by = tokio::time::Instant::now() + session.timeout();
-            let soft = interrupt.soft();
-            if let Err(e) = rt.block_on(session.fleet().await_connected(back_by, &soft, "sending a batch")) {
-                return (End::from_fleet(e, i, total), i);
+        // The connection broke since the last batch went out (or, before the first, since
+        // the rollout started): the batch waits for its nodes to be back.
+        if session.fleet().link().disconnects() != breaks_at_send {
+            let since = if sent_any { "since the last batch" } else { "since the rollout started" };
+            if let Err(end) = fleet_back(rt, session, nodes, (i + 1, total), since, reporter, interrupt) {
+                return (end, i);
             }
-            await_fleet_back(rt, session, nodes, i + 1, total, reporter, interrupt);
         }
         if interrupt.requested() {
             return (End::Stopped(Stop::Interrupted { after: i, batches: total }), i);
         }
         // Leases first (they may wait), held until this batch is over.
+        let checked = session.fleet().link().disconnects();
         let held = match &r.governor {
             Some(g) => match governor::take(rt, session.fleet(), g, nodes, i + 1, total, reporter, interrupt) {
                 Ok(h) => Some(h),
@@ -329,6 +329,13 @@ fn batches<H: Hooks>(
             },
             None => None,
         };
+        // A lease can take minutes to come: a break during that wait is waited out too.
+        if session.fleet().link().disconnects() != checked {
+            let since = "while the batch waited for its governor leases";
+            if let Err(end) = fleet_back(rt, session, nodes, (i + 1, total), since, reporter, interrupt) {
+                return (end, i);
+            }
+        }
         // Write-ahead: the journal holds the batch before any of it goes out (fail closed).
         let start = r.batch_start(i, nodes, false);
         if let Err(e) = reporter.emit_durable(start) {
@@ -492,18 +499,42 @@ async fn await_events(
 /// How long a batch waits for its nodes to be back after the broker connection broke.
 pub const FLEET_BACK_WAIT: Duration = Duration::from_secs(20);
 
-/// The connection to the broker broke (and came back) since the last batch went out: the
-/// servers reconnect at their own pace, and a request sent before one is back is lost on it
-/// (it would count as no reply, against the failure budget, for a node that is fine). So the
-/// batch waits, up to [`FLEET_BACK_WAIT`], until each of its nodes answers a discovery ping;
-/// then it is sent, also to the nodes that did not answer (their results say what happened).
+/// After a break of the broker connection, before batch `at` (its number, of how many) goes
+/// out: waits for the connection (as long as a batch waits; a broker that is not back by
+/// then ends the run as lost), then for the batch's nodes ([`await_fleet_back`]). The error
+/// is how the run ends: the broker lost, or Ctrl-C before the batch.
+fn fleet_back<E>(
+    rt: &tokio::runtime::Handle,
+    session: &RpcSession,
+    nodes: &[String],
+    at: (usize, usize),
+    since: &str,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<(), End<E>> {
+    let (batch, batches) = at;
+    let back_by = tokio::time::Instant::now() + session.timeout();
+    rt.block_on(session.fleet().await_connected(back_by, &interrupt.soft(), "sending a batch"))
+        .map_err(|e| End::from_fleet(e, batch - 1, batches))?;
+    await_fleet_back(rt, session, nodes, at, since, reporter, interrupt);
+    if interrupt.requested() {
+        return Err(End::Stopped(Stop::Interrupted { after: batch - 1, batches }));
+    }
+    Ok(())
+}
+
+/// The connection to the broker broke (and came back) `since` something: the servers
+/// reconnect at their own pace, and a request sent before one is back is lost on it (it would
+/// count as no reply, against the failure budget, for a node that is fine). So the batch
+/// waits, up to [`FLEET_BACK_WAIT`], until each of its nodes answers a discovery ping; then
+/// it is sent, also to the nodes that did not answer (their results say what happened).
 /// Ctrl-C ends the wait (the run stops before the batch, as in the pause).
 fn await_fleet_back(
     rt: &tokio::runtime::Handle,
     session: &RpcSession,
     nodes: &[String],
-    batch: usize,
-    batches: usize,
+    (batch, batches): (usize, usize),
+    since: &str,
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) {
@@ -512,7 +543,7 @@ fn await_fleet_back(
     }
     let n = nodes.len();
     reporter.say(&format!(
-        "the broker connection broke since the last batch: waiting up to {}s for batch {batch}/{batches}'s {n} node(s) to be back before sending it",
+        "the broker connection broke {since}: waiting up to {}s for batch {batch}/{batches}'s {n} node(s) to be back before sending it",
         FLEET_BACK_WAIT.as_secs()
     ));
     let start = std::time::Instant::now();
