@@ -429,3 +429,55 @@ async fn run_holds_a_slot_for_its_command_and_announces_it() {
     cli(&b, &["delete", "G", "--force"]).await.assert_code(0);
     cli(&b, &["view", "G"]).await.assert_code(2);
 }
+
+/// A broker killed with requests in it (stopped first, so what the client sent sits unread,
+/// then killed and started again on the same port): those requests are never answered. A
+/// read and a lease try are asked again once the client is back instead of failing with
+/// their own timeout, and the lease is taken once (one message id in every try).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_lost_with_a_killed_broker_are_asked_again() {
+    let mut b = broker();
+    let f = fleet(&b).await;
+    governor::load_or_create(&f, "G", limits(1, Duration::from_secs(300))).await.unwrap();
+    let never = CancellationToken::new();
+    let held = governor::acquire(&f, "G", "the holder", Duration::from_secs(5), &never).await.unwrap();
+
+    // A read in the stopped broker.
+    b.signal(libc::SIGSTOP);
+    let read = tokio::spawn({
+        let f = f.clone();
+        async move { governor::info(&f, "G").await }
+    });
+    // Not observable from here: the time the client takes to write the request.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.restart().expect("restart on the same port");
+    let info = read.await.unwrap().expect("the read is asked again after the reconnect");
+    assert_eq!(info.active, 1);
+
+    // A lease try in the stopped broker: the governor is full, so the waiter tries every
+    // 250 ms; right after a try the broker stops and the next one sits in it.
+    let watcher = async_nats::connect(b.url()).await.unwrap();
+    let mut tries = record(&watcher, "mcollective.governor.G").await;
+    let waiter = tokio::spawn({
+        let f = f.clone();
+        async move { governor::acquire(&f, "G", "the waiter", Duration::from_secs(60), &CancellationToken::new()).await }
+    });
+    take(&mut tries, 1, Duration::from_secs(10), "a try on the full governor").await;
+    b.signal(libc::SIGSTOP);
+    // The fault: stopped long enough for the next try to be sent into it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    b.restart().expect("restart on the same port");
+    // The holder's lease is on disk; giving it back lets the waiter in.
+    let released = tokio::time::timeout(Duration::from_secs(30), async {
+        while !f.connected() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        held.release().await
+    });
+    assert!(matches!(released.await, Ok(Ok(true))), "the holder's lease went back");
+    let lease = waiter.await.unwrap().expect("the lost try is made again, not reported as a lost broker");
+    let (gov, leases) = governor::view(&f, "G").await.unwrap();
+    assert_eq!(gov.active, 1, "{leases:?}");
+    assert_eq!((leases[0].seq, leases[0].who.as_str()), (lease.seq(), "the waiter"));
+    assert!(lease.release().await.unwrap());
+}

@@ -315,6 +315,35 @@ impl Fleet {
         }
     }
 
+    /// [`Fleet::within`] for a conversation that is safe to repeat (a read, a delete by
+    /// sequence, a publish with a message id): when the connection breaks or comes back while
+    /// `work` waits, its answer may have gone with the old connection (a request a broker
+    /// took just before it was killed is never answered), so `work` runs again once the
+    /// client is connected instead of waiting out its own timeout. One overall deadline, as
+    /// `within` has; a broker that does not come back by then is reported as lost.
+    pub async fn again<T, E, F, Fut>(&self, during: &str, mut work: F) -> std::result::Result<T, E>
+    where
+        E: From<FleetError>,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    {
+        let limit = self.inner.opts.connect_timeout * 6;
+        let deadline = Instant::now() + limit;
+        let never = CancellationToken::new();
+        loop {
+            self.await_connected(deadline, &never, during).await?;
+            // Subscribed before the work starts: a break while it waits is seen.
+            let mut link = self.link().subscribe();
+            tokio::select! {
+                r = work() => return r,
+                _ = link.recv() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(self.broker_lost(during, format!("no answer within {}s", limit.as_secs())).into())
+                }
+            }
+        }
+    }
+
     /// Runs one client operation until `deadline` at most; Ctrl-C (`cancel`) ends it too. A
     /// flush or a publish into a full queue waits for a connection, and a broker that is gone
     /// must not hang the caller.

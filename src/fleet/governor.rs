@@ -252,32 +252,36 @@ fn info_from_reply(name: &str, v: Value) -> Result<GovernorInfo> {
 /// of its configuration.
 pub async fn update(fleet: &Fleet, name: &str, limits: Limits) -> Result<GovernorInfo> {
     check_limits(&limits)?;
-    within(fleet, "updating the governor", async {
-        let mut s = load(fleet, name).await?;
-        let current = s.info().await.map_err(|e| FleetError::nats("reading the governor stream", e))?;
-        let subject = subject(&fleet.options().collective, name);
-        let config = configure(current.config.clone(), name, subject, &limits);
-        let body = serde_json::to_value(&config).map_err(|e| FleetError::decode("stream configuration", e))?;
-        let v = api(fleet, name, "update the governor", format!("STREAM.UPDATE.{}", stream_name(name)), body).await?;
-        info_from_reply(name, v)
-    })
-    .await
+    // Safe to repeat: the same limits applied again.
+    fleet
+        .again("updating the governor", || async {
+            let mut s = load(fleet, name).await?;
+            let current = s.info().await.map_err(|e| FleetError::nats("reading the governor stream", e))?;
+            let subject = subject(&fleet.options().collective, name);
+            let config = configure(current.config.clone(), name, subject, &limits);
+            let body = serde_json::to_value(&config).map_err(|e| FleetError::decode("stream configuration", e))?;
+            let v =
+                api(fleet, name, "update the governor", format!("STREAM.UPDATE.{}", stream_name(name)), body).await?;
+            info_from_reply(name, v)
+        })
+        .await
 }
 
 /// Governor `name` as the broker has it.
 pub async fn info(fleet: &Fleet, name: &str) -> Result<GovernorInfo> {
-    within(fleet, "reading the governor", async {
-        let mut s = load(fleet, name).await?;
-        let i = s.info().await.map_err(|e| FleetError::nats("reading the governor stream", e))?;
-        Ok(info_of(name, i))
-    })
-    .await
+    fleet
+        .again("reading the governor", || async {
+            let mut s = load(fleet, name).await?;
+            let i = s.info().await.map_err(|e| FleetError::nats("reading the governor stream", e))?;
+            Ok(info_of(name, i))
+        })
+        .await
 }
 
 /// The governors of `collective`, sorted: the streams that listen on
 /// `<collective>.governor.*`, without their `GOVERNOR_` prefix (go-choria `List`).
 pub async fn list(fleet: &Fleet, collective: &str) -> Result<Vec<String>> {
-    within(fleet, "listing the governors", list_now(fleet, collective)).await
+    fleet.again("listing the governors", || list_now(fleet, collective)).await
 }
 
 async fn list_now(fleet: &Fleet, collective: &str) -> Result<Vec<String>> {
@@ -306,7 +310,7 @@ async fn list_now(fleet: &Fleet, collective: &str) -> Result<Vec<String>> {
 /// Governor `name` and its leases, oldest first (go-choria `governor view` reads them with
 /// an ack-none consumer from the start until nothing is pending; so does this).
 pub async fn view(fleet: &Fleet, name: &str) -> Result<(GovernorInfo, Vec<LeaseEntry>)> {
-    within(fleet, "reading the governor", view_now(fleet, name)).await
+    fleet.again("reading the governor", || view_now(fleet, name)).await
 }
 
 async fn view_now(fleet: &Fleet, name: &str) -> Result<(GovernorInfo, Vec<LeaseEntry>)> {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{api, check_name, refused, stream_name, within, GovernorError, GovernorInfo, Result};
+use super::{api, check_name, refused, stream_name, GovernorError, GovernorInfo, Result};
 use crate::fleet::client::Fleet;
 use crate::fleet::error::FleetError;
 
@@ -45,9 +45,11 @@ impl std::fmt::Debug for Lease {
 /// (Ctrl-C) ends the wait.
 ///
 /// As in go-choria, only a full governor is retried. Anything else ends the wait: in
-/// particular a publish whose acknowledgement does not come may still have taken a slot,
-/// and trying again could fill the governor with leases nobody holds; such a lease expires
-/// by the governor's max age.
+/// particular a publish whose acknowledgement does not come on a connection that stayed up
+/// may still have taken a slot, and trying again could fill the governor with leases nobody
+/// holds; such a lease expires by the governor's max age. A try whose connection broke is
+/// made again once the client is back, under the same message id, which JetStream stores
+/// once (see `try_once`).
 pub async fn acquire(
     fleet: &Fleet,
     name: &str,
@@ -79,8 +81,11 @@ pub async fn acquire_every(
         _ = cancel.cancelled() => return Err(cancelled()),
         r = super::info(fleet, name) => r?,
     };
+    // This lease's message id, the same in every try: only a stored message holds its id,
+    // and only the last try is stored.
+    let id = format!("fleetbook-lease-{:032x}", rand::random::<u128>());
     loop {
-        if let Some(seq) = try_once(fleet, &gov, who, cancel).await? {
+        if let Some(seq) = try_once(fleet, &gov, who, &id, cancel).await? {
             return Ok(Lease {
                 fleet: fleet.clone(),
                 governor: name.to_string(),
@@ -100,14 +105,39 @@ pub async fn acquire_every(
     }
 }
 
-/// One campaign for a slot: publish `who` on the governor's subject and read the
-/// JetStream acknowledgement. `Ok(None)`: the governor is full.
-async fn try_once(fleet: &Fleet, gov: &GovernorInfo, who: &str, cancel: &CancellationToken) -> Result<Option<u64>> {
+/// One campaign for a slot: publish `who` on the governor's subject, with message id `id`,
+/// and read the JetStream acknowledgement. `Ok(None)`: the governor is full.
+///
+/// When the connection breaks or comes back while the acknowledgement is due, the
+/// acknowledgement may be lost with the old connection although the lease was stored (a
+/// broker killed just after storing it). The same message again, once connected, is safe:
+/// within the stream's duplicate window (two minutes, or the governor's max age if shorter)
+/// JetStream stores a message id once and answers a copy with the first one's sequence
+/// (`"duplicate": true`), full governor or not.
+async fn try_once(
+    fleet: &Fleet,
+    gov: &GovernorInfo,
+    who: &str,
+    id: &str,
+    cancel: &CancellationToken,
+) -> Result<Option<u64>> {
+    const DURING: &str = "taking a governor lease";
     let limit = fleet.options().connect_timeout;
-    let request = fleet.nats().request(gov.subject.clone(), who.to_string().into());
-    let reply = tokio::select! {
-        _ = cancel.cancelled() => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
-        r = tokio::time::timeout(limit, request) => r,
+    let back_by = Instant::now() + limit * 6;
+    let reply = loop {
+        let mut link = fleet.link().subscribe();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let request = fleet.nats().request_with_headers(gov.subject.clone(), headers, who.to_string().into());
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
+            _ = link.recv() => {}
+            r = tokio::time::timeout(limit, request) => break r,
+        }
+        match fleet.await_connected(back_by, cancel, DURING).await {
+            Err(FleetError::Cancelled) => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
+            r => r?,
+        }
     };
     let m = match reply {
         Err(_) => {
@@ -115,7 +145,7 @@ async fn try_once(fleet: &Fleet, gov: &GovernorInfo, who: &str, cancel: &Cancell
                 "no acknowledgement within {}s (a slot may have been taken; it expires by the governor's max age)",
                 limit.as_secs()
             );
-            return Err(fleet.broker_lost("taking a governor lease", why).into());
+            return Err(fleet.broker_lost(DURING, why).into());
         }
         Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
             return Err(GovernorError::Unknown { name: gov.name.clone() })
@@ -153,6 +183,19 @@ async fn delete(fleet: &Fleet, governor: &str, seq: u64) -> Result<bool> {
     }
 }
 
+/// Deletes lease `seq`, again after a reconnect (see [`Fleet::again`]). A lease that is gone
+/// when asked again counts as given back: the first delete may have been done.
+async fn give_back(fleet: &Fleet, governor: &str, seq: u64) -> Result<bool> {
+    let mut tries = 0;
+    fleet
+        .again("releasing the governor lease", || {
+            tries += 1;
+            let again = tries > 1;
+            async move { delete(fleet, governor, seq).await.map(|deleted| deleted || again) }
+        })
+        .await
+}
+
 impl Lease {
     /// The lease id: its message's stream sequence, as `governor view` shows it.
     pub fn seq(&self) -> u64 {
@@ -173,8 +216,7 @@ impl Lease {
     /// evicted), so someone else may have had the slot for a while.
     pub async fn release(mut self) -> Result<bool> {
         self.released = true;
-        let (fleet, governor, seq) = (self.fleet.clone(), self.governor.clone(), self.seq);
-        within(&fleet, "releasing the governor lease", delete(&fleet, &governor, seq)).await
+        give_back(&self.fleet, &self.governor, self.seq).await
     }
 }
 
@@ -188,7 +230,7 @@ impl Drop for Lease {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let (fleet, governor, seq) = (self.fleet.clone(), self.governor.clone(), self.seq);
             rt.spawn(async move {
-                let _ = within(&fleet, "releasing the governor lease", delete(&fleet, &governor, seq)).await;
+                let _ = give_back(&fleet, &governor, seq).await;
             });
         }
     }
