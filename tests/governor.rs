@@ -481,3 +481,37 @@ async fn requests_lost_with_a_killed_broker_are_asked_again() {
     assert_eq!((leases[0].seq, leases[0].who.as_str()), (lease.seq(), "the waiter"));
     assert!(lease.release().await.unwrap());
 }
+
+/// A broker away for longer than a lease try's timeout (5 s) while a waiter tries every
+/// 250 ms on a full governor: the tries wait for the connection instead of queueing one that
+/// times out while the client is still reconnecting, and the waiter gets the slot once the
+/// broker is back and the holder gives it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_wait_outlasts_a_broker_away_for_longer_than_a_try() {
+    let mut b = broker();
+    let f = fleet(&b).await;
+    governor::load_or_create(&f, "G", limits(1, Duration::from_secs(300))).await.unwrap();
+    let held =
+        governor::acquire(&f, "G", "the holder", Duration::from_secs(5), &CancellationToken::new()).await.unwrap();
+    let watcher = async_nats::connect(b.url()).await.unwrap();
+    let mut tries = record(&watcher, "mcollective.governor.G").await;
+    let waiter = tokio::spawn({
+        let f = f.clone();
+        async move { governor::acquire(&f, "G", "the waiter", Duration::from_secs(90), &CancellationToken::new()).await }
+    });
+    take(&mut tries, 1, Duration::from_secs(10), "a try on the full governor").await;
+    b.kill();
+    // The fault under test: the broker away for 7 s.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    b.restart().expect("start again on the same port");
+    let released = tokio::time::timeout(Duration::from_secs(30), async {
+        while !f.connected() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        held.release().await
+    });
+    assert!(matches!(released.await, Ok(Ok(true))), "the holder's lease went back");
+    let lease = waiter.await.unwrap().expect("the wait goes on across the outage");
+    assert_eq!(lease.who(), "the waiter");
+    assert!(lease.release().await.unwrap());
+}

@@ -334,8 +334,13 @@ impl Fleet {
             self.await_connected(deadline, &never, during).await?;
             // Subscribed before the work starts: a break while it waits is seen.
             let mut link = self.link().subscribe();
+            let breaks = self.link().disconnects();
             tokio::select! {
-                r = work() => return r,
+                r = work() => match r {
+                    // It failed (timed out, say) while the connection broke: asked again.
+                    Err(_) if self.link().disconnects() != breaks => {}
+                    r => return r,
+                },
                 _ = link.recv() => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(self.broker_lost(during, format!("no answer within {}s", limit.as_secs())).into())

@@ -125,19 +125,27 @@ async fn try_once(
     let limit = fleet.options().connect_timeout;
     let back_by = Instant::now() + limit * 6;
     let reply = loop {
-        let mut link = fleet.link().subscribe();
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id);
-        let request = fleet.nats().request_with_headers(gov.subject.clone(), headers, who.to_string().into());
-        tokio::select! {
-            _ = cancel.cancelled() => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
-            _ = link.recv() => {}
-            r = tokio::time::timeout(limit, request) => break r,
-        }
+        // A try is sent on a live connection: one queued during a break could wait out its
+        // timeout before the client is back.
         match fleet.await_connected(back_by, cancel, DURING).await {
             Err(FleetError::Cancelled) => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
             r => r?,
         }
+        let mut link = fleet.link().subscribe();
+        let breaks = fleet.link().disconnects();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let request = fleet.nats().request_with_headers(gov.subject.clone(), headers, who.to_string().into());
+        let r = tokio::select! {
+            _ = cancel.cancelled() => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
+            _ = link.recv() => continue,
+            r = tokio::time::timeout(limit, request) => r,
+        };
+        // No acknowledgement, and the connection broke meanwhile: it went with the old one.
+        if !matches!(r, Ok(Ok(_))) && fleet.link().disconnects() != breaks {
+            continue;
+        }
+        break r;
     };
     let m = match reply {
         Err(_) => {
