@@ -346,6 +346,36 @@ async fn a_batch_after_a_reconnect_waits_for_its_nodes_to_be_back() {
     assert_eq!(strings(&r.json()["ok"]).len(), 6, "{}", r.stdout);
 }
 
+/// A second break while a batch waits for its nodes after the first (a cluster restarting
+/// its brokers one after another): nodes that answered before it reconnect again, so the
+/// batch waits once more, after the connection is back, instead of going out when the first
+/// wait ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_during_the_wait_for_a_batchs_nodes_is_waited_out_too() {
+    let (mut broker, fleet) = fleet_process(6).await;
+    let url = broker.url().to_string();
+    let conf = crate::support::client_conf().to_str().expect("UTF-8").to_string();
+    let args = ["--server", &url, "--insecure", "--config", &conf];
+    let live =
+        Live::spawn(&[&args[..], &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "1", "--json"]].concat());
+    live.on_stderr("batch 1/3: 2 ok", Duration::from_secs(30)).await;
+    restart_with_the_fleet_away(&mut broker, &fleet, &live).await;
+    let waiting = "waiting up to 20s for batch 2/3's 2 node(s)";
+    live.on_stderr(waiting, Duration::from_secs(30)).await;
+    broker.restart().expect("restart on the same port");
+    let start = Instant::now();
+    while live.stderr().matches("reconnected to the broker").count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no second reconnect: {}", live.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fleet.signal(libc::SIGCONT);
+    let r = live.finish(Duration::from_secs(90)).await;
+    assert_eq!(r.stderr.matches(waiting).count(), 2, "waited again after the second break: {}", r.stderr);
+    assert!(r.stderr.contains("batch 2/3: all 2 node(s) are back"), "{}", r.stderr);
+    r.assert_code(0);
+    assert_eq!(strings(&r.json()["ok"]).len(), 6, "{}", r.stdout);
+}
+
 /// The presence check a batch makes after a reconnect asks each missing node on its own
 /// subject (the one the batch's requests use), never the whole collective, and asks again,
 /// every second, only the nodes still missing.

@@ -311,17 +311,15 @@ fn batches<H: Hooks>(
         }
         // The connection broke since the last batch went out (or, before the first, since
         // the rollout started): the batch waits for its nodes to be back.
-        if session.fleet().link().disconnects() != breaks_at_send {
-            let since = if sent_any { "since the last batch" } else { "since the rollout started" };
-            if let Err(end) = fleet_back(rt, session, nodes, (i + 1, total), since, reporter, interrupt) {
-                return (end, i);
-            }
+        let mut seen = breaks_at_send;
+        let since = if sent_any { "since the last batch" } else { "since the rollout started" };
+        if let Err(end) = settle(rt, session, nodes, (i + 1, total), since, reporter, interrupt, &mut seen) {
+            return (end, i);
         }
         if interrupt.requested() {
             return (End::Stopped(Stop::Interrupted { after: i, batches: total }), i);
         }
         // Leases first (they may wait), held until this batch is over.
-        let checked = session.fleet().link().disconnects();
         let held = match &r.governor {
             Some(g) => match governor::take(rt, session.fleet(), g, nodes, i + 1, total, reporter, interrupt) {
                 Ok(h) => Some(h),
@@ -330,11 +328,9 @@ fn batches<H: Hooks>(
             None => None,
         };
         // A lease can take minutes to come: a break during that wait is waited out too.
-        if session.fleet().link().disconnects() != checked {
-            let since = "while the batch waited for its governor leases";
-            if let Err(end) = fleet_back(rt, session, nodes, (i + 1, total), since, reporter, interrupt) {
-                return (end, i);
-            }
+        let since = "while the batch waited for its governor leases";
+        if let Err(end) = settle(rt, session, nodes, (i + 1, total), since, reporter, interrupt, &mut seen) {
+            return (end, i);
         }
         // Write-ahead: the journal holds the batch before any of it goes out (fail closed).
         let start = r.batch_start(i, nodes, false);
@@ -356,7 +352,9 @@ fn batches<H: Hooks>(
             None => None,
         };
         sent_any = true;
-        breaks_at_send = session.fleet().link().disconnects();
+        // Not a fresh count: a break after the last wait (during the write-ahead) is waited
+        // out before the next batch.
+        breaks_at_send = seen;
         let mut out = match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, a))) {
             Ok(out) => out,
             // Nothing of this batch went out.
@@ -519,6 +517,27 @@ fn fleet_back<E>(
     await_fleet_back(rt, session, nodes, at, since, reporter, interrupt);
     if interrupt.requested() {
         return Err(End::Stopped(Stop::Interrupted { after: batch - 1, batches }));
+    }
+    Ok(())
+}
+
+/// Waits for the batch's nodes ([`fleet_back`]) while the connection broke after the breaks
+/// already waited out (`seen`, updated), again if it broke during the wait itself (a cluster
+/// restarted one broker after another): a batch goes out after a wait that saw no new break.
+#[allow(clippy::too_many_arguments)]
+fn settle<E>(
+    rt: &tokio::runtime::Handle,
+    session: &RpcSession,
+    nodes: &[String],
+    at: (usize, usize),
+    since: &str,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+    seen: &mut u64,
+) -> Result<(), End<E>> {
+    while session.fleet().link().disconnects() != *seen {
+        *seen = session.fleet().link().disconnects();
+        fleet_back(rt, session, nodes, at, since, reporter, interrupt)?;
     }
     Ok(())
 }
