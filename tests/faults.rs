@@ -321,12 +321,9 @@ async fn restart_with_the_fleet_away(broker: &mut fleetbook::sim::broker::Embedd
     client.on_stderr("reconnected to the broker", Duration::from_secs(30)).await;
 }
 
-/// A broker restarted between batches while the fleet is still away (the simulator, its own
-/// process, stopped from before the restart until after the client reconnected): the next
-/// batch waits until its nodes answer again instead of going out to servers that are not
-/// back (its nodes would have been "no reply", and the run exit 1, for nodes that are fine).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_after_a_reconnect_waits_for_its_nodes_to_be_back() {
+/// Six simulated nodes in their own process, a `req rpcutil ping` in batches of 2 (1 s apart)
+/// against them, and after batch 1 a broker restart with the fleet away (stopped).
+async fn ping_in_batches_past_a_restart() -> (fleetbook::sim::broker::EmbeddedBroker, Live, Live) {
     let (mut broker, fleet) = fleet_process(6).await;
     let url = broker.url().to_string();
     let conf = crate::support::client_conf().to_str().expect("UTF-8").to_string();
@@ -335,6 +332,16 @@ async fn a_batch_after_a_reconnect_waits_for_its_nodes_to_be_back() {
         Live::spawn(&[&args[..], &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "1", "--json"]].concat());
     live.on_stderr("batch 1/3: 2 ok", Duration::from_secs(30)).await;
     restart_with_the_fleet_away(&mut broker, &fleet, &live).await;
+    (broker, fleet, live)
+}
+
+/// A broker restarted between batches while the fleet is still away (the simulator, its own
+/// process, stopped from before the restart until after the client reconnected): the next
+/// batch waits until its nodes answer again instead of going out to servers that are not
+/// back (its nodes would have been "no reply", and the run exit 1, for nodes that are fine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_after_a_reconnect_waits_for_its_nodes_to_be_back() {
+    let (_broker, fleet, live) = ping_in_batches_past_a_restart().await;
     // A timed wait, on purpose: the fleet stays away for longer than the pause between
     // batches, which is what is under test.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -352,14 +359,7 @@ async fn a_batch_after_a_reconnect_waits_for_its_nodes_to_be_back() {
 /// wait ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_break_during_the_wait_for_a_batchs_nodes_is_waited_out_too() {
-    let (mut broker, fleet) = fleet_process(6).await;
-    let url = broker.url().to_string();
-    let conf = crate::support::client_conf().to_str().expect("UTF-8").to_string();
-    let args = ["--server", &url, "--insecure", "--config", &conf];
-    let live =
-        Live::spawn(&[&args[..], &["req", "rpcutil", "ping", "--batch", "2", "--batch-sleep", "1", "--json"]].concat());
-    live.on_stderr("batch 1/3: 2 ok", Duration::from_secs(30)).await;
-    restart_with_the_fleet_away(&mut broker, &fleet, &live).await;
+    let (mut broker, fleet, live) = ping_in_batches_past_a_restart().await;
     let waiting = "waiting up to 20s for batch 2/3's 2 node(s)";
     live.on_stderr(waiting, Duration::from_secs(30)).await;
     broker.restart().expect("restart on the same port");

@@ -430,6 +430,17 @@ async fn run_holds_a_slot_for_its_command_and_announces_it() {
     cli(&b, &["view", "G"]).await.assert_code(2);
 }
 
+/// Gives `held` back once `f` is connected again (within 30 s), and checks it went back.
+async fn release_once_back(f: &Fleet, held: governor::Lease) {
+    let released = tokio::time::timeout(Duration::from_secs(30), async {
+        while !f.connected() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        held.release().await
+    });
+    assert!(matches!(released.await, Ok(Ok(true))), "the holder's lease went back");
+}
+
 /// A broker killed with requests in it (stopped first, so what the client sent sits unread,
 /// then killed and started again on the same port): those requests are never answered. A
 /// read and a lease try are asked again once the client is back instead of failing with
@@ -468,13 +479,7 @@ async fn requests_lost_with_a_killed_broker_are_asked_again() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     b.restart().expect("restart on the same port");
     // The holder's lease is on disk; giving it back lets the waiter in.
-    let released = tokio::time::timeout(Duration::from_secs(30), async {
-        while !f.connected() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        held.release().await
-    });
-    assert!(matches!(released.await, Ok(Ok(true))), "the holder's lease went back");
+    release_once_back(&f, held).await;
     let lease = waiter.await.unwrap().expect("the lost try is made again, not reported as a lost broker");
     let (gov, leases) = governor::view(&f, "G").await.unwrap();
     assert_eq!(gov.active, 1, "{leases:?}");
@@ -504,13 +509,7 @@ async fn a_lease_wait_outlasts_a_broker_away_for_longer_than_a_try() {
     // The fault under test: the broker away for 7 s.
     tokio::time::sleep(Duration::from_secs(7)).await;
     b.restart().expect("start again on the same port");
-    let released = tokio::time::timeout(Duration::from_secs(30), async {
-        while !f.connected() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        held.release().await
-    });
-    assert!(matches!(released.await, Ok(Ok(true))), "the holder's lease went back");
+    release_once_back(&f, held).await;
     let lease = waiter.await.unwrap().expect("the wait goes on across the outage");
     assert_eq!(lease.who(), "the waiter");
     assert!(lease.release().await.unwrap());

@@ -499,31 +499,10 @@ pub const FLEET_BACK_WAIT: Duration = Duration::from_secs(20);
 
 /// After a break of the broker connection, before batch `at` (its number, of how many) goes
 /// out: waits for the connection (as long as a batch waits; a broker that is not back by
-/// then ends the run as lost), then for the batch's nodes ([`await_fleet_back`]). The error
-/// is how the run ends: the broker lost, or Ctrl-C before the batch.
-fn fleet_back<E>(
-    rt: &tokio::runtime::Handle,
-    session: &RpcSession,
-    nodes: &[String],
-    at: (usize, usize),
-    since: &str,
-    reporter: &Reporter,
-    interrupt: &Interrupt,
-) -> Result<(), End<E>> {
-    let (batch, batches) = at;
-    let back_by = tokio::time::Instant::now() + session.timeout();
-    rt.block_on(session.fleet().await_connected(back_by, &interrupt.soft(), "sending a batch"))
-        .map_err(|e| End::from_fleet(e, batch - 1, batches))?;
-    await_fleet_back(rt, session, nodes, at, since, reporter, interrupt);
-    if interrupt.requested() {
-        return Err(End::Stopped(Stop::Interrupted { after: batch - 1, batches }));
-    }
-    Ok(())
-}
-
-/// Waits for the batch's nodes ([`fleet_back`]) while the connection broke after the breaks
-/// already waited out (`seen`, updated), again if it broke during the wait itself (a cluster
-/// restarted one broker after another): a batch goes out after a wait that saw no new break.
+/// then ends the run as lost), then for the batch's nodes ([`await_fleet_back`]); again if
+/// the connection broke during that wait (a cluster restarted one broker after another), so
+/// a batch goes out after a wait that saw no new break. `seen`: the breaks already waited
+/// out, updated. The error is how the run ends: the broker lost, or Ctrl-C before the batch.
 #[allow(clippy::too_many_arguments)]
 fn settle<E>(
     rt: &tokio::runtime::Handle,
@@ -535,9 +514,16 @@ fn settle<E>(
     interrupt: &Interrupt,
     seen: &mut u64,
 ) -> Result<(), End<E>> {
+    let (batch, batches) = at;
     while session.fleet().link().disconnects() != *seen {
         *seen = session.fleet().link().disconnects();
-        fleet_back(rt, session, nodes, at, since, reporter, interrupt)?;
+        let back_by = tokio::time::Instant::now() + session.timeout();
+        rt.block_on(session.fleet().await_connected(back_by, &interrupt.soft(), "sending a batch"))
+            .map_err(|e| End::from_fleet(e, batch - 1, batches))?;
+        await_fleet_back(rt, session, nodes, at, since, reporter, interrupt);
+        if interrupt.requested() {
+            return Err(End::Stopped(Stop::Interrupted { after: batch - 1, batches }));
+        }
     }
     Ok(())
 }
