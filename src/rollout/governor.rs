@@ -23,14 +23,22 @@ pub struct GovernorUse {
 pub(crate) struct Held<'a> {
     rt: &'a tokio::runtime::Handle,
     leases: Vec<Lease>,
+    /// Ctrl-C twice: stop giving back (what is not given back ages out).
+    abort: tokio_util::sync::CancellationToken,
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         // All at once, so a broker that is away costs one wait, not one per lease; bounded
-        // by the fleet's deadline. A lease not given back ages out.
-        let releases = self.leases.drain(..).map(Lease::release);
-        let _ = self.rt.block_on(futures::future::join_all(releases));
+        // by the fleet's deadline, and Ctrl-C twice ends it. A lease not given back ages out.
+        let releases = futures::future::join_all(self.leases.drain(..).map(Lease::release));
+        let abort = self.abort.clone();
+        self.rt.block_on(async {
+            tokio::select! {
+                _ = abort.cancelled() => {}
+                _ = releases => {}
+            }
+        });
     }
 }
 
@@ -82,7 +90,7 @@ pub(crate) fn take<'a, E>(
     let deadline = started + g.max_wait;
     loop {
         // What was taken is given back as `held` drops.
-        let mut held = Held { rt, leases: Vec::with_capacity(nodes.len()) };
+        let mut held = Held { rt, leases: Vec::with_capacity(nodes.len()), abort: interrupt.hard() };
         let mut full = false;
         for node in nodes {
             let left = deadline.saturating_duration_since(Instant::now());
