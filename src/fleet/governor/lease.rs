@@ -123,43 +123,31 @@ async fn try_once(
 ) -> Result<Option<u64>> {
     const DURING: &str = "taking a governor lease";
     let limit = fleet.options().connect_timeout;
-    let back_by = Instant::now() + limit * 6;
-    let reply = loop {
-        // A try is sent on a live connection: one queued during a break could wait out its
-        // timeout before the client is back.
-        match fleet.await_connected(back_by, cancel, DURING).await {
-            Err(FleetError::Cancelled) => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
-            r => r?,
-        }
-        let mut link = fleet.link().subscribe();
-        let breaks = fleet.link().disconnects();
+    // One try, on a live connection (`Fleet::again` waits for one: a try queued during a break
+    // could wait out its timeout before the client is back), made again under the same id when
+    // the connection breaks or comes back while its acknowledgement is due.
+    let attempt = || async {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
         let request = fleet.nats().request_with_headers(gov.subject.clone(), headers, who.to_string().into());
-        let r = tokio::select! {
-            _ = cancel.cancelled() => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
-            _ = link.recv() => continue,
-            r = tokio::time::timeout(limit, request) => r,
-        };
-        // No acknowledgement, and the connection broke meanwhile: it went with the old one.
-        if !matches!(r, Ok(Ok(_))) && fleet.link().disconnects() != breaks {
-            continue;
+        match tokio::time::timeout(limit, request).await {
+            Err(_) => {
+                let why = format!(
+                    "no acknowledgement within {}s (a slot may have been taken; it expires by the governor's max age)",
+                    limit.as_secs()
+                );
+                Err(fleet.broker_lost(DURING, why).into())
+            }
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                Err(GovernorError::Unknown { name: gov.name.clone() })
+            }
+            Ok(Err(e)) => Err(FleetError::nats("governor lease request", e).into()),
+            Ok(Ok(m)) => Ok(m),
         }
-        break r;
     };
-    let m = match reply {
-        Err(_) => {
-            let why = format!(
-                "no acknowledgement within {}s (a slot may have been taken; it expires by the governor's max age)",
-                limit.as_secs()
-            );
-            return Err(fleet.broker_lost(DURING, why).into());
-        }
-        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
-            return Err(GovernorError::Unknown { name: gov.name.clone() })
-        }
-        Ok(Err(e)) => return Err(FleetError::nats("governor lease request", e).into()),
-        Ok(Ok(m)) => m,
+    let m = tokio::select! {
+        _ = cancel.cancelled() => return Err(GovernorError::Cancelled { name: gov.name.clone() }),
+        r = fleet.again(DURING, attempt) => r?,
     };
     let ack: Value =
         serde_json::from_slice(&m.payload).map_err(|e| FleetError::decode("governor acknowledgement", e))?;
