@@ -67,16 +67,16 @@ async fn read(fleet: &Fleet, filters: Vec<String>) -> Result<Vec<(String, Value)
         let m = m.map_err(|e| FleetError::nats("reading the run journal", e))?;
         let info = m.info().ok();
         let pending = info.as_ref().map(|i| i.pending).unwrap_or(0);
+        // A resume claims its attempt against the last claim it read: it needs its sequence.
+        let claim_seq = info.as_ref().filter(|_| m.subject.ends_with(".claim")).map(|i| i.stream_sequence);
+        let subject = m.subject.to_string();
         // Events of one kind written together share a message, a JSON line each.
         for line in m.payload.split(|b| *b == b'\n') {
             let mut value: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
-            // A resume claims its attempt against the last claim it read: it needs its sequence.
-            if let (Some(i), Some(obj)) = (&info, value.as_object_mut()) {
-                if m.subject.ends_with(".claim") {
-                    obj.insert("seq".into(), i.stream_sequence.into());
-                }
+            if let (Some(seq), Some(obj)) = (claim_seq, value.as_object_mut()) {
+                obj.insert("seq".into(), seq.into());
             }
-            out.push((m.subject.to_string(), value));
+            out.push((subject.clone(), value));
         }
         if pending == 0 {
             break;
