@@ -19,7 +19,7 @@ use crate::json::{once, Scan};
 pub(super) fn decode_reply(payload: &[u8]) -> Option<DecodedReply> {
     let mut headers_read = false;
     let [protocol, data] = Scan::new(payload)?.whole_strings(["protocol", "data"], |s, key| match key {
-        "headers" if !std::mem::replace(&mut headers_read, true) => headers(s),
+        "headers" if !std::mem::replace(&mut headers_read, true) => headers(s).map(drop),
         "headers" => None,
         _ => s.skip(0),
     })?;
@@ -31,13 +31,32 @@ pub(super) fn decode_reply(payload: &[u8]) -> Option<DecodedReply> {
     }
 }
 
+/// The sender a transport's headers name (`mc_sender`, else `sender`), as
+/// [`super::transport_sender`] reads it, or `None` to let serde decide. Discovery reads
+/// nothing else of each reply: serde's walk over the whole transport, base64 `data`
+/// included, was most of the client's CPU per discovered node (issue 15).
+pub(super) fn transport_sender(payload: &[u8]) -> Option<Option<String>> {
+    let mut read = None;
+    Scan::new(payload)?.whole_strings([], |s, key| match key {
+        "headers" if read.is_none() => {
+            read = Some(headers(s)?);
+            Some(())
+        }
+        "headers" => None,
+        _ => s.skip(0),
+    })?;
+    let [mc_sender, sender] = read.unwrap_or_default();
+    Some(mc_sender.or(sender).filter(|s| !s.is_empty()).map(std::borrow::Cow::into_owned))
+}
+
 /// Checks the transport headers as the serde path reads them: an object whose known fields
-/// are each a string or null, once.
-fn headers(s: &mut Scan<'_>) -> Option<()> {
+/// are each a string or null, once. Returns `mc_sender` and `sender`.
+fn headers<'a>(s: &mut Scan<'a>) -> Option<[Option<std::borrow::Cow<'a, str>>; 2]> {
     if s.peek()? != b'{' {
         return None;
     }
     let mut seen = 0;
+    let mut senders = [None, None];
     s.object(1, |s, key| {
         let n = match key {
             "reply-to" => 0,
@@ -47,12 +66,18 @@ fn headers(s: &mut Scan<'_>) -> Option<()> {
             _ => return s.skip(1),
         };
         once(&mut seen, n)?;
-        if s.peek()? == b'n' {
-            s.literal(b"null")
-        } else {
-            s.unescaped().map(drop)
+        let value = match s.peek()? {
+            b'n' => s.literal(b"null").map(|()| None)?,
+            _ => Some(s.unescaped()?),
+        };
+        match n {
+            1 => senders[0] = value,
+            3 => senders[1] = value,
+            _ => {}
         }
-    })
+        Some(())
+    })?;
+    Some(senders)
 }
 
 /// v1: the secure reply's `message` is the reply JSON as a string, hashed unescaped; the
@@ -293,6 +318,43 @@ mod tests {
             }
         }
         assert!(fast > total / 20, "only {fast} of {total} mutations took the fast path");
+    }
+
+    /// Whenever the fast sender reader answers, it answers as serde does; and it answers for
+    /// the transports servers really send.
+    #[test]
+    fn the_sender_agrees_with_serde_on_mutated_transports() {
+        let mut transports: Vec<String> = seeds()
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Transport(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        let t = &transports[0].clone();
+        transports.extend([
+            t.replace("\"mc_sender\":\"n1.example.net\"", "\"mc_sender\":\"\",\"sender\":\"v2.example.net\""),
+            t.replace("\"mc_sender\":\"n1.example.net\"", "\"mc_sender\":null,\"sender\":\"n\\u00e9\""),
+            t.replace("\"mc_sender\":\"n1.example.net\"", "\"reply-to\":\"x\""),
+            t.replace(",\"headers\":{", ",\"extra\":[1,{\"a\":null}],\"headers\":{"),
+        ]);
+        for t in &transports {
+            let fast = transport_sender(t.as_bytes()).unwrap_or_else(|| panic!("a plain transport: {t}"));
+            assert_eq!(fast, super::super::transport_sender_serde(t.as_bytes()), "{t}");
+        }
+        assert_eq!(transport_sender(transports[0].as_bytes()), Some(Some("n1.example.net".into())));
+        let mut rng = SmallRng::seed_from_u64(16);
+        let (mut fast, mut total) = (0, 0);
+        for _ in 0..40_000 {
+            let mut b = transports[rng.gen_range(0..transports.len())].clone().into_bytes();
+            crate::json::mutate(&mut rng, &mut b);
+            total += 1;
+            if let Some(sender) = transport_sender(&b) {
+                fast += 1;
+                assert_eq!(sender, super::super::transport_sender_serde(&b), "{}", String::from_utf8_lossy(&b));
+            }
+        }
+        assert!(fast > total / 5, "only {fast} of {total} mutations took the fast path");
     }
 
     /// A signed v2 reply is checked on the fast path: one whose signature does not verify is

@@ -200,6 +200,15 @@ pub fn encode_reply(req: &DecodedRequest, identity: &str, body: &[u8], now: chro
 /// The sender named in a transport's headers, without opening the inner layers (what
 /// discovery does: `mc_sender` in v1, `sender` in v2).
 pub fn transport_sender(payload: &[u8]) -> Option<String> {
+    match fast::transport_sender(payload) {
+        Some(sender) => sender,
+        None => transport_sender_serde(payload),
+    }
+}
+
+/// [`transport_sender`] with serde: the reference, and the way for what the fast reader
+/// does not take on.
+fn transport_sender_serde(payload: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Only<'a> {
         #[serde(borrow, default)]
