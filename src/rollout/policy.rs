@@ -2,7 +2,6 @@
 //! thresholds, which actions are read-only and which need a confirmation. No I/O here, so
 //! every rule is unit-tested.
 
-use std::collections::HashSet;
 use std::fmt;
 
 /// A count or a percentage of some total.
@@ -76,8 +75,15 @@ pub fn plan_sizes(total: usize, ramp: &[Amount]) -> Vec<usize> {
 /// Removes repeated identities, keeping the first of each in order: a node named twice is
 /// called once.
 pub fn dedup_keep_order(nodes: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    nodes.into_iter().filter(|n| seen.insert(n.clone())).collect()
+    // Discovery hands its nodes over sorted and unique: nothing to remove, nothing to hash
+    // (hashing and copying 10,000 names was ~2% of `req`'s CPU, issue 15).
+    if nodes.windows(2).all(|w| w[0] < w[1]) {
+        return nodes;
+    }
+    let mut seen = foldhash::HashSet::with_capacity_and_hasher(nodes.len(), Default::default());
+    let first: Vec<bool> = nodes.iter().map(|n| seen.insert(n.as_str())).collect();
+    drop(seen);
+    nodes.into_iter().zip(first).filter_map(|(n, first)| first.then_some(n)).collect()
 }
 
 /// Splits `nodes` into batches of the given sizes; the last size repeats.
@@ -175,6 +181,10 @@ mod tests {
         assert!(plan_batches(&[], &[2]).is_empty());
         let d = dedup_keep_order(vec!["b".into(), "a".into(), "b".into()]);
         assert_eq!(d, vec!["b".to_string(), "a".to_string()]);
+        let d = dedup_keep_order(vec!["a".into(), "b".into(), "b".into(), "c".into()]);
+        assert_eq!(d, vec!["a".to_string(), "b".to_string(), "c".to_string()], "sorted, with a repeat");
+        let d = dedup_keep_order(vec!["a".into(), "c".into(), "d".into()]);
+        assert_eq!(d, vec!["a".to_string(), "c".to_string(), "d".to_string()]);
     }
 
     #[test]
