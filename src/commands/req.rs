@@ -158,7 +158,7 @@ async fn broadcast(
         (None, true) => End::Stopped(crate::rollout::Stop::InterruptedDuring {
             batch: 1,
             batches: 1,
-            ok: tally.ok_nodes().len(),
+            ok: tally.ok_count(),
             failed: tally.failures().len(),
             unknown: Vec::new(),
         }),

@@ -259,7 +259,7 @@ fn before_sending(r: &Rollout, plan: &resume::Split, tally: &Tally) -> Option<St
 fn report_stop(t: &Tally, stop: &Stop, reporter: &Reporter) {
     reporter.emit(RunEvent::RolloutStopped {
         reason: stop.to_string(),
-        ok: t.ok_nodes().len(),
+        ok: t.ok_count(),
         failed: t.failed_lines(),
         unknown: t.unknown.clone(),
         not_sent: t.not_sent.len(),
@@ -366,7 +366,7 @@ fn batches<H: Hooks>(
         let during = |tally: &Tally| Stop::InterruptedDuring {
             batch: i + 1,
             batches: total,
-            ok: tally.ok_nodes().len(),
+            ok: tally.ok_count(),
             failed: tally.failures().len() - out.unknown.len(),
             unknown: out.unknown.clone(),
         };

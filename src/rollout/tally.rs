@@ -180,15 +180,23 @@ impl Tally {
 
     /// Nodes that succeeded (late ones included), sorted.
     pub fn ok_nodes(&self) -> Vec<String> {
-        let mut ok: Vec<String> = self
-            .replies
-            .iter()
-            .chain(&self.late)
-            .filter(|r| r.ok() && !self.no_event.contains_key(&r.sender))
-            .map(|r| r.sender.clone())
-            .collect();
-        ok.sort();
+        self.ok_names().into_iter().map(str::to_string).collect()
+    }
+
+    /// [`Tally::ok_nodes`] borrowed.
+    pub fn ok_names(&self) -> Vec<&str> {
+        let mut ok: Vec<&str> = self.ok_replies().map(|r| r.sender.as_str()).collect();
+        ok.sort_unstable();
         ok
+    }
+
+    /// How many [`Tally::ok_nodes`] there are, without listing them.
+    pub fn ok_count(&self) -> usize {
+        self.ok_replies().count()
+    }
+
+    fn ok_replies(&self) -> impl Iterator<Item = &NodeReply> {
+        self.replies.iter().chain(&self.late).filter(|r| r.ok() && !self.no_event.contains_key(&r.sender))
     }
 
     /// Failed nodes (silent ones aside) with why: failure replies (late ones included),
@@ -213,12 +221,7 @@ impl Tally {
     /// The node counts for totals and `run_end`.
     pub fn counts(&self) -> Counts {
         let unknown = self.unknown.len();
-        Counts {
-            ok: self.ok_nodes().len(),
-            failed: self.failures().len() - unknown,
-            no_reply: self.no_reply.len(),
-            unknown,
-        }
+        Counts { ok: self.ok_count(), failed: self.failures().len() - unknown, no_reply: self.no_reply.len(), unknown }
     }
 
     /// Every node that did not succeed: failures plus the silent.
