@@ -70,7 +70,20 @@ fn main() {
     });
     // Drop the runtime (and with it the embedded broker guard) before exiting.
     drop(runtime);
-    std::process::exit(code);
+    exit_now(code)
+}
+
+/// Ends the process once everything of ours is dropped and the output flushed, without the C
+/// library's exit handlers: mimalloc's hands every freed page back to the kernel one range
+/// at a time, which the kernel then does again for the whole process (perf: about 5% of
+/// `req`'s CPU at 10,000 nodes, issue 15). Nothing else of ours registers one.
+fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit takes a plain integer and never returns; every destructor that matters
+    // has run (the runtime, and with it the tasks, the broker guard and temporary files).
+    unsafe { libc::_exit(code) }
 }
 
 // The RPC path allocates per reply (JSON layers, base64); mimalloc measurably beats glibc
