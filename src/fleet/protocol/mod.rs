@@ -148,7 +148,12 @@ pub fn reply_subject_with(fips: bool, collective: &str, caller: &str, request_id
 
 /// Subject of a direct request to one node.
 pub fn node_subject(collective: &str, identity: &str) -> String {
-    format!("{collective}.node.{identity}")
+    // Pieced together rather than `format!`ted: one per node of every batch (issue 15).
+    let mut s = String::with_capacity(collective.len() + ".node.".len() + identity.len());
+    s.push_str(collective);
+    s.push_str(".node.");
+    s.push_str(identity);
+    s
 }
 
 /// Subject of a broadcast request to an agent.
@@ -357,6 +362,14 @@ fn ksuid() -> String {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+
+    /// go-choria's direct and broadcast subjects (`%s.node.%s`, `%s.broadcast.agent.%s`).
+    #[test]
+    fn subjects_are_go_chorias() {
+        assert_eq!(node_subject("mcollective", "n1.example.net"), "mcollective.node.n1.example.net");
+        assert_eq!(node_subject("eu_west", "a"), "eu_west.node.a");
+        assert_eq!(broadcast_subject("mcollective", "rpcutil"), "mcollective.broadcast.agent.rpcutil");
+    }
 
     /// A request as our client sends it, opened as a server opens it: what the reply
     /// encoders' tests answer.
