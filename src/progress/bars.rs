@@ -125,6 +125,11 @@ impl Default for Bars {
 }
 
 impl Sink for Bars {
+    /// Replies in time only count here.
+    fn reads_replies(&self) -> bool {
+        false
+    }
+
     fn event(&self, e: &RunEvent) {
         let mut s = lock(&self.state);
         let lines = s.context.lines(e);

@@ -36,6 +36,11 @@ pub trait Sink: Send + Sync {
     fn keeps(&self) -> bool {
         false
     }
+    /// Whether this sink reads the message and data of a reply that came in time. The
+    /// sinks for people only count those (late ones they read whole either way).
+    fn reads_replies(&self) -> bool {
+        true
+    }
 }
 
 /// A sink could not keep an event.
@@ -98,6 +103,12 @@ impl Reporter {
     /// Whether JSONL events are written.
     pub fn json(&self) -> bool {
         self.inner.json
+    }
+
+    /// Whether any sink reads the message and data of a reply that came in time: when none
+    /// does, its `node_result` goes out without copies of them (issue 15: per node).
+    pub fn replies_read(&self) -> bool {
+        self.sinks().iter().any(|s| s.reads_replies())
     }
 
     /// Hands one event to every sink.

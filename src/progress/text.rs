@@ -25,6 +25,11 @@ impl Default for Lines {
 }
 
 impl Sink for Lines {
+    /// Replies in time only count here.
+    fn reads_replies(&self) -> bool {
+        false
+    }
+
     fn event(&self, e: &RunEvent) {
         let lines = lock(&self.context).lines(e);
         for l in lines {

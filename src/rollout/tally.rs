@@ -87,7 +87,16 @@ fn bare_event(node: &str, status: NodeStatus, msg: Option<String>) -> RunEvent {
 /// Reports a result the moment it arrives, during the wait.
 pub(crate) fn on_arrival(reporter: &Reporter, a: Arrival<'_>) {
     match a {
-        Arrival::Reply(r) => reporter.emit(reply_event(r, status_of(r))),
+        Arrival::Reply(r) if reporter.replies_read() => reporter.emit(reply_event(r, status_of(r))),
+        // Only counted (bars, lines): the status without copies of the message and data.
+        Arrival::Reply(r) => reporter.emit(RunEvent::NodeResult {
+            node: r.sender.clone(),
+            status: status_of(r),
+            statuscode: Some(r.statuscode),
+            statusmsg: None,
+            data: None,
+            resumed: false,
+        }),
         Arrival::Malformed { node, reason } => {
             reporter.emit(bare_event(node, NodeStatus::Malformed, Some(reason.to_string())))
         }
@@ -251,6 +260,43 @@ mod tests {
 
     fn reply(n: &str, code: u8) -> NodeReply {
         NodeReply { sender: n.into(), statuscode: code, statusmsg: "m".into(), data: json!({}).into() }
+    }
+
+    /// Keeps what it is given.
+    struct Kept(std::sync::Mutex<Vec<RunEvent>>, bool);
+
+    impl crate::progress::Sink for Kept {
+        fn event(&self, e: &RunEvent) {
+            self.0.lock().expect("lock").push(e.clone());
+        }
+        fn reads_replies(&self) -> bool {
+            self.1
+        }
+    }
+
+    /// A reply's `node_result` carries its message and data when a sink reads them (JSONL,
+    /// the journal), and only its status when every sink just counts.
+    #[test]
+    fn replies_are_copied_into_events_only_for_sinks_that_read_them() {
+        let r = reply("a", 1);
+        for reads in [true, false] {
+            let counting = std::sync::Arc::new(Kept(Default::default(), false));
+            let mut sinks: Vec<std::sync::Arc<dyn crate::progress::Sink>> = vec![counting.clone()];
+            if reads {
+                sinks.push(std::sync::Arc::new(Kept(Default::default(), true)));
+            }
+            let reporter = Reporter::with_sinks(false, sinks);
+            assert_eq!(reporter.replies_read(), reads);
+            on_arrival(&reporter, Arrival::Reply(&r));
+            let seen = counting.0.lock().expect("lock").clone();
+            let [RunEvent::NodeResult { node, status, statuscode, statusmsg, data, .. }] = &seen[..] else {
+                panic!("one node_result: {seen:?}")
+            };
+            assert_eq!((node.as_str(), *status, *statuscode), ("a", NodeStatus::Failed, Some(1)));
+            assert_eq!(statusmsg.is_some(), reads);
+            assert_eq!(data.is_some(), reads);
+        }
+        assert!(!crate::progress::Sink::reads_replies(&crate::progress::text::Lines::new()));
     }
 
     #[test]
