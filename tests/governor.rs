@@ -441,6 +441,23 @@ async fn release_once_back(f: &Fleet, held: governor::Lease) {
     assert!(matches!(released.await, Ok(Ok(true))), "the holder's lease went back");
 }
 
+/// Starts "the waiter" on `G`, whose one slot is held, and returns once its first try is seen
+/// on the wire: where each restart test then breaks the broker.
+async fn waiter_trying(
+    b: &EmbeddedBroker,
+    f: &Fleet,
+    wait: Duration,
+) -> tokio::task::JoinHandle<Result<governor::Lease, GovernorError>> {
+    let watcher = async_nats::connect(b.url()).await.unwrap();
+    let mut tries = record(&watcher, "mcollective.governor.G").await;
+    let waiter = tokio::spawn({
+        let f = f.clone();
+        async move { governor::acquire(&f, "G", "the waiter", wait, &CancellationToken::new()).await }
+    });
+    take(&mut tries, 1, Duration::from_secs(10), "a try on the full governor").await;
+    waiter
+}
+
 /// A broker killed with requests in it (stopped first, so what the client sent sits unread,
 /// then killed and started again on the same port): those requests are never answered. A
 /// read and a lease try are asked again once the client is back instead of failing with
@@ -467,13 +484,7 @@ async fn requests_lost_with_a_killed_broker_are_asked_again() {
 
     // A lease try in the stopped broker: the governor is full, so the waiter tries every
     // 250 ms; right after a try the broker stops and the next one sits in it.
-    let watcher = async_nats::connect(b.url()).await.unwrap();
-    let mut tries = record(&watcher, "mcollective.governor.G").await;
-    let waiter = tokio::spawn({
-        let f = f.clone();
-        async move { governor::acquire(&f, "G", "the waiter", Duration::from_secs(60), &CancellationToken::new()).await }
-    });
-    take(&mut tries, 1, Duration::from_secs(10), "a try on the full governor").await;
+    let waiter = waiter_trying(&b, &f, Duration::from_secs(60)).await;
     b.signal(libc::SIGSTOP);
     // The fault: stopped long enough for the next try to be sent into it.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -498,13 +509,7 @@ async fn a_lease_wait_outlasts_a_broker_away_for_longer_than_a_try() {
     governor::load_or_create(&f, "G", limits(1, Duration::from_secs(300))).await.unwrap();
     let held =
         governor::acquire(&f, "G", "the holder", Duration::from_secs(5), &CancellationToken::new()).await.unwrap();
-    let watcher = async_nats::connect(b.url()).await.unwrap();
-    let mut tries = record(&watcher, "mcollective.governor.G").await;
-    let waiter = tokio::spawn({
-        let f = f.clone();
-        async move { governor::acquire(&f, "G", "the waiter", Duration::from_secs(90), &CancellationToken::new()).await }
-    });
-    take(&mut tries, 1, Duration::from_secs(10), "a try on the full governor").await;
+    let waiter = waiter_trying(&b, &f, Duration::from_secs(90)).await;
     b.kill();
     // The fault under test: the broker away for 7 s.
     tokio::time::sleep(Duration::from_secs(7)).await;
