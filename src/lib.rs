@@ -27,6 +27,7 @@
 //! | [`memory`] | process memory settings (no transparent huge pages) |
 //! | [`error`] | the top-level error and the exit codes |
 
+pub mod blocking;
 pub mod choria_conf;
 pub mod cli;
 pub mod commands;

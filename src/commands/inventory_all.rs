@@ -102,7 +102,7 @@ pub(crate) async fn run(settings: Settings, a: InventoryAllOptions, cancel: &Can
     }
     let count = walk.nodes.len();
     let inventory = Inventory::for_file(&a.out, walk.nodes).map_err(|e| usage(format!("--out {e}")))?;
-    tokio::task::block_in_place(|| inventory.write(&a.out)).map_err(|e| Error::Output(std::io::Error::other(e)))?;
+    crate::blocking::blocking(|| inventory.write(&a.out)).map_err(|e| Error::Output(std::io::Error::other(e)))?;
     println!("Wrote {count} nodes to {}", a.out.display());
     Ok(())
 }

@@ -54,7 +54,7 @@ fn stdin_ready(wait: std::time::Duration) -> bool {
     let mut fds = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
     let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: one valid pollfd, for the duration of the call.
-    let n = tokio::task::block_in_place(|| unsafe { libc::poll(&mut fds, 1, ms) });
+    let n = crate::blocking::blocking(|| unsafe { libc::poll(&mut fds, 1, ms) });
     n > 0
 }
 

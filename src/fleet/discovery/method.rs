@@ -119,13 +119,13 @@ pub fn read_inventory(path: &str) -> Result<Inventory, String> {
 
 /// Reads a file without blocking the runtime's other tasks.
 fn read(path: &str) -> Result<String, String> {
-    tokio::task::block_in_place(|| std::fs::read_to_string(path)).map_err(|e| format!("{path}: {e}"))
+    crate::blocking::blocking(|| std::fs::read_to_string(path)).map_err(|e| format!("{path}: {e}"))
 }
 
 /// Reads all of stdin.
 pub fn read_stdin() -> Result<String, String> {
     let mut text = String::new();
-    tokio::task::block_in_place(|| std::io::stdin().lock().read_to_string(&mut text))
+    crate::blocking::blocking(|| std::io::stdin().lock().read_to_string(&mut text))
         .map_err(|e| format!("stdin: {e}"))?;
     Ok(text)
 }
