@@ -17,10 +17,15 @@ use crate::json::{once, Scan};
 
 /// The reply in `payload`, or `None` to let the serde path decide.
 pub(super) fn decode_reply(payload: &[u8]) -> Option<DecodedReply> {
-    let mut headers_read = false;
-    let [protocol, data] = Scan::new(payload)?.whole_strings(["protocol", "data"], |s, key| match key {
+    let (mut headers_read, mut data) = (false, None);
+    let [protocol] = Scan::new(payload)?.whole_strings(["protocol"], |s, key| match key {
         "headers" if !std::mem::replace(&mut headers_read, true) => headers(s).map(drop),
-        "headers" => None,
+        // Base64, which refuses what `raw_string` leaves in (escapes, control characters).
+        "data" if data.is_none() => {
+            data = Some(s.raw_string()?);
+            Some(())
+        }
+        "headers" | "data" => None,
         _ => s.skip(0),
     })?;
     let data = b64_fast(data?.as_bytes())?;
@@ -220,6 +225,29 @@ mod tests {
             v.extend(replies.iter().take(3).map(|r| r.to_string()));
         }
         v
+    }
+
+    /// A transport's `data` is read raw and left to base64 to refuse: escaped (as some
+    /// encoders write `/`) it still opens, by the serde path, to the same reply; with an
+    /// escaped quote or a raw control character it fails on both paths alike.
+    #[test]
+    fn escaped_or_broken_transport_data_opens_as_serde_opens_it() {
+        let reply = r#"{"protocol":"choria:reply:1","message":"{}","envelope":{"requestid":"r1","senderid":"n1.example.net","agent":"rpcutil","time":1}}"#;
+        let plain = wrap_v1_reply(reply);
+        let data = plain.split(r#""data":""#).nth(1).and_then(|r| r.split('"').next()).expect("the data");
+        let opened = super::super::decode_reply(plain.as_bytes()).expect("the plain transport opens");
+        // Its first byte and every `/` escaped, as JSON allows.
+        let first = data.as_bytes()[0];
+        let escaped_data = format!("\\u{:04x}{}", first, data[1..].replace('/', "\\/"));
+        let escaped = plain.replace(data, &escaped_data);
+        assert!(decode_reply(escaped.as_bytes()).is_none(), "the fast path leaves escapes to serde");
+        assert_eq!(super::super::decode_reply(escaped.as_bytes()).ok(), Some(opened), "{escaped}");
+        let cut = data.len() / 2;
+        for broken in [format!("{}\\\"{}", &data[..cut], &data[cut..]), format!("{}\n{}", &data[..cut], &data[cut..])] {
+            let t = plain.replace(data, &broken);
+            assert!(decode_reply(t.as_bytes()).is_none(), "{t}");
+            assert!(decode_reply_serde(t.as_bytes()).is_err(), "{t}");
+        }
     }
 
     /// Inner layers as text, each to be mutated and then wrapped (outer hashes recomputed), so
