@@ -21,53 +21,47 @@ pub(crate) const CANONICAL_KEYS: usize = 64;
 
 /// Where the first quote, backslash or control character of `rest` is. These are exactly
 /// the bytes a JSON string cannot hold unescaped. A string's end is found without looking at
-/// each byte on its own: 32 bytes per step with SSE2 (v1's transport `data`, some 600 bytes of
-/// base64, is read this way by discovery and by every reply: issue 15), the rest eight at a
-/// time.
+/// each byte on its own: 16 bytes per step with SSE2 (most strings, keys above all, end in the
+/// first step: issue 15), the last few bytes eight at a time.
 pub(crate) fn special(rest: &[u8]) -> Option<usize> {
-    let at = special_wide(rest);
-    special_words(&rest[at..]).map(|p| at + p)
+    let (at, found) = special_wide(rest);
+    match found {
+        Some(p) => Some(at + p),
+        None => special_words(&rest[at..]).map(|p| at + p),
+    }
 }
 
-/// How far `rest` goes, in whole 16-byte lanes, before the lane holding its first special
-/// byte (or before the last part shorter than a lane); [`special_words`] goes on from there.
+/// The first special byte in `rest`'s whole 16-byte lanes: how far the lanes went, and the
+/// byte's place from there if one holds it. [`special_words`] reads the rest.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn special_wide(rest: &[u8]) -> usize {
+fn special_wide(rest: &[u8]) -> (usize, Option<usize>) {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
     let mut at = 0;
-    // SAFETY: every load reads 16 bytes inside `rest` (`at + 16 <= len`, or `+ 32` for two),
-    // unaligned loads are allowed, and SSE2 is enabled for this target (the cfg above); the
-    // rest only computes on registers.
-    unsafe {
-        let flags = |at: usize| {
+    while at + 16 <= rest.len() {
+        // SAFETY: the load reads 16 bytes inside `rest` (`at + 16 <= len`), unaligned loads
+        // are allowed, and SSE2 is enabled for this target (the cfg above); the rest only
+        // computes on registers.
+        let bits = unsafe {
             let v = _mm_loadu_si128(rest.as_ptr().add(at).cast::<__m128i>());
             let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
             let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
             // v <= 0x1f exactly where min(v, 0x1f) is v.
             let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-            _mm_or_si128(_mm_or_si128(quote, backslash), control)
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
         };
-        while at + 32 <= rest.len() {
-            if _mm_movemask_epi8(_mm_or_si128(flags(at), flags(at + 16))) != 0 {
-                break;
-            }
-            at += 32;
+        if bits != 0 {
+            return (at, Some(bits.trailing_zeros() as usize));
         }
-        while at + 16 <= rest.len() {
-            if _mm_movemask_epi8(flags(at)) != 0 {
-                return at;
-            }
-            at += 16;
-        }
+        at += 16;
     }
-    at
+    (at, None)
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn special_wide(_: &[u8]) -> usize {
-    0
+fn special_wide(_: &[u8]) -> (usize, Option<usize>) {
+    (0, None)
 }
 
 /// [`special`] eight bytes at a time: other processors, the last bytes, and the reference the
@@ -555,7 +549,7 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::SmallRng::seed_from_u64(20);
         for _ in 0..200_000 {
-            // Past two 32-byte steps, so every SSE2 step and the tail after it are reached.
+            // Past several 16-byte steps, so every SSE2 step and the tail after it are reached.
             let len = rng.gen_range(0..120);
             // Mostly bytes a string holds (UTF-8 bytes above 0x7f too), a few that it cannot:
             // dense or sparse, so the first one lands in every step, or there is none.

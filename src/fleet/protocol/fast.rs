@@ -123,8 +123,14 @@ fn reply_v1(secure: &[u8]) -> Option<DecodedReply> {
 /// v2: byte fields are base64; the hash covers the decoded reply, and a signed reply must
 /// verify with the key its sender's JWT names.
 fn reply_v2(secure: &[u8]) -> Option<DecodedReply> {
-    let [protocol, reply, hash, signature, sender] =
-        Scan::new(secure)?.whole_strings(["protocol", "reply", "hash", "signature", "sender"], |s, _| s.skip(0))?;
+    // The base64 fields are read raw: base64 refuses what `raw_string` leaves in.
+    let mut reply = None;
+    let [protocol, hash, signature, sender] =
+        Scan::new(secure)?.whole_strings(["protocol", "hash", "signature", "sender"], |s, key| match key {
+            "reply" if reply.is_none() => s.raw_string().map(|r| reply = Some(r)),
+            "reply" => None,
+            _ => s.skip(0),
+        })?;
     if protocol? != v2::SECURE_REPLY {
         return None;
     }
@@ -134,8 +140,13 @@ fn reply_v2(secure: &[u8]) -> Option<DecodedReply> {
     }
     let (signature, sender) = (signature.unwrap_or_default(), sender.unwrap_or_default());
     crate::fleet::security::verify_reply_signature(&raw, &signature, &sender).ok()?;
-    let [protocol, message, request, sender, agent] =
-        Scan::new(&raw)?.whole_strings(["protocol", "message", "request", "sender", "agent"], |s, _| s.skip(0))?;
+    let mut message = None;
+    let [protocol, request, sender, agent] =
+        Scan::new(&raw)?.whole_strings(["protocol", "request", "sender", "agent"], |s, key| match key {
+            "message" if message.is_none() => s.raw_string().map(|m| message = Some(m)),
+            "message" => None,
+            _ => s.skip(0),
+        })?;
     if protocol? != v2::REPLY {
         return None;
     }
