@@ -275,8 +275,9 @@ impl RpcSession {
         on: &mut (dyn FnMut(Arrival<'_>) + Send),
     ) -> Result<BatchOutcome> {
         let mut out = BatchOutcome { nodes: nodes.to_vec(), ..Default::default() };
-        // Grown once, not doubled (and copied) a dozen times over a large batch.
+        // Grown once, not doubled (and copied or rehashed) a dozen times over a large batch.
         out.replies.reserve(nodes.len());
+        self.answered.reserve(nodes.len());
         let wanted: HashSet<&str> = nodes.iter().map(String::as_str).collect();
         let mut pending: HashSet<&str> = wanted.clone();
         let deadline = start + self.timeout;

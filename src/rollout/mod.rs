@@ -355,11 +355,14 @@ fn batches<H: Hooks>(
         // Not a fresh count: a break after the last wait (during the write-ahead) is waited
         // out before the next batch.
         breaks_at_send = seen;
-        let mut out = match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, a))) {
-            Ok(out) => out,
-            // Nothing of this batch went out.
-            Err(e) => return (End::from_fleet(e, i, total), i),
-        };
+        // Asked once per batch, not per reply: the sinks are set before a batch is sent.
+        let reads = reporter.replies_read();
+        let mut out =
+            match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, reads, a))) {
+                Ok(out) => out,
+                // Nothing of this batch went out.
+                Err(e) => return (End::from_fleet(e, i, total), i),
+            };
         // Taken before the replies move into the tally.
         let ok_nodes = if events.is_some() { out.ok_nodes() } else { Vec::new() };
         let mut failed = tally.absorb(&mut out, reporter);

@@ -84,10 +84,11 @@ fn bare_event(node: &str, status: NodeStatus, msg: Option<String>) -> RunEvent {
     }
 }
 
-/// Reports a result the moment it arrives, during the wait.
-pub(crate) fn on_arrival(reporter: &Reporter, a: Arrival<'_>) {
+/// Reports a result the moment it arrives, during the wait. `reads`: whether a sink reads
+/// replies ([`Reporter::replies_read`], asked once per batch).
+pub(crate) fn on_arrival(reporter: &Reporter, reads: bool, a: Arrival<'_>) {
     match a {
-        Arrival::Reply(r) if reporter.replies_read() => reporter.emit(reply_event(r, status_of(r))),
+        Arrival::Reply(r) if reads => reporter.emit(reply_event(r, status_of(r))),
         // Only counted (bars, lines): the status without copies of the message and data.
         Arrival::Reply(r) => reporter.emit(RunEvent::NodeResult {
             node: r.sender.clone(),
@@ -287,7 +288,7 @@ mod tests {
             }
             let reporter = Reporter::with_sinks(false, sinks);
             assert_eq!(reporter.replies_read(), reads);
-            on_arrival(&reporter, Arrival::Reply(&r));
+            on_arrival(&reporter, reporter.replies_read(), Arrival::Reply(&r));
             let seen = counting.0.lock().expect("lock").clone();
             let [RunEvent::NodeResult { node, status, statuscode, statusmsg, data, .. }] = &seen[..] else {
                 panic!("one node_result: {seen:?}")
