@@ -31,26 +31,55 @@ pub(crate) fn special(rest: &[u8]) -> Option<usize> {
     }
 }
 
+/// Sixteen bytes of JSON text in an SSE2 register, and which of them a string cannot hold
+/// unescaped: all ones in each byte that is one. [`special`] and the unescaper's block masks
+/// both read text this way.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+struct Lane {
+    v: std::arch::x86_64::__m128i,
+    quote: std::arch::x86_64::__m128i,
+    backslash: std::arch::x86_64::__m128i,
+    /// Below 0x20.
+    control: std::arch::x86_64::__m128i,
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+impl Lane {
+    /// The first 16 bytes of `bytes` (panics on fewer).
+    fn of(bytes: &[u8]) -> Lane {
+        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_set1_epi8};
+        let bytes: &[u8; 16] = bytes[..16].try_into().expect("sixteen bytes");
+        // SAFETY: `bytes` is 16 readable bytes (an unaligned load is allowed) and SSE2 is
+        // enabled for this target (the cfg above); the rest only computes on registers.
+        unsafe {
+            let v = _mm_loadu_si128(bytes.as_ptr().cast::<__m128i>());
+            Lane {
+                v,
+                quote: _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                backslash: _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                // v <= 0x1f exactly where min(v, 0x1f) is v.
+                control: _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v),
+            }
+        }
+    }
+
+    /// One bit per byte of a comparison's result.
+    fn bits(m: std::arch::x86_64::__m128i) -> u16 {
+        // SAFETY: SSE2 is enabled for this target (the cfg above); registers only.
+        unsafe { std::arch::x86_64::_mm_movemask_epi8(m) as u16 }
+    }
+}
+
 /// The first special byte in `rest`'s whole 16-byte lanes: how far the lanes went, and the
 /// byte's place from there if one holds it. [`special_words`] reads the rest.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn special_wide(rest: &[u8]) -> (usize, Option<usize>) {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
+    use std::arch::x86_64::_mm_or_si128;
     let mut at = 0;
     while at + 16 <= rest.len() {
-        // SAFETY: the load reads 16 bytes inside `rest` (`at + 16 <= len`), unaligned loads
-        // are allowed, and SSE2 is enabled for this target (the cfg above); the rest only
-        // computes on registers.
-        let bits = unsafe {
-            let v = _mm_loadu_si128(rest.as_ptr().add(at).cast::<__m128i>());
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            // v <= 0x1f exactly where min(v, 0x1f) is v.
-            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
-        };
+        let l = Lane::of(&rest[at..]);
+        // SAFETY: SSE2 is enabled for this target (the cfg above); registers only.
+        let bits = Lane::bits(unsafe { _mm_or_si128(_mm_or_si128(l.quote, l.backslash), l.control) });
         if bits != 0 {
             return (at, Some(bits.trailing_zeros() as usize));
         }

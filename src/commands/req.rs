@@ -192,7 +192,7 @@ async fn direct(
     };
     reporter.emit(RunEvent::Discovered { count: found.len(), nodes: found.clone() });
     let discovery = started.elapsed();
-    let mut nodes = dedup_keep_order(found);
+    let nodes = dedup_keep_order(found);
     if nodes.is_empty() {
         return (Err(Error::NoNodes), Counts::default());
     }
@@ -215,8 +215,8 @@ async fn direct(
         false => crate::rollout::topology::Plan {
             batches: match a.batch {
                 Some(n) => plan_batches(&nodes, &[n]),
-                // The only copy of the list needed: moved, not cloned (10,000 names).
-                None => vec![std::mem::take(&mut nodes)],
+                // Moved, not cloned (10,000 names): nothing reads `nodes` after the plan.
+                None => vec![nodes],
             },
             ..Default::default()
         },

@@ -144,24 +144,18 @@ impl Masks {
     /// Sixteen bytes per instruction with SSE2, which every x86-64 processor has.
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     pub(super) fn of(blk: &[u8; BLOCK]) -> Masks {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_set1_epi8,
-        };
+        use super::Lane;
+        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_set1_epi8};
         let mut m = Masks { backslash: 0, quote: 0, slash: 0, control: 0 };
         for (lane, bytes) in blk.chunks_exact(16).enumerate() {
             let shift = 16 * lane;
-            // SAFETY: `bytes` is 16 readable bytes (an unaligned load is allowed) and SSE2 is
-            // enabled for this target (the cfg above); the rest only computes on registers.
-            unsafe {
-                let v = _mm_loadu_si128(bytes.as_ptr().cast::<__m128i>());
-                let bits = |c: u8| u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8))) as u16);
-                m.backslash |= bits(b'\\') << shift;
-                m.quote |= bits(b'"') << shift;
-                m.slash |= bits(b'/') << shift;
-                // v <= 0x1f exactly where min(v, 0x1f) is v.
-                let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-                m.control |= u64::from(_mm_movemask_epi8(low) as u16) << shift;
-            }
+            let l = Lane::of(bytes);
+            m.backslash |= u64::from(Lane::bits(l.backslash)) << shift;
+            m.quote |= u64::from(Lane::bits(l.quote)) << shift;
+            // SAFETY: SSE2 is enabled for this target (the cfg above); registers only.
+            let slash = unsafe { _mm_cmpeq_epi8(l.v, _mm_set1_epi8(b'/' as i8)) };
+            m.slash |= u64::from(Lane::bits(slash)) << shift;
+            m.control |= u64::from(Lane::bits(l.control)) << shift;
         }
         m
     }

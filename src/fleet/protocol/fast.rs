@@ -20,12 +20,8 @@ pub(super) fn decode_reply(payload: &[u8]) -> Option<DecodedReply> {
     let (mut headers_read, mut data) = (false, None);
     let [protocol] = Scan::new(payload)?.whole_strings(["protocol"], |s, key| match key {
         "headers" if !std::mem::replace(&mut headers_read, true) => headers(s).map(drop),
-        // Base64, which refuses what `raw_string` leaves in (escapes, control characters).
-        "data" if data.is_none() => {
-            data = Some(s.raw_string()?);
-            Some(())
-        }
-        "headers" | "data" => None,
+        "headers" => None,
+        "data" => raw_once(s, &mut data),
         _ => s.skip(0),
     })?;
     let data = b64_fast(data?.as_bytes())?;
@@ -34,6 +30,17 @@ pub(super) fn decode_reply(payload: &[u8]) -> Option<DecodedReply> {
         v2::TRANSPORT => reply_v2(&data),
         _ => None,
     }
+}
+
+/// A base64 field read raw into `slot` ([`Scan::raw_string`]: base64 then refuses the escapes
+/// and control characters it leaves in); `None` (give up) when the field is given twice, as
+/// serde refuses a struct's field given twice.
+fn raw_once<'a>(s: &mut Scan<'a>, slot: &mut Option<&'a str>) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(s.raw_string()?);
+    Some(())
 }
 
 /// The sender a transport's headers name (`mc_sender`, else `sender`), as
@@ -123,12 +130,10 @@ fn reply_v1(secure: &[u8]) -> Option<DecodedReply> {
 /// v2: byte fields are base64; the hash covers the decoded reply, and a signed reply must
 /// verify with the key its sender's JWT names.
 fn reply_v2(secure: &[u8]) -> Option<DecodedReply> {
-    // The base64 fields are read raw: base64 refuses what `raw_string` leaves in.
     let mut reply = None;
     let [protocol, hash, signature, sender] =
         Scan::new(secure)?.whole_strings(["protocol", "hash", "signature", "sender"], |s, key| match key {
-            "reply" if reply.is_none() => s.raw_string().map(|r| reply = Some(r)),
-            "reply" => None,
+            "reply" => raw_once(s, &mut reply),
             _ => s.skip(0),
         })?;
     if protocol? != v2::SECURE_REPLY {
@@ -143,8 +148,7 @@ fn reply_v2(secure: &[u8]) -> Option<DecodedReply> {
     let mut message = None;
     let [protocol, request, sender, agent] =
         Scan::new(&raw)?.whole_strings(["protocol", "request", "sender", "agent"], |s, key| match key {
-            "message" if message.is_none() => s.raw_string().map(|m| message = Some(m)),
-            "message" => None,
+            "message" => raw_once(s, &mut message),
             _ => s.skip(0),
         })?;
     if protocol? != v2::REPLY {
