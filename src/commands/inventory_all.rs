@@ -81,7 +81,7 @@ pub(crate) async fn run(settings: Settings, a: InventoryAllOptions, cancel: &Can
             return Err(e.into());
         }
     };
-    reporter.emit(RunEvent::Discovered { count: found.nodes.len(), nodes: found.nodes.clone() });
+    reporter.discovered(&found.nodes);
     if found.interrupted {
         return Err(Error::Interrupted);
     }

@@ -190,7 +190,7 @@ async fn direct(
             Err(e) => return (Err(e), Counts::default()),
         },
     };
-    reporter.emit(RunEvent::Discovered { count: found.len(), nodes: found.clone() });
+    reporter.discovered(&found);
     let discovery = started.elapsed();
     let nodes = dedup_keep_order(found);
     if nodes.is_empty() {

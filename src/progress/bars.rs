@@ -125,8 +125,8 @@ impl Default for Bars {
 }
 
 impl Sink for Bars {
-    /// Replies in time only count here.
-    fn reads_replies(&self) -> bool {
+    /// Replies in time and discovered nodes only count here.
+    fn reads_details(&self) -> bool {
         false
     }
 

@@ -94,7 +94,8 @@ pub enum RunEvent {
     },
     /// Display only: discovery began; `what` describes the filter.
     Discovering { what: String },
-    /// Discovery ended with these nodes.
+    /// Discovery ended with `count` nodes; `nodes` names them when a sink reads the names
+    /// ([`super::Reporter::discovered`]), and is empty otherwise.
     Discovered { count: usize, nodes: Vec<String> },
     /// Display only: discovery failed or was cancelled; no count is claimed.
     DiscoveryFailed,

@@ -36,9 +36,10 @@ pub trait Sink: Send + Sync {
     fn keeps(&self) -> bool {
         false
     }
-    /// Whether this sink reads the message and data of a reply that came in time. The
-    /// sinks for people only count those (late ones they read whole either way).
-    fn reads_replies(&self) -> bool {
+    /// Whether this sink reads the details of events that people only count: the message
+    /// and data of a reply that came in time, the names of the discovered nodes. The sinks
+    /// for people only count those (late replies they read whole either way).
+    fn reads_details(&self) -> bool {
         true
     }
 }
@@ -105,10 +106,18 @@ impl Reporter {
         self.inner.json
     }
 
-    /// Whether any sink reads the message and data of a reply that came in time: when none
-    /// does, its `node_result` goes out without copies of them (issue 15: per node).
-    pub fn replies_read(&self) -> bool {
-        self.sinks().iter().any(|s| s.reads_replies())
+    /// Whether any sink reads the details of events ([`Sink::reads_details`]): when none
+    /// does, a reply's `node_result` goes out without copies of its message and data, and
+    /// `discovered` without the node names (issue 15: copies per node).
+    pub fn details_read(&self) -> bool {
+        self.sinks().iter().any(|s| s.reads_details())
+    }
+
+    /// Reports the end of discovery: the names are copied into the event only when a sink
+    /// reads them (10,000 names copied and freed again for a progress line, issue 15).
+    pub fn discovered(&self, nodes: &[String]) {
+        let named = if self.details_read() { nodes.to_vec() } else { Vec::new() };
+        self.emit(RunEvent::Discovered { count: nodes.len(), nodes: named });
     }
 
     /// Hands one event to every sink.

@@ -25,8 +25,8 @@ impl Default for Lines {
 }
 
 impl Sink for Lines {
-    /// Replies in time only count here.
-    fn reads_replies(&self) -> bool {
+    /// Replies in time and discovered nodes only count here.
+    fn reads_details(&self) -> bool {
         false
     }
 

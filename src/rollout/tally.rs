@@ -85,7 +85,7 @@ fn bare_event(node: &str, status: NodeStatus, msg: Option<String>) -> RunEvent {
 }
 
 /// Reports a result the moment it arrives, during the wait. `reads`: whether a sink reads
-/// replies ([`Reporter::replies_read`], asked once per batch).
+/// replies' details ([`Reporter::details_read`], asked once per batch).
 pub(crate) fn on_arrival(reporter: &Reporter, reads: bool, a: Arrival<'_>) {
     match a {
         Arrival::Reply(r) if reads => reporter.emit(reply_event(r, status_of(r))),
@@ -112,7 +112,13 @@ impl Tally {
     pub(crate) fn absorb(&mut self, out: &mut BatchOutcome, reporter: &Reporter) -> usize {
         self.take_late(std::mem::take(&mut out.late), reporter);
         let mut failed = out.replies.iter().filter(|r| !r.ok()).count() + out.malformed.len();
-        self.replies.append(&mut out.replies);
+        if self.replies.is_empty() {
+            // The first (or only) batch: its vector is taken whole, not copied into a new
+            // one (10,000 replies: a megabyte copied into freshly faulted pages).
+            std::mem::swap(&mut self.replies, &mut out.replies);
+        } else {
+            self.replies.append(&mut out.replies);
+        }
         self.malformed.extend(out.malformed.clone());
         for n in &out.no_reply {
             reporter.emit(bare_event(n, NodeStatus::NoReply, None));
@@ -270,7 +276,7 @@ mod tests {
         fn event(&self, e: &RunEvent) {
             self.0.lock().expect("lock").push(e.clone());
         }
-        fn reads_replies(&self) -> bool {
+        fn reads_details(&self) -> bool {
             self.1
         }
     }
@@ -287,8 +293,8 @@ mod tests {
                 sinks.push(std::sync::Arc::new(Kept(Default::default(), true)));
             }
             let reporter = Reporter::with_sinks(false, sinks);
-            assert_eq!(reporter.replies_read(), reads);
-            on_arrival(&reporter, reporter.replies_read(), Arrival::Reply(&r));
+            assert_eq!(reporter.details_read(), reads);
+            on_arrival(&reporter, reporter.details_read(), Arrival::Reply(&r));
             let seen = counting.0.lock().expect("lock").clone();
             let [RunEvent::NodeResult { node, status, statuscode, statusmsg, data, .. }] = &seen[..] else {
                 panic!("one node_result: {seen:?}")
@@ -297,7 +303,22 @@ mod tests {
             assert_eq!(statusmsg.is_some(), reads);
             assert_eq!(data.is_some(), reads);
         }
-        assert!(!crate::progress::Sink::reads_replies(&crate::progress::text::Lines::new()));
+        assert!(!crate::progress::Sink::reads_details(&crate::progress::text::Lines::new()));
+    }
+
+    /// `discovered` always has the count; the names only when a sink reads them.
+    #[test]
+    fn discovered_names_the_nodes_only_for_sinks_that_read_them() {
+        let nodes = vec!["a".to_string(), "b".to_string()];
+        for reads in [true, false] {
+            let kept = std::sync::Arc::new(Kept(Default::default(), reads));
+            let reporter = Reporter::with_sinks(false, vec![kept.clone()]);
+            reporter.discovered(&nodes);
+            let seen = kept.0.lock().expect("lock").clone();
+            let [RunEvent::Discovered { count, nodes: named }] = &seen[..] else { panic!("one discovered: {seen:?}") };
+            assert_eq!(*count, 2);
+            assert_eq!(named.len(), if reads { 2 } else { 0 });
+        }
     }
 
     #[test]

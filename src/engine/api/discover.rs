@@ -183,7 +183,7 @@ pub(crate) fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) ->
     // Resuming: the nodes this discovery found the first time, so the run acts on the same.
     if let Some(nodes) = host.replaying(|r| r.next_discovery()).flatten() {
         *crate::lock(&host.last_nodes) = nodes.clone();
-        host.reporter.emit(RunEvent::Discovered { count: nodes.len(), nodes: nodes.clone() });
+        host.reporter.discovered(&nodes);
         if nodes.len() < min {
             return Err(fleet_error(host, FleetError::TooFew { found: nodes.len(), min }));
         }
@@ -200,7 +200,7 @@ pub(crate) fn run_discovery(host: &Host, opts: &DiscoveryOptions, min: usize) ->
         }
     };
     *crate::lock(&host.last_nodes) = found.nodes.clone();
-    host.reporter.emit(RunEvent::Discovered { count: found.nodes.len(), nodes: found.nodes.clone() });
+    host.reporter.discovered(&found.nodes);
     if found.nodes.len() < min {
         return Err(fleet_error(host, FleetError::TooFew { found: found.nodes.len(), min }));
     }
