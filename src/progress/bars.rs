@@ -125,9 +125,9 @@ impl Default for Bars {
 }
 
 impl Sink for Bars {
-    /// Replies in time and discovered nodes only count here.
-    fn reads_details(&self) -> bool {
-        false
+    /// Replies in time only count here.
+    fn reads(&self) -> super::Reads {
+        super::Reads::Status
     }
 
     fn event(&self, e: &RunEvent) {

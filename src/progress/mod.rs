@@ -36,12 +36,24 @@ pub trait Sink: Send + Sync {
     fn keeps(&self) -> bool {
         false
     }
-    /// Whether this sink reads the details of events that people only count: the message
-    /// and data of a reply that came in time, the names of the discovered nodes. The sinks
-    /// for people only count those (late replies they read whole either way).
-    fn reads_details(&self) -> bool {
-        true
+    /// How much this sink reads of what people at most count: a reply that came in time
+    /// (late ones every sink reads whole) and the names of the discovered nodes.
+    fn reads(&self) -> Reads {
+        Reads::Details
     }
+}
+
+/// How much a sink reads of the events people at most count ([`Sink::reads`]); ordered, so
+/// the most any sink reads decides what is sent to all (issue 15: a copy per node for
+/// sinks that drop it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reads {
+    /// Nothing of them (the plain lines: batch summaries and late replies only).
+    Nothing,
+    /// A reply's status, to count it (progress bars).
+    Status,
+    /// A reply's message and data, the discovered nodes' names (JSONL, the journal).
+    Details,
 }
 
 /// A sink could not keep an event.
@@ -106,17 +118,17 @@ impl Reporter {
         self.inner.json
     }
 
-    /// Whether any sink reads the details of events ([`Sink::reads_details`]): when none
-    /// does, a reply's `node_result` goes out without copies of its message and data, and
-    /// `discovered` without the node names (issue 15: copies per node).
-    pub fn details_read(&self) -> bool {
-        self.sinks().iter().any(|s| s.reads_details())
+    /// The most any sink reads ([`Sink::reads`]): below [`Reads::Details`], a reply's
+    /// `node_result` goes out without copies of its message and data and `discovered`
+    /// without the node names; at [`Reads::Nothing`], a reply in time has no event.
+    pub fn reads(&self) -> Reads {
+        self.sinks().iter().map(|s| s.reads()).max().unwrap_or(Reads::Nothing)
     }
 
     /// Reports the end of discovery: the names are copied into the event only when a sink
     /// reads them (10,000 names copied and freed again for a progress line, issue 15).
     pub fn discovered(&self, nodes: &[String]) {
-        let named = if self.details_read() { nodes.to_vec() } else { Vec::new() };
+        let named = if self.reads() == Reads::Details { nodes.to_vec() } else { Vec::new() };
         self.emit(RunEvent::Discovered { count: nodes.len(), nodes: named });
     }
 

@@ -25,9 +25,9 @@ impl Default for Lines {
 }
 
 impl Sink for Lines {
-    /// Replies in time and discovered nodes only count here.
-    fn reads_details(&self) -> bool {
-        false
+    /// The lines show batch summaries, not replies in time.
+    fn reads(&self) -> super::Reads {
+        super::Reads::Nothing
     }
 
     fn event(&self, e: &RunEvent) {

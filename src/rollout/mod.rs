@@ -356,7 +356,7 @@ fn batches<H: Hooks>(
         // out before the next batch.
         breaks_at_send = seen;
         // Asked once per batch, not per reply: the sinks are set before a batch is sent.
-        let reads = reporter.details_read();
+        let reads = reporter.reads();
         let mut out =
             match rt.block_on(session.send_batch(nodes, &hard, &mut |a| tally::on_arrival(reporter, reads, a))) {
                 Ok(out) => out,

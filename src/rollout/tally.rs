@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::fleet::rpc::{status_name, Arrival, BatchOutcome, NodeReply};
 use crate::journal::replay::NodeRecord;
-use crate::progress::{NodeStatus, Reporter, RunEvent};
+use crate::progress::{NodeStatus, Reads, Reporter, RunEvent};
 
 /// Why a node failed: its status code when it answered, and the message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,11 +84,13 @@ fn bare_event(node: &str, status: NodeStatus, msg: Option<String>) -> RunEvent {
     }
 }
 
-/// Reports a result the moment it arrives, during the wait. `reads`: whether a sink reads
-/// replies' details ([`Reporter::details_read`], asked once per batch).
-pub(crate) fn on_arrival(reporter: &Reporter, reads: bool, a: Arrival<'_>) {
+/// Reports a result the moment it arrives, during the wait. `reads`: the most a sink reads
+/// ([`Reporter::reads`], asked once per batch).
+pub(crate) fn on_arrival(reporter: &Reporter, reads: Reads, a: Arrival<'_>) {
     match a {
-        Arrival::Reply(r) if reads => reporter.emit(reply_event(r, status_of(r))),
+        Arrival::Reply(r) if reads == Reads::Details => reporter.emit(reply_event(r, status_of(r))),
+        // No sink reads it (the plain lines): the tally has it for the summary.
+        Arrival::Reply(_) if reads == Reads::Nothing => {}
         // Only counted (bars, lines): the status without copies of the message and data.
         Arrival::Reply(r) => reporter.emit(RunEvent::NodeResult {
             node: r.sender.clone(),
@@ -270,54 +272,57 @@ mod tests {
     }
 
     /// Keeps what it is given.
-    struct Kept(std::sync::Mutex<Vec<RunEvent>>, bool);
+    struct Kept(std::sync::Mutex<Vec<RunEvent>>, Reads);
 
     impl crate::progress::Sink for Kept {
         fn event(&self, e: &RunEvent) {
             self.0.lock().expect("lock").push(e.clone());
         }
-        fn reads_details(&self) -> bool {
+        fn reads(&self) -> Reads {
             self.1
         }
     }
 
     /// A reply's `node_result` carries its message and data when a sink reads them (JSONL,
-    /// the journal), and only its status when every sink just counts.
+    /// the journal), only its status when the most a sink does is count it (bars), and is
+    /// not sent when no sink reads it (the plain lines).
     #[test]
     fn replies_are_copied_into_events_only_for_sinks_that_read_them() {
         let r = reply("a", 1);
-        for reads in [true, false] {
-            let counting = std::sync::Arc::new(Kept(Default::default(), false));
-            let mut sinks: Vec<std::sync::Arc<dyn crate::progress::Sink>> = vec![counting.clone()];
-            if reads {
-                sinks.push(std::sync::Arc::new(Kept(Default::default(), true)));
-            }
+        for most in [Reads::Nothing, Reads::Status, Reads::Details] {
+            let least = std::sync::Arc::new(Kept(Default::default(), Reads::Nothing));
+            let sinks: Vec<std::sync::Arc<dyn crate::progress::Sink>> =
+                vec![least.clone(), std::sync::Arc::new(Kept(Default::default(), most))];
             let reporter = Reporter::with_sinks(false, sinks);
-            assert_eq!(reporter.details_read(), reads);
-            on_arrival(&reporter, reporter.details_read(), Arrival::Reply(&r));
-            let seen = counting.0.lock().expect("lock").clone();
+            assert_eq!(reporter.reads(), most);
+            on_arrival(&reporter, reporter.reads(), Arrival::Reply(&r));
+            let seen = least.0.lock().expect("lock").clone();
+            if most == Reads::Nothing {
+                assert!(seen.is_empty(), "{seen:?}");
+                continue;
+            }
             let [RunEvent::NodeResult { node, status, statuscode, statusmsg, data, .. }] = &seen[..] else {
                 panic!("one node_result: {seen:?}")
             };
             assert_eq!((node.as_str(), *status, *statuscode), ("a", NodeStatus::Failed, Some(1)));
-            assert_eq!(statusmsg.is_some(), reads);
-            assert_eq!(data.is_some(), reads);
+            assert_eq!(statusmsg.is_some(), most == Reads::Details);
+            assert_eq!(data.is_some(), most == Reads::Details);
         }
-        assert!(!crate::progress::Sink::reads_details(&crate::progress::text::Lines::new()));
+        assert_eq!(crate::progress::Sink::reads(&crate::progress::text::Lines::new()), Reads::Nothing);
     }
 
     /// `discovered` always has the count; the names only when a sink reads them.
     #[test]
     fn discovered_names_the_nodes_only_for_sinks_that_read_them() {
         let nodes = vec!["a".to_string(), "b".to_string()];
-        for reads in [true, false] {
+        for reads in [Reads::Nothing, Reads::Status, Reads::Details] {
             let kept = std::sync::Arc::new(Kept(Default::default(), reads));
             let reporter = Reporter::with_sinks(false, vec![kept.clone()]);
             reporter.discovered(&nodes);
             let seen = kept.0.lock().expect("lock").clone();
             let [RunEvent::Discovered { count, nodes: named }] = &seen[..] else { panic!("one discovered: {seen:?}") };
             assert_eq!(*count, 2);
-            assert_eq!(named.len(), if reads { 2 } else { 0 });
+            assert_eq!(named.len(), if reads == Reads::Details { 2 } else { 0 });
         }
     }
 
