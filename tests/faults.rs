@@ -905,3 +905,65 @@ async fn a_secret_turned_into_text_never_reaches_the_fleet() {
     assert!(w.sim.stats().received.values().all(Vec::is_empty), "nothing was sent");
     assert_eq!(w.sim.stats().requests.get("discovery"), None, "no discovery either");
 }
+
+/// A windowed discovery whose process is starved of CPU while replies come in still counts
+/// every reply the broker delivered in time. Here the starving is done on purpose: a task on
+/// the discovery's own thread blocks it for 800 ms right after the first reply, while 40 more
+/// arrive 100 ms later. Before, the window's timer then fired with those replies unread (or
+/// read but queued) and discovery ended with one node; valgrind showed the same at 10,000
+/// nodes (256 found). Each round can go either way without the ping that ends discovery, so
+/// three rounds are run.
+#[tokio::test(flavor = "current_thread")]
+async fn a_starved_windowed_discovery_still_counts_the_replies_that_came_in_time() {
+    use fleetbook::fleet::discovery::DiscoveryOptions;
+    use fleetbook::fleet::protocol;
+    let broker = crate::support::broker();
+    let url = broker.url().to_string();
+    // The nodes answer from a thread of their own, which the blocking below does not stop:
+    // the first at once, then a signal to block, then the rest 100 ms later.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let nodes_url = url.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            use futures::StreamExt;
+            let nats = async_nats::connect(nodes_url.as_str()).await.expect("the nodes connect");
+            let mut requests = nats.subscribe("mcollective.broadcast.agent.discovery").await.expect("subscribe");
+            nats.flush().await.expect("flush");
+            ready_tx.send(()).expect("the test waits");
+            while let Some(m) = requests.next().await {
+                let req = protocol::decode_request(&m.payload).expect("a discovery request");
+                let reply = |id: &str| protocol::encode_reply(&req, id, b"pong", chrono::Utc::now());
+                nats.publish(req.reply_to.clone(), reply("a.example.net")).await.expect("publish");
+                nats.publish("test.block", "".into()).await.expect("publish");
+                nats.flush().await.expect("flush");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                for n in 0..40 {
+                    nats.publish(req.reply_to.clone(), reply(&format!("b{n:02}.example.net"))).await.expect("publish");
+                }
+                nats.flush().await.expect("flush");
+            }
+        });
+    });
+    ready_rx.recv_timeout(Duration::from_secs(20)).expect("the nodes subscribed");
+    let opts = fleetbook::fleet::ClientOptions { servers: vec![url], ..Default::default() };
+    let f = fleetbook::fleet::Fleet::connect(opts, fleetbook::fleet::ddl::DdlRegistry::builtin()).await.unwrap();
+    let mut block = f.nats().subscribe("test.block").await.expect("subscribe");
+    f.nats().flush().await.expect("flush");
+    let blocker = tokio::spawn(async move {
+        use futures::StreamExt;
+        while block.next().await.is_some() {
+            // Starves this thread, as a loaded machine would.
+            std::thread::sleep(Duration::from_millis(800));
+        }
+    });
+    let never = tokio_util::sync::CancellationToken::new();
+    for round in 0..3 {
+        let d = DiscoveryOptions { window: true, timeout: Some(Duration::from_secs(10)), ..Default::default() };
+        let (f2, never2) = (f.clone(), never.clone());
+        let found = tokio::spawn(async move { f2.discover(&d, &never2).await }).await.expect("the task");
+        let found = found.expect("discovery");
+        assert_eq!(found.nodes.len(), 41, "round {round}: {:?}", found.nodes);
+    }
+    blocker.abort();
+}

@@ -28,6 +28,9 @@ pub const WINDOW: Duration = Duration::from_millis(300);
 /// Replies read in one go before discovery looks at Ctrl-C and its deadline again.
 const RUN: usize = 256;
 
+/// How long the round trip that ends a discovery may take ([`Fleet::broadcast_discovery`]).
+const BARRIER: Duration = Duration::from_secs(2);
+
 /// What to discover.
 #[derive(Debug, Clone, Default)]
 pub struct DiscoveryOptions {
@@ -173,13 +176,43 @@ impl Fleet {
         let sleep = tokio::time::sleep_until(deadline);
         let cancelled = cancel.cancelled();
         tokio::pin!(sleep, cancelled);
+        let mut take = |m: async_nats::Message| match protocol::transport_sender(&m.payload) {
+            Some(id) => found.push(id),
+            None => malformed += 1,
+        };
         loop {
             tokio::select! {
                 _ = &mut cancelled => { interrupted = true; break }
-                _ = &mut sleep => match sleep.deadline() < deadline {
-                    true => sleep.as_mut().reset(deadline),
-                    false => break,
-                },
+                _ = &mut sleep => {
+                    if sleep.deadline() < deadline {
+                        sleep.as_mut().reset(deadline);
+                        continue;
+                    }
+                    // Our clock says the time is up, but replies that came in time may still
+                    // wait unread: a process starved of CPU (a loaded machine, valgrind) saw
+                    // its timer fire with thousands of replies queued, and ended discovery
+                    // without them. A ping's answer comes after everything the broker sent
+                    // before it, so once it is back those replies are in the subscription. (A
+                    // lost connection is reported below, without waiting here.)
+                    if self.connected() {
+                        tokio::select! {
+                            _ = &mut cancelled => { interrupted = true; break }
+                            _ = tokio::time::timeout(BARRIER, nats.flush()) => {}
+                        }
+                    }
+                    let mut more = 0;
+                    while let Some(Some(m)) = sub.next().now_or_never() {
+                        take(m);
+                        more += 1;
+                    }
+                    // They arrived within the window: it goes on from now.
+                    if more > 0 && opts.window && Instant::now() < hard_deadline {
+                        deadline = (Instant::now() + WINDOW).min(hard_deadline);
+                        sleep.as_mut().reset(deadline);
+                        continue;
+                    }
+                    break;
+                }
                 m = sub.next() => match m {
                     None => return Err(self.lost("discovery")),
                     Some(m) => {
@@ -189,10 +222,7 @@ impl Fleet {
                         let mut next = Some(m);
                         let mut taken = 0;
                         while let Some(m) = next.take() {
-                            match protocol::transport_sender(&m.payload) {
-                                Some(id) => found.push(id),
-                                None => malformed += 1,
-                            }
+                            take(m);
                             taken += 1;
                             if taken < RUN {
                                 // A closed subscription shows at the next `select!`.
