@@ -274,6 +274,27 @@ impl<'a> Scan<'a> {
         Some(Cow::Owned(unsafe { String::from_utf8_unchecked(out) }))
     }
 
+    /// [`Scan::unescaped`] into `out`, cleared first, escapes or not: for buffers reused from
+    /// one text to the next (each layer of each reply, issue 15).
+    pub(crate) fn unescaped_into<'o>(&mut self, out: &'o mut Vec<u8>) -> Option<&'o str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let at = start + special(self.b.get(start..)?)?;
+        out.clear();
+        if self.b[at] == b'"' {
+            out.extend_from_slice(&self.b[start..at]);
+            self.i = at + 1;
+        } else {
+            // No-op once the buffer has grown to the size of the texts it is used for.
+            out.reserve(self.b.len() - start + unescape::SLACK);
+            out.extend_from_slice(&self.b[start..at]);
+            self.i = unescape::unescape_from(self.b, at, out)? + 1;
+        }
+        // Whole characters of the text and the encodings of escapes: valid UTF-8, checked
+        // anyway (a failure goes the serde way).
+        utf8(out)
+    }
+
     /// An integer as serde_json reports it; `None` for a fraction, an exponent, `-0` or an
     /// overflow (serde_json makes those floats).
     pub(crate) fn integer(&mut self) -> Option<Int> {
@@ -627,8 +648,17 @@ mod tests {
             r#""unterminated"#,
             r#""ends in an escape\"#,
         ];
+        // Reused from case to case, as the reply decoder reuses it: what one left behind never
+        // shows in the next.
+        let mut reused = b"left over from before".to_vec();
         for c in cases {
             let ours = Scan::of(c).unescaped();
+            let mut s = Scan::of(c);
+            let into = s.unescaped_into(&mut reused).map(str::to_string);
+            assert_eq!(into.as_deref(), ours.as_deref(), "{c}");
+            if into.is_some() {
+                assert!(s.at_end(), "after the closing quote: {c}");
+            }
             let serde: Option<String> = serde_json::from_str(c).ok();
             match ours {
                 Some(s) => assert_eq!(Some(s.into_owned()), serde, "{c}"),
@@ -659,6 +689,7 @@ mod tests {
             "é", "€", "😀", "\u{1}", "\u{7f}", "/", " ",
         ];
         let mut rng = rand::rngs::SmallRng::seed_from_u64(64);
+        let mut reused = Vec::new();
         for _ in 0..100_000 {
             let mut s = String::from("\"");
             for _ in 0..rng.gen_range(0..120) {
@@ -670,6 +701,11 @@ mod tests {
             let whole = format!("{s} ,1");
             let mut scan = Scan::of(&whole);
             let ours = scan.unescaped();
+            let mut again = Scan::of(&whole);
+            assert_eq!(again.unescaped_into(&mut reused), ours.as_deref(), "{s}: into a reused buffer");
+            if ours.is_some() {
+                assert_eq!(again.i, scan.i, "{s}: the cursor");
+            }
             let serde: Option<String> = serde_json::from_str(&s).ok();
             match (ours, &serde) {
                 (Some(ours), Some(serde)) => {

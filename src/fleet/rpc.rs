@@ -66,13 +66,14 @@ const CHUNKS_AHEAD: usize = 1024;
 type Opened = std::result::Result<NodeReply, Box<(FleetError, bytes::Bytes)>>;
 
 /// Opens one reply: the transport (hash or signature checked), our request id, the body.
-/// Depends on nothing but the message and the request id, so any thread can do it.
-fn open(payload: bytes::Bytes, request_id: &str) -> Opened {
-    let reply = protocol::decode_reply(&payload).and_then(|r| {
+/// Depends on nothing but the message, the request id and the opener's buffers, so any
+/// thread can do it.
+fn open(payload: bytes::Bytes, request_id: &str, scratch: &mut protocol::Scratch) -> Opened {
+    let reply = protocol::with_reply(&payload, scratch, |r| {
         if r.request_id != request_id {
             return Err(FleetError::malformed("reply", format!("request id {} is not ours", r.request_id)));
         }
-        parse_body(r.sender, &r.body)
+        parse_body(r.sender.into_owned(), r.body)
     });
     reply.map_err(|e| Box::new((e, payload)))
 }
@@ -83,11 +84,12 @@ fn open(payload: bytes::Bytes, request_id: &str) -> Opened {
 /// keeps the order, and ends when the subscription ends (the client closed) or the session
 /// is dropped.
 async fn open_replies(mut sub: async_nats::Subscriber, request_id: String, to: tokio::sync::mpsc::Sender<Vec<Opened>>) {
+    let mut scratch = protocol::Scratch::default();
     while let Some(m) = sub.next().await {
-        let mut chunk = vec![open(m.payload, &request_id)];
+        let mut chunk = vec![open(m.payload, &request_id, &mut scratch)];
         while chunk.len() < CHUNK {
             match sub.next().now_or_never() {
-                Some(Some(m)) => chunk.push(open(m.payload, &request_id)),
+                Some(Some(m)) => chunk.push(open(m.payload, &request_id, &mut scratch)),
                 _ => break,
             }
         }

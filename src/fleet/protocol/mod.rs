@@ -4,6 +4,7 @@
 //! one module each behind the same functions here, so callers never branch on the version.
 
 mod fast;
+pub use fast::Scratch;
 mod v1;
 mod v2;
 
@@ -92,6 +93,42 @@ pub struct DecodedReply {
     pub body: Vec<u8>,
 }
 
+impl DecodedReply {
+    fn view(&self) -> ReplyView<'_> {
+        ReplyView {
+            version: self.version,
+            sender: Cow::Borrowed(&self.sender),
+            request_id: Cow::Borrowed(&self.request_id),
+            agent: Cow::Borrowed(&self.agent),
+            body: &self.body,
+        }
+    }
+}
+
+/// A reply opened and checked, borrowed from the buffers it was opened into
+/// ([`with_reply`]).
+#[derive(Debug)]
+pub struct ReplyView<'a> {
+    pub version: Version,
+    pub sender: Cow<'a, str>,
+    pub request_id: Cow<'a, str>,
+    pub agent: Cow<'a, str>,
+    /// The agent's reply body (RPC JSON, or `pong` for discovery).
+    pub body: &'a [u8],
+}
+
+impl ReplyView<'_> {
+    pub fn to_owned(&self) -> DecodedReply {
+        DecodedReply {
+            version: self.version,
+            sender: self.sender.to_string(),
+            request_id: self.request_id.to_string(),
+            agent: self.agent.to_string(),
+            body: self.body.to_vec(),
+        }
+    }
+}
+
 /// A request opened, as a server sees it.
 #[derive(Debug, Clone)]
 pub struct DecodedRequest {
@@ -171,9 +208,15 @@ pub fn encode_request(version: Version, spec: &RequestSpec<'_>, now: chrono::Dat
 
 /// Opens a reply transport, checks its hash and returns the agent body.
 pub fn decode_reply(payload: &[u8]) -> Result<DecodedReply> {
-    match fast::decode_reply(payload) {
-        Some(r) => Ok(r),
-        None => decode_reply_serde(payload),
+    with_reply(payload, &mut Scratch::default(), |r| Ok(r.to_owned()))
+}
+
+/// Opens a reply as [`decode_reply`] does, into `scratch`'s buffers (kept by the caller from
+/// one reply to the next), and hands `f` what it says.
+pub fn with_reply<T>(payload: &[u8], scratch: &mut Scratch, f: impl FnOnce(ReplyView<'_>) -> Result<T>) -> Result<T> {
+    match fast::open(payload, scratch) {
+        Some(r) => f(r),
+        None => f(decode_reply_serde(payload)?.view()),
     }
 }
 
@@ -282,12 +325,14 @@ fn reply_transport(protocol: &str, sender_key: &str, secure: &str, identity: &st
     Bytes::from(t)
 }
 
-/// Decodes base64 as [`B64`] does (standard alphabet, padded, no stray bits), with SIMD: the
-/// per-reply paths decode a transport's whole `data` (issue 15: the scalar decoder was a fifth
-/// of the client's reply decoding). A unit test holds it to [`B64`]'s results on mutated input;
+/// Decodes base64 as [`B64`] does (standard alphabet, padded, no stray bits), with SIMD, into
+/// `out`, cleared first (a buffer reused from one reply to the next): the per-reply paths
+/// decode a transport's whole `data` (issue 15: the scalar decoder was a fifth of the
+/// client's reply decoding). A unit test holds it to [`B64`]'s results on mutated input;
 /// errors are worded by [`b64`].
-pub(crate) fn b64_fast(data: &[u8]) -> Option<Vec<u8>> {
-    base64_simd::STANDARD.decode_to_vec(data).ok()
+pub(crate) fn b64_into(data: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    out.clear();
+    base64_simd::STANDARD.decode_append(data, out).ok()
 }
 
 /// Appends the base64 of `bytes` to `out`, the same text as [`B64`] writes, with SIMD (every
@@ -411,6 +456,7 @@ pub(super) mod tests {
         const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \n-_";
         let mut rng = rand::rngs::SmallRng::seed_from_u64(15);
         let (mut ok, mut refused) = (0, 0);
+        let mut reused = Vec::new();
         for _ in 0..100_000 {
             // Short ones and ones long enough for the SIMD loops.
             let len = if rng.gen_bool(0.5) { rng.gen_range(0..12) } else { rng.gen_range(12..700) };
@@ -440,7 +486,9 @@ pub(super) mod tests {
                 Some(_) => ok += 1,
                 None => refused += 1,
             }
-            assert_eq!(b64_fast(&text), want, "{:?}", String::from_utf8_lossy(&text));
+            // Into a buffer reused from one text to the next, as the replies' buffers are.
+            let got = b64_into(&text, &mut reused).map(|()| reused.clone());
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
         }
         assert!(ok > 30_000 && refused > 30_000, "both kinds are tried: {ok} {refused}");
     }
