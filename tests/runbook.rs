@@ -92,7 +92,10 @@ async fn a_failing_gate_stops_and_pause_without_terminal_stops() {
         let seen = [];
         rpc_batch("choria_provision", "restart", #{ token: "s3cret" }, #{
             filter: #{}, batch: [1, 2], sleep: 0,
-            gate: |b| { if b.batch < 2 { true } else if decision == "pause" { "pause" } else { false } },
+            gate: |b| {
+                print(`gate ${b.batch}: ${b.nodes.len()} node(s), ${b.ok.len()} ok`);
+                if b.batch < 2 { true } else if decision == "pause" { "pause" } else { false }
+            },
         });
         print("not reached");
         "#,
@@ -105,6 +108,10 @@ async fn a_failing_gate_stops_and_pause_without_terminal_stops() {
     );
     r.assert_code(3);
     assert!(!r.stderr.contains("not reached"));
+    // The gate sees each batch's nodes.
+    for line in ["gate 1: 1 node(s), 1 ok", "gate 2: 2 node(s), 2 ok"] {
+        assert!(r.stderr.contains(line) || r.stdout.contains(line), "{line}: {}", r.stderr);
+    }
     assert_eq!(provisioned(&w).len(), 3, "batches of 1 and 2 ran, the rest did not");
     let gates: Vec<Value> = events(&r).into_iter().filter(|e| e["event"] == "gate").collect();
     assert_eq!(gates.len(), 2);
@@ -113,6 +120,33 @@ async fn a_failing_gate_stops_and_pause_without_terminal_stops() {
     paused.assert_code(3);
     assert!(paused.stderr.contains("no terminal"), "{}", paused.stderr);
     assert_eq!(provisioned(&w2).len(), 3);
+}
+
+/// A gate sees its own batch: the nodes addressed, which answered ok and which failed (the
+/// replies had moved to the run's tally before the gate ran, and a gate saw none of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_sees_its_batchs_ok_and_failed_nodes() {
+    let w = World::start(SimConfig { fail_nodes: vec!["n002.example.net".into()], ..sim(4) }).await;
+    let (_d, rb) = runbook(
+        "seen.rhai",
+        r#"
+        rpc_batch("choria_provision", "restart", #{ token: "s3cret" }, #{
+            filter: #{}, batch: 2, sleep: 0,
+            gate: |b| {
+                print(`gate ${b.batch}: nodes=${b.nodes} ok=${b.ok} failed=${b.failed.keys()} replies=${b.replies.len()}`);
+                true
+            },
+        });
+        "#,
+    );
+    let r = w.fleetbook().args(["run", rb.to_str().unwrap()]).run().await;
+    let out = format!("{}{}", r.stdout, r.stderr);
+    for line in [
+        r#"gate 1: nodes=["n001.example.net", "n002.example.net"] ok=["n001.example.net"] failed=["n002.example.net"] replies=2"#,
+        r#"gate 2: nodes=["n003.example.net", "n004.example.net"] ok=["n003.example.net", "n004.example.net"] failed=[] replies=2"#,
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

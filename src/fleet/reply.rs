@@ -124,8 +124,6 @@ impl NodeReply {
 /// `replies`, `malformed`, `no_reply` and `unknown`.
 #[derive(Debug, Clone, Default)]
 pub struct BatchOutcome {
-    /// The nodes addressed, in order.
-    pub nodes: Vec<String>,
     /// Replies in arrival order.
     pub replies: Vec<NodeReply>,
     /// Addressed nodes whose reply did not decode, with the reason.

@@ -221,7 +221,7 @@ impl RpcSession {
             Some(e) if sent == 0 => Err(e),
             // Part of the batch may be on its way: its nodes are unknown, not unsent.
             Some(e) => {
-                let mut out = BatchOutcome { nodes: nodes.to_vec(), unknown: nodes.to_vec(), ..Default::default() };
+                let mut out = BatchOutcome { unknown: nodes.to_vec(), ..Default::default() };
                 out.interrupted = matches!(e, FleetError::Cancelled);
                 out.broker_lost = (!out.interrupted).then(|| e.to_string());
                 self.answered.extend(nodes.iter().cloned());
@@ -276,7 +276,7 @@ impl RpcSession {
         cancel: &CancellationToken,
         on: &mut (dyn FnMut(Arrival<'_>) + Send),
     ) -> Result<BatchOutcome> {
-        let mut out = BatchOutcome { nodes: nodes.to_vec(), ..Default::default() };
+        let mut out = BatchOutcome::default();
         // Grown once, not doubled (and copied or rehashed) a dozen times over a large batch.
         out.replies.reserve(nodes.len());
         self.answered.reserve(nodes.len());

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::fleet::filter::Filter;
-use crate::fleet::rpc::{BatchOutcome, RpcSession};
+use crate::fleet::rpc::{BatchOutcome, NodeReply, RpcSession};
 use crate::fleet::Fleet;
 use crate::interrupt::Interrupt;
 use crate::progress::{GateVerdict, Reporter, RunEvent};
@@ -124,6 +124,11 @@ impl Rollout {
 pub struct GateInput<'a> {
     pub batch: usize,
     pub batches: usize,
+    /// The nodes the batch addressed, in order.
+    pub nodes: &'a [String],
+    /// The batch's replies in time, in arrival order (moved from `out` to the tally).
+    pub replies: &'a [NodeReply],
+    /// The rest of the batch's outcome: its replies are in `replies`.
     pub out: &'a BatchOutcome,
     pub tally: &'a Tally,
 }
@@ -365,6 +370,8 @@ fn batches<H: Hooks>(
             };
         // Taken before the replies move into the tally.
         let ok_nodes = if events.is_some() { out.ok_nodes() } else { Vec::new() };
+        // The batch's replies move to the end of the tally's: the gate reads them there.
+        let first = tally.replies.len();
         let mut failed = tally.absorb(&mut out, reporter);
         let during = |tally: &Tally| Stop::InterruptedDuring {
             batch: i + 1,
@@ -418,7 +425,8 @@ fn batches<H: Hooks>(
             let stop = Stop::Threshold { batch: i + 1, batches: total, why, failed: tally.failed_lines() };
             return (End::Stopped(stop), i + 1);
         }
-        let input = GateInput { batch: i + 1, batches: total, out: &out, tally };
+        let input =
+            GateInput { batch: i + 1, batches: total, nodes, replies: &tally.replies[first..], out: &out, tally };
         if let Some(verdict) = hooks.gate(input) {
             match gate(verdict, i + 1, total, tally, reporter, hooks) {
                 Ok(None) => {}

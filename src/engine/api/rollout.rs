@@ -12,7 +12,6 @@ use super::{fleet_error, refuse_masked_text, runtime_error, Host, Options, Res};
 use crate::engine::convert::{from_json, map_to_json, strings, Secrets};
 use crate::engine::options::amount;
 use crate::fleet::filter::Filter;
-use crate::fleet::rpc::BatchOutcome;
 use crate::progress::GateVerdict;
 use crate::prompt::Answer;
 use crate::rollout::policy::{self, Amount, Thresholds};
@@ -189,7 +188,7 @@ impl Hooks for RunbookHooks<'_> {
 
     fn gate(&mut self, input: GateInput<'_>) -> Option<Result<GateVerdict, Self::Error>> {
         let gate = self.gate.as_ref()?;
-        let mut m = batch_map(input.out);
+        let mut m = batch_map(&input);
         m.insert("batch".into(), Dynamic::from(input.batch as rhai::INT));
         m.insert("batches".into(), Dynamic::from(input.batches as rhai::INT));
         m.insert("run".into(), Dynamic::from_map(result(input.tally)));
@@ -286,20 +285,26 @@ fn dry_run(host: &Host, r: &Rollout) -> Map {
     m
 }
 
-fn batch_map(out: &BatchOutcome) -> Map {
+/// What a gate sees of its batch. The replies come from `input.replies`: by the time the gate
+/// runs they have moved from the outcome to the tally (a gate once saw no ok and no failed
+/// node at all).
+fn batch_map(input: &GateInput<'_>) -> Map {
+    let (out, answered) = (input.out, input.replies);
     let mut m = Map::new();
-    m.insert("nodes".into(), strings(&out.nodes));
-    m.insert("ok".into(), strings(&out.ok_nodes()));
+    m.insert("nodes".into(), strings(input.nodes));
+    let mut ok: Vec<String> = answered.iter().filter(|r| r.ok()).map(|r| r.sender.clone()).collect();
+    ok.sort();
+    m.insert("ok".into(), strings(&ok));
     let mut failed = Map::new();
-    for (n, (code, msg)) in out.failed() {
-        failed.insert(n.into(), status(Some(code), &msg));
+    for r in answered.iter().filter(|r| !r.ok()) {
+        failed.insert(r.sender.as_str().into(), status(Some(r.statuscode), &r.statusmsg));
     }
     for (n, why) in &out.malformed {
         failed.insert(n.into(), status(None, &format!("malformed reply: {why}")));
     }
     m.insert("failed".into(), Dynamic::from_map(failed));
     m.insert("no_reply".into(), strings(&out.no_reply));
-    m.insert("replies".into(), replies(&out.replies));
+    m.insert("replies".into(), replies(answered));
     m
 }
 
