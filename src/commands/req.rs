@@ -248,14 +248,15 @@ async fn direct(
         let (retry_failed, resend_unknown) = (flags.retry_failed, flags.resend_unknown);
         rollout.resume = Some(crate::rollout::Resumed { call: was.clone(), retry_failed, resend_unknown });
     }
-    // The driver blocks on the runtime between its hooks: it runs on a blocking thread.
-    let (rt, f, r, rep, int) =
-        (tokio::runtime::Handle::current(), fleet.clone(), rollout.clone(), reporter.clone(), interrupt.clone());
+    // The driver blocks on the runtime between its hooks: it runs on a blocking thread. The
+    // rollout moves there and back (its batches name every node: not copied).
+    let (rt, f, rep, int) = (tokio::runtime::Handle::current(), fleet.clone(), reporter.clone(), interrupt.clone());
     let o = tokio::task::spawn_blocking(move || {
-        crate::rollout::drive(&rt, &f, &r, &rep, &int, &mut ReqHooks { interrupt: &int })
+        let o = crate::rollout::drive(&rt, &f, &rollout, &rep, &int, &mut ReqHooks { interrupt: &int });
+        (o, rollout)
     })
     .await;
-    let o = match o {
+    let (o, rollout) = match o {
         Ok(o) => o,
         Err(e) => {
             return (Err(Error::Internal { message: format!("the rollout thread failed: {e}") }), Counts::default())

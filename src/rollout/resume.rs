@@ -31,14 +31,15 @@ impl Resumed {
 }
 
 /// Per batch of the plan (same numbering): the nodes to send, and the unknown nodes that
-/// stop the rollout before the batch.
+/// stop the rollout before the batch. Not resuming, the nodes to send are the plan's own
+/// batches, borrowed (10,000 names are not copied to be sent).
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct Split {
-    pub(crate) send: Vec<Vec<String>>,
+pub(crate) struct Split<'a> {
+    pub(crate) send: std::borrow::Cow<'a, [Vec<String>]>,
     pub(crate) blocked: Vec<Vec<String>>,
 }
 
-impl Split {
+impl Split<'_> {
     /// Nothing to send and nothing blocked: the earlier attempts finished this rollout.
     pub(crate) fn finished(&self) -> bool {
         self.send.iter().chain(&self.blocked).all(Vec::is_empty)
@@ -72,13 +73,13 @@ impl Split {
 }
 
 /// Splits the plan; nodes the journal finished are filed into `tally` (reported as resumed).
-pub(crate) fn split(r: &Rollout, tally: &mut Tally, reporter: &Reporter) -> Split {
+pub(crate) fn split<'a>(r: &'a Rollout, tally: &mut Tally, reporter: &Reporter) -> Split<'a> {
     let Some(res) = &r.resume else {
-        return Split { send: r.batches.clone(), blocked: vec![Vec::new(); r.batches.len()] };
+        return Split { send: (&r.batches[..]).into(), blocked: vec![Vec::new(); r.batches.len()] };
     };
     let unknown = res.call.unknown();
     let resend = res.resend_unknown || policy::is_read_only(&r.agent, &r.action);
-    let mut s = Split::default();
+    let (mut send_all, mut s) = (Vec::new(), Split::default());
     for batch in &r.batches {
         let (mut send, mut blocked) = (Vec::new(), Vec::new());
         for n in batch {
@@ -91,9 +92,10 @@ pub(crate) fn split(r: &Rollout, tally: &mut Tally, reporter: &Reporter) -> Spli
                 _ => send.push(n.clone()),
             }
         }
-        s.send.push(send);
+        send_all.push(send);
         s.blocked.push(blocked);
     }
+    s.send = send_all.into();
     s
 }
 
@@ -140,7 +142,8 @@ mod tests {
         let reporter = Reporter::with_sinks(false, Vec::new());
         let res = Resumed { call, retry_failed: false, resend_unknown: false };
         let mut t = Tally::default();
-        let s = split(&rollout("restart", res.clone()), &mut t, &reporter);
+        let r = rollout("restart", res.clone());
+        let s = split(&r, &mut t, &reporter);
         assert_eq!(s.send, vec![Vec::<String>::new(), vec!["d".to_string()], vec!["e".to_string()]]);
         assert_eq!(s.blocked[1], vec!["c".to_string()]);
         assert_eq!(s.blocked_first(), Some(1));
@@ -148,12 +151,14 @@ mod tests {
 
         let retry = Resumed { retry_failed: true, resend_unknown: true, ..res.clone() };
         let mut t = Tally::default();
-        let s = split(&rollout("restart", retry), &mut t, &reporter);
+        let r = rollout("restart", retry);
+        let s = split(&r, &mut t, &reporter);
         assert_eq!(s.send[0], vec!["b".to_string()]);
         assert_eq!(s.send[1], vec!["c".to_string(), "d".to_string()]);
         assert_eq!(s.blocked_first(), None);
         // A read-only action is simply sent again.
-        let s = split(&rollout("ping", res), &mut Tally::default(), &reporter);
+        let r = rollout("ping", res);
+        let s = split(&r, &mut Tally::default(), &reporter);
         assert_eq!((s.send[1].len(), s.blocked_first()), (2, None));
     }
 }
