@@ -464,13 +464,18 @@ fn main() {
         if let Some(b) = &before {
             variants.insert(0, ("BEFORE insecure v1".into(), b.as_str(), vec!["--insecure"]));
         }
-        for (label, program, extra) in &variants {
-            let mut runs = Vec::new();
-            for _ in 0..ROUNDS {
+        // Rounds interleave the variants: the machine's speed drifts over a run (by 20% over
+        // minutes on this shared VM), and five runs of one variant after another compared
+        // that drift as much as the variants.
+        let mut all: Vec<Vec<_>> = variants.iter().map(|_| Vec::new()).collect();
+        for _ in 0..ROUNDS {
+            for ((_, program, extra), runs) in variants.iter().zip(&mut all) {
                 let mut args = extra.clone();
                 args.extend_from_slice(&PING);
                 runs.push(run_program(program, &url, n, &args));
             }
+        }
+        for ((label, _, _), runs) in variants.iter().zip(&all) {
             let cpu = median(runs.iter().map(|r| r.cpu).collect());
             let wall = median(runs.iter().map(|r| r.wall).collect());
             let rss = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
