@@ -31,6 +31,11 @@ const RUN: usize = 256;
 /// How long the round trip that ends a discovery may take ([`Fleet::broadcast_discovery`]).
 const BARRIER: Duration = Duration::from_secs(2);
 
+/// At most this many replies are taken after that round trip: on a runtime with workers the
+/// connection keeps filling the subscription meanwhile, and a flood faster than discovery
+/// reads must not keep it from ending.
+const DRAIN_MAX: usize = 1 << 20;
+
 /// What to discover.
 #[derive(Debug, Clone, Default)]
 pub struct DiscoveryOptions {
@@ -201,7 +206,8 @@ impl Fleet {
                         }
                     }
                     let mut more = 0;
-                    while let Some(Some(m)) = sub.next().now_or_never() {
+                    while more < DRAIN_MAX {
+                        let Some(Some(m)) = sub.next().now_or_never() else { break };
                         take(m);
                         more += 1;
                     }
