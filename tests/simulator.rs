@@ -259,7 +259,7 @@ async fn a_nodes_second_answer_in_a_session_is_unexpected_and_its_batch_place_st
     let cancel = tokio_util::sync::CancellationToken::new();
     let (a, b) = ("n001.example.net".to_string(), "n002.example.net".to_string());
     let first = s.send_batch(std::slice::from_ref(&a), &cancel, &mut |_| {}).await.expect("batch 1");
-    assert_eq!(first.ok_nodes(), vec![a.clone()]);
+    assert_eq!(fleetbook::fleet::rpc::ok_nodes(&first.replies), vec![a.clone()]);
     let second = s.send_batch(&[a.clone(), b.clone()], &cancel, &mut |_| {}).await.expect("batch 2");
     let senders: Vec<&str> = second.replies.iter().map(|r| r.sender.as_str()).collect();
     assert_eq!(senders, vec![b.as_str()], "{second:?}");
@@ -286,7 +286,7 @@ async fn a_sessions_reply_subscription_ends_with_the_session() {
     let cancel = tokio_util::sync::CancellationToken::new();
     let node = "n001.example.net".to_string();
     let out = s.send_batch(std::slice::from_ref(&node), &cancel, &mut |_| {}).await.expect("a batch");
-    assert_eq!(out.ok_nodes(), vec![node]);
+    assert_eq!(fleetbook::fleet::rpc::ok_nodes(&out.replies), vec![node]);
     let subject = protocol::reply_subject(&s.collective, &fleet.options().caller_id, &s.request_id);
     let quoted = format!("\"{subject}\"");
     let list = subscriptions().await;

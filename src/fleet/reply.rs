@@ -148,22 +148,12 @@ pub struct BatchOutcome {
     pub broker_lost: Option<String>,
 }
 
-impl BatchOutcome {
-    /// Nodes that answered with status 0, sorted.
-    pub fn ok_nodes(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.replies.iter().filter(|r| r.ok()).map(|r| r.sender.clone()).collect();
-        v.sort();
-        v
-    }
-
-    /// Nodes that answered with a failure status, by identity.
-    pub fn failed(&self) -> BTreeMap<String, (u8, String)> {
-        self.replies
-            .iter()
-            .filter(|r| !r.ok())
-            .map(|r| (r.sender.clone(), (r.statuscode, r.statusmsg.clone())))
-            .collect()
-    }
+/// The nodes of `replies` that answered with status 0, sorted. (A batch's replies, once the
+/// tally has taken them from its [`BatchOutcome`]: the outcome is left without them.)
+pub fn ok_nodes(replies: &[NodeReply]) -> Vec<String> {
+    let mut v: Vec<String> = replies.iter().filter(|r| r.ok()).map(|r| r.sender.clone()).collect();
+    v.sort();
+    v
 }
 
 /// A node's result the moment it is known, for the caller to show while the wait goes on.

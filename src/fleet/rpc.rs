@@ -19,7 +19,7 @@ use super::error::{FleetError, Result};
 use super::filter::Filter;
 use super::protocol::{self, Payload, RequestSpec};
 use super::reply::parse_body;
-pub use super::reply::{status_name, Arrival, BatchOutcome, Data, NodeReply};
+pub use super::reply::{ok_nodes, status_name, Arrival, BatchOutcome, Data, NodeReply};
 
 /// An RPC in progress: validated inputs, one request id, one reply subscription.
 pub struct RpcSession {

@@ -368,11 +368,11 @@ fn batches<H: Hooks>(
                 // Nothing of this batch went out.
                 Err(e) => return (End::from_fleet(e, i, total), i),
             };
-        // Taken before the replies move into the tally.
-        let ok_nodes = if events.is_some() { out.ok_nodes() } else { Vec::new() };
-        // The batch's replies move to the end of the tally's: the gate reads them there.
+        // The batch's replies move to the end of the tally's: the event wait and the gate
+        // read them there.
         let first = tally.replies.len();
         let mut failed = tally.absorb(&mut out, reporter);
+        let ok_nodes = if events.is_some() { crate::fleet::rpc::ok_nodes(&tally.replies[first..]) } else { Vec::new() };
         let during = |tally: &Tally| Stop::InterruptedDuring {
             batch: i + 1,
             batches: total,

@@ -292,9 +292,7 @@ fn batch_map(input: &GateInput<'_>) -> Map {
     let (out, answered) = (input.out, input.replies);
     let mut m = Map::new();
     m.insert("nodes".into(), strings(input.nodes));
-    let mut ok: Vec<String> = answered.iter().filter(|r| r.ok()).map(|r| r.sender.clone()).collect();
-    ok.sort();
-    m.insert("ok".into(), strings(&ok));
+    m.insert("ok".into(), strings(&crate::fleet::rpc::ok_nodes(answered)));
     let mut failed = Map::new();
     for r in answered.iter().filter(|r| !r.ok()) {
         failed.insert(r.sender.as_str().into(), status(Some(r.statuscode), &r.statusmsg));
