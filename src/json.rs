@@ -253,17 +253,14 @@ impl<'a> Scan<'a> {
     pub(crate) fn unescaped(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.i;
-        let mut at = start + special(self.b.get(start..)?)?;
+        let at = start + special(self.b.get(start..)?)?;
         if self.b[at] == b'"' {
             self.i = at + 1;
             return Some(Cow::Borrowed(&self.text[start..at]));
         }
-        // Sized for the rest of the text: v1's secure message, the common case, is nearly all
-        // of it. A short string in a long text gives the excess back below.
-        let mut out: Vec<u8> = Vec::with_capacity(self.b.len() - start + unescape::SLACK);
-        out.extend_from_slice(&self.b[start..at]);
-        at = unescape::unescape_from(self.b, at, &mut out)?;
-        self.i = at + 1;
+        let mut out = Vec::new();
+        self.unescape_rest(start, at, &mut out)?;
+        // A short string in a long text gives the excess room back.
         if out.capacity() > 2 * out.len() + 64 {
             out.shrink_to_fit();
         }
@@ -285,14 +282,22 @@ impl<'a> Scan<'a> {
             out.extend_from_slice(&self.b[start..at]);
             self.i = at + 1;
         } else {
-            // No-op once the buffer has grown to the size of the texts it is used for.
-            out.reserve(self.b.len() - start + unescape::SLACK);
-            out.extend_from_slice(&self.b[start..at]);
-            self.i = unescape::unescape_from(self.b, at, out)? + 1;
+            self.unescape_rest(start, at, out)?;
         }
         // Whole characters of the text and the encodings of escapes: valid UTF-8, checked
         // anyway (a failure goes the serde way).
         utf8(out)
+    }
+
+    /// The string from `start` whose first escape is at `at`, unescaped onto `out`; the
+    /// cursor goes past its closing quote. `out` is given room for the rest of the text
+    /// (v1's secure message, the common case, is nearly all of it; a no-op for a buffer that
+    /// has grown to the size of the texts it is used for).
+    fn unescape_rest(&mut self, start: usize, at: usize, out: &mut Vec<u8>) -> Option<()> {
+        out.reserve(self.b.len() - start + unescape::SLACK);
+        out.extend_from_slice(&self.b[start..at]);
+        self.i = unescape::unescape_from(self.b, at, out)? + 1;
+        Some(())
     }
 
     /// An integer as serde_json reports it; `None` for a fraction, an exponent, `-0` or an

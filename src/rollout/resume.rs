@@ -79,7 +79,7 @@ pub(crate) fn split<'a>(r: &'a Rollout, tally: &mut Tally, reporter: &Reporter) 
     };
     let unknown = res.call.unknown();
     let resend = res.resend_unknown || policy::is_read_only(&r.agent, &r.action);
-    let (mut send_all, mut s) = (Vec::new(), Split::default());
+    let (mut send_all, mut blocked_all) = (Vec::new(), Vec::new());
     for batch in &r.batches {
         let (mut send, mut blocked) = (Vec::new(), Vec::new());
         for n in batch {
@@ -93,10 +93,9 @@ pub(crate) fn split<'a>(r: &'a Rollout, tally: &mut Tally, reporter: &Reporter) 
             }
         }
         send_all.push(send);
-        s.blocked.push(blocked);
+        blocked_all.push(blocked);
     }
-    s.send = send_all.into();
-    s
+    Split { send: send_all.into(), blocked: blocked_all }
 }
 
 #[cfg(test)]

@@ -65,6 +65,15 @@ fn raw_once<'a>(s: &mut Scan<'a>, slot: &mut Option<&'a str>) -> Option<()> {
     Some(())
 }
 
+/// A string field unescaped into `out` ([`Scan::unescaped_into`]), noted in `read`; `None`
+/// (give up) when the field is given twice, as [`raw_once`] does.
+fn unescaped_once(s: &mut Scan<'_>, read: &mut bool, out: &mut Vec<u8>) -> Option<()> {
+    if std::mem::replace(read, true) {
+        return None;
+    }
+    s.unescaped_into(out).map(drop)
+}
+
 /// The sender a transport's headers name (`mc_sender`, else `sender`), as
 /// [`super::transport_sender`] reads it, or `None` to let serde decide. Discovery reads
 /// nothing else of each reply: serde's walk over the whole transport, base64 `data`
@@ -121,11 +130,7 @@ fn reply_v1<'s>(secure: &[u8], reply: &'s mut Vec<u8>, body: &'s mut Vec<u8>) ->
     let mut message = false;
     let [protocol, hash, _, _] =
         Scan::new(secure)?.whole_strings(["protocol", "hash", "signature", "pubcert"], |s, key| match key {
-            "message" if !message => {
-                message = true;
-                s.unescaped_into(reply).map(drop)
-            }
-            "message" => None,
+            "message" => unescaped_once(s, &mut message, reply),
             _ => s.skip(0),
         })?;
     if protocol? != v1::SECURE_REPLY || !message {
@@ -141,11 +146,8 @@ fn reply_v1<'s>(secure: &[u8], reply: &'s mut Vec<u8>, body: &'s mut Vec<u8>) ->
             envelope = Some(s.strings(1, ["requestid", "senderid", "agent"], |s, _| s.skip(1))?);
             Some(())
         }
-        "message" if !body_read => {
-            body_read = true;
-            s.unescaped_into(body).map(drop)
-        }
-        "envelope" | "message" => None,
+        "message" => unescaped_once(s, &mut body_read, body),
+        "envelope" => None,
         _ => s.skip(0),
     })?;
     if protocol? != v1::REPLY || !body_read {
